@@ -1,0 +1,191 @@
+//! Writes the instrumented function.
+//!
+//! A sync body runs as `call_once(move || body)` so `return` and `?` end
+//! the body, not the wrapper; an async body runs as an `async move` block
+//! inside the guard's correlation scope. Either way the result is first
+//! returned on a dead branch (`if false { return result; }`), which gives
+//! it the function's return type before it is classified, so `?` and
+//! elided lifetimes infer as they did. The signature and attributes are
+//! re-emitted unchanged, so lints and errors point at the user's code.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::{Error, Ident, Path};
+
+use crate::args::{Args, ValueKind};
+use crate::item::{Body, Function};
+
+/// The whole macro: parse, validate, expand, and on error return the
+/// compile errors together with the untouched item (no knock-on errors).
+pub(crate) fn monitor_performance(args: TokenStream, item: TokenStream) -> TokenStream {
+    let args = syn::parse2::<Args>(args);
+    let function = Function::parse(item.clone());
+    match (args, function) {
+        (Ok(args), Ok(Some(function))) => expand(&args, function),
+        // Not valid Rust: let rustc report the real error on the user's tokens.
+        (Ok(_), Ok(None)) => item,
+        (Err(mut e), Err(item_error)) => {
+            e.combine(item_error);
+            fallback(&e, item)
+        }
+        (Err(e), _) | (_, Err(e)) => fallback(&e, item),
+    }
+}
+
+fn fallback(error: &Error, item: TokenStream) -> TokenStream {
+    let error = error.to_compile_error();
+    quote!(#error #item)
+}
+
+/// Local names of the expansion; mixed-site so no user name can clash.
+struct Names {
+    guard: Ident,
+    result: Ident,
+    error: Ident,
+    ctx: Ident,
+    callsite: Ident,
+}
+
+impl Names {
+    fn new() -> Self {
+        let m = Span::mixed_site();
+        Self {
+            guard: Ident::new("__observe_guard", m),
+            result: Ident::new("__observe_result", m),
+            error: Ident::new("__observe_err", m),
+            ctx: Ident::new("__observe_ctx", m),
+            callsite: format_ident!("__OBSERVE_CALLSITE"),
+        }
+    }
+}
+
+fn expand(args: &Args, f: Function) -> TokenStream {
+    let krate: Path = args.krate.clone().unwrap_or_else(|| syn::parse_quote!(::observe));
+    let names = Names::new();
+    let diverges = f.diverges();
+    let Function { outer_attrs, inner_attrs, vis, sig, body } = f;
+    let is_async = sig.asyncness.is_some();
+
+    let callsite = callsite(args, &krate, &names, &sig.ident);
+    let (guard_sync, guard_async) = (guard(args, &krate, &names, false), guard(args, &krate, &names, true));
+    let finish = finish(&krate, &names);
+    let Names { guard, result, .. } = &names;
+
+    let body = match body {
+        Body::Plain(block) if is_async => quote! {
+            #guard_async
+            let #result = #guard.instrument(async move #block).await;
+            #[allow(unreachable_code)]
+            if false {
+                return #result;
+            }
+            #finish
+            #result
+        },
+        Body::Plain(block) if diverges => quote! {
+            #guard_sync
+            #krate::__private::call_once(move || #block)
+        },
+        Body::Plain(block) => quote! {
+            #guard_sync
+            let #result = #krate::__private::call_once(move || #block);
+            #[allow(unreachable_code)]
+            if false {
+                return #result;
+            }
+            #finish
+            #result
+        },
+        Body::AsyncTrait { stmts, pin_path, inner } => quote! {
+            #(#stmts)*
+            #pin_path(async move {
+                #guard_async
+                let #result = #guard.instrument(async move #inner).await;
+                #[allow(unreachable_code)]
+                if false {
+                    return #result;
+                }
+                #finish
+                #result
+            })
+        },
+    };
+
+    quote! {
+        #(#outer_attrs)*
+        #vis #sig {
+            #(#inner_attrs)*
+            #callsite
+            #body
+        }
+    }
+}
+
+/// The function's static callsite.
+fn callsite(args: &Args, krate: &Path, names: &Names, fn_name: &Ident) -> TokenStream {
+    let operation = match &args.operation {
+        Some(lit) => lit.value(),
+        None => fn_name.to_string().trim_start_matches("r#").to_owned(),
+    };
+    let level = Ident::new(args.level.map_or("INFO", |l| l.as_ident_str()), Span::call_site());
+    let slow = args.slow.as_ref().map_or_else(
+        || quote!(0u64),
+        |s| {
+            let nanos = s.nanos;
+            quote_spanned!(s.lit.span()=> #nanos)
+        },
+    );
+    let name = &names.callsite;
+    // `file!()`/`line!()` spanned on the function name report its location.
+    let file = quote_spanned!(fn_name.span()=> ::core::file!());
+    let line = quote_spanned!(fn_name.span()=> ::core::line!());
+    quote! {
+        #krate::__private::__callsite!(#name, #operation, #level, #slow, #file, #line);
+    }
+}
+
+/// `let guard = Guard::enter..(&CALLSITE[, |ctx| { .. }]);`
+fn guard(args: &Args, krate: &Path, names: &Names, is_async: bool) -> TokenStream {
+    let Names { guard, ctx, callsite, .. } = names;
+    if args.context.is_empty() {
+        let enter = if is_async { quote!(enter_async) } else { quote!(enter) };
+        return quote! {
+            let #guard = #krate::__private::Guard::#enter(&#callsite);
+        };
+    }
+    let fields = args.context.iter().map(|field| {
+        let key = &field.key;
+        let expr = &field.expr;
+        let value = match field.kind {
+            ValueKind::Value => quote_spanned!(field.key_span=> &(#expr)),
+            ValueKind::Display => quote!(&#krate::__private::display(&(#expr))),
+            ValueKind::Debug => quote!(&#krate::__private::debug(&(#expr))),
+        };
+        quote! { #ctx.field(#key, #value); }
+    });
+    let enter = if is_async { quote!(enter_async_with) } else { quote!(enter_with) };
+    quote! {
+        let #guard = #krate::__private::Guard::#enter(&#callsite, |#ctx: &mut #krate::__private::ContextWriter| {
+            #(#fields)*
+        });
+    }
+}
+
+/// Classifies the result and finishes the guard.
+fn finish(krate: &Path, names: &Names) -> TokenStream {
+    let Names { guard, result, error, .. } = names;
+    quote! {
+        {
+            #[allow(unused_imports)]
+            use #krate::__private::{
+                DescribeDebug as _, DescribeDisplay as _, DescribeName as _, IsResult as _, NotResult as _,
+            };
+            match (&#krate::__private::Wrap(&#result)).__observe_err() {
+                ::core::option::Option::None => #guard.success(),
+                ::core::option::Option::Some(#error) => {
+                    #guard.error((&&#krate::__private::ErrWrap(#error)).__observe_describe());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! What the `monitor_performance` expansion names. Not a public API: it may
+//! change in any release.
+
+pub use crate::__callsite;
+pub use crate::operation::{
+    Callsite, ContextWriter, DescribeDebug, DescribeDisplay, DescribeName, ErrWrap, FIELDS, Guard, IsResult,
+    NotResult, Wrap, call_once, debug, display,
+};
+pub use tracing_core;

@@ -1,0 +1,327 @@
+//! `Observe::builder(service)...install()`: one call in `main` that wires
+//! the JSON log layer, its sinks and the Prometheus recorder.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+
+use crate::correlation::{self, IdFormat};
+use crate::log::{self, JsonLayer, Redactor};
+use crate::metrics::{self as observe_metrics, names};
+use crate::sink::{FanOut, Sink, StdoutSink};
+
+/// How long dropping the [`ObserveGuard`] waits for sinks to drain.
+pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Entry point: `Observe::builder("my-service")`.
+#[derive(Debug, Clone, Copy)]
+pub struct Observe;
+
+impl Observe {
+    /// Starts configuring observability for `service`.
+    ///
+    /// ```no_run
+    /// let _guard = observe_runtime::Observe::builder("websocket-ingestion")
+    ///     .install()
+    ///     .expect("nothing else installed a subscriber or recorder");
+    /// ```
+    #[must_use]
+    pub fn builder(service: impl Into<String>) -> ObserveBuilder {
+        ObserveBuilder {
+            service: service.into(),
+            sinks: Vec::new(),
+            filter: None,
+            prometheus: true,
+            buckets: vec![(names::OPERATION_DURATION_SECONDS.to_owned(), names::DEFAULT_DURATION_BUCKETS.to_vec())],
+            max_line_bytes: log::DEFAULT_MAX_LINE_BYTES,
+            redactor: None,
+            id_format: IdFormat::default(),
+            flush_timeout: DEFAULT_FLUSH_TIMEOUT,
+        }
+    }
+}
+
+/// Configures and installs observe; made by [`Observe::builder`].
+#[derive(Debug)]
+#[must_use = "nothing is installed until `install()` is called"]
+pub struct ObserveBuilder {
+    service: String,
+    sinks: Vec<Arc<dyn Sink>>,
+    filter: Option<Targets>,
+    prometheus: bool,
+    buckets: Vec<(String, Vec<f64>)>,
+    max_line_bytes: usize,
+    redactor: Option<Redactor>,
+    id_format: IdFormat,
+    flush_timeout: Duration,
+}
+
+impl ObserveBuilder {
+    /// Adds a sink. Without any, lines go to standard output.
+    pub fn sink(mut self, sink: impl Sink) -> Self {
+        self.sinks.push(Arc::new(sink));
+        self
+    }
+
+    /// Logs events at `level` and above (default: `INFO`, or the
+    /// `OBSERVE_LOG` / `RUST_LOG` environment variable when set).
+    pub fn level(mut self, level: LevelFilter) -> Self {
+        self.filter = Some(Targets::new().with_default(level));
+        self
+    }
+
+    /// Filters events by target, e.g. `"info,my_crate::db=warn"` parsed
+    /// as a [`Targets`].
+    pub fn filter(mut self, targets: Targets) -> Self {
+        self.filter = Some(targets);
+        self
+    }
+
+    /// Installs the Prometheus recorder (default `true`). Without it, the
+    /// metrics facade is left alone for another recorder.
+    pub fn prometheus(mut self, enabled: bool) -> Self {
+        self.prometheus = enabled;
+        self
+    }
+
+    /// Sets the histogram buckets of the metric named `metric`.
+    ///
+    /// Empty bucket lists are ignored: a histogram without buckets would be
+    /// exported as a summary, which cannot be aggregated across instances.
+    pub fn histogram_buckets(mut self, metric: &str, buckets: &[f64]) -> Self {
+        if !buckets.is_empty() {
+            self.buckets.retain(|(m, _)| m != metric);
+            self.buckets.push((metric.to_owned(), buckets.to_vec()));
+        }
+        self
+    }
+
+    /// Caps each log line at `bytes` (default 32 KiB).
+    pub fn max_line_bytes(mut self, bytes: usize) -> Self {
+        self.max_line_bytes = bytes;
+        self
+    }
+
+    /// Replaces the list of context keys whose values are redacted.
+    pub fn redact(mut self, redactor: Redactor) -> Self {
+        self.redactor = Some(redactor);
+        self
+    }
+
+    /// Chooses the form of generated correlation IDs.
+    pub fn id_format(mut self, format: IdFormat) -> Self {
+        self.id_format = format;
+        self
+    }
+
+    /// How long dropping the guard waits for sinks to drain (default 5 s).
+    pub fn flush_timeout(mut self, timeout: Duration) -> Self {
+        self.flush_timeout = timeout;
+        self
+    }
+
+    /// Installs the global `tracing` subscriber and (unless disabled) the
+    /// global Prometheus recorder.
+    ///
+    /// # Errors
+    ///
+    /// Fails, installing nothing, if a global subscriber or (with
+    /// Prometheus on) a global metrics recorder is already installed, or if
+    /// the histogram buckets are invalid.
+    pub fn install(self) -> Result<ObserveGuard, InstallError> {
+        if tracing_core::dispatcher::has_been_set() {
+            return Err(InstallError::SubscriberAlreadySet);
+        }
+        if self.prometheus && global_recorder_set() {
+            return Err(InstallError::RecorderAlreadySet);
+        }
+        let prometheus = if self.prometheus { Some(self.build_prometheus()?) } else { None };
+
+        let sink: Arc<dyn Sink> = match self.sinks.len() {
+            0 => Arc::new(StdoutSink),
+            1 => Arc::clone(&self.sinks[0]),
+            _ => Arc::new(FanOut::new(self.sinks.clone())),
+        };
+        let filter = self.filter.clone().unwrap_or_else(filter_from_env);
+        let layer = JsonLayer::new(&self.service)
+            .with_shared_sink(Arc::clone(&sink))
+            .with_max_line_bytes(self.max_line_bytes);
+        let subscriber = tracing_subscriber::registry().with(filter).with(layer);
+        tracing::subscriber::set_global_default(subscriber)
+            .map_err(|_| InstallError::SubscriberAlreadySet)?;
+
+        if let Some(r) = self.redactor {
+            log::set_redactor(r);
+        }
+        correlation::set_id_format(self.id_format);
+
+        let (handle, upkeep) = match prometheus {
+            Some((recorder, handle)) => {
+                metrics::set_global_recorder(recorder).map_err(|_| InstallError::RecorderAlreadySet)?;
+                observe_metrics::note_global_recorder();
+                describe_metrics();
+                (Some(handle.clone()), Some(Upkeep::start(handle)))
+            }
+            None => (None, None),
+        };
+        Ok(ObserveGuard { prometheus: handle, sink, upkeep, flush_timeout: self.flush_timeout })
+    }
+
+    fn build_prometheus(
+        &self,
+    ) -> Result<(metrics_exporter_prometheus::PrometheusRecorder, PrometheusHandle), InstallError> {
+        let mut builder = PrometheusBuilder::new().add_global_label(names::LABEL_SERVICE, &self.service);
+        for (metric, buckets) in &self.buckets {
+            builder = builder
+                .set_buckets_for_metric(Matcher::Full(metric.clone()), buckets)
+                .map_err(|e| InstallError::Prometheus(e.to_string()))?;
+        }
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        Ok((recorder, handle))
+    }
+}
+
+/// Reads `OBSERVE_LOG`, then `RUST_LOG`, as a [`Targets`] filter; `INFO`
+/// when neither is set or parses.
+fn filter_from_env() -> Targets {
+    ["OBSERVE_LOG", "RUST_LOG"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO))
+}
+
+fn global_recorder_set() -> bool {
+    // A fresh thread sees the global recorder, not a thread-local one.
+    std::thread::spawn(|| metrics::with_recorder(|r| std::mem::size_of_val(r) != 0))
+        .join()
+        .unwrap_or(false)
+}
+
+fn describe_metrics() {
+    use metrics::Unit;
+    metrics::describe_counter!(names::OPERATION_CALLS_TOTAL, Unit::Count, "Calls of monitored operations by outcome.");
+    metrics::describe_histogram!(
+        names::OPERATION_DURATION_SECONDS,
+        Unit::Seconds,
+        "Duration of monitored calls, first poll to completion for async calls."
+    );
+    metrics::describe_counter!(names::OPERATION_ERRORS_TOTAL, Unit::Count, "Monitored calls that returned an error, by error type.");
+    metrics::describe_gauge!(names::OPERATION_IN_FLIGHT, Unit::Count, "Monitored calls currently running.");
+    metrics::describe_counter!(names::LOG_LINES_DROPPED_TOTAL, Unit::Count, "Log lines a sink could not deliver.");
+}
+
+/// Why [`ObserveBuilder::install`] failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InstallError {
+    /// A global `tracing` subscriber was already installed.
+    SubscriberAlreadySet,
+    /// A global `metrics` recorder was already installed.
+    RecorderAlreadySet,
+    /// The Prometheus recorder could not be built (e.g. invalid buckets).
+    Prometheus(String),
+}
+
+impl fmt::Display for InstallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::SubscriberAlreadySet => f.write_str(
+                "a global tracing subscriber is already installed; observe must be installed once, before any other subscriber",
+            ),
+            Self::RecorderAlreadySet => f.write_str(
+                "a global metrics recorder is already installed; install observe with .prometheus(false) to keep it",
+            ),
+            Self::Prometheus(e) => write!(f, "cannot build the Prometheus recorder: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for InstallError {}
+
+/// Keeps observe installed; dropping it flushes every sink (bounded by the
+/// flush timeout) and stops background work.
+#[must_use = "dropping the guard at once flushes and stops background work"]
+pub struct ObserveGuard {
+    prometheus: Option<PrometheusHandle>,
+    sink: Arc<dyn Sink>,
+    upkeep: Option<Upkeep>,
+    flush_timeout: Duration,
+}
+
+impl fmt::Debug for ObserveGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObserveGuard")
+            .field("prometheus", &self.prometheus.is_some())
+            .field("sink", &self.sink)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObserveGuard {
+    /// The Prometheus text exposition of every metric, or `None` when the
+    /// Prometheus recorder is off.
+    #[must_use]
+    pub fn render(&self) -> Option<String> {
+        self.prometheus.as_ref().map(PrometheusHandle::render)
+    }
+
+    /// The Prometheus handle, to serve `/metrics` from your own server.
+    #[must_use]
+    pub fn prometheus_handle(&self) -> Option<&PrometheusHandle> {
+        self.prometheus.as_ref()
+    }
+
+    /// Delivers every buffered line, waiting at most `timeout`; `true` if
+    /// nothing is left undelivered.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        self.sink.flush(timeout)
+    }
+}
+
+impl Drop for ObserveGuard {
+    fn drop(&mut self) {
+        self.sink.flush(self.flush_timeout);
+        if let Some(u) = self.upkeep.take() {
+            u.stop();
+        }
+    }
+}
+
+/// Drains the Prometheus recorder's histogram buffers periodically, so
+/// they stay bounded even when nothing scrapes.
+struct Upkeep {
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Upkeep {
+    const INTERVAL: Duration = Duration::from_secs(5);
+
+    fn start(handle: PrometheusHandle) -> Self {
+        let (stop, rx) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("observe-prometheus-upkeep".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Self::INTERVAL) {
+                    handle.run_upkeep();
+                }
+            });
+        match thread {
+            Ok(thread) => Self { stop, thread },
+            // Without the thread, rendering still drains the buffers.
+            Err(_) => Self { stop, thread: std::thread::spawn(|| {}) },
+        }
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
+}

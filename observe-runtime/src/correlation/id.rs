@@ -1,0 +1,300 @@
+//! The correlation ID value: how it is generated, parsed, printed and compared.
+
+use std::cell::Cell;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Longest inbound correlation ID accepted, in bytes.
+pub const MAX_LEN: usize = 128;
+
+/// An identifier that ties together every log line one request causes.
+///
+/// Generated IDs have the form `req_{unix_seconds}_{8 lowercase hex}` and are
+/// stored unformatted (no allocation, `Copy`-cheap clones); IDs parsed from
+/// outside (for example an inbound `X-Correlation-ID` header) are shared
+/// behind an `Arc<str>`, so cloning never copies the text.
+///
+/// ```
+/// use observe_runtime::correlation::CorrelationId;
+///
+/// let id: CorrelationId = "abc-123".parse().unwrap();
+/// assert_eq!(id.to_string(), "abc-123");
+///
+/// let fresh = CorrelationId::generate();
+/// assert!(fresh.to_string().starts_with("req_"));
+///
+/// assert!("has space".parse::<CorrelationId>().is_err());
+/// ```
+#[derive(Clone)]
+pub struct CorrelationId(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// `req_{secs}_{rand:08x}`: formatted on demand.
+    Generated { secs: u64, rand: u32 },
+    /// A UUID v7, formatted hyphenated on demand.
+    Uuid(u128),
+    /// Validated text from outside the process.
+    Shared(Arc<str>),
+}
+
+/// Which form new correlation IDs take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum IdFormat {
+    /// `req_{unix_seconds}_{8 lowercase hex}`, the default.
+    #[default]
+    Request,
+    /// A UUID version 7 (time-ordered), hyphenated.
+    UuidV7,
+}
+
+impl CorrelationId {
+    /// Generates a new ID in the process-wide [`IdFormat`] (see
+    /// [`set_id_format`](crate::correlation::set_id_format)).
+    ///
+    /// The random part comes from a per-thread generator seeded once, so no
+    /// system call is made per ID.
+    #[must_use]
+    pub fn generate() -> Self {
+        match crate::correlation::id_format() {
+            IdFormat::Request => Self::generate_request(),
+            IdFormat::UuidV7 => Self::generate_uuid_v7(),
+        }
+    }
+
+    /// Generates a `req_{unix_seconds}_{8 lowercase hex}` ID.
+    #[must_use]
+    pub fn generate_request() -> Self {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        // Truncation keeps the upper, best-mixed half of the generator's output.
+        #[allow(clippy::cast_possible_truncation)]
+        let rand = (next_random() >> 32) as u32;
+        Self(Repr::Generated { secs, rand })
+    }
+
+    /// Generates a UUID v7 ID (48-bit millisecond timestamp, 74 random bits).
+    #[must_use]
+    pub fn generate_uuid_v7() -> Self {
+        let millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let random = (u128::from(next_random()) << 64) | u128::from(next_random());
+        let bytes = ((millis & 0xFFFF_FFFF_FFFF) << 80 | (random & ((1u128 << 80) - 1))).to_be_bytes();
+        let uuid = uuid::Builder::from_bytes(bytes)
+            .with_version(uuid::Version::SortRand)
+            .with_variant(uuid::Variant::RFC4122)
+            .into_uuid();
+        Self(Repr::Uuid(uuid.as_u128()))
+    }
+
+    /// Writes the ID's text to `out` without allocating.
+    pub(crate) fn write_to(&self, out: &mut String) {
+        match &self.0 {
+            Repr::Generated { secs, rand } => {
+                out.push_str("req_");
+                out.push_str(itoa::Buffer::new().format(*secs));
+                out.push('_');
+                push_hex8(out, *rand);
+            }
+            Repr::Uuid(v) => {
+                let mut buf = uuid::Uuid::encode_buffer();
+                out.push_str(uuid::Uuid::from_u128(*v).hyphenated().encode_lower(&mut buf));
+            }
+            Repr::Shared(s) => out.push_str(s),
+        }
+    }
+}
+
+fn push_hex8(out: &mut String, v: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 8];
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = HEX[((v >> (28 - 4 * i)) & 0xF) as usize];
+    }
+    // The buffer holds only ASCII hex digits.
+    out.push_str(std::str::from_utf8(&buf).unwrap_or("00000000"));
+}
+
+thread_local! {
+    static RNG: Cell<u64> = const { Cell::new(0) };
+}
+
+/// wyrand: a fast, well-distributed generator; the state is seeded once per
+/// thread from std's randomly keyed hasher (itself seeded from the OS once).
+fn next_random() -> u64 {
+    RNG.with(|state| {
+        let mut s = state.get();
+        if s == 0 {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64),
+            );
+            s = h.finish() | 1;
+        }
+        s = s.wrapping_add(0xa076_1d64_78bd_642f);
+        state.set(s);
+        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+        #[allow(clippy::cast_possible_truncation)]
+        let folded = (t >> 64) as u64 ^ t as u64;
+        folded
+    })
+}
+
+/// Why a string is not a valid correlation ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ParseCorrelationIdError {
+    /// The input is empty.
+    Empty,
+    /// The input is longer than [`MAX_LEN`] bytes.
+    TooLong {
+        /// Length of the rejected input, in bytes.
+        len: usize,
+    },
+    /// The input holds a character outside `[A-Za-z0-9._:-]`.
+    InvalidChar {
+        /// Byte offset of the first offending character.
+        at: usize,
+    },
+}
+
+impl fmt::Display for ParseCorrelationIdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("correlation id is empty"),
+            Self::TooLong { len } => {
+                write!(f, "correlation id is {len} bytes long; at most {MAX_LEN} are allowed")
+            }
+            Self::InvalidChar { at } => write!(
+                f,
+                "correlation id has an invalid character at byte {at}; allowed are A-Z a-z 0-9 . _ : -"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ParseCorrelationIdError {}
+
+impl FromStr for CorrelationId {
+    type Err = ParseCorrelationIdError;
+
+    /// Accepts 1..=128 bytes of `[A-Za-z0-9._:-]`; anything else could split a
+    /// log line or explode an index, so it is refused.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() {
+            return Err(ParseCorrelationIdError::Empty);
+        }
+        if s.len() > MAX_LEN {
+            return Err(ParseCorrelationIdError::TooLong { len: s.len() });
+        }
+        if let Some(at) = s
+            .bytes()
+            .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')))
+        {
+            return Err(ParseCorrelationIdError::InvalidChar { at });
+        }
+        Ok(Self(Repr::Shared(Arc::from(s))))
+    }
+}
+
+impl fmt::Display for CorrelationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Repr::Shared(s) => f.write_str(s),
+            _ => {
+                let mut s = String::with_capacity(40);
+                self.write_to(&mut s);
+                f.write_str(&s)
+            }
+        }
+    }
+}
+
+impl fmt::Debug for CorrelationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CorrelationId").field(&self.to_string()).finish()
+    }
+}
+
+impl PartialEq for CorrelationId {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Repr::Generated { secs: a, rand: b }, Repr::Generated { secs: c, rand: d }) => {
+                a == c && b == d
+            }
+            (Repr::Uuid(a), Repr::Uuid(b)) => a == b,
+            (Repr::Shared(a), Repr::Shared(b)) => a == b,
+            // Different representations can still spell the same text.
+            _ => self.to_string() == other.to_string(),
+        }
+    }
+}
+
+impl Eq for CorrelationId {}
+
+impl std::hash::Hash for CorrelationId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.to_string().hash(state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_have_the_plan_format() {
+        let id = CorrelationId::generate_request().to_string();
+        let rest = id.strip_prefix("req_").expect("prefix");
+        let (secs, hex) = rest.split_once('_').expect("separator");
+        assert!(secs.parse::<u64>().expect("seconds") > 1_700_000_000);
+        assert_eq!(hex.len(), 8);
+        assert!(hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    }
+
+    #[test]
+    fn generated_ids_differ() {
+        let ids: std::collections::HashSet<String> =
+            (0..10_000).map(|_| CorrelationId::generate_request().to_string()).collect();
+        assert_eq!(ids.len(), 10_000);
+    }
+
+    #[test]
+    fn uuid_v7_ids_parse_as_uuid_v7() {
+        let id = CorrelationId::generate_uuid_v7().to_string();
+        let parsed = uuid::Uuid::parse_str(&id).expect("uuid");
+        assert_eq!(parsed.get_version_num(), 7);
+        assert!(id.parse::<CorrelationId>().is_ok());
+    }
+
+    #[test]
+    fn parse_rules() {
+        assert_eq!("".parse::<CorrelationId>(), Err(ParseCorrelationIdError::Empty));
+        assert_eq!(
+            "a\nb".parse::<CorrelationId>(),
+            Err(ParseCorrelationIdError::InvalidChar { at: 1 })
+        );
+        let long = "a".repeat(129);
+        assert_eq!(
+            long.parse::<CorrelationId>(),
+            Err(ParseCorrelationIdError::TooLong { len: 129 })
+        );
+        assert!("a".repeat(128).parse::<CorrelationId>().is_ok());
+        assert!("Abc.def_1:2-3".parse::<CorrelationId>().is_ok());
+    }
+
+    #[test]
+    fn generated_round_trips_through_text() {
+        let id = CorrelationId::generate_request();
+        let again: CorrelationId = id.to_string().parse().expect("valid");
+        assert_eq!(id, again);
+    }
+}

@@ -1,0 +1,39 @@
+//! Correlation IDs: one ID ties together every log line a request causes.
+//!
+//! The outermost monitored call with no current ID starts a scope whose ID
+//! is generated on first use; nested calls, also across `.await`, share it.
+//! [`scope`] sets an ID for synchronous code and
+//! [`FutureExt::with_correlation`] for a future.
+//!
+//! A bare `std::thread::spawn` or `tokio::spawn` does **not** inherit the
+//! current ID: capture it with [`current`] and enter it in the new thread or
+//! task with [`scope`] or [`FutureExt::with_correlation`].
+
+mod context;
+mod id;
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+pub use context::{FutureExt, WithCorrelation, current, scope};
+pub(crate) use context::{Restore, Slot, current_or_fresh, in_scope, swap};
+pub use id::{CorrelationId, IdFormat, MAX_LEN, ParseCorrelationIdError};
+
+static ID_FORMAT: AtomicU8 = AtomicU8::new(0);
+
+/// Sets the form of every correlation ID generated from now on, process-wide.
+pub fn set_id_format(format: IdFormat) {
+    let v = match format {
+        IdFormat::Request => 0,
+        IdFormat::UuidV7 => 1,
+    };
+    ID_FORMAT.store(v, Ordering::Relaxed);
+}
+
+/// The form new correlation IDs take.
+#[must_use]
+pub fn id_format() -> IdFormat {
+    match ID_FORMAT.load(Ordering::Relaxed) {
+        1 => IdFormat::UuidV7,
+        _ => IdFormat::Request,
+    }
+}

@@ -1,0 +1,522 @@
+//! Hand-written JSON writer primitives for the log line encoder.
+//!
+//! Every log event is rendered straight into one reusable `String`, so these
+//! helpers only ever append to the caller's buffer: no intermediate strings, no
+//! `format!`, no `serde` round trip. The escaping is deliberately stricter than
+//! JSON requires: besides `"`, `\` and U+0000..=U+001F it also escapes U+007F
+//! and the Unicode line/paragraph separators U+2028/U+2029, because the output
+//! is consumed as newline-delimited JSON by tools that disagree about what
+//! counts as a line break. With these rules no input string can split a line.
+
+use core::fmt;
+
+/// Byte class: copy the byte through unchanged.
+const PLAIN: u8 = 0;
+/// Byte class: emit as `\u00XX`.
+const UNICODE: u8 = b'u';
+/// Byte class: `0xE2` may start U+2028/U+2029, so the next two bytes decide.
+const SEPARATOR_LEAD: u8 = 1;
+
+/// Per-byte escape class, indexed by the byte value.
+///
+/// A table keeps the hot loop to one load and one compare per byte, instead of
+/// a chain of range checks. Entries other than the classes above hold the
+/// letter of the two-character short escape (`\n`, `\"`, ...).
+static ESCAPE: [u8; 256] = build_escape_table();
+
+/// Lowercase hex digits for `\u00XX` escapes.
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Builds [`ESCAPE`] at compile time so the table is guaranteed to match the rules.
+const fn build_escape_table() -> [u8; 256] {
+    let mut table = [PLAIN; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        table[i] = UNICODE;
+        i += 1;
+    }
+    table[0x08] = b'b';
+    table[0x09] = b't';
+    table[0x0A] = b'n';
+    table[0x0C] = b'f';
+    table[0x0D] = b'r';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table[0x7F] = UNICODE;
+    table[0xE2] = SEPARATOR_LEAD;
+    table
+}
+
+/// Appends the escaped body of `s` (without surrounding quotes) to `out`.
+///
+/// Unescaped runs are copied with a single `push_str` each; in the common case
+/// (no special characters) that is one bounds-checked copy of the whole input.
+fn escape_into(out: &mut String, s: &str) {
+    let bytes = s.as_bytes();
+    let mut run_start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let byte = bytes[i];
+        let class = ESCAPE[usize::from(byte)];
+        if class == PLAIN {
+            i += 1;
+            continue;
+        }
+        // `run_start` and `i` both sit on char boundaries: `i` points at an ASCII
+        // byte or a UTF-8 lead byte, and `run_start` just past a whole character.
+        if class == SEPARATOR_LEAD {
+            // Most characters with lead byte 0xE2 (arrows, math symbols, `€`...)
+            // are harmless; only E2 80 A8 / E2 80 A9 need escaping.
+            let replacement = match (bytes.get(i + 1), bytes.get(i + 2)) {
+                (Some(0x80), Some(0xA8)) => "\\u2028",
+                (Some(0x80), Some(0xA9)) => "\\u2029",
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            };
+            out.push_str(&s[run_start..i]);
+            out.push_str(replacement);
+            i += 3;
+        } else {
+            out.push_str(&s[run_start..i]);
+            if class == UNICODE {
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 0x0F)]));
+            } else {
+                out.push('\\');
+                out.push(char::from(class));
+            }
+            i += 1;
+        }
+        run_start = i;
+    }
+    out.push_str(&s[run_start..]);
+}
+
+/// Appends `s` to `out` as a quoted JSON string.
+///
+/// Escapes `"`, `\`, every control character U+0000..=U+001F (using the short
+/// forms `\n \r \t \b \f` where JSON has them, `\u00XX` with lowercase hex
+/// otherwise), U+007F as `\u007f` and U+2028/U+2029 as `\u2028`/`\u2029`, so
+/// the result never contains a raw line break of any kind.
+pub(crate) fn write_escaped(out: &mut String, s: &str) {
+    // Reserve for the common no-escape case up front so the three appends
+    // below cost at most one reallocation.
+    out.reserve(s.len() + 2);
+    out.push('"');
+    escape_into(out, s);
+    out.push('"');
+}
+
+/// A [`fmt::Write`] adapter that JSON-escapes everything written through it.
+///
+/// It writes no quotes, so callers push the opening `"`, render a `Display` or
+/// `Debug` value with `write!(Escaper(out), "{value}")`, and push the closing
+/// `"`. This avoids materialising the value as a temporary `String` first.
+#[derive(Debug)]
+pub(crate) struct Escaper<'a>(pub(crate) &'a mut String);
+
+impl fmt::Write for Escaper<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        escape_into(self.0, s);
+        Ok(())
+    }
+
+    fn write_char(&mut self, c: char) -> fmt::Result {
+        // Formatting machinery emits padding and many `Debug` impls emit
+        // punctuation one char at a time; skip the slice scan for those.
+        if c.is_ascii() && ESCAPE[c as usize] == PLAIN {
+            self.0.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            escape_into(self.0, c.encode_utf8(&mut buf));
+        }
+        Ok(())
+    }
+}
+
+/// Appends possibly-invalid UTF-8 `b` to `out` as a quoted JSON string.
+///
+/// Each maximal invalid sequence becomes one U+FFFD, exactly as
+/// [`String::from_utf8_lossy`] would do, but without allocating; valid parts
+/// are escaped like [`write_escaped`].
+pub(crate) fn write_escaped_bytes(out: &mut String, b: &[u8]) {
+    out.reserve(b.len() + 2);
+    out.push('"');
+    for chunk in b.utf8_chunks() {
+        escape_into(out, chunk.valid());
+        if !chunk.invalid().is_empty() {
+            out.push(char::REPLACEMENT_CHARACTER);
+        }
+    }
+    out.push('"');
+}
+
+/// Appends `v` as a JSON number.
+pub(crate) fn write_u64(out: &mut String, v: u64) {
+    out.push_str(itoa::Buffer::new().format(v));
+}
+
+/// Appends `v` as a JSON number.
+pub(crate) fn write_i64(out: &mut String, v: i64) {
+    out.push_str(itoa::Buffer::new().format(v));
+}
+
+/// Appends `v` as a JSON number, or as a string if JSON cannot represent it.
+///
+/// Finite values use the shortest round-tripping representation (`ryu`), which
+/// always is a valid JSON number (`1.0`, `-0.0`, `1e21`, `5e-324`). JSON has no
+/// NaN or infinities, and emitting them bare would make the whole line
+/// unparseable, so they are written as the strings `"NaN"`, `"inf"` and
+/// `"-inf"` instead.
+pub(crate) fn write_f64(out: &mut String, v: f64) {
+    if v.is_finite() {
+        out.push_str(ryu::Buffer::new().format_finite(v));
+    } else if v.is_nan() {
+        out.push_str("\"NaN\"");
+    } else if v.is_sign_positive() {
+        out.push_str("\"inf\"");
+    } else {
+        out.push_str("\"-inf\"");
+    }
+}
+
+/// Appends `true` or `false`.
+pub(crate) fn write_bool(out: &mut String, v: bool) {
+    out.push_str(if v { "true" } else { "false" });
+}
+
+/// Returns the longest prefix of `s` that is at most `max_bytes` long and ends
+/// on a char boundary.
+///
+/// Used to cap field sizes without ever splitting a multi-byte character, which
+/// would otherwise turn into U+FFFD or invalid output downstream.
+pub(crate) fn truncate_at_char_boundary(s: &str, max_bytes: usize) -> &str {
+    if s.len() <= max_bytes {
+        return s;
+    }
+    // A UTF-8 character is at most 4 bytes, so this walks back at most 3 steps,
+    // and index 0 is always a boundary, so it terminates.
+    let mut end = max_bytes;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::fmt::Write as _;
+
+    fn escaped(s: &str) -> String {
+        let mut out = String::new();
+        write_escaped(&mut out, s);
+        out
+    }
+
+    fn assert_single_line(out: &str) {
+        for forbidden in ['\n', '\r', '\u{2028}', '\u{2029}', '\u{7f}'] {
+            assert!(!out.contains(forbidden), "{out:?} contains {forbidden:?}");
+        }
+        assert!(
+            !out.chars().any(|c| c < ' '),
+            "{out:?} contains a control char"
+        );
+    }
+
+    fn round_trip(s: &str) {
+        let out = escaped(s);
+        assert_single_line(&out);
+        let back: String = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("{out:?} is not a JSON string: {e}"));
+        assert_eq!(back, s, "round trip of {s:?} via {out:?}");
+    }
+
+    #[test]
+    fn plain_strings_are_copied_verbatim() {
+        assert_eq!(escaped(""), r#""""#);
+        assert_eq!(escaped("hello world"), r#""hello world""#);
+        assert_eq!(escaped("sensor.kitchen"), r#""sensor.kitchen""#);
+        // Non-ASCII that shares the 0xE2 lead byte with U+2028 passes through.
+        assert_eq!(escaped("€→∑"), "\"€→∑\"");
+    }
+
+    #[test]
+    fn short_escapes() {
+        assert_eq!(escaped("a\"b"), r#""a\"b""#);
+        assert_eq!(escaped("a\\b"), r#""a\\b""#);
+        assert_eq!(escaped("\n\r\t\u{8}\u{c}"), r#""\n\r\t\b\f""#);
+    }
+
+    #[test]
+    fn unicode_escapes_are_lowercase() {
+        assert_eq!(escaped("\u{0}"), r#""\u0000""#);
+        assert_eq!(escaped("\u{1f}"), r#""\u001f""#);
+        assert_eq!(escaped("\u{1b}[0m"), r#""\u001b[0m""#);
+        assert_eq!(escaped("\u{7f}"), r#""\u007f""#);
+        assert_eq!(escaped("a\u{2028}b\u{2029}c"), r#""a\u2028b\u2029c""#);
+    }
+
+    #[test]
+    fn every_control_char_round_trips() {
+        for c in (0u8..0x20).map(char::from).chain(['\u{7f}']) {
+            round_trip(&c.to_string());
+            round_trip(&format!("x{c}y{c}{c}z"));
+        }
+        let all: String = (0u8..0x20).map(char::from).collect();
+        round_trip(&all);
+    }
+
+    #[test]
+    fn tricky_inputs_round_trip() {
+        for s in [
+            "",
+            "\"",
+            "\\",
+            "\\\"",
+            "\"\\\"\\",
+            "}\n{\"level\":\"ERROR\"}",
+            "😀 emoji 👩‍👩‍👧",
+            "\u{2028}",
+            "\u{2029}",
+            "\u{2028}\u{2029}\u{2028}",
+            "end with separator \u{2029}",
+            "\u{E000}\u{FFFD}\u{10FFFF}",
+            "tab\there",
+            "€\u{2028}€",
+        ] {
+            round_trip(s);
+        }
+    }
+
+    #[test]
+    fn escaper_escapes_display_and_debug() {
+        let display = "a\"b\nc";
+        let debug = std::path::Path::new("q\"\u{2028}");
+        let mut out = String::from("\"");
+        write!(Escaper(&mut out), "{display}|{debug:?}|{:>4}", 'x').unwrap();
+        out.push('"');
+        let back: String = serde_json::from_str(&out).unwrap();
+        assert_eq!(back, format!("{display}|{debug:?}|{:>4}", 'x'));
+        assert_single_line(&out);
+
+        let mut out = String::new();
+        let mut w = Escaper(&mut out);
+        for c in ['a', '\n', '"', '\u{2028}', 'é', '\u{0}'] {
+            w.write_char(c).unwrap();
+        }
+        assert_eq!(out, r#"a\n\"\u2028é\u0000"#);
+    }
+
+    #[test]
+    fn escaped_bytes_replace_invalid_utf8() {
+        let cases: &[&[u8]] = &[
+            b"",
+            b"plain",
+            b"\xff",
+            b"a\xffb",
+            b"\xc3\x28",
+            b"\xe2\x80",
+            b"\xe2\x80\xa8",
+            b"\xe2\x80\xa9\xe2",
+            b"\xf0\x9f\x98",
+            b"\xf0\x9f\x98\x80",
+            b"\xed\xa0\x80",
+            b"\xc0\xaf\n\"\\",
+            b"ok\x00\x7f\x80\xbf",
+        ];
+        for &bytes in cases {
+            let mut out = String::new();
+            write_escaped_bytes(&mut out, bytes);
+            assert_single_line(&out);
+            let back: String = serde_json::from_str(&out).unwrap();
+            assert_eq!(back, String::from_utf8_lossy(bytes), "bytes {bytes:?}");
+        }
+    }
+
+    /// Small deterministic PRNG so the "property" test needs no extra crates.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    #[test]
+    fn generated_strings_round_trip() {
+        const ALPHABET: &[char] = &[
+            'a',
+            'Z',
+            '0',
+            ' ',
+            '"',
+            '\\',
+            '/',
+            '\n',
+            '\r',
+            '\t',
+            '\u{0}',
+            '\u{8}',
+            '\u{b}',
+            '\u{c}',
+            '\u{1b}',
+            '\u{1f}',
+            '\u{7f}',
+            '\u{80}',
+            'é',
+            '€',
+            '→',
+            '\u{2027}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{202a}',
+            '\u{fffd}',
+            '😀',
+            '\u{10ffff}',
+        ];
+        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..20_000 {
+            let len = (rng.next() % 24) as usize;
+            let s: String = (0..len)
+                .map(|_| {
+                    // Half the time pick a tricky char, otherwise any scalar value.
+                    if rng.next() % 2 == 0 {
+                        ALPHABET[(rng.next() % ALPHABET.len() as u64) as usize]
+                    } else {
+                        char::from_u32((rng.next() % 0x11_0000) as u32).unwrap_or('?')
+                    }
+                })
+                .collect();
+            round_trip(&s);
+
+            let mut via_escaper = String::from("\"");
+            write!(Escaper(&mut via_escaper), "{s}").unwrap();
+            via_escaper.push('"');
+            assert_eq!(via_escaper, escaped(&s));
+
+            let mut via_bytes = String::new();
+            write_escaped_bytes(&mut via_bytes, s.as_bytes());
+            assert_eq!(via_bytes, escaped(&s));
+        }
+    }
+
+    #[test]
+    fn generated_bytes_match_lossy_decoding() {
+        let mut rng = XorShift(0xD1B5_4A32_D192_ED03);
+        for _ in 0..20_000 {
+            let len = (rng.next() % 16) as usize;
+            let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            let mut out = String::new();
+            write_escaped_bytes(&mut out, &bytes);
+            assert_single_line(&out);
+            let back: String = serde_json::from_str(&out).unwrap();
+            assert_eq!(back, String::from_utf8_lossy(&bytes));
+        }
+    }
+
+    #[test]
+    fn appends_without_clobbering() {
+        let mut out = String::from("{\"k\":");
+        write_escaped(&mut out, "v\n");
+        out.push(',');
+        write_u64(&mut out, 7);
+        assert_eq!(out, r#"{"k":"v\n",7"#);
+    }
+
+    #[test]
+    fn integers() {
+        let mut out = String::new();
+        write_u64(&mut out, 0);
+        out.push(' ');
+        write_u64(&mut out, u64::MAX);
+        out.push(' ');
+        write_i64(&mut out, i64::MIN);
+        out.push(' ');
+        write_i64(&mut out, -1);
+        assert_eq!(out, "0 18446744073709551615 -9223372036854775808 -1");
+    }
+
+    #[test]
+    fn finite_floats_are_json_numbers() {
+        for v in [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.412,
+            1.5e300,
+            1e21,
+            1e-7,
+            123_456_789.0,
+            f64::MIN_POSITIVE,
+            5e-324,
+            f64::MAX,
+            f64::MIN,
+            f64::EPSILON,
+        ] {
+            let mut out = String::new();
+            write_f64(&mut out, v);
+            let parsed: serde_json::Value =
+                serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out} is not JSON: {e}"));
+            assert!(parsed.is_number(), "{out}");
+            assert_eq!(parsed.as_f64().unwrap().to_bits(), v.to_bits(), "{out}");
+        }
+        let mut out = String::new();
+        write_f64(&mut out, 1.0);
+        assert_eq!(out, "1.0");
+    }
+
+    #[test]
+    fn non_finite_floats_are_strings() {
+        for (v, expected) in [
+            (f64::NAN, r#""NaN""#),
+            (-f64::NAN, r#""NaN""#),
+            (f64::INFINITY, r#""inf""#),
+            (f64::NEG_INFINITY, r#""-inf""#),
+        ] {
+            let mut out = String::new();
+            write_f64(&mut out, v);
+            assert_eq!(out, expected);
+            assert!(serde_json::from_str::<String>(&out).is_ok());
+        }
+    }
+
+    #[test]
+    fn booleans() {
+        let mut out = String::new();
+        write_bool(&mut out, true);
+        write_bool(&mut out, false);
+        assert_eq!(out, "truefalse");
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        assert_eq!(truncate_at_char_boundary("hello", 10), "hello");
+        assert_eq!(truncate_at_char_boundary("hello", 5), "hello");
+        assert_eq!(truncate_at_char_boundary("hello", 3), "hel");
+        assert_eq!(truncate_at_char_boundary("hello", 0), "");
+        assert_eq!(truncate_at_char_boundary("", 0), "");
+        // "é" is 2 bytes, "€" is 3, "😀" is 4.
+        assert_eq!(truncate_at_char_boundary("aé", 2), "a");
+        assert_eq!(truncate_at_char_boundary("a€", 3), "a");
+        assert_eq!(truncate_at_char_boundary("😀", 3), "");
+        assert_eq!(truncate_at_char_boundary("😀😀", 7), "😀");
+        assert_eq!(truncate_at_char_boundary("😀😀", 8), "😀😀");
+        let s = "a€😀é\u{2028}z";
+        for max in 0..=s.len() + 1 {
+            let t = truncate_at_char_boundary(s, max);
+            assert!(t.len() <= max && s.starts_with(t));
+            // Longest such prefix: the next char would not fit.
+            if let Some(c) = s[t.len()..].chars().next() {
+                assert!(t.len() + c.len_utf8() > max);
+            }
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! The `tracing_subscriber::Layer` that turns events into JSON lines.
+
+use std::cell::RefCell;
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tracing_core::field::{Field, Visit};
+use tracing_core::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+
+use super::{REDACTED, json, redactor, timestamp};
+use crate::correlation;
+use crate::sink::{Sink, StdoutSink};
+
+/// Default cap on one line's length, in bytes; collectors commonly split
+/// or refuse lines past 64 KiB.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 32 * 1024;
+
+/// Formats every event as one JSON line of the observe schema and hands it
+/// to a [`Sink`].
+///
+/// ```
+/// use observe_runtime::log::JsonLayer;
+/// use observe_runtime::sink::CaptureSink;
+/// use tracing_subscriber::layer::SubscriberExt;
+///
+/// let capture = CaptureSink::new();
+/// let subscriber = tracing_subscriber::registry()
+///     .with(JsonLayer::new("billing").with_sink(capture.clone()));
+/// tracing::subscriber::with_default(subscriber, || {
+///     tracing::info!(invoice = 42, "invoice sent");
+/// });
+/// let line: serde_json::Value = serde_json::from_str(&capture.lines()[0]).unwrap();
+/// assert_eq!(line["service"], "billing");
+/// assert_eq!(line["message"], "invoice sent");
+/// assert_eq!(line["context"]["invoice"], 42);
+/// ```
+#[derive(Debug, Clone)]
+pub struct JsonLayer {
+    /// The service name as a JSON string, quotes included.
+    service_json: Arc<str>,
+    sink: Arc<dyn Sink>,
+    max_line_bytes: usize,
+}
+
+impl JsonLayer {
+    /// A layer for `service` writing to standard output.
+    #[must_use]
+    pub fn new(service: &str) -> Self {
+        let mut service_json = String::new();
+        json::write_escaped(&mut service_json, service);
+        Self {
+            service_json: service_json.into(),
+            sink: Arc::new(StdoutSink),
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+        }
+    }
+
+    /// Sends lines to `sink` instead of standard output.
+    #[must_use]
+    pub fn with_sink(mut self, sink: impl Sink) -> Self {
+        self.sink = Arc::new(sink);
+        self
+    }
+
+    /// Sends lines to a shared sink.
+    #[must_use]
+    pub fn with_shared_sink(mut self, sink: Arc<dyn Sink>) -> Self {
+        self.sink = sink;
+        self
+    }
+
+    /// Caps each line at `bytes` (at least 1024); longer lines keep their
+    /// schema but have their message cut and their context replaced by
+    /// `{"truncated":true,"original_bytes":N}`.
+    #[must_use]
+    pub fn with_max_line_bytes(mut self, bytes: usize) -> Self {
+        self.max_line_bytes = bytes.max(1024);
+        self
+    }
+
+    /// The sink lines go to.
+    #[must_use]
+    pub fn sink(&self) -> &Arc<dyn Sink> {
+        &self.sink
+    }
+
+    /// Formats `event` into `buf`, which the caller has cleared.
+    fn format(&self, event: &Event<'_>, buf: &mut Buffers) {
+        let ours = crate::operation::is_emitting(event.metadata());
+        let mut visitor = Visitor { buf, ours };
+        event.record(&mut visitor);
+        let Buffers { line, message, context, performance } = buf;
+        write_line(line, &self.service_json, *event.metadata().level(), message, context, performance);
+        if line.len() > self.max_line_bytes {
+            self.truncate(line, *event.metadata().level(), message, context, performance);
+        }
+    }
+
+    fn truncate(
+        &self,
+        line: &mut String,
+        level: Level,
+        message: &mut String,
+        context: &mut String,
+        performance: &str,
+    ) {
+        let original = line.len();
+        context.clear();
+        context.push_str("\"truncated\":true,\"original_bytes\":");
+        json::write_u64(context, original as u64);
+        // Room left for the message once everything else is written.
+        let fixed = original - message.len() + context.len() + 16;
+        let room = self.max_line_bytes.saturating_sub(fixed);
+        let mut cut = String::with_capacity(room + 16);
+        cut.push('"');
+        // The message is already escaped: cut it at a char boundary that is
+        // not inside an escape sequence.
+        let inner = message.strip_prefix('"').and_then(|m| m.strip_suffix('"')).unwrap_or("");
+        let mut end = json::truncate_at_char_boundary(inner, room).len();
+        while let Some(pos) = inner[..end].rfind('\\') {
+            if end - pos > 6 {
+                break;
+            }
+            end = pos;
+        }
+        cut.push_str(&inner[..end]);
+        cut.push_str("...\"");
+        *message = cut;
+        write_line(line, &self.service_json, level, message, context, performance);
+    }
+}
+
+fn write_line(
+    line: &mut String,
+    service_json: &str,
+    level: Level,
+    message: &str,
+    context: &str,
+    performance: &str,
+) {
+    line.clear();
+    line.push_str("{\"timestamp\":\"");
+    timestamp::write_rfc3339_micros(line, SystemTime::now());
+    line.push_str("\",\"level\":\"");
+    line.push_str(level_name(level));
+    line.push_str("\",\"service\":");
+    line.push_str(service_json);
+    line.push_str(",\"message\":");
+    if message.is_empty() {
+        line.push_str("\"\"");
+    } else {
+        line.push_str(message);
+    }
+    line.push_str(",\"correlation_id\":\"");
+    correlation::current_or_fresh().write_to(line);
+    line.push_str("\",\"context\":{");
+    line.push_str(context);
+    line.push_str("},\"performance\":{");
+    line.push_str(performance);
+    line.push_str("}}\n");
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::TRACE => "TRACE",
+        Level::DEBUG => "DEBUG",
+        Level::INFO => "INFO",
+        Level::WARN => "WARN",
+        Level::ERROR => "ERROR",
+    }
+}
+
+/// Per-thread scratch space, reused so a line costs no allocation once
+/// the buffers have grown.
+#[derive(Default)]
+struct Buffers {
+    line: String,
+    /// The message as a JSON string, quotes included; empty if none.
+    message: String,
+    /// The members of the context object.
+    context: String,
+    /// The members of the performance object.
+    performance: String,
+}
+
+impl Buffers {
+    fn clear(&mut self) {
+        self.line.clear();
+        self.message.clear();
+        self.context.clear();
+        self.performance.clear();
+    }
+}
+
+thread_local! {
+    static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::default());
+}
+
+impl<S: Subscriber> Layer<S> for JsonLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let emit = |buf: &mut Buffers| {
+            buf.clear();
+            self.format(event, buf);
+            self.sink.write_line(&buf.line);
+        };
+        // A sink that itself logs re-enters here; it gets fresh buffers.
+        BUFFERS.with(|b| match b.try_borrow_mut() {
+            Ok(mut buf) => emit(&mut buf),
+            Err(_) => emit(&mut Buffers::default()),
+        });
+    }
+}
+
+struct Visitor<'a> {
+    buf: &'a mut Buffers,
+    /// The event is an operation event of this thread's guard.
+    ours: bool,
+}
+
+impl Visitor<'_> {
+    /// Where a field other than `message` goes, and under which key.
+    fn member(&mut self, field: &Field) -> Option<&mut String> {
+        let name = field.name();
+        let target = if self.ours && matches!(name, "operation" | "status" | "duration_ms" | "threshold_ms") {
+            &mut self.buf.performance
+        } else {
+            &mut self.buf.context
+        };
+        if !target.is_empty() {
+            target.push(',');
+        }
+        json::write_escaped(target, name);
+        target.push(':');
+        if !self.ours && redactor().is_secret(name) {
+            json::write_escaped(target, REDACTED);
+            return None;
+        }
+        Some(target)
+    }
+}
+
+impl Visit for Visitor<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if let Some(out) = self.member(field) {
+            json::write_f64(out, value);
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if let Some(out) = self.member(field) {
+            json::write_i64(out, value);
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if let Some(out) = self.member(field) {
+            json::write_u64(out, value);
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if let Some(out) = self.member(field) {
+            json::write_bool(out, value);
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.buf.message.clear();
+            json::write_escaped(&mut self.buf.message, value);
+            return;
+        }
+        if self.ours && field.name() == "context" {
+            // Rendered and redacted by the guard at call start.
+            let ctx = &mut self.buf.context;
+            if !ctx.is_empty() && !value.is_empty() {
+                ctx.push(',');
+            }
+            ctx.push_str(value);
+            return;
+        }
+        if let Some(out) = self.member(field) {
+            json::write_escaped(out, value);
+        }
+    }
+
+    fn record_bytes(&mut self, field: &Field, value: &[u8]) {
+        if let Some(out) = self.member(field) {
+            json::write_escaped_bytes(out, value);
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.record_debug(field, &format_args!("{value}"));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let out = if field.name() == "message" {
+            self.buf.message.clear();
+            &mut self.buf.message
+        } else {
+            match self.member(field) {
+                Some(out) => out,
+                None => return,
+            }
+        };
+        out.push('"');
+        let _ = write!(json::Escaper(out), "{value:?}");
+        out.push('"');
+    }
+}

@@ -1,0 +1,298 @@
+//! RFC 3339 UTC timestamps with microsecond precision, without a date crate.
+//!
+//! Every log line starts with a timestamp, so this is on the hot path. Lines
+//! logged within the same wall-clock second share the `YYYY-MM-DDTHH:MM:SS.`
+//! prefix, so each thread caches the last prefix it formatted: the common case
+//! is one integer compare, a 20-byte copy and six digits.
+//!
+//! The calendar conversion is Howard Hinnant's `civil_from_days`
+//! (<https://howardhinnant.github.io/date_algorithms.html>), restricted to
+//! non-negative day counts because pre-epoch times are clamped.
+
+use std::cell::Cell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Length of the cached `YYYY-MM-DDTHH:MM:SS.` prefix.
+const PREFIX_LEN: usize = 20;
+
+/// Length of a full `YYYY-MM-DDTHH:MM:SS.ffffffZ` timestamp.
+const TIMESTAMP_LEN: usize = PREFIX_LEN + 7;
+
+/// Unix seconds of 9999-12-31T23:59:59Z, the last second with a four-digit year.
+///
+/// RFC 3339 only allows four-digit years, so later times are clamped here to
+/// keep every line parseable.
+const MAX_SECS: u64 = 253_402_300_799;
+
+/// A formatted prefix together with the Unix second it was formatted for.
+type CachedPrefix = (u64, [u8; PREFIX_LEN]);
+
+thread_local! {
+    /// Last prefix formatted on this thread. `u64::MAX` can never be a real key
+    /// (inputs are clamped to [`MAX_SECS`]), so the initial entry never matches.
+    static PREFIX_CACHE: Cell<CachedPrefix> = const { Cell::new((u64::MAX, [0; PREFIX_LEN])) };
+}
+
+/// Appends `t` as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (no quotes) to `out`.
+///
+/// Sub-microsecond precision is truncated, not rounded, so a timestamp never
+/// points past the instant it describes. Times before the Unix epoch are
+/// clamped to `1970-01-01T00:00:00.000000Z` (a misconfigured clock must not
+/// crash the logger) and times after year 9999 to
+/// `9999-12-31T23:59:59.999999Z`.
+pub(crate) fn write_rfc3339_micros(out: &mut String, t: SystemTime) {
+    let (secs, micros) = split(t);
+    // `try_with` rather than `with`: logging from another thread-local's
+    // destructor must degrade to the uncached path, not panic.
+    let prefix = PREFIX_CACHE
+        .try_with(|cache| {
+            let (cached_secs, cached_prefix) = cache.get();
+            if cached_secs == secs {
+                cached_prefix
+            } else {
+                let prefix = format_prefix(secs);
+                cache.set((secs, prefix));
+                prefix
+            }
+        })
+        .unwrap_or_else(|_| format_prefix(secs));
+    write_with_prefix(out, &prefix, micros);
+}
+
+/// Splits `t` into clamped whole Unix seconds and the microsecond fraction.
+fn split(t: SystemTime) -> (u64, u32) {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) if d.as_secs() <= MAX_SECS => (d.as_secs(), d.subsec_micros()),
+        Ok(_) => (MAX_SECS, 999_999),
+        Err(_) => (0, 0),
+    }
+}
+
+/// Appends `prefix`, six zero-padded digits of `micros` and `Z` to `out`.
+fn write_with_prefix(out: &mut String, prefix: &[u8; PREFIX_LEN], micros: u32) {
+    let mut buf = [0u8; TIMESTAMP_LEN];
+    buf[..PREFIX_LEN].copy_from_slice(prefix);
+    put_digits(&mut buf[PREFIX_LEN..TIMESTAMP_LEN - 1], u64::from(micros));
+    buf[TIMESTAMP_LEN - 1] = b'Z';
+    // The buffer is all ASCII, so the conversion always succeeds; the fallback
+    // only exists so that this path has no panic.
+    match core::str::from_utf8(&buf) {
+        Ok(s) => out.push_str(s),
+        Err(_) => out.extend(buf.iter().map(|&b| char::from(b))),
+    }
+}
+
+/// Formats the `YYYY-MM-DDTHH:MM:SS.` prefix for `secs` seconds after the epoch.
+///
+/// `secs` must be at most [`MAX_SECS`] so the year has four digits.
+fn format_prefix(secs: u64) -> [u8; PREFIX_LEN] {
+    let (year, month, day) = civil_from_days(secs / 86_400);
+    let second_of_day = secs % 86_400;
+    let mut p = *b"0000-00-00T00:00:00.";
+    put_digits(&mut p[0..4], year);
+    put_digits(&mut p[5..7], month);
+    put_digits(&mut p[8..10], day);
+    put_digits(&mut p[11..13], second_of_day / 3_600);
+    put_digits(&mut p[14..16], second_of_day / 60 % 60);
+    put_digits(&mut p[17..19], second_of_day % 60);
+    p
+}
+
+/// Writes `v` as zero-padded decimal filling all of `dst`, most significant
+/// digit first; higher digits that do not fit are dropped.
+fn put_digits(dst: &mut [u8], mut v: u64) {
+    for slot in dst.iter_mut().rev() {
+        // `v % 10 < 10`, so the narrowing cast is lossless.
+        *slot = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
+/// Converts days since 1970-01-01 to a proleptic Gregorian `(year, month, day)`.
+///
+/// Shifts the epoch to 0000-03-01 so leap days fall at the end of each
+/// year-of-era, which turns month/day lookup into closed-form arithmetic.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    // 719_468 days from 0000-03-01 to 1970-01-01.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z - era * 146_097; // [0, 146096]
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365; // [0, 399]
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100); // [0, 365]
+    let shifted_month = (5 * day_of_year + 2) / 153; // [0, 11], March = 0
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn at(secs: u64, micros: u32) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(u64::from(micros))
+    }
+
+    fn cached(t: SystemTime) -> String {
+        let mut out = String::new();
+        write_rfc3339_micros(&mut out, t);
+        out
+    }
+
+    fn uncached(t: SystemTime) -> String {
+        let (secs, micros) = split(t);
+        let mut out = String::new();
+        write_with_prefix(&mut out, &format_prefix(secs), micros);
+        out
+    }
+
+    #[test]
+    fn known_instants() {
+        assert_eq!(cached(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(at_str(951_827_696, 1), "2000-02-29T12:34:56.000001Z");
+        assert_eq!(
+            at_str(1_796_001_729, 123_456),
+            "2026-11-30T01:22:09.123456Z"
+        );
+        assert_eq!(
+            at_str(253_402_300_799, 999_999),
+            "9999-12-31T23:59:59.999999Z"
+        );
+        assert_eq!(at_str(86_399, 0), "1970-01-01T23:59:59.000000Z");
+        assert_eq!(at_str(86_400, 0), "1970-01-02T00:00:00.000000Z");
+    }
+
+    fn at_str(secs: u64, micros: u32) -> String {
+        cached(at(secs, micros))
+    }
+
+    #[test]
+    fn unix_micros_of_example_line() {
+        let t = UNIX_EPOCH + Duration::from_micros(1_796_001_729_123_456);
+        assert_eq!(cached(t), "2026-11-30T01:22:09.123456Z");
+    }
+
+    #[test]
+    fn sub_microseconds_are_truncated() {
+        let t = at(0, 5) + Duration::from_nanos(999);
+        assert_eq!(cached(t), "1970-01-01T00:00:00.000005Z");
+    }
+
+    #[test]
+    fn before_epoch_is_clamped() {
+        let t = UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(cached(t), "1970-01-01T00:00:00.000000Z");
+        let t = UNIX_EPOCH - Duration::from_nanos(1);
+        assert_eq!(cached(t), "1970-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn after_year_9999_is_clamped() {
+        let t = at(MAX_SECS + 1, 0);
+        assert_eq!(cached(t), "9999-12-31T23:59:59.999999Z");
+        if let Some(t) = UNIX_EPOCH.checked_add(Duration::from_secs(1 << 40)) {
+            assert_eq!(cached(t), "9999-12-31T23:59:59.999999Z");
+        }
+    }
+
+    #[test]
+    fn leap_years() {
+        // 2000 is a leap year (divisible by 400), 2100 is not (divisible by 100).
+        assert_eq!(at_str(1_709_164_800, 0), "2024-02-29T00:00:00.000000Z");
+        assert_eq!(
+            at_str(1_709_164_800 + 86_400, 0),
+            "2024-03-01T00:00:00.000000Z"
+        );
+        assert_eq!(
+            at_str(4_107_542_400 - 86_400, 0),
+            "2100-02-28T00:00:00.000000Z"
+        );
+        assert_eq!(at_str(4_107_542_400, 0), "2100-03-01T00:00:00.000000Z");
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(11_017), (2000, 3, 1));
+        assert_eq!(civil_from_days(10_956), (1999, 12, 31));
+        assert_eq!(civil_from_days(10_957), (2000, 1, 1));
+    }
+
+    fn is_leap(y: u64) -> bool {
+        y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
+    }
+
+    fn days_in_month(y: u64, m: u64) -> u64 {
+        match m {
+            2 if is_leap(y) => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        }
+    }
+
+    #[test]
+    fn civil_from_days_matches_naive_calendar_walk() {
+        let (mut y, mut m, mut d) = (1970, 1, 1);
+        let last_day = MAX_SECS / 86_400;
+        for days in 0..=last_day {
+            assert_eq!(civil_from_days(days), (y, m, d), "day {days}");
+            d += 1;
+            if d > days_in_month(y, m) {
+                d = 1;
+                m += 1;
+                if m > 12 {
+                    m = 1;
+                    y += 1;
+                }
+            }
+        }
+        assert_eq!((y, m, d), (10_000, 1, 1));
+    }
+
+    #[test]
+    fn cache_matches_uncached_path() {
+        // Walk forwards and backwards across minute, hour, day, month and year
+        // boundaries, with repeats inside a second, so the cache both hits and
+        // misses.
+        let starts = [0, 951_782_340, 1_796_001_600, 1_798_761_540, MAX_SECS - 200];
+        for start in starts {
+            for offset in (0..200u64).chain((0..200).rev()) {
+                for micros in [0, 1, 999_999, 123_456] {
+                    let t = at(start + offset, micros);
+                    assert_eq!(cached(t), uncached(t));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn appends_to_existing_content() {
+        let mut out = String::from("{\"timestamp\":\"");
+        write_rfc3339_micros(&mut out, at(1_796_001_729, 42));
+        out.push('"');
+        assert_eq!(out, "{\"timestamp\":\"2026-11-30T01:22:09.000042Z\"");
+    }
+
+    #[test]
+    fn threads_have_independent_caches() {
+        let handles: Vec<_> = (0..4u64)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    (0..1_000u64)
+                        .map(|s| {
+                            let t = at(1_796_001_729 + i * 7 + s / 3, (s % 1_000) as u32);
+                            (cached(t), uncached(t))
+                        })
+                        .all(|(a, b)| a == b)
+                })
+            })
+            .collect();
+        for h in handles {
+            assert!(h.join().unwrap());
+        }
+    }
+}

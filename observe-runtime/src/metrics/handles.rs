@@ -1,0 +1,192 @@
+//! Metric handles of one callsite, and which recorder they belong to.
+//!
+//! Registering a metric hashes its key in the recorder; a monitored call
+//! must not pay that each time. Handles are therefore registered once per
+//! callsite and cached, but only against the *global* recorder: it is set at
+//! most once per process and never freed, so a cache keyed to it can never
+//! go stale. A handle taken from the no-op recorder is never cached (it
+//! would stay a no-op forever), and a thread-scoped recorder
+//! (`metrics::with_local_recorder`, [`crate::testing`]) gets its metrics
+//! registered per call, so it always sees its own calls.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use metrics::{Counter, Gauge, Histogram, Key, Label, Recorder};
+
+use super::names;
+use crate::operation::{Callsite, Status};
+
+/// Metadata passed to the recorder on registration.
+static METADATA: metrics::Metadata<'static> =
+    metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+
+/// Address of the global recorder once known; 0 while unknown.
+static GLOBAL_ADDR: AtomicUsize = AtomicUsize::new(0);
+
+/// When the global recorder was last looked for, in ms since `PROBE_EPOCH`.
+static LAST_PROBE_MS: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// How often an unknown recorder triggers a look for the global one.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+fn addr(recorder: &dyn Recorder) -> usize {
+    (recorder as *const dyn Recorder).cast::<()>() as usize
+}
+
+/// Records that the current thread's recorder is the global one. Call only
+/// where no thread-local recorder can be set, e.g. right after installing.
+pub(crate) fn note_global_recorder() {
+    // A fresh thread has no local recorder, so what it sees is the global.
+    let seen = std::thread::Builder::new()
+        .name("observe-recorder-probe".into())
+        .spawn(|| metrics::with_recorder(|r| (addr(r), std::mem::size_of_val(r))))
+        .ok()
+        .and_then(|h| h.join().ok());
+    if let Some((address, size)) = seen {
+        // Zero-sized recorders are indistinguishable from the no-op one.
+        if size != 0 {
+            GLOBAL_ADDR.store(address, Ordering::Release);
+        }
+    }
+}
+
+/// A global recorder installed without observe's builder is found by a
+/// probe thread, at most once per [`PROBE_INTERVAL`].
+fn maybe_probe() {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    #[allow(clippy::cast_possible_truncation)]
+    let now = epoch.elapsed().as_millis() as u64;
+    let last = LAST_PROBE_MS.load(Ordering::Relaxed);
+    #[allow(clippy::cast_possible_truncation)]
+    let due = last == u64::MAX || now.saturating_sub(last) >= PROBE_INTERVAL.as_millis() as u64;
+    if due
+        && LAST_PROBE_MS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        note_global_recorder();
+    }
+}
+
+/// How a call records its metrics, decided once at its start.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Mode {
+    /// No recorder: nothing to record.
+    Off,
+    /// The global recorder, with this callsite's cached handles.
+    Cached(&'static Handles),
+    /// A thread-scoped (or not yet identified) recorder: register per call.
+    PerCall,
+}
+
+/// The handles one callsite records into, per outcome.
+#[derive(Debug)]
+pub(crate) struct Handles {
+    in_flight: Gauge,
+    calls: [Counter; 4],
+    durations: [Histogram; 4],
+}
+
+impl Handles {
+    fn register(recorder: &dyn Recorder, operation: &'static str) -> Self {
+        let calls = Status::ALL.map(|s| recorder.register_counter(&calls_key(operation, s), &METADATA));
+        let durations =
+            Status::ALL.map(|s| recorder.register_histogram(&duration_key(operation, s), &METADATA));
+        Self { in_flight: recorder.register_gauge(&in_flight_key(operation), &METADATA), calls, durations }
+    }
+}
+
+fn calls_key(operation: &'static str, status: Status) -> Key {
+    Key::from_parts(
+        names::OPERATION_CALLS_TOTAL,
+        vec![
+            Label::from_static_parts(names::LABEL_OPERATION, operation),
+            Label::from_static_parts(names::LABEL_STATUS, status.as_str()),
+        ],
+    )
+}
+
+fn duration_key(operation: &'static str, status: Status) -> Key {
+    Key::from_parts(
+        names::OPERATION_DURATION_SECONDS,
+        vec![
+            Label::from_static_parts(names::LABEL_OPERATION, operation),
+            Label::from_static_parts(names::LABEL_STATUS, status.as_str()),
+        ],
+    )
+}
+
+fn in_flight_key(operation: &'static str) -> Key {
+    Key::from_parts(
+        names::OPERATION_IN_FLIGHT,
+        vec![Label::from_static_parts(names::LABEL_OPERATION, operation)],
+    )
+}
+
+fn errors_key(operation: &'static str, error_type: &str) -> Key {
+    Key::from_parts(
+        names::OPERATION_ERRORS_TOTAL,
+        vec![
+            Label::from_static_parts(names::LABEL_OPERATION, operation),
+            Label::new(names::LABEL_ERROR_TYPE, error_type.to_owned()),
+        ],
+    )
+}
+
+/// Decides how this call records and counts it as in flight.
+#[inline]
+pub(crate) fn start(callsite: &'static Callsite) -> Mode {
+    metrics::with_recorder(|recorder| {
+        let a = addr(recorder);
+        if a == GLOBAL_ADDR.load(Ordering::Acquire) {
+            let handles = callsite
+                .handles
+                .get_or_init(|| Handles::register(recorder, callsite.operation()));
+            handles.in_flight.increment(1.0);
+            return Mode::Cached(handles);
+        }
+        if std::mem::size_of_val(recorder) == 0 {
+            return Mode::Off;
+        }
+        maybe_probe();
+        recorder
+            .register_gauge(&in_flight_key(callsite.operation()), &METADATA)
+            .increment(1.0);
+        Mode::PerCall
+    })
+}
+
+/// Records the end of a call started with `mode`.
+pub(crate) fn finish(
+    mode: Mode,
+    callsite: &'static Callsite,
+    status: Status,
+    elapsed: Duration,
+    error_type: Option<&str>,
+) {
+    let seconds = elapsed.as_secs_f64();
+    match mode {
+        Mode::Off => {}
+        Mode::Cached(h) => {
+            h.in_flight.decrement(1.0);
+            h.calls[status.index()].increment(1);
+            h.durations[status.index()].record(seconds);
+            if let Some(t) = error_type {
+                metrics::with_recorder(|r| {
+                    r.register_counter(&errors_key(callsite.operation(), t), &METADATA).increment(1);
+                });
+            }
+        }
+        Mode::PerCall => metrics::with_recorder(|r| {
+            let op = callsite.operation();
+            r.register_gauge(&in_flight_key(op), &METADATA).decrement(1.0);
+            r.register_counter(&calls_key(op, status), &METADATA).increment(1);
+            r.register_histogram(&duration_key(op, status), &METADATA).record(seconds);
+            if let Some(t) = error_type {
+                r.register_counter(&errors_key(op, t), &METADATA).increment(1);
+            }
+        }),
+    }
+}

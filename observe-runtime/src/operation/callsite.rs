@@ -1,0 +1,205 @@
+//! Per-function static metadata: one `Callsite` per annotated function.
+//!
+//! It holds the operation name, the slow threshold, three `tracing`
+//! callsites (success level, WARN, ERROR) whose target is the annotated
+//! function's module, so ordinary `tracing` filters (`my_crate::db=warn`)
+//! apply to monitored calls too, and the metric handles registered once
+//! against the global recorder.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use tracing_core::callsite::DefaultCallsite;
+use tracing_core::{Level, Metadata};
+
+use crate::metrics::Handles;
+
+/// Field names of the events a monitored call emits, in the order the
+/// guard fills them.
+#[doc(hidden)]
+pub const FIELDS: &[&str] = &[
+    "message",
+    "operation",
+    "status",
+    "duration_ms",
+    "error_type",
+    "context",
+    "threshold_ms",
+];
+
+/// Static description of one annotated function. Built by the
+/// `monitor_performance` expansion; not constructed by hand.
+#[doc(hidden)]
+pub struct Callsite {
+    operation: &'static str,
+    slow_nanos: u64,
+    success: &'static DefaultCallsite,
+    success_meta: &'static Metadata<'static>,
+    warn: &'static DefaultCallsite,
+    warn_meta: &'static Metadata<'static>,
+    error: &'static DefaultCallsite,
+    error_meta: &'static Metadata<'static>,
+    pub(crate) handles: OnceLock<Handles>,
+}
+
+impl fmt::Debug for Callsite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Callsite")
+            .field("operation", &self.operation)
+            .field("slow_nanos", &self.slow_nanos)
+            .field("success_level", self.success_meta.level())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `tracing` callsite of one of the three levels a call may log at.
+#[derive(Clone, Copy)]
+pub(crate) struct LogSite {
+    pub(crate) callsite: &'static DefaultCallsite,
+    pub(crate) meta: &'static Metadata<'static>,
+}
+
+impl LogSite {
+    /// Whether an event here would reach a subscriber, with the same checks
+    /// (and order) as `tracing::event!`.
+    #[inline]
+    pub(crate) fn enabled(self) -> bool {
+        if *self.meta.level() > tracing_core::LevelFilter::current() {
+            return false;
+        }
+        let interest = self.callsite.interest();
+        if interest.is_never() {
+            return false;
+        }
+        interest.is_always() || tracing_core::dispatcher::get_default(|d| d.enabled(self.meta))
+    }
+}
+
+impl Callsite {
+    /// Used by the `__callsite!` expansion.
+    #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
+    #[must_use]
+    pub const fn new(
+        operation: &'static str,
+        slow_nanos: u64,
+        success: &'static DefaultCallsite,
+        success_meta: &'static Metadata<'static>,
+        warn: &'static DefaultCallsite,
+        warn_meta: &'static Metadata<'static>,
+        error: &'static DefaultCallsite,
+        error_meta: &'static Metadata<'static>,
+    ) -> Self {
+        Self {
+            operation,
+            slow_nanos,
+            success,
+            success_meta,
+            warn,
+            warn_meta,
+            error,
+            error_meta,
+            handles: OnceLock::new(),
+        }
+    }
+
+    /// The operation name (a metric label and the log's `performance.operation`).
+    pub(crate) fn operation(&self) -> &'static str {
+        self.operation
+    }
+
+    /// Threshold above which a successful call logs a WARN "slow" line;
+    /// 0 means none.
+    pub(crate) fn slow_nanos(&self) -> u64 {
+        self.slow_nanos
+    }
+
+    pub(crate) fn site(&self, level: Level) -> LogSite {
+        if level == *self.success_meta.level() {
+            LogSite { callsite: self.success, meta: self.success_meta }
+        } else if level == Level::ERROR {
+            LogSite { callsite: self.error, meta: self.error_meta }
+        } else {
+            LogSite { callsite: self.warn, meta: self.warn_meta }
+        }
+    }
+
+    pub(crate) fn success_site(&self) -> LogSite {
+        LogSite { callsite: self.success, meta: self.success_meta }
+    }
+
+    /// Whether any line this call could emit would be written: the ERROR
+    /// site is the least filtered of the three in every sane filter.
+    #[inline]
+    pub(crate) fn may_log(&self) -> bool {
+        self.site(Level::ERROR).enabled() || self.success_site().enabled()
+    }
+}
+
+/// Declares the static [`Callsite`] of one annotated function.
+///
+/// `__callsite!(NAME, "operation", INFO, slow_nanos, file, line);`
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __callsite {
+    ($name:ident, $op:expr, $level:ident, $slow:expr, $file:expr, $line:expr) => {
+        static $name: $crate::__private::Callsite = {
+            use $crate::__private::tracing_core as __tc;
+            static SUCCESS: __tc::callsite::DefaultCallsite =
+                __tc::callsite::DefaultCallsite::new(&SUCCESS_META);
+            static SUCCESS_META: __tc::Metadata<'static> = __tc::Metadata::new(
+                "observe operation",
+                ::core::module_path!(),
+                __tc::Level::$level,
+                ::core::option::Option::Some($file),
+                ::core::option::Option::Some($line),
+                ::core::option::Option::Some(::core::module_path!()),
+                __tc::field::FieldSet::new(
+                    $crate::__private::FIELDS,
+                    __tc::callsite::Identifier(&SUCCESS),
+                ),
+                __tc::metadata::Kind::EVENT,
+            );
+            static WARN: __tc::callsite::DefaultCallsite =
+                __tc::callsite::DefaultCallsite::new(&WARN_META);
+            static WARN_META: __tc::Metadata<'static> = __tc::Metadata::new(
+                "observe operation",
+                ::core::module_path!(),
+                __tc::Level::WARN,
+                ::core::option::Option::Some($file),
+                ::core::option::Option::Some($line),
+                ::core::option::Option::Some(::core::module_path!()),
+                __tc::field::FieldSet::new(
+                    $crate::__private::FIELDS,
+                    __tc::callsite::Identifier(&WARN),
+                ),
+                __tc::metadata::Kind::EVENT,
+            );
+            static ERROR: __tc::callsite::DefaultCallsite =
+                __tc::callsite::DefaultCallsite::new(&ERROR_META);
+            static ERROR_META: __tc::Metadata<'static> = __tc::Metadata::new(
+                "observe operation",
+                ::core::module_path!(),
+                __tc::Level::ERROR,
+                ::core::option::Option::Some($file),
+                ::core::option::Option::Some($line),
+                ::core::option::Option::Some(::core::module_path!()),
+                __tc::field::FieldSet::new(
+                    $crate::__private::FIELDS,
+                    __tc::callsite::Identifier(&ERROR),
+                ),
+                __tc::metadata::Kind::EVENT,
+            );
+            $crate::__private::Callsite::new(
+                $op,
+                $slow,
+                &SUCCESS,
+                &SUCCESS_META,
+                &WARN,
+                &WARN_META,
+                &ERROR,
+                &ERROR_META,
+            )
+        };
+    };
+}

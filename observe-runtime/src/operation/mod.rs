@@ -1,0 +1,15 @@
+//! One monitored call: its static callsite, its guard, and its outcome.
+
+mod callsite;
+mod context;
+mod guard;
+mod outcome;
+
+pub use callsite::{Callsite, FIELDS};
+pub use context::{ContextValue, ContextWriter, DebugValue, DisplayValue, debug, display};
+pub(crate) use guard::is_emitting;
+pub use guard::{Guard, call_once};
+pub use outcome::{
+    DescribeDebug, DescribeDisplay, DescribeName, ErrWrap, ErrorInfo, IsResult, Never, NotResult, Status,
+    Wrap,
+};

@@ -1,0 +1,27 @@
+//! Standard output, the default sink.
+
+use std::io::Write;
+
+use super::{Sink, count_dropped};
+
+/// Writes each line to standard output in one `write_all`, so lines from
+/// concurrent threads never interleave.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StdoutSink;
+
+impl Sink for StdoutSink {
+    fn name(&self) -> &str {
+        "stdout"
+    }
+
+    fn write_line(&self, line: &str) {
+        // A closed pipe must not take the service down; the line is counted.
+        if std::io::stdout().lock().write_all(line.as_bytes()).is_err() {
+            count_dropped(self.name(), 1);
+        }
+    }
+
+    fn flush(&self, _timeout: std::time::Duration) -> bool {
+        std::io::stdout().lock().flush().is_ok()
+    }
+}
