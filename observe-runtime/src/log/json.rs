@@ -55,13 +55,18 @@ fn escape_into(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
     let mut run_start = 0;
     let mut i = 0;
-    while i < bytes.len() {
+    loop {
+        // Find the next byte that may need escaping; `position` compiles to a
+        // tighter loop than manual indexing.
+        let Some(offset) = bytes[i..]
+            .iter()
+            .position(|&b| ESCAPE[usize::from(b)] != PLAIN)
+        else {
+            break;
+        };
+        i += offset;
         let byte = bytes[i];
         let class = ESCAPE[usize::from(byte)];
-        if class == PLAIN {
-            i += 1;
-            continue;
-        }
         // `run_start` and `i` both sit on char boundaries: `i` points at an ASCII
         // byte or a UTF-8 lead byte, and `run_start` just past a whole character.
         if class == SEPARATOR_LEAD {

@@ -1,0 +1,8 @@
+use observe::monitor_performance;
+
+#[monitor_performance]
+struct Config {
+    port: u16,
+}
+
+fn main() {}
