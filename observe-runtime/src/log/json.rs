@@ -55,15 +55,12 @@ fn escape_into(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
     let mut run_start = 0;
     let mut i = 0;
-    loop {
-        // Find the next byte that may need escaping; `position` compiles to a
-        // tighter loop than manual indexing.
-        let Some(offset) = bytes[i..]
-            .iter()
-            .position(|&b| ESCAPE[usize::from(b)] != PLAIN)
-        else {
-            break;
-        };
+    // Invariant: `i <= bytes.len()`, since every step below only advances over
+    // bytes already known to exist.
+    while let Some(offset) = bytes[i..]
+        .iter()
+        .position(|&b| ESCAPE[usize::from(b)] != PLAIN)
+    {
         i += offset;
         let byte = bytes[i];
         let class = ESCAPE[usize::from(byte)];

@@ -107,11 +107,12 @@ impl JsonLayer {
         performance: &str,
     ) {
         let original = line.len();
+        let old_context = context.len();
         context.clear();
         context.push_str("\"truncated\":true,\"original_bytes\":");
         json::write_u64(context, original as u64);
         // Room left for the message once everything else is written.
-        let fixed = original - message.len() + context.len() + 16;
+        let fixed = original - message.len() - old_context + context.len() + 16;
         let room = self.max_line_bytes.saturating_sub(fixed);
         let mut cut = String::with_capacity(room + 16);
         cut.push('"');

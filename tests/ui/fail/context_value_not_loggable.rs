@@ -1,0 +1,12 @@
+use observe::monitor_performance;
+
+struct Config {
+    port: u16,
+}
+
+#[monitor_performance(context(cfg = cfg))]
+fn start(cfg: Config) -> u16 {
+    cfg.port
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use observe::monitor_performance;
+
+#[monitor_performance(context())]
+fn load_user(user_id: u64) -> u64 {
+    user_id
+}
+
+fn main() {}

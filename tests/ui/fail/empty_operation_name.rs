@@ -1,0 +1,6 @@
+use observe::monitor_performance;
+
+#[monitor_performance("")]
+fn load() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use observe::monitor_performance;
+
+#[monitor_performance(42)]
+fn load() {}
+
+fn main() {}

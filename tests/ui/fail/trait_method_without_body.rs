@@ -1,0 +1,8 @@
+use observe::monitor_performance;
+
+trait Repository {
+    #[monitor_performance]
+    fn f(&self);
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use observe::monitor_performance;
+
+#[monitor_performance(name = "db.query")]
+fn query() {}
+
+fn main() {}
