@@ -44,6 +44,7 @@ fn not_core_result() -> shadow::Result {
 }
 
 #[derive(Debug)]
+#[allow(dead_code)] // `code` is only read through `Debug`, which is the point.
 struct DebugOnly {
     code: u16,
 }

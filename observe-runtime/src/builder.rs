@@ -31,7 +31,6 @@ impl Observe {
     ///     .install()
     ///     .expect("nothing else installed a subscriber or recorder");
     /// ```
-    #[must_use]
     pub fn builder(service: impl Into<String>) -> ObserveBuilder {
         ObserveBuilder {
             service: service.into(),
