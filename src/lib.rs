@@ -1,5 +1,150 @@
-//! observe: one attribute gives a function timing, correlation-ID
-//! propagation, structured JSON logs and Prometheus metrics.
+//! # observe
+//!
+//! One attribute gives a function timing, correlation-ID propagation, a
+//! structured JSON log line and Prometheus metrics:
+//!
+//! ```
+//! use observe::monitor_performance;
+//!
+//! #[derive(Debug)]
+//! struct StoreError;
+//! impl std::fmt::Display for StoreError {
+//!     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+//!         f.write_str("store unavailable")
+//!     }
+//! }
+//!
+//! #[monitor_performance("process_event")]
+//! fn process_event(entity_id: &str) -> Result<u64, StoreError> {
+//!     if entity_id.is_empty() { Err(StoreError) } else { Ok(42) }
+//! }
+//!
+//! // In `main`, once:
+//! //     let _guard = observe::Observe::builder("websocket-ingestion").install()?;
+//! // Here, the test kit captures what one call produces instead:
+//! let captured = observe::testing::capture(|| process_event("sensor.kitchen"));
+//! let line = &captured.lines[0];
+//! assert_eq!(line["message"], "process_event completed");
+//! assert_eq!(line["performance"]["status"], "success");
+//! assert!(line["performance"]["duration_ms"].is_number());
+//! assert_eq!(
+//!     captured.metrics.counter(
+//!         "operation_calls_total",
+//!         &[("operation", "process_event"), ("status", "success")],
+//!     ),
+//!     Some(1),
+//! );
+//! ```
+//!
+//! Every call:
+//!
+//! - is timed (wall time; for `async fn`, from first poll to completion);
+//! - joins the caller's correlation ID, or starts one (`req_{unix}_{8 hex}`)
+//!   if it is the outermost monitored call; nested calls share it, also
+//!   across `.await` and between threads of a work-stealing executor;
+//! - ends with exactly one outcome: `success`, `error` (it returned
+//!   `Err(e)`: any `Result`, whatever alias names it), `panic` (the panic
+//!   keeps propagating) or `cancelled` (its future was dropped unfinished);
+//! - writes one JSON line on the way out (INFO `"{op} completed"`, ERROR
+//!   `"{op} failed: {error}"` with `context.error_type`, ERROR
+//!   `"{op} panicked"`, WARN `"{op} cancelled"`, WARN `"{op} slow"`);
+//! - updates `operation_calls_total{operation,status}`,
+//!   `operation_duration_seconds{operation,status}` (a histogram),
+//!   `operation_errors_total{operation,error_type}` and
+//!   `operation_in_flight{operation}`.
+//!
+//! ## The log line
+//!
+//! ```json
+//! {"timestamp":"2026-11-30T01:22:09.123456Z","level":"INFO","service":"websocket-ingestion",
+//!  "message":"process_event completed","correlation_id":"req_1764465729_1a2b3c4d",
+//!  "context":{"entity_id":"sensor.kitchen"},
+//!  "performance":{"duration_ms":0.412,"operation":"process_event","status":"success"}}
+//! ```
+//!
+//! Ordinary `tracing` events become lines of the same shape, their fields in
+//! `context`. [`log::LogValidator`] checks a line; `docs/log-schema.json` is
+//! the JSON Schema. Values of secret-looking keys (`password`, `token`,
+//! `api_key`, ...) are written as `"[REDACTED]"`; every string is escaped
+//! so no input can split a line.
+//!
+//! ## Options
+//!
+//! All optional, in any order after the optional operation name (the
+//! function's name by default):
+//!
+//! | option | meaning |
+//! |---|---|
+//! | `"op"` | operation name: `[a-zA-Z_][a-zA-Z0-9_.:-]*` |
+//! | `level = "debug"` | level of the success line (default `info`) |
+//! | `context(k = expr, k2 = %expr, k3 = ?expr)` | fields of the line's `context`, evaluated at call start; `%` uses `Display`, `?` uses `Debug` |
+//! | `slow = "250ms"` | log a WARN `"{op} slow"` line instead of the success line above this duration (`ns`, `us`, `ms`, `s`, `m`) |
+//! | `crate = path` | where `observe` is, if renamed |
+//!
+//! ```
+//! use observe::monitor_performance;
+//!
+//! struct Request { user: String, path: String }
+//!
+//! #[monitor_performance(
+//!     "http.handle",
+//!     level = "debug",
+//!     slow = "250ms",
+//!     context(user = req.user.as_str(), path = %req.path, len = req.path.len()),
+//! )]
+//! async fn handle(req: Request) -> std::io::Result<u16> {
+//!     Ok(200)
+//! }
+//!
+//! let req = Request { user: "ada".into(), path: "/".into() };
+//! let c = futures::executor::block_on(observe::testing::capture_async(handle(req)));
+//! assert_eq!(c.lines[0]["level"], "DEBUG");
+//! assert_eq!(c.lines[0]["context"]["user"], "ada");
+//! assert_eq!(c.lines[0]["context"]["len"], 1);
+//! ```
+//!
+//! ## Where it works
+//!
+//! Free functions, `async fn`, methods taking `self`, `&self`, `&mut self`
+//! or `self: Arc<Self>`, generic functions with `where` clauses, `impl
+//! Trait` in argument and return position, `async fn` in traits and their
+//! impls, `#[async_trait]` methods, `unsafe fn`, and bodies using `return`
+//! and `?`. The signature and the other attributes are left as written.
+//! Misuse (a non-function, a `const fn`, a malformed option) is a compile
+//! error pointing at the offending tokens, all argument errors at once.
+//!
+//! ## Correlation
+//!
+//! ```
+//! use observe::correlation::{self, CorrelationId};
+//!
+//! let id: CorrelationId = "abc-123".parse().unwrap();
+//! correlation::scope(id.clone(), || {
+//!     assert_eq!(correlation::current(), Some(id));
+//! });
+//! ```
+//!
+//! A bare `std::thread::spawn` or `tokio::spawn` does **not** inherit the
+//! current ID: take it with [`correlation::current`] and enter it in the new
+//! thread with [`correlation::scope`], or in the new task with
+//! [`correlation::FutureExt::with_correlation`].
+//!
+//! ## Installing
+//!
+//! ```no_run
+//! fn main() -> Result<(), observe::InstallError> {
+//!     let guard = observe::Observe::builder("websocket-ingestion").install()?;
+//!     // ... run the service; serve `guard.render()` on /metrics ...
+//!     Ok(())
+//! } // dropping the guard flushes the sinks
+//! ```
+//!
+//! ## Overhead
+//!
+//! The callsite's metadata is a `static` and its metric handles are
+//! registered once against the global recorder and cached, so a call does
+//! not hash a key or allocate on the default path. With nothing installed
+//! a call reads no clock at all.
 
 pub use observe_macros::monitor_performance;
 pub use observe_runtime::{
@@ -11,3 +156,8 @@ pub use observe_runtime::{
 pub mod __private {
     pub use observe_runtime::__private::*;
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -4,7 +4,7 @@ struct Config {
     port: u16,
 }
 
-#[monitor_performance(context(cfg = cfg))]
+#[monitor_performance(context(config = cfg))]
 fn start(cfg: Config) -> u16 {
     cfg.port
 }
