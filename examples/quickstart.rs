@@ -60,9 +60,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let guard = Observe::builder("websocket-ingestion").install()?;
 
     let events = [
-        Event { id: 1, entity_id: "sensor.kitchen" },
-        Event { id: 2, entity_id: "light.hall" },
-        Event { id: 3, entity_id: "sensor.garage" },
+        Event {
+            id: 1,
+            entity_id: "sensor.kitchen",
+        },
+        Event {
+            id: 2,
+            entity_id: "light.hall",
+        },
+        Event {
+            id: 3,
+            entity_id: "sensor.garage",
+        },
     ];
     for event in events {
         // Each root call starts its own correlation ID; nested calls share it.

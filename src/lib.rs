@@ -148,8 +148,8 @@
 
 pub use observe_macros::monitor_performance;
 pub use observe_runtime::{
-    CorrelationId, InstallError, Observe, ObserveBuilder, ObserveGuard, Status, correlation, log, metrics,
-    operation, sink, testing,
+    CorrelationId, InstallError, Observe, ObserveBuilder, ObserveGuard, Status, correlation, log,
+    metrics, operation, sink, testing,
 };
 
 #[doc(hidden)]

@@ -32,7 +32,10 @@ async fn async_inner() -> u32 {
 }
 
 fn ids(lines: &[Value]) -> Vec<&str> {
-    lines.iter().map(|l| l["correlation_id"].as_str().expect("string id")).collect()
+    lines
+        .iter()
+        .map(|l| l["correlation_id"].as_str().expect("string id"))
+        .collect()
 }
 
 fn assert_one_id(lines: &[Value]) -> String {
@@ -51,12 +54,18 @@ fn nested_sync_calls_share_one_id() {
     // inside outer, inner, inner, outer completed
     assert_eq!(c.lines.len(), 4, "{:#?}", c.raw_lines);
     assert_one_id(&c.lines);
-    assert_eq!(correlation::current(), None, "the root scope is closed after the call");
+    assert_eq!(
+        correlation::current(),
+        None,
+        "the root scope is closed after the call"
+    );
 }
 
 #[test]
 fn nested_async_calls_share_one_id_across_awaits() {
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
     let c = rt.block_on(testing::capture_async(async_outer()));
     assert_eq!(c.output, 5);
     // async.inner x2, "between awaits", inner, async.outer
@@ -73,7 +82,9 @@ fn async_calls_keep_their_id_on_a_foreign_executor() {
 
 #[test]
 fn concurrent_root_calls_get_different_ids() {
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
     let c = rt.block_on(testing::capture_async(async {
         // Interleaved on one thread: each keeps its own ID across awaits.
         tokio::join!(async_outer(), async_outer())

@@ -8,7 +8,10 @@ fn status_and_type(c: &Captured<impl Sized>) -> (String, Option<String>, String)
     assert_eq!(c.lines.len(), 1, "{:#?}", c.raw_lines);
     let l = &c.lines[0];
     (
-        l["performance"]["status"].as_str().expect("status").to_owned(),
+        l["performance"]["status"]
+            .as_str()
+            .expect("status")
+            .to_owned(),
         l["context"]["error_type"].as_str().map(str::to_owned),
         l["message"].as_str().expect("message").to_owned(),
     )
@@ -16,7 +19,10 @@ fn status_and_type(c: &Captured<impl Sized>) -> (String, Option<String>, String)
 
 #[monitor_performance]
 fn io_result() -> std::io::Result<()> {
-    Err(std::io::Error::new(std::io::ErrorKind::NotFound, "config.toml missing"))
+    Err(std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        "config.toml missing",
+    ))
 }
 
 #[monitor_performance]
@@ -80,10 +86,17 @@ fn io_result_alias() {
     let c = testing::capture(io_result);
     assert_eq!(
         status_and_type(&c),
-        ("error".into(), Some("Error".into()), "io_result failed: config.toml missing".into())
+        (
+            "error".into(),
+            Some("Error".into()),
+            "io_result failed: config.toml missing".into()
+        )
     );
     assert_eq!(
-        c.metrics.counter("operation_errors_total", &[("operation", "io_result"), ("error_type", "Error")]),
+        c.metrics.counter(
+            "operation_errors_total",
+            &[("operation", "io_result"), ("error_type", "Error")]
+        ),
         Some(1)
     );
 }
@@ -93,20 +106,34 @@ fn anyhow_result_alias() {
     let c = testing::capture(anyhow_result);
     assert_eq!(
         status_and_type(&c),
-        ("error".into(), Some("Error".into()), "anyhow_result failed: upstream returned 503".into())
+        (
+            "error".into(),
+            Some("Error".into()),
+            "anyhow_result failed: upstream returned 503".into()
+        )
     );
 }
 
 #[test]
 fn users_own_result_alias() {
     let c = testing::capture(user_alias);
-    assert_eq!(status_and_type(&c), ("error".into(), Some("String".into()), "user_alias failed: bad input".into()));
+    assert_eq!(
+        status_and_type(&c),
+        (
+            "error".into(),
+            Some("String".into()),
+            "user_alias failed: bad input".into()
+        )
+    );
 }
 
 #[test]
 fn a_type_named_result_is_not_an_error() {
     let c = testing::capture(not_core_result);
-    assert_eq!(status_and_type(&c), ("success".into(), None, "not_core_result completed".into()));
+    assert_eq!(
+        status_and_type(&c),
+        ("success".into(), None, "not_core_result completed".into())
+    );
 }
 
 #[test]
@@ -114,7 +141,11 @@ fn debug_only_errors_use_debug() {
     let c = testing::capture(debug_only);
     assert_eq!(
         status_and_type(&c),
-        ("error".into(), Some("DebugOnly".into()), "debug_only failed: DebugOnly { code: 7 }".into())
+        (
+            "error".into(),
+            Some("DebugOnly".into()),
+            "debug_only failed: DebugOnly { code: 7 }".into()
+        )
     );
 }
 
@@ -123,7 +154,11 @@ fn question_mark_errors_are_classified() {
     let c = testing::capture(|| parse("x1"));
     assert_eq!(
         status_and_type(&c),
-        ("error".into(), Some("ParseIntError".into()), "parse failed: invalid digit found in string".into())
+        (
+            "error".into(),
+            Some("ParseIntError".into()),
+            "parse failed: invalid digit found in string".into()
+        )
     );
     let ok = testing::capture(|| parse("41"));
     assert_eq!(ok.output, Ok(41));
@@ -139,10 +174,26 @@ fn none_is_a_success() {
 #[test]
 fn async_errors_and_panics() {
     let c = futures::executor::block_on(testing::capture_async(async_err()));
-    assert_eq!(status_and_type(&c), ("error".into(), Some("Error".into()), "async_err failed: an error occurred when formatting an argument".into()));
+    assert_eq!(
+        status_and_type(&c),
+        (
+            "error".into(),
+            Some("Error".into()),
+            "async_err failed: an error occurred when formatting an argument".into()
+        )
+    );
 
-    let c = testing::capture(|| std::panic::catch_unwind(|| futures::executor::block_on(async_panic())));
+    let c = testing::capture(|| {
+        std::panic::catch_unwind(|| futures::executor::block_on(async_panic()))
+    });
     assert!(c.output.is_err());
-    assert_eq!(status_and_type(&c), ("panic".into(), None, "async_panic panicked".into()));
-    assert_eq!(c.metrics.gauge("operation_in_flight", &[("operation", "async_panic")]), Some(0.0));
+    assert_eq!(
+        status_and_type(&c),
+        ("panic".into(), None, "async_panic panicked".into())
+    );
+    assert_eq!(
+        c.metrics
+            .gauge("operation_in_flight", &[("operation", "async_panic")]),
+        Some(0.0)
+    );
 }

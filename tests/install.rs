@@ -28,11 +28,15 @@ fn early() -> Result<(), std::fmt::Error> {
 
 /// One sample line of the exposition: `name{labels} value`.
 fn sample(exposition: &str, name: &str, labels: &[&str]) -> Option<f64> {
-    exposition.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        let (series, value) = l.rsplit_once(' ')?;
-        let (n, rest) = series.split_once('{').unwrap_or((series, ""));
-        (n == name && labels.iter().all(|lab| rest.contains(lab))).then(|| value.parse().ok())?
-    })
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+            (n == name && labels.iter().all(|lab| rest.contains(lab)))
+                .then(|| value.parse().ok())?
+        })
 }
 
 #[test]
@@ -50,7 +54,10 @@ fn install_records_logs_and_prometheus_metrics_and_refuses_a_second_install() {
     // A thread-scoped recorder sees its own calls even with a global one.
     let local = observe::testing::capture(early);
     assert_eq!(
-        local.metrics.counter("operation_calls_total", &[("operation", "early"), ("status", "success")]),
+        local.metrics.counter(
+            "operation_calls_total",
+            &[("operation", "early"), ("status", "success")]
+        ),
         Some(1)
     );
     assert_eq!(local.lines.len(), 1);
@@ -58,7 +65,11 @@ fn install_records_logs_and_prometheus_metrics_and_refuses_a_second_install() {
     for batch in 1..=8 {
         let _ = ingest(batch);
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         let handles: Vec<_> = (0..3).map(|b| tokio::spawn(ingest_async(b))).collect();
         for h in handles {
@@ -79,26 +90,57 @@ fn install_records_logs_and_prometheus_metrics_and_refuses_a_second_install() {
     // service label, in-flight back at zero.
     let text = guard.render().expect("prometheus is on by default");
     let op = r#"operation="ingest""#;
-    assert_eq!(sample(&text, "operation_calls_total", &[op, r#"status="success""#]), Some(6.0), "{text}");
-    assert_eq!(sample(&text, "operation_calls_total", &[op, r#"status="error""#]), Some(2.0));
-    assert_eq!(sample(&text, "operation_errors_total", &[op, r#"error_type="Error""#]), Some(2.0));
     assert_eq!(
-        sample(&text, "operation_calls_total", &[r#"operation="ingest.async""#, r#"status="success""#]),
+        sample(&text, "operation_calls_total", &[op, r#"status="success""#]),
+        Some(6.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "operation_calls_total", &[op, r#"status="error""#]),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "operation_errors_total",
+            &[op, r#"error_type="Error""#]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "operation_calls_total",
+            &[r#"operation="ingest.async""#, r#"status="success""#]
+        ),
         Some(3.0)
     );
     assert_eq!(sample(&text, "operation_in_flight", &[op]), Some(0.0));
     assert_eq!(
-        sample(&text, "operation_duration_seconds_count", &[op, r#"status="success""#]),
+        sample(
+            &text,
+            "operation_duration_seconds_count",
+            &[op, r#"status="success""#]
+        ),
         Some(6.0)
     );
     assert!(
-        sample(&text, "operation_duration_seconds_bucket", &[op, r#"le="0.001""#]).is_some(),
+        sample(
+            &text,
+            "operation_duration_seconds_bucket",
+            &[op, r#"le="0.001""#]
+        )
+        .is_some(),
         "histogram buckets are set: {text}"
     );
     assert!(text.contains(r#"service="ingestor""#), "{text}");
     // Exactly the one call made after install and outside the capture.
     assert_eq!(
-        sample(&text, "operation_calls_total", &[r#"operation="early""#, r#"status="success""#]),
+        sample(
+            &text,
+            "operation_calls_total",
+            &[r#"operation="early""#, r#"status="success""#]
+        ),
         Some(1.0)
     );
     assert!(text.contains("# HELP operation_calls_total"), "{text}");

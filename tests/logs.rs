@@ -1,11 +1,11 @@
 //! The log line: context values, redaction, escaping, levels and the line
 //! cap, asserted on parsed JSON.
 
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use observe::log::{JsonLayer, LogValidator};
 use observe::monitor_performance;
 use observe::sink::CaptureSink;
 use observe::testing;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use tracing_subscriber::layer::SubscriberExt as _;
 
 struct Event {
@@ -15,7 +15,13 @@ struct Event {
 
 #[monitor_performance("process_event", context(entity_id = event.entity_id.as_str(), attempt = event.attempt, api_token = "s3cret", kind = ?event.attempt))]
 fn process_event(event: &Event) -> u32 {
-    tracing::info!(password = "hunter2", rows = 3u64, ratio = 0.25, ok = true, "stored");
+    tracing::info!(
+        password = "hunter2",
+        rows = 3u64,
+        ratio = 0.25,
+        ok = true,
+        "stored"
+    );
     event.attempt
 }
 
@@ -29,7 +35,10 @@ fn nasty_error() -> Result<(), String> {
 
 #[test]
 fn context_values_and_redaction() {
-    let e = Event { entity_id: "sensor.kitchen".into(), attempt: 2 };
+    let e = Event {
+        entity_id: "sensor.kitchen".into(),
+        attempt: 2,
+    };
     let c = testing::capture(|| process_event(&e));
     assert_eq!(c.lines.len(), 2, "{:#?}", c.raw_lines);
     let user = &c.lines[0];
@@ -46,7 +55,10 @@ fn context_values_and_redaction() {
     assert_eq!(done["context"]["api_token"], "[REDACTED]");
     assert_eq!(done["context"]["kind"], "2");
     for raw in &c.raw_lines {
-        assert!(!raw.contains("hunter2") && !raw.contains("s3cret"), "secret leaked: {raw}");
+        assert!(
+            !raw.contains("hunter2") && !raw.contains("s3cret"),
+            "secret leaked: {raw}"
+        );
         LogValidator::validate_line(raw).expect("valid line");
     }
 }
@@ -62,7 +74,10 @@ fn every_string_is_escaped() {
     let c = testing::capture(nasty_error);
     assert_eq!(c.raw_lines.len(), 1);
     let raw = &c.raw_lines[0];
-    assert!(!raw.contains('\n') && !raw.contains('\u{2028}'), "line split: {raw:?}");
+    assert!(
+        !raw.contains('\n') && !raw.contains('\u{2028}'),
+        "line split: {raw:?}"
+    );
     assert_eq!(
         c.lines[0]["message"],
         "nasty_error failed: line one\nline two \"quoted\" \\ back\u{0}slash \u{2028}"
@@ -73,7 +88,12 @@ fn every_string_is_escaped() {
 #[test]
 fn user_fields_cannot_forge_top_level_fields() {
     let c = testing::capture(|| {
-        tracing::info!(level = "ERROR", service = "evil", correlation_id = "x", "hello");
+        tracing::info!(
+            level = "ERROR",
+            service = "evil",
+            correlation_id = "x",
+            "hello"
+        );
     });
     let l = &c.lines[0];
     assert_eq!(l["level"], "INFO");
@@ -85,7 +105,11 @@ fn user_fields_cannot_forge_top_level_fields() {
 #[test]
 fn long_lines_are_truncated_and_marked() {
     let sink = CaptureSink::new();
-    let subscriber = tracing_subscriber::registry().with(JsonLayer::new("svc").with_sink(sink.clone()).with_max_line_bytes(2048));
+    let subscriber = tracing_subscriber::registry().with(
+        JsonLayer::new("svc")
+            .with_sink(sink.clone())
+            .with_max_line_bytes(2048),
+    );
     let big = "é\"".repeat(5000);
     tracing::subscriber::with_default(subscriber, || {
         tracing::info!(payload = big.as_str(), "{big}");
@@ -102,13 +126,17 @@ fn long_lines_are_truncated_and_marked() {
 
 #[monitor_performance("probe")]
 fn probe(snapshotter: &Snapshotter) -> Option<f64> {
-    snapshotter.snapshot().into_vec().into_iter().find_map(|(key, _, _, value)| {
-        let is_gauge = key.key().name() == "operation_in_flight";
-        match value {
-            DebugValue::Gauge(v) if is_gauge => Some(v.into_inner()),
-            _ => None,
-        }
-    })
+    snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .find_map(|(key, _, _, value)| {
+            let is_gauge = key.key().name() == "operation_in_flight";
+            match value {
+                DebugValue::Gauge(v) if is_gauge => Some(v.into_inner()),
+                _ => None,
+            }
+        })
 }
 
 #[test]
@@ -117,10 +145,16 @@ fn in_flight_is_one_during_the_call_and_zero_after() {
     let snapshotter = recorder.snapshotter();
     let during = metrics::with_local_recorder(&recorder, || probe(&snapshotter));
     assert_eq!(during, Some(1.0));
-    let after = snapshotter.snapshot().into_vec().into_iter().find_map(|(key, _, _, value)| match value {
-        DebugValue::Gauge(v) if key.key().name() == "operation_in_flight" => Some(v.into_inner()),
-        _ => None,
-    });
+    let after = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .find_map(|(key, _, _, value)| match value {
+            DebugValue::Gauge(v) if key.key().name() == "operation_in_flight" => {
+                Some(v.into_inner())
+            }
+            _ => None,
+        });
     // Debugging snapshots report changes since the last snapshot: the call's
     // end took the gauge from 1 back down by one.
     assert_eq!(after, Some(-1.0));

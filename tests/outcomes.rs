@@ -20,7 +20,11 @@ impl std::error::Error for StoreError {}
 
 #[monitor_performance("store.put")]
 fn put(ok: bool) -> Result<u32, StoreError> {
-    if ok { Ok(7) } else { Err(StoreError("disk full")) }
+    if ok {
+        Ok(7)
+    } else {
+        Err(StoreError("disk full"))
+    }
 }
 
 #[monitor_performance]
@@ -62,10 +66,21 @@ fn success_logs_info_and_counts() {
     assert_eq!(line["performance"]["status"], "success");
     assert_eq!(line["performance"]["operation"], "store.put");
     assert!(line["performance"]["duration_ms"].is_number());
-    assert_eq!(c.metrics.counter("operation_calls_total", &labels("store.put", "success")), Some(1));
-    let hist = c.metrics.histogram("operation_duration_seconds", &labels("store.put", "success"));
+    assert_eq!(
+        c.metrics
+            .counter("operation_calls_total", &labels("store.put", "success")),
+        Some(1)
+    );
+    let hist = c.metrics.histogram(
+        "operation_duration_seconds",
+        &labels("store.put", "success"),
+    );
     assert_eq!(hist.map(<[f64]>::len), Some(1), "{:?}", c.metrics.keys());
-    assert_eq!(c.metrics.gauge("operation_in_flight", &[("operation", "store.put")]), Some(0.0));
+    assert_eq!(
+        c.metrics
+            .gauge("operation_in_flight", &[("operation", "store.put")]),
+        Some(0.0)
+    );
 }
 
 #[test]
@@ -74,15 +89,29 @@ fn error_logs_error_with_type_and_message() {
     assert!(c.output.is_err());
     let line = only_line(&c);
     assert_eq!(line["level"], "ERROR");
-    assert_eq!(line["message"], "store.put failed: store rejected: disk full");
+    assert_eq!(
+        line["message"],
+        "store.put failed: store rejected: disk full"
+    );
     assert_eq!(line["context"]["error_type"], "StoreError");
     assert_eq!(line["performance"]["status"], "error");
-    assert_eq!(c.metrics.counter("operation_calls_total", &labels("store.put", "error")), Some(1));
     assert_eq!(
-        c.metrics.counter("operation_errors_total", &[("operation", "store.put"), ("error_type", "StoreError")]),
+        c.metrics
+            .counter("operation_calls_total", &labels("store.put", "error")),
         Some(1)
     );
-    assert_eq!(c.metrics.gauge("operation_in_flight", &[("operation", "store.put")]), Some(0.0));
+    assert_eq!(
+        c.metrics.counter(
+            "operation_errors_total",
+            &[("operation", "store.put"), ("error_type", "StoreError")]
+        ),
+        Some(1)
+    );
+    assert_eq!(
+        c.metrics
+            .gauge("operation_in_flight", &[("operation", "store.put")]),
+        Some(0.0)
+    );
 }
 
 #[test]
@@ -93,8 +122,16 @@ fn panic_is_recorded_and_propagates() {
     assert_eq!(line["level"], "ERROR");
     assert_eq!(line["message"], "explode panicked");
     assert_eq!(line["performance"]["status"], "panic");
-    assert_eq!(c.metrics.counter("operation_calls_total", &labels("explode", "panic")), Some(1));
-    assert_eq!(c.metrics.gauge("operation_in_flight", &[("operation", "explode")]), Some(0.0));
+    assert_eq!(
+        c.metrics
+            .counter("operation_calls_total", &labels("explode", "panic")),
+        Some(1)
+    );
+    assert_eq!(
+        c.metrics
+            .gauge("operation_in_flight", &[("operation", "explode")]),
+        Some(0.0)
+    );
 }
 
 #[test]
@@ -110,8 +147,16 @@ fn dropped_future_is_cancelled() {
     assert_eq!(line["level"], "WARN");
     assert_eq!(line["message"], "pending.op cancelled");
     assert_eq!(line["performance"]["status"], "cancelled");
-    assert_eq!(c.metrics.counter("operation_calls_total", &labels("pending.op", "cancelled")), Some(1));
-    assert_eq!(c.metrics.gauge("operation_in_flight", &[("operation", "pending.op")]), Some(0.0));
+    assert_eq!(
+        c.metrics
+            .counter("operation_calls_total", &labels("pending.op", "cancelled")),
+        Some(1)
+    );
+    assert_eq!(
+        c.metrics
+            .gauge("operation_in_flight", &[("operation", "pending.op")]),
+        Some(0.0)
+    );
 }
 
 #[test]

@@ -2,14 +2,15 @@
 //!
 //! A sync body runs as `call_once(move || body)` so `return` and `?` end
 //! the body, not the wrapper; an async body runs as an `async move` block
-//! inside the guard's correlation scope. Either way the result is first
-//! returned on a dead branch (`if false { return result; }`), which gives
-//! it the function's return type before it is classified, so `?` and
-//! elided lifetimes infer as they did. The signature and attributes are
+//! inside the guard's correlation scope. Either way a typed hint is first
+//! returned on a dead branch (`if false { return hint.unwrap(); }`), which
+//! fixes the body's type to the function's return type before the body is
+//! checked, so `?`, elided lifetimes and type errors behave as they did. The signature and attributes are
 //! re-emitted unchanged, so lints and errors point at the user's code.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned as _;
 use syn::{Error, Ident, Path};
 
 use crate::args::{Args, ValueKind};
@@ -40,6 +41,7 @@ fn fallback(error: &Error, item: TokenStream) -> TokenStream {
 /// Local names of the expansion; mixed-site so no user name can clash.
 struct Names {
     guard: Ident,
+    hint: Ident,
     result: Ident,
     error: Ident,
     ctx: Ident,
@@ -51,6 +53,7 @@ impl Names {
         let m = Span::mixed_site();
         Self {
             guard: Ident::new("__observe_guard", m),
+            hint: Ident::new("__observe_hint", m),
             result: Ident::new("__observe_result", m),
             error: Ident::new("__observe_err", m),
             ctx: Ident::new("__observe_ctx", m),
@@ -60,51 +63,74 @@ impl Names {
 }
 
 fn expand(args: &Args, f: Function) -> TokenStream {
-    let krate: Path = args.krate.clone().unwrap_or_else(|| syn::parse_quote!(::observe));
+    let krate: Path = args
+        .krate
+        .clone()
+        .unwrap_or_else(|| syn::parse_quote!(::observe));
     let names = Names::new();
     let diverges = f.diverges();
-    let Function { outer_attrs, inner_attrs, vis, sig, body } = f;
+    let Function {
+        outer_attrs,
+        inner_attrs,
+        vis,
+        sig,
+        body,
+    } = f;
     let is_async = sig.asyncness.is_some();
 
     let callsite = callsite(args, &krate, &names, &sig.ident);
-    let (guard_sync, guard_async) = (guard(args, &krate, &names, false), guard(args, &krate, &names, true));
+    let (guard_sync, guard_async) = (
+        guard(args, &krate, &names, false),
+        guard(args, &krate, &names, true),
+    );
     let finish = finish(&krate, &names);
-    let Names { guard, result, .. } = &names;
+    let Names {
+        guard,
+        result,
+        hint,
+        ..
+    } = &names;
+    // Returned on a dead branch, `hint` takes the function's return type
+    // before the body is checked: the body then infers against it (so `?`
+    // and type errors behave as without the attribute) and the result's
+    // type is known when it is classified.
+    let hint_stmt = quote! {
+        let #hint = ::core::option::Option::None;
+        #[allow(unreachable_code)]
+        if false {
+            return ::core::option::Option::unwrap(#hint);
+        }
+    };
 
     let body = match body {
         Body::Plain(block) if is_async => quote! {
             #guard_async
-            let #result = #guard.instrument(async move #block).await;
-            #[allow(unreachable_code)]
-            if false {
-                return #result;
-            }
+            #hint_stmt
+            let #result = #guard.instrument(&#hint, async move #block).await;
             #finish
             #result
         },
         Body::Plain(block) if diverges => quote! {
             #guard_sync
-            #krate::__private::call_once(move || #block)
+            #krate::__private::call_once(&::core::option::Option::None, move || #block)
         },
         Body::Plain(block) => quote! {
             #guard_sync
-            let #result = #krate::__private::call_once(move || #block);
-            #[allow(unreachable_code)]
-            if false {
-                return #result;
-            }
+            #hint_stmt
+            let #result = #krate::__private::call_once(&#hint, move || #block);
             #finish
             #result
         },
-        Body::AsyncTrait { stmts, pin_path, inner } => quote! {
+        Body::AsyncTrait {
+            stmts,
+            pin_path,
+            inner,
+        } => quote! {
             #(#stmts)*
             #pin_path(async move {
                 #guard_async
-                let #result = #guard.instrument(async move #inner).await;
-                #[allow(unreachable_code)]
-                if false {
-                    return #result;
-                }
+                #hint_stmt
+                let #result = #guard.instrument(&#hint, async move #inner).await;
                 #finish
                 #result
             })
@@ -127,7 +153,10 @@ fn callsite(args: &Args, krate: &Path, names: &Names, fn_name: &Ident) -> TokenS
         Some(lit) => lit.value(),
         None => fn_name.to_string().trim_start_matches("r#").to_owned(),
     };
-    let level = Ident::new(args.level.map_or("INFO", |l| l.as_ident_str()), Span::call_site());
+    let level = Ident::new(
+        args.level.map_or("INFO", |l| l.as_ident_str()),
+        Span::call_site(),
+    );
     let slow = args.slow.as_ref().map_or_else(
         || quote!(0u64),
         |s| {
@@ -146,9 +175,18 @@ fn callsite(args: &Args, krate: &Path, names: &Names, fn_name: &Ident) -> TokenS
 
 /// `let guard = Guard::enter..(&CALLSITE[, |ctx| { .. }]);`
 fn guard(args: &Args, krate: &Path, names: &Names, is_async: bool) -> TokenStream {
-    let Names { guard, ctx, callsite, .. } = names;
+    let Names {
+        guard,
+        ctx,
+        callsite,
+        ..
+    } = names;
     if args.context.is_empty() {
-        let enter = if is_async { quote!(enter_async) } else { quote!(enter) };
+        let enter = if is_async {
+            quote!(enter_async)
+        } else {
+            quote!(enter)
+        };
         return quote! {
             let #guard = #krate::__private::Guard::#enter(&#callsite);
         };
@@ -156,14 +194,21 @@ fn guard(args: &Args, krate: &Path, names: &Names, is_async: bool) -> TokenStrea
     let fields = args.context.iter().map(|field| {
         let key = &field.key;
         let expr = &field.expr;
+        // Spanned on the value, so a value that cannot be logged is
+        // reported there.
+        let span = expr.span();
         let value = match field.kind {
-            ValueKind::Value => quote_spanned!(field.key_span=> &(#expr)),
-            ValueKind::Display => quote!(&#krate::__private::display(&(#expr))),
-            ValueKind::Debug => quote!(&#krate::__private::debug(&(#expr))),
+            ValueKind::Value => quote_spanned!(span=> &(#expr)),
+            ValueKind::Display => quote_spanned!(span=> &#krate::__private::display(&(#expr))),
+            ValueKind::Debug => quote_spanned!(span=> &#krate::__private::debug(&(#expr))),
         };
-        quote! { #ctx.field(#key, #value); }
+        quote_spanned! {span=> #ctx.field(#key, #value); }
     });
-    let enter = if is_async { quote!(enter_async_with) } else { quote!(enter_with) };
+    let enter = if is_async {
+        quote!(enter_async_with)
+    } else {
+        quote!(enter_with)
+    };
     quote! {
         let #guard = #krate::__private::Guard::#enter(&#callsite, |#ctx: &mut #krate::__private::ContextWriter| {
             #(#fields)*
@@ -173,7 +218,12 @@ fn guard(args: &Args, krate: &Path, names: &Names, is_async: bool) -> TokenStrea
 
 /// Classifies the result and finishes the guard.
 fn finish(krate: &Path, names: &Names) -> TokenStream {
-    let Names { guard, result, error, .. } = names;
+    let Names {
+        guard,
+        result,
+        error,
+        ..
+    } = names;
     quote! {
         {
             #[allow(unused_imports)]

@@ -20,7 +20,11 @@ pub(crate) enum Body {
     Plain(Block),
     /// A body `#[async_trait]` already rewrote: statements, then a final
     /// `Box::pin(async move { .. })` whose inner block is instrumented.
-    AsyncTrait { stmts: Vec<Stmt>, pin_path: syn::ExprPath, inner: Block },
+    AsyncTrait {
+        stmts: Vec<Stmt>,
+        pin_path: syn::ExprPath,
+        inner: Block,
+    },
 }
 
 impl Function {
@@ -50,15 +54,27 @@ impl Function {
             }
         };
         Self::check(&f)?;
-        let ItemFn { attrs, vis, sig, block } = f;
-        let (inner_attrs, outer_attrs) =
-            attrs.into_iter().partition(|a| matches!(a.style, syn::AttrStyle::Inner(_)));
+        let ItemFn {
+            attrs,
+            vis,
+            sig,
+            block,
+        } = f;
+        let (inner_attrs, outer_attrs) = attrs
+            .into_iter()
+            .partition(|a| matches!(a.style, syn::AttrStyle::Inner(_)));
         let body = if sig.asyncness.is_none() {
             async_trait_body(&block).unwrap_or(Body::Plain(*block))
         } else {
             Body::Plain(*block)
         };
-        Ok(Some(Self { outer_attrs, inner_attrs, vis, sig, body }))
+        Ok(Some(Self {
+            outer_attrs,
+            inner_attrs,
+            vis,
+            sig,
+            body,
+        }))
     }
 
     fn check(f: &ItemFn) -> Result<(), Error> {
@@ -107,16 +123,27 @@ fn item_kind_span(item: &syn::Item) -> proc_macro2::Span {
 /// statements, then `Box::pin(async move { .. })` as the tail expression.
 fn async_trait_body(block: &Block) -> Option<Body> {
     let (last, rest) = block.stmts.split_last()?;
-    let Stmt::Expr(Expr::Call(call), None) = last else { return None };
-    let Expr::Path(path) = &*call.func else { return None };
-    let segments: Vec<String> = path.path.segments.iter().map(|s| s.ident.to_string()).collect();
+    let Stmt::Expr(Expr::Call(call), None) = last else {
+        return None;
+    };
+    let Expr::Path(path) = &*call.func else {
+        return None;
+    };
+    let segments: Vec<String> = path
+        .path
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect();
     let is_box_pin = segments.len() >= 2
         && segments[segments.len() - 2] == "Box"
         && segments[segments.len() - 1] == "pin";
     if !is_box_pin || call.args.len() != 1 {
         return None;
     }
-    let Some(Expr::Async(async_block)) = call.args.first() else { return None };
+    let Some(Expr::Async(async_block)) = call.args.first() else {
+        return None;
+    };
     async_block.capture?;
     Some(Body::AsyncTrait {
         stmts: rest.to_vec(),

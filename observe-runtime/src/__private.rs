@@ -3,7 +3,7 @@
 
 pub use crate::__callsite;
 pub use crate::operation::{
-    Callsite, ContextWriter, DescribeDebug, DescribeDisplay, DescribeName, ErrWrap, FIELDS, Guard, IsResult,
-    NotResult, Wrap, call_once, debug, display,
+    Callsite, ContextWriter, DescribeDebug, DescribeDisplay, DescribeName, ErrWrap, FIELDS, Guard,
+    IsResult, NotResult, Wrap, call_once, debug, display,
 };
 pub use tracing_core;

@@ -37,7 +37,10 @@ impl Observe {
             sinks: Vec::new(),
             filter: None,
             prometheus: true,
-            buckets: vec![(names::OPERATION_DURATION_SECONDS.to_owned(), names::DEFAULT_DURATION_BUCKETS.to_vec())],
+            buckets: vec![(
+                names::OPERATION_DURATION_SECONDS.to_owned(),
+                names::DEFAULT_DURATION_BUCKETS.to_vec(),
+            )],
             max_line_bytes: log::DEFAULT_MAX_LINE_BYTES,
             redactor: None,
             id_format: IdFormat::default(),
@@ -140,7 +143,11 @@ impl ObserveBuilder {
         if self.prometheus && global_recorder_set() {
             return Err(InstallError::RecorderAlreadySet);
         }
-        let prometheus = if self.prometheus { Some(self.build_prometheus()?) } else { None };
+        let prometheus = if self.prometheus {
+            Some(self.build_prometheus()?)
+        } else {
+            None
+        };
 
         let sink: Arc<dyn Sink> = match self.sinks.len() {
             0 => Arc::new(StdoutSink),
@@ -162,20 +169,33 @@ impl ObserveBuilder {
 
         let (handle, upkeep) = match prometheus {
             Some((recorder, handle)) => {
-                metrics::set_global_recorder(recorder).map_err(|_| InstallError::RecorderAlreadySet)?;
+                metrics::set_global_recorder(recorder)
+                    .map_err(|_| InstallError::RecorderAlreadySet)?;
                 observe_metrics::note_global_recorder();
                 describe_metrics();
                 (Some(handle.clone()), Some(Upkeep::start(handle)))
             }
             None => (None, None),
         };
-        Ok(ObserveGuard { prometheus: handle, sink, upkeep, flush_timeout: self.flush_timeout })
+        Ok(ObserveGuard {
+            prometheus: handle,
+            sink,
+            upkeep,
+            flush_timeout: self.flush_timeout,
+        })
     }
 
     fn build_prometheus(
         &self,
-    ) -> Result<(metrics_exporter_prometheus::PrometheusRecorder, PrometheusHandle), InstallError> {
-        let mut builder = PrometheusBuilder::new().add_global_label(names::LABEL_SERVICE, &self.service);
+    ) -> Result<
+        (
+            metrics_exporter_prometheus::PrometheusRecorder,
+            PrometheusHandle,
+        ),
+        InstallError,
+    > {
+        let mut builder =
+            PrometheusBuilder::new().add_global_label(names::LABEL_SERVICE, &self.service);
         for (metric, buckets) in &self.buckets {
             builder = builder
                 .set_buckets_for_metric(Matcher::Full(metric.clone()), buckets)
@@ -205,15 +225,31 @@ fn global_recorder_set() -> bool {
 
 fn describe_metrics() {
     use metrics::Unit;
-    metrics::describe_counter!(names::OPERATION_CALLS_TOTAL, Unit::Count, "Calls of monitored operations by outcome.");
+    metrics::describe_counter!(
+        names::OPERATION_CALLS_TOTAL,
+        Unit::Count,
+        "Calls of monitored operations by outcome."
+    );
     metrics::describe_histogram!(
         names::OPERATION_DURATION_SECONDS,
         Unit::Seconds,
         "Duration of monitored calls, first poll to completion for async calls."
     );
-    metrics::describe_counter!(names::OPERATION_ERRORS_TOTAL, Unit::Count, "Monitored calls that returned an error, by error type.");
-    metrics::describe_gauge!(names::OPERATION_IN_FLIGHT, Unit::Count, "Monitored calls currently running.");
-    metrics::describe_counter!(names::LOG_LINES_DROPPED_TOTAL, Unit::Count, "Log lines a sink could not deliver.");
+    metrics::describe_counter!(
+        names::OPERATION_ERRORS_TOTAL,
+        Unit::Count,
+        "Monitored calls that returned an error, by error type."
+    );
+    metrics::describe_gauge!(
+        names::OPERATION_IN_FLIGHT,
+        Unit::Count,
+        "Monitored calls currently running."
+    );
+    metrics::describe_counter!(
+        names::LOG_LINES_DROPPED_TOTAL,
+        Unit::Count,
+        "Log lines a sink could not deliver."
+    );
 }
 
 /// Why [`ObserveBuilder::install`] failed.
@@ -315,7 +351,10 @@ impl Upkeep {
         match thread {
             Ok(thread) => Self { stop, thread },
             // Without the thread, rendering still drains the buffers.
-            Err(_) => Self { stop, thread: std::thread::spawn(|| {}) },
+            Err(_) => Self {
+                stop,
+                thread: std::thread::spawn(|| {}),
+            },
         }
     }
 

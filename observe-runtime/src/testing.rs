@@ -69,7 +69,9 @@ impl Snapshot {
             .find(|e| {
                 e.name == name
                     && e.labels.len() == labels.len()
-                    && labels.iter().all(|(k, v)| e.labels.iter().any(|(ek, ev)| ek == k && ev == v))
+                    && labels
+                        .iter()
+                        .all(|(k, v)| e.labels.iter().any(|(ek, ev)| ek == k && ev == v))
             })
             .map(|e| &e.value)
     }
@@ -107,7 +109,8 @@ impl Snapshot {
         self.entries
             .iter()
             .map(|e| {
-                let labels: Vec<String> = e.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let labels: Vec<String> =
+                    e.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 format!("{}{{{}}}", e.name, labels.join(","))
             })
             .collect()
@@ -123,11 +126,16 @@ impl Snapshot {
                 let (name, labels) = key.into_parts();
                 Entry {
                     name: name.as_str().to_owned(),
-                    labels: labels.into_iter().map(|l| (l.key().to_owned(), l.value().to_owned())).collect(),
+                    labels: labels
+                        .into_iter()
+                        .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                        .collect(),
                     value: match value {
                         DebugValue::Counter(v) => Value::Counter(v),
                         DebugValue::Gauge(v) => Value::Gauge(v.into_inner()),
-                        DebugValue::Histogram(v) => Value::Histogram(v.into_iter().map(|x| x.into_inner()).collect()),
+                        DebugValue::Histogram(v) => {
+                            Value::Histogram(v.into_iter().map(|x| x.into_inner()).collect())
+                        }
                     },
                 }
             })
@@ -147,11 +155,16 @@ struct Kit {
 impl Kit {
     fn new() -> Self {
         let sink = CaptureSink::new();
-        let subscriber = tracing_subscriber::registry()
-            .with(JsonLayer::new(SERVICE).with_sink(sink.clone()));
+        let subscriber =
+            tracing_subscriber::registry().with(JsonLayer::new(SERVICE).with_sink(sink.clone()));
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
-        Self { sink, dispatch: Dispatch::new(subscriber), recorder: Arc::new(recorder), snapshotter }
+        Self {
+            sink,
+            dispatch: Dispatch::new(subscriber),
+            recorder: Arc::new(recorder),
+            snapshotter,
+        }
     }
 
     fn run<R>(&self, f: impl FnOnce() -> R) -> R {
@@ -165,11 +178,17 @@ impl Kit {
         let lines = raw_lines
             .iter()
             .map(|l| {
-                serde_json::from_str(l)
-                    .unwrap_or_else(|e| serde_json::Value::String(format!("invalid JSON line ({e}): {l}")))
+                serde_json::from_str(l).unwrap_or_else(|e| {
+                    serde_json::Value::String(format!("invalid JSON line ({e}): {l}"))
+                })
             })
             .collect();
-        Captured { output, lines, raw_lines, metrics: Snapshot::take(&self.snapshotter) }
+        Captured {
+            output,
+            lines,
+            raw_lines,
+            metrics: Snapshot::take(&self.snapshotter),
+        }
     }
 }
 
@@ -189,7 +208,11 @@ pub fn capture<R>(f: impl FnOnce() -> R) -> Captured<R> {
 /// Work the future hands to other tasks or threads is not captured.
 pub async fn capture_async<F: Future>(future: F) -> Captured<F::Output> {
     let kit = Kit::new();
-    let output = Scoped { kit: &kit, inner: future }.await;
+    let output = Scoped {
+        kit: &kit,
+        inner: future,
+    }
+    .await;
     kit.finish(output)
 }
 

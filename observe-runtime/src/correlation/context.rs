@@ -124,7 +124,10 @@ impl<F: Future> Future for WithCorrelation<F> {
         let prev = swap(std::mem::take(this.slot));
         // Takes back the (maybe now materialised) ID even if the poll panics,
         // so the next poll and the caller's scope both stay intact.
-        let _restore = PollRestore { slot: this.slot, prev: Some(prev) };
+        let _restore = PollRestore {
+            slot: this.slot,
+            prev: Some(prev),
+        };
         this.inner.poll(cx)
     }
 }

@@ -85,7 +85,8 @@ impl CorrelationId {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
         let random = (u128::from(next_random()) << 64) | u128::from(next_random());
-        let bytes = ((millis & 0xFFFF_FFFF_FFFF) << 80 | (random & ((1u128 << 80) - 1))).to_be_bytes();
+        let bytes =
+            ((millis & 0xFFFF_FFFF_FFFF) << 80 | (random & ((1u128 << 80) - 1))).to_be_bytes();
         let uuid = uuid::Builder::from_bytes(bytes)
             .with_version(uuid::Version::SortRand)
             .with_variant(uuid::Variant::RFC4122)
@@ -104,7 +105,11 @@ impl CorrelationId {
             }
             Repr::Uuid(v) => {
                 let mut buf = uuid::Uuid::encode_buffer();
-                out.push_str(uuid::Uuid::from_u128(*v).hyphenated().encode_lower(&mut buf));
+                out.push_str(
+                    uuid::Uuid::from_u128(*v)
+                        .hyphenated()
+                        .encode_lower(&mut buf),
+                );
             }
             Repr::Shared(s) => out.push_str(s),
         }
@@ -171,7 +176,10 @@ impl fmt::Display for ParseCorrelationIdError {
         match self {
             Self::Empty => f.write_str("correlation id is empty"),
             Self::TooLong { len } => {
-                write!(f, "correlation id is {len} bytes long; at most {MAX_LEN} are allowed")
+                write!(
+                    f,
+                    "correlation id is {len} bytes long; at most {MAX_LEN} are allowed"
+                )
             }
             Self::InvalidChar { at } => write!(
                 f,
@@ -220,7 +228,9 @@ impl fmt::Display for CorrelationId {
 
 impl fmt::Debug for CorrelationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("CorrelationId").field(&self.to_string()).finish()
+        f.debug_tuple("CorrelationId")
+            .field(&self.to_string())
+            .finish()
     }
 }
 
@@ -257,13 +267,17 @@ mod tests {
         let (secs, hex) = rest.split_once('_').expect("separator");
         assert!(secs.parse::<u64>().expect("seconds") > 1_700_000_000);
         assert_eq!(hex.len(), 8);
-        assert!(hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert!(
+            hex.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
     }
 
     #[test]
     fn generated_ids_differ() {
-        let ids: std::collections::HashSet<String> =
-            (0..10_000).map(|_| CorrelationId::generate_request().to_string()).collect();
+        let ids: std::collections::HashSet<String> = (0..10_000)
+            .map(|_| CorrelationId::generate_request().to_string())
+            .collect();
         assert_eq!(ids.len(), 10_000);
     }
 
@@ -277,7 +291,10 @@ mod tests {
 
     #[test]
     fn parse_rules() {
-        assert_eq!("".parse::<CorrelationId>(), Err(ParseCorrelationIdError::Empty));
+        assert_eq!(
+            "".parse::<CorrelationId>(),
+            Err(ParseCorrelationIdError::Empty)
+        );
         assert_eq!(
             "a\nb".parse::<CorrelationId>(),
             Err(ParseCorrelationIdError::InvalidChar { at: 1 })

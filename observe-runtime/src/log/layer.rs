@@ -91,10 +91,28 @@ impl JsonLayer {
         let ours = crate::operation::is_emitting(event.metadata());
         let mut visitor = Visitor { buf, ours };
         event.record(&mut visitor);
-        let Buffers { line, message, context, performance } = buf;
-        write_line(line, &self.service_json, *event.metadata().level(), message, context, performance);
+        let Buffers {
+            line,
+            message,
+            context,
+            performance,
+        } = buf;
+        write_line(
+            line,
+            &self.service_json,
+            *event.metadata().level(),
+            message,
+            context,
+            performance,
+        );
         if line.len() > self.max_line_bytes {
-            self.truncate(line, *event.metadata().level(), message, context, performance);
+            self.truncate(
+                line,
+                *event.metadata().level(),
+                message,
+                context,
+                performance,
+            );
         }
     }
 
@@ -118,7 +136,10 @@ impl JsonLayer {
         cut.push('"');
         // The message is already escaped: cut it at a char boundary that is
         // not inside an escape sequence.
-        let inner = message.strip_prefix('"').and_then(|m| m.strip_suffix('"')).unwrap_or("");
+        let inner = message
+            .strip_prefix('"')
+            .and_then(|m| m.strip_suffix('"'))
+            .unwrap_or("");
         let mut end = json::truncate_at_char_boundary(inner, room).len();
         while let Some(pos) = inner[..end].rfind('\\') {
             if end - pos > 6 {
@@ -129,7 +150,14 @@ impl JsonLayer {
         cut.push_str(&inner[..end]);
         cut.push_str("...\"");
         *message = cut;
-        write_line(line, &self.service_json, level, message, context, performance);
+        write_line(
+            line,
+            &self.service_json,
+            level,
+            message,
+            context,
+            performance,
+        );
     }
 }
 
@@ -224,7 +252,11 @@ impl Visitor<'_> {
     /// Where a field other than `message` goes, and under which key.
     fn member(&mut self, field: &Field) -> Option<&mut String> {
         let name = field.name();
-        let target = if self.ours && matches!(name, "operation" | "status" | "duration_ms" | "threshold_ms") {
+        let target = if self.ours
+            && matches!(
+                name,
+                "operation" | "status" | "duration_ms" | "threshold_ms"
+            ) {
             &mut self.buf.performance
         } else {
             &mut self.buf.context

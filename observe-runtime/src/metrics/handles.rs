@@ -91,10 +91,15 @@ pub(crate) struct Handles {
 
 impl Handles {
     fn register(recorder: &dyn Recorder, operation: &'static str) -> Self {
-        let calls = Status::ALL.map(|s| recorder.register_counter(&calls_key(operation, s), &METADATA));
-        let durations =
-            Status::ALL.map(|s| recorder.register_histogram(&duration_key(operation, s), &METADATA));
-        Self { in_flight: recorder.register_gauge(&in_flight_key(operation), &METADATA), calls, durations }
+        let calls =
+            Status::ALL.map(|s| recorder.register_counter(&calls_key(operation, s), &METADATA));
+        let durations = Status::ALL
+            .map(|s| recorder.register_histogram(&duration_key(operation, s), &METADATA));
+        Self {
+            in_flight: recorder.register_gauge(&in_flight_key(operation), &METADATA),
+            calls,
+            durations,
+        }
     }
 }
 
@@ -175,17 +180,22 @@ pub(crate) fn finish(
             h.durations[status.index()].record(seconds);
             if let Some(t) = error_type {
                 metrics::with_recorder(|r| {
-                    r.register_counter(&errors_key(callsite.operation(), t), &METADATA).increment(1);
+                    r.register_counter(&errors_key(callsite.operation(), t), &METADATA)
+                        .increment(1);
                 });
             }
         }
         Mode::PerCall => metrics::with_recorder(|r| {
             let op = callsite.operation();
-            r.register_gauge(&in_flight_key(op), &METADATA).decrement(1.0);
-            r.register_counter(&calls_key(op, status), &METADATA).increment(1);
-            r.register_histogram(&duration_key(op, status), &METADATA).record(seconds);
+            r.register_gauge(&in_flight_key(op), &METADATA)
+                .decrement(1.0);
+            r.register_counter(&calls_key(op, status), &METADATA)
+                .increment(1);
+            r.register_histogram(&duration_key(op, status), &METADATA)
+                .record(seconds);
             if let Some(t) = error_type {
-                r.register_counter(&errors_key(op, t), &METADATA).increment(1);
+                r.register_counter(&errors_key(op, t), &METADATA)
+                    .increment(1);
             }
         }),
     }

@@ -23,6 +23,6 @@ pub const LABEL_SERVICE: &str = "service";
 /// Default histogram buckets for `operation_duration_seconds`: 100 µs to 10 s,
 /// dense where in-process operations usually fall.
 pub const DEFAULT_DURATION_BUCKETS: &[f64] = &[
-    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-    2.5, 5.0, 10.0,
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
 ];

@@ -116,16 +116,28 @@ impl Callsite {
 
     pub(crate) fn site(&self, level: Level) -> LogSite {
         if level == *self.success_meta.level() {
-            LogSite { callsite: self.success, meta: self.success_meta }
+            LogSite {
+                callsite: self.success,
+                meta: self.success_meta,
+            }
         } else if level == Level::ERROR {
-            LogSite { callsite: self.error, meta: self.error_meta }
+            LogSite {
+                callsite: self.error,
+                meta: self.error_meta,
+            }
         } else {
-            LogSite { callsite: self.warn, meta: self.warn_meta }
+            LogSite {
+                callsite: self.warn,
+                meta: self.warn_meta,
+            }
         }
     }
 
     pub(crate) fn success_site(&self) -> LogSite {
-        LogSite { callsite: self.success, meta: self.success_meta }
+        LogSite {
+            callsite: self.success,
+            meta: self.success_meta,
+        }
     }
 
     /// Whether any line this call could emit would be written: the ERROR

@@ -33,12 +33,15 @@ pub(crate) fn is_emitting(meta: &tracing_core::Metadata<'_>) -> bool {
     EMITTING.with(|e| e.get() == std::ptr::from_ref(meta) as usize)
 }
 
-/// Runs `f` once; the expansion calls bodies through it so that `return`
+/// Runs `f` once. The expansion calls bodies through it so that `return`
 /// and `?` inside them end the body, not the wrapper, and so that the
-/// closure is `FnOnce` (it may move out of or return borrows of captures).
+/// closure is `FnOnce` (it may move out of, or return borrows of, its
+/// captures). `hint` carries the function's return type, fixed before the
+/// body is type-checked, so type errors point into the body.
 #[doc(hidden)]
 #[inline(always)]
-pub fn call_once<R>(f: impl FnOnce() -> R) -> R {
+pub fn call_once<R>(hint: &Option<R>, f: impl FnOnce() -> R) -> R {
+    let _ = hint;
     f()
 }
 
@@ -85,7 +88,10 @@ impl Guard {
 
     /// Starts a synchronous call whose lines carry context fields.
     #[inline]
-    pub fn enter_with(callsite: &'static Callsite, context: impl FnOnce(&mut ContextWriter)) -> Self {
+    pub fn enter_with(
+        callsite: &'static Callsite,
+        context: impl FnOnce(&mut ContextWriter),
+    ) -> Self {
         Self::start(callsite, false, Some(context))
     }
 
@@ -120,7 +126,11 @@ impl Guard {
             }
             _ => None,
         };
-        let scope = if is_async { async_scope(may_log) } else { sync_scope() };
+        let scope = if is_async {
+            async_scope(may_log)
+        } else {
+            sync_scope()
+        };
         let active = may_log || !matches!(metrics, Mode::Off);
         Self {
             callsite,
@@ -133,8 +143,13 @@ impl Guard {
     }
 
     /// Wraps an async body so every poll runs in this call's correlation
-    /// scope.
-    pub fn instrument<F: Future>(&self, body: F) -> WithCorrelation<F> {
+    /// scope; `hint` carries the return type, as for [`call_once`].
+    pub fn instrument<R, F: Future<Output = R>>(
+        &self,
+        hint: &Option<R>,
+        body: F,
+    ) -> WithCorrelation<F> {
+        let _ = hint;
         let slot = match &self.scope {
             Scope::Async(slot) => slot.clone(),
             _ => Slot::Lazy,
@@ -159,11 +174,23 @@ impl Guard {
         let Some(start) = self.start else { return };
         let elapsed = start.elapsed();
         let error_type = error.map(ErrorInfo::short_type_name);
-        metrics::finish(self.metrics, self.callsite, status, elapsed, error_type.as_deref());
+        metrics::finish(
+            self.metrics,
+            self.callsite,
+            status,
+            elapsed,
+            error_type.as_deref(),
+        );
         self.log(status, elapsed, error, error_type.as_deref());
     }
 
-    fn log(&mut self, status: Status, elapsed: Duration, error: Option<&ErrorInfo<'_>>, error_type: Option<&str>) {
+    fn log(
+        &mut self,
+        status: Status,
+        elapsed: Duration,
+        error: Option<&ErrorInfo<'_>>,
+        error_type: Option<&str>,
+    ) {
         let cs = self.callsite;
         let slow = cs.slow_nanos() != 0 && elapsed.as_nanos() > u128::from(cs.slow_nanos());
         let site = match status {
@@ -176,7 +203,12 @@ impl Guard {
             return;
         }
         let op = cs.operation();
-        let message = Message { operation: op, status, slow, error };
+        let message = Message {
+            operation: op,
+            status,
+            slow,
+            error,
+        };
         // Milliseconds with nanosecond resolution; exact in an f64.
         #[allow(clippy::cast_precision_loss)]
         let duration_ms = elapsed.as_nanos() as f64 / 1e6;
@@ -222,14 +254,20 @@ fn sync_scope() -> Scope {
     if correlation::in_scope() {
         Scope::SyncNested
     } else {
-        Scope::SyncRoot { _restore: Restore(Some(correlation::swap(Slot::Lazy))) }
+        Scope::SyncRoot {
+            _restore: Restore(Some(correlation::swap(Slot::Lazy))),
+        }
     }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
         if !self.finished {
-            let status = if std::thread::panicking() { Status::Panic } else { Status::Cancelled };
+            let status = if std::thread::panicking() {
+                Status::Panic
+            } else {
+                Status::Cancelled
+            };
             self.record(status, None);
         }
     }
@@ -282,7 +320,15 @@ impl Line<'_> {
             Some(f_error_type),
             Some(f_context),
             Some(f_threshold),
-        ) = (it.next(), it.next(), it.next(), it.next(), it.next(), it.next(), it.next())
+        ) = (
+            it.next(),
+            it.next(),
+            it.next(),
+            it.next(),
+            it.next(),
+            it.next(),
+            it.next(),
+        )
         else {
             return;
         };
@@ -291,9 +337,15 @@ impl Line<'_> {
             (&f_operation, Some(&self.operation)),
             (&f_status, Some(&self.status)),
             (&f_duration, Some(&self.duration_ms)),
-            (&f_error_type, self.error_type.as_ref().map(|v| v as &dyn Value)),
+            (
+                &f_error_type,
+                self.error_type.as_ref().map(|v| v as &dyn Value),
+            ),
             (&f_context, self.context.as_ref().map(|v| v as &dyn Value)),
-            (&f_threshold, self.threshold_ms.as_ref().map(|v| v as &dyn Value)),
+            (
+                &f_threshold,
+                self.threshold_ms.as_ref().map(|v| v as &dyn Value),
+            ),
         ];
         let value_set = fields.value_set(&values);
         let prev = EMITTING.with(|e| e.replace(std::ptr::from_ref(meta) as usize));

@@ -10,6 +10,6 @@ pub use context::{ContextValue, ContextWriter, DebugValue, DisplayValue, debug, 
 pub(crate) use guard::is_emitting;
 pub use guard::{Guard, call_once};
 pub use outcome::{
-    DescribeDebug, DescribeDisplay, DescribeName, ErrWrap, ErrorInfo, IsResult, Never, NotResult, Status,
-    Wrap,
+    DescribeDebug, DescribeDisplay, DescribeName, ErrWrap, ErrorInfo, IsResult, Never, NotResult,
+    Status, Wrap,
 };

@@ -159,7 +159,10 @@ pub trait DescribeDisplay<'a> {
 
 impl<'a, E: fmt::Display> DescribeDisplay<'a> for &ErrWrap<'a, E> {
     fn __observe_describe(&self) -> ErrorInfo<'a> {
-        ErrorInfo { type_name: std::any::type_name::<E>(), message: Message::Display(self.0) }
+        ErrorInfo {
+            type_name: std::any::type_name::<E>(),
+            message: Message::Display(self.0),
+        }
     }
 }
 
@@ -172,7 +175,10 @@ pub trait DescribeDebug<'a> {
 
 impl<'a, E: fmt::Debug> DescribeDebug<'a> for &&ErrWrap<'a, E> {
     fn __observe_describe(&self) -> ErrorInfo<'a> {
-        ErrorInfo { type_name: std::any::type_name::<E>(), message: Message::Debug(self.0) }
+        ErrorInfo {
+            type_name: std::any::type_name::<E>(),
+            message: Message::Debug(self.0),
+        }
     }
 }
 
@@ -185,7 +191,10 @@ pub trait DescribeName<'a> {
 
 impl<'a, E: ?Sized> DescribeName<'a> for ErrWrap<'a, E> {
     fn __observe_describe(&self) -> ErrorInfo<'a> {
-        ErrorInfo { type_name: std::any::type_name::<E>(), message: Message::None }
+        ErrorInfo {
+            type_name: std::any::type_name::<E>(),
+            message: Message::None,
+        }
     }
 }
 

@@ -20,7 +20,10 @@ impl CaptureSink {
     /// The lines written so far, without their trailing newline.
     #[must_use]
     pub fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Takes the lines written so far, leaving the capture empty.
@@ -37,6 +40,9 @@ impl Sink for CaptureSink {
 
     fn write_line(&self, line: &str) {
         let line = line.strip_suffix('\n').unwrap_or(line).to_owned();
-        self.lines.lock().unwrap_or_else(PoisonError::into_inner).push(line);
+        self.lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(line);
     }
 }
