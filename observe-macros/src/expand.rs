@@ -192,7 +192,7 @@ fn guard(args: &Args, krate: &Path, names: &Names, is_async: bool) -> TokenStrea
         };
     }
     let fields = args.context.iter().map(|field| {
-        let key = &field.key;
+        let key = syn::LitStr::new(&field.key, field.key_span);
         let expr = &field.expr;
         // Spanned on the value, so a value that cannot be logged is
         // reported there.
