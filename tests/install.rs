@@ -44,6 +44,22 @@ fn install_records_logs_and_prometheus_metrics_and_refuses_a_second_install() {
     // Before install there is no recorder: nothing may be cached as a no-op.
     assert!(early().is_ok());
 
+    // A component that cannot start fails the install, and nothing global
+    // is left behind.
+    let failed = Observe::builder("ingestor")
+        .on_install(|_| {
+            Err(InstallError::Component {
+                component: "test listener".into(),
+                reason: "port in use".into(),
+            })
+        })
+        .install();
+    assert_eq!(
+        failed.err().map(|e| e.to_string()),
+        Some("cannot start the test listener: port in use".to_owned())
+    );
+    assert!(!tracing::dispatcher::has_been_set());
+
     let capture = CaptureSink::new();
     let guard = Observe::builder("ingestor")
         .sink(capture.clone())

@@ -45,7 +45,38 @@ impl Observe {
             redactor: None,
             id_format: IdFormat::default(),
             flush_timeout: DEFAULT_FLUSH_TIMEOUT,
+            starters: Starters::default(),
         }
+    }
+}
+
+/// Work that runs in the background while observe is installed (an HTTP
+/// listener, a push loop, a sampler), stopped when the guard drops.
+pub trait Background: Send + fmt::Debug {
+    /// Stops, delivering what it still holds, within `timeout`.
+    fn stop(self: Box<Self>, timeout: Duration);
+}
+
+/// What a component started by [`ObserveBuilder::on_install`] may use.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct InstallContext<'a> {
+    /// The service name.
+    pub service: &'a str,
+    /// The Prometheus recorder's handle, when Prometheus is on.
+    pub prometheus: Option<&'a PrometheusHandle>,
+}
+
+type Starter =
+    Box<dyn FnOnce(&InstallContext<'_>) -> Result<Box<dyn Background>, InstallError> + Send>;
+
+/// Components to start at install, in the order they were added.
+#[derive(Default)]
+struct Starters(Vec<Starter>);
+
+impl fmt::Debug for Starters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{} component(s)]", self.0.len())
     }
 }
 
@@ -62,9 +93,24 @@ pub struct ObserveBuilder {
     redactor: Option<Redactor>,
     id_format: IdFormat,
     flush_timeout: Duration,
+    starters: Starters,
 }
 
 impl ObserveBuilder {
+    /// Starts a component during [`install`](Self::install), before anything
+    /// global is installed; if any component fails, the ones already started
+    /// are stopped and nothing is installed. The returned [`Background`] is
+    /// stopped when the guard drops, after the sinks are flushed.
+    pub fn on_install<F>(mut self, start: F) -> Self
+    where
+        F: FnOnce(&InstallContext<'_>) -> Result<Box<dyn Background>, InstallError>
+            + Send
+            + 'static,
+    {
+        self.starters.0.push(Box::new(start));
+        self
+    }
+
     /// Adds a sink. Without any, lines go to standard output.
     pub fn sink(mut self, sink: impl Sink) -> Self {
         self.sinks.push(Arc::new(sink));
@@ -136,7 +182,7 @@ impl ObserveBuilder {
     /// Fails, installing nothing, if a global subscriber or (with
     /// Prometheus on) a global metrics recorder is already installed, or if
     /// the histogram buckets are invalid.
-    pub fn install(self) -> Result<ObserveGuard, InstallError> {
+    pub fn install(mut self) -> Result<ObserveGuard, InstallError> {
         if tracing_core::dispatcher::has_been_set() {
             return Err(InstallError::SubscriberAlreadySet);
         }
@@ -148,6 +194,7 @@ impl ObserveBuilder {
         } else {
             None
         };
+        let background = self.start_components(prometheus.as_ref().map(|(_, h)| h))?;
 
         let sink: Arc<dyn Sink> = match self.sinks.len() {
             0 => Arc::new(StdoutSink),
@@ -181,8 +228,33 @@ impl ObserveBuilder {
             prometheus: handle,
             sink,
             upkeep,
+            background,
             flush_timeout: self.flush_timeout,
         })
+    }
+
+    /// Starts every component; on a failure stops those already started.
+    fn start_components(
+        &mut self,
+        prometheus: Option<&PrometheusHandle>,
+    ) -> Result<Vec<Box<dyn Background>>, InstallError> {
+        let ctx = InstallContext {
+            service: &self.service,
+            prometheus,
+        };
+        let mut started: Vec<Box<dyn Background>> = Vec::new();
+        for start in std::mem::take(&mut self.starters.0) {
+            match start(&ctx) {
+                Ok(b) => started.push(b),
+                Err(e) => {
+                    for b in started.into_iter().rev() {
+                        b.stop(Duration::ZERO);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(started)
     }
 
     fn build_prometheus(
@@ -262,6 +334,13 @@ pub enum InstallError {
     RecorderAlreadySet,
     /// The Prometheus recorder could not be built (e.g. invalid buckets).
     Prometheus(String),
+    /// A component added with [`ObserveBuilder::on_install`] could not start.
+    Component {
+        /// What the component is, e.g. `prometheus listener`.
+        component: String,
+        /// Why it could not start, e.g. `address 127.0.0.1:9090 in use`.
+        reason: String,
+    },
 }
 
 impl fmt::Display for InstallError {
@@ -274,6 +353,7 @@ impl fmt::Display for InstallError {
                 "a global metrics recorder is already installed; install observe with .prometheus(false) to keep it",
             ),
             Self::Prometheus(e) => write!(f, "cannot build the Prometheus recorder: {e}"),
+            Self::Component { component, reason } => write!(f, "cannot start the {component}: {reason}"),
         }
     }
 }
@@ -287,6 +367,7 @@ pub struct ObserveGuard {
     prometheus: Option<PrometheusHandle>,
     sink: Arc<dyn Sink>,
     upkeep: Option<Upkeep>,
+    background: Vec<Box<dyn Background>>,
     flush_timeout: Duration,
 }
 
@@ -295,6 +376,7 @@ impl fmt::Debug for ObserveGuard {
         f.debug_struct("ObserveGuard")
             .field("prometheus", &self.prometheus.is_some())
             .field("sink", &self.sink)
+            .field("background", &self.background)
             .finish_non_exhaustive()
     }
 }
@@ -323,6 +405,9 @@ impl ObserveGuard {
 impl Drop for ObserveGuard {
     fn drop(&mut self) {
         self.sink.flush(self.flush_timeout);
+        for b in std::mem::take(&mut self.background).into_iter().rev() {
+            b.stop(self.flush_timeout);
+        }
         if let Some(u) = self.upkeep.take() {
             u.stop();
         }

@@ -23,6 +23,8 @@ pub mod testing;
 #[doc(hidden)]
 pub mod __private;
 
-pub use builder::{InstallError, Observe, ObserveBuilder, ObserveGuard};
+pub use builder::{
+    Background, InstallContext, InstallError, Observe, ObserveBuilder, ObserveGuard,
+};
 pub use correlation::CorrelationId;
 pub use operation::Status;

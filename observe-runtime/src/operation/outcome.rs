@@ -224,6 +224,8 @@ pub(crate) fn short_type_name(full: &'static str) -> Cow<'static, str> {
 }
 
 #[cfg(test)]
+// The explicit borrows select the impl; removing them changes the meaning.
+#[allow(clippy::needless_borrow)]
 mod tests {
     use super::*;
 
