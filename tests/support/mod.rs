@@ -1,0 +1,90 @@
+//! Real back-ends for integration tests: each is started on a free
+//! loopback port by its recipe in `.ci/services/` (which installs the
+//! server's package on first use) and stopped by PID when dropped.
+#![allow(dead_code, unreachable_pub)] // each test binary uses a part
+
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A running server.
+#[derive(Debug)]
+pub struct Service {
+    script: PathBuf,
+    dir: PathBuf,
+    /// The port it listens on, on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Service {
+    /// Starts `.ci/services/{name}.sh` on a free port, with `extra`
+    /// arguments after the port.
+    ///
+    /// # Panics
+    /// If the server cannot start: a test that needs it cannot run.
+    pub fn start(name: &str, extra: &[&str]) -> Self {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let script = root.join(".ci/services").join(format!("{name}.sh"));
+        let dir = std::env::temp_dir().join(format!("observe-{name}-{}-{}", std::process::id(), unique()));
+        std::fs::create_dir_all(&dir).expect("service dir");
+        let port = free_port();
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("start")
+            .arg(&dir)
+            .arg(port.to_string())
+            .args(extra)
+            .output()
+            .expect("run service script");
+        assert!(
+            out.status.success(),
+            "{name} did not start:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self { script, dir, port }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The server's working directory (logs, received data).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stops the server now (e.g. to test a collector going away).
+    pub fn stop(&self) {
+        let _ = Command::new("bash").arg(&self.script).arg("stop").arg(&self.dir).output();
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A port free for both TCP and UDP on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
+        let port = tcp.local_addr().expect("addr").port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
