@@ -2,8 +2,8 @@
 //!
 //! Use it through the `observe` crate, which documents it; this crate only
 //! holds the macro's parse -> validate -> expand pipeline:
-//! [`args`] parses the attribute, [`item`] the annotated function,
-//! [`expand`] writes the instrumented function.
+//! `args` parses the attribute, `item` the annotated function,
+//! `expand` writes the instrumented function.
 
 mod args;
 mod expand;
