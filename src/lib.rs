@@ -152,6 +152,11 @@ pub use observe_runtime::{
     metrics, operation, sink, testing,
 };
 
+/// Spawning that keeps the correlation ID: `spawn` and `spawn_blocking`
+/// (feature `tokio`) and `thread::spawn`. A bare `tokio::spawn` or
+/// `std::thread::spawn` does not inherit it.
+pub use observe_runtime::correlation::task::*;
+
 #[doc(hidden)]
 pub mod __private {
     pub use observe_runtime::__private::*;

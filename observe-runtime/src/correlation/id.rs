@@ -39,6 +39,8 @@ enum Repr {
     Uuid(u128),
     /// Validated text from outside the process.
     Shared(Arc<str>),
+    /// A W3C trace-id, formatted as 32 lowercase hex digits on demand.
+    Trace(u128),
 }
 
 /// Which form new correlation IDs take.
@@ -74,7 +76,7 @@ impl CorrelationId {
             .map_or(0, |d| d.as_secs());
         // Truncation keeps the upper, best-mixed half of the generator's output.
         #[allow(clippy::cast_possible_truncation)]
-        let rand = (next_random() >> 32) as u32;
+        let rand = (random_u64() >> 32) as u32;
         Self(Repr::Generated { secs, rand })
     }
 
@@ -84,7 +86,7 @@ impl CorrelationId {
         let millis = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
-        let random = (u128::from(next_random()) << 64) | u128::from(next_random());
+        let random = (u128::from(random_u64()) << 64) | u128::from(random_u64());
         let bytes =
             ((millis & 0xFFFF_FFFF_FFFF) << 80 | (random & ((1u128 << 80) - 1))).to_be_bytes();
         let uuid = uuid::Builder::from_bytes(bytes)
@@ -92,6 +94,12 @@ impl CorrelationId {
             .with_variant(uuid::Variant::RFC4122)
             .into_uuid();
         Self(Repr::Uuid(uuid.as_u128()))
+    }
+
+    /// The ID spelled as a W3C trace-id (32 lowercase hex digits).
+    #[must_use]
+    pub fn from_trace_id(trace_id: u128) -> Self {
+        Self(Repr::Trace(trace_id))
     }
 
     /// Writes the ID's text to `out` without allocating.
@@ -112,6 +120,12 @@ impl CorrelationId {
                 );
             }
             Repr::Shared(s) => out.push_str(s),
+            Repr::Trace(t) => {
+                push_hex8(out, (t >> 96) as u32);
+                push_hex8(out, (t >> 64) as u32);
+                push_hex8(out, (t >> 32) as u32);
+                push_hex8(out, *t as u32);
+            }
         }
     }
 }
@@ -132,7 +146,7 @@ thread_local! {
 
 /// wyrand: a fast, well-distributed generator; the state is seeded once per
 /// thread from std's randomly keyed hasher (itself seeded from the OS once).
-fn next_random() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     RNG.with(|state| {
         let mut s = state.get();
         if s == 0 {
@@ -226,6 +240,27 @@ impl fmt::Display for CorrelationId {
     }
 }
 
+impl serde::Serialize for CorrelationId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Repr::Shared(s) => serializer.serialize_str(s),
+            _ => {
+                let mut s = String::with_capacity(40);
+                self.write_to(&mut s);
+                serializer.serialize_str(&s)
+            }
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CorrelationId {
+    /// Accepts exactly what [`FromStr`] accepts.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Debug for CorrelationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("CorrelationId")
@@ -242,6 +277,7 @@ impl PartialEq for CorrelationId {
             }
             (Repr::Uuid(a), Repr::Uuid(b)) => a == b,
             (Repr::Shared(a), Repr::Shared(b)) => a == b,
+            (Repr::Trace(a), Repr::Trace(b)) => a == b,
             // Different representations can still spell the same text.
             _ => self.to_string() == other.to_string(),
         }
@@ -306,6 +342,23 @@ mod tests {
         );
         assert!("a".repeat(128).parse::<CorrelationId>().is_ok());
         assert!("Abc.def_1:2-3".parse::<CorrelationId>().is_ok());
+    }
+
+    #[test]
+    fn serde_round_trip_and_validation() {
+        let id = CorrelationId::generate_request();
+        let json = serde_json::to_string(&id).expect("serialize");
+        assert_eq!(json, format!("\"{id}\""));
+        let back: CorrelationId = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back, id);
+        assert!(serde_json::from_str::<CorrelationId>("\"a b\"").is_err());
+    }
+
+    #[test]
+    fn trace_ids_print_as_32_hex_digits() {
+        let id = CorrelationId::from_trace_id(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736);
+        assert_eq!(id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(id, "4bf92f3577b34da6a3ce929d0e0e4736".parse().expect("valid"));
     }
 
     #[test]

@@ -6,17 +6,30 @@
 //! [`FutureExt::with_correlation`] for a future.
 //!
 //! A bare `std::thread::spawn` or `tokio::spawn` does **not** inherit the
-//! current ID: capture it with [`current`] and enter it in the new thread or
-//! task with [`scope`] or [`FutureExt::with_correlation`].
+//! current ID: use [`thread::spawn`] and (feature `tokio`) `spawn` /
+//! `spawn_blocking`, which do; or capture it with [`current`] and enter it
+//! with [`scope`] or [`FutureExt::with_correlation`].
+//!
+//! Across services (feature `http`), `http::extract` and `http::inject`
+//! read and write `X-Correlation-ID` and W3C `traceparent`; the `tower`
+//! feature adds a server layer that does both per request.
 
 mod context;
+#[cfg(feature = "http")]
+pub mod http;
 mod id;
+pub mod task;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
 pub use context::{FutureExt, WithCorrelation, current, scope};
 pub(crate) use context::{Restore, Slot, current_or_fresh, in_scope, swap};
 pub use id::{CorrelationId, IdFormat, MAX_LEN, ParseCorrelationIdError};
+pub use task::thread;
+#[cfg(feature = "tokio")]
+pub use task::{spawn, spawn_blocking};
 
 static ID_FORMAT: AtomicU8 = AtomicU8::new(0);
 

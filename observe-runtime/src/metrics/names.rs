@@ -10,6 +10,11 @@ pub const OPERATION_ERRORS_TOTAL: &str = "operation_errors_total";
 pub const OPERATION_IN_FLIGHT: &str = "operation_in_flight";
 /// Log lines a sink could not deliver, by `sink`.
 pub const LOG_LINES_DROPPED_TOTAL: &str = "log_lines_dropped_total";
+/// Log lines a sink handed to its destination, by `sink`.
+pub const LOG_LINES_SENT_TOTAL: &str = "log_lines_sent_total";
+
+/// Inbound correlation IDs discarded as invalid, by `header`.
+pub const CORRELATION_IDS_REJECTED_TOTAL: &str = "correlation_ids_rejected_total";
 
 /// Label holding the operation name.
 pub const LABEL_OPERATION: &str = "operation";
@@ -26,3 +31,43 @@ pub const DEFAULT_DURATION_BUCKETS: &[f64] = &[
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0,
 ];
+
+/// Values of [`MetricsCollector`](super::MetricsCollector) folded into a
+/// metric's overflow series because it reached its label-set cap, by `metric`.
+pub const METRIC_LABEL_SETS_OVERFLOW_TOTAL: &str = "metric_label_sets_overflow_total";
+/// Points the InfluxDB push delivered.
+pub const INFLUXDB_POINTS_WRITTEN_TOTAL: &str = "influxdb_points_written_total";
+/// Points the InfluxDB push gave up on, by `reason` (`buffer_full`,
+/// `rejected`, `shutdown`).
+pub const INFLUXDB_POINTS_DROPPED_TOTAL: &str = "influxdb_points_dropped_total";
+
+/// Whole-machine CPU usage, 0-100.
+pub const SYSTEM_CPU_USAGE_PERCENT: &str = "system_cpu_usage_percent";
+/// Memory in use, in bytes.
+pub const SYSTEM_MEMORY_USED_BYTES: &str = "system_memory_used_bytes";
+/// Memory in use, 0-100.
+pub const SYSTEM_MEMORY_USAGE_PERCENT: &str = "system_memory_usage_percent";
+/// Space available to unprivileged users, in bytes, by `mount`.
+pub const SYSTEM_DISK_FREE_BYTES: &str = "system_disk_free_bytes";
+/// Space in use, 0-100, by `mount`.
+pub const SYSTEM_DISK_USAGE_PERCENT: &str = "system_disk_usage_percent";
+/// Bytes received since boot, by `interface`.
+pub const SYSTEM_NETWORK_RECEIVE_BYTES_TOTAL: &str = "system_network_receive_bytes_total";
+/// Bytes sent since boot, by `interface`.
+pub const SYSTEM_NETWORK_TRANSMIT_BYTES_TOTAL: &str = "system_network_transmit_bytes_total";
+/// Resident memory of this process, in bytes.
+pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "process_resident_memory_bytes";
+/// CPU time this process used, user and system, in whole seconds (the
+/// `metrics` facade's counters are integers).
+pub const PROCESS_CPU_SECONDS_TOTAL: &str = "process_cpu_seconds_total";
+
+/// Label holding a metric's name (overflow counter, Influx `metric` tag).
+pub const LABEL_METRIC: &str = "metric";
+/// Label of the overflow series: `overflow="true"`.
+pub const LABEL_OVERFLOW: &str = "overflow";
+/// Label holding why something was dropped.
+pub const LABEL_REASON: &str = "reason";
+/// Label holding a file system's mount point.
+pub const LABEL_MOUNT: &str = "mount";
+/// Label holding a network interface's name.
+pub const LABEL_INTERFACE: &str = "interface";
