@@ -25,7 +25,11 @@ impl Service {
     pub fn start(name: &str, extra: &[&str]) -> Self {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let script = root.join(".ci/services").join(format!("{name}.sh"));
-        let dir = std::env::temp_dir().join(format!("observe-{name}-{}-{}", std::process::id(), unique()));
+        let dir = std::env::temp_dir().join(format!(
+            "observe-{name}-{}-{}",
+            std::process::id(),
+            unique()
+        ));
         std::fs::create_dir_all(&dir).expect("service dir");
         let port = free_port();
         let out = Command::new("bash")
@@ -62,7 +66,80 @@ impl Service {
 
     /// Stops the server now (e.g. to test a collector going away).
     pub fn stop(&self) {
-        let _ = Command::new("bash").arg(&self.script).arg("stop").arg(&self.dir).output();
+        let _ = Command::new("bash")
+            .arg(&self.script)
+            .arg("stop")
+            .arg(&self.dir)
+            .output();
+    }
+}
+
+impl Service {
+    /// Starts `.ci/services/{name}.sh` on `port` (e.g. one a test already
+    /// pointed a client at while nothing listened there).
+    ///
+    /// # Panics
+    /// If the server cannot start.
+    pub fn start_on(name: &str, port: u16, extra: &[&str]) -> Self {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let script = root.join(".ci/services").join(format!("{name}.sh"));
+        let dir = std::env::temp_dir().join(format!(
+            "observe-{name}-{}-{}",
+            std::process::id(),
+            unique()
+        ));
+        std::fs::create_dir_all(&dir).expect("service dir");
+        let service = Self { script, dir, port };
+        service.launch(extra);
+        service
+    }
+
+    /// Starts the server again, on the same port and in the same directory
+    /// (after [`stop`](Self::stop) or [`kill`](Self::kill)).
+    ///
+    /// # Panics
+    /// If the server cannot start.
+    pub fn restart(&self, extra: &[&str]) {
+        self.launch(extra);
+    }
+
+    /// Kills the server with SIGKILL, as a crash would: nothing is flushed.
+    pub fn kill(&self) {
+        let pid_file = self.dir.join("pid");
+        if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+            let _ = Command::new("kill").arg("-KILL").arg(pid.trim()).status();
+            // Wait until the process is gone and its ports are released.
+            for _ in 0..100 {
+                // A zombie (State: Z) has already released its sockets.
+                let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim()));
+                if !status.is_ok_and(|s| {
+                    s.lines()
+                        .any(|l| l.starts_with("State:") && !l.contains('Z'))
+                }) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let _ = std::fs::remove_file(pid_file);
+        }
+    }
+
+    fn launch(&self, extra: &[&str]) {
+        let out = Command::new("bash")
+            .arg(&self.script)
+            .arg("start")
+            .arg(&self.dir)
+            .arg(self.port.to_string())
+            .args(extra)
+            .output()
+            .expect("run service script");
+        assert!(
+            out.status.success(),
+            "{} did not start:\n{}\n{}",
+            self.script.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 

@@ -3,16 +3,45 @@
 //! The JSON layer formats each line once and hands it to a [`Sink`]. A sink
 //! must never panic and should never block the caller for long; every line
 //! it cannot deliver is counted in `log_lines_dropped_total{sink}`.
+//!
+//! The shipping sinks ([`FileSink`], [`TcpSink`], [`UdpSink`],
+//! [`ElasticsearchSink`]) never make the caller wait: a line is copied into
+//! a bounded queue (capacity in bytes) and a background worker per sink
+//! batches it to its destination, reconnecting with capped exponential
+//! backoff. A full queue drops the newest line. Each sink counts in
+//! `log_lines_sent_total{sink}` and `log_lines_dropped_total{sink}`, and
+//! its `stats()` tell where every line is: sent, dropped or queued.
+//! `flush(timeout)` (and dropping the install guard) waits for the queues
+//! to drain, then counts what is left as dropped.
 
+mod builder_ext;
 mod capture;
+mod conn;
+mod elasticsearch;
+mod file;
+mod http;
+mod options;
+mod queue;
 mod stdout;
+mod tcp;
+#[cfg(feature = "tls")]
+mod tls;
+mod udp;
+mod worker;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use capture::CaptureSink;
+pub use elasticsearch::{DEFAULT_INDEX_PATTERN, ElasticsearchSink, ElasticsearchSinkBuilder};
+pub use file::{DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILES, FileSink, FileSinkBuilder};
+pub use options::{DEFAULT_CAPACITY_BYTES, SinkError, SinkStats};
 pub use stdout::StdoutSink;
+pub use tcp::{TcpSink, TcpSinkBuilder};
+#[cfg(feature = "tls")]
+pub use tls::TlsConfig;
+pub use udp::{MAX_UDP_DATAGRAM, UdpSink, UdpSinkBuilder};
 
 /// A destination for complete JSON log lines.
 pub trait Sink: Send + Sync + fmt::Debug + 'static {
@@ -56,12 +85,23 @@ impl Sink for FanOut {
         }
     }
 
+    /// Flushes every sink at once, so one dead collector cannot eat the
+    /// others' time: the whole flush takes at most `timeout`.
     fn flush(&self, timeout: Duration) -> bool {
-        let mut all = true;
-        for s in &self.sinks {
-            all &= s.flush(timeout);
+        match self.sinks.as_slice() {
+            [] => true,
+            [one] => one.flush(timeout),
+            many => std::thread::scope(|scope| {
+                let flushes: Vec<_> = many
+                    .iter()
+                    .map(|s| scope.spawn(move || s.flush(timeout)))
+                    .collect();
+                // A sink whose flush panicked has not delivered everything.
+                flushes
+                    .into_iter()
+                    .fold(true, |all, f| f.join().unwrap_or(false) && all)
+            }),
         }
-        all
     }
 }
 

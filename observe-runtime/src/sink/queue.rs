@@ -1,0 +1,506 @@
+//! The bounded queue between the threads that log and a sink's worker.
+//!
+//! Lines are stored back to back, each ending in `\n`, in one ring buffer
+//! allocated once at its full capacity: a caller's `push` is a lock, a
+//! bounds check and a `memcpy`, never an allocation. The capacity bounds
+//! every line held, queued or in the batch the worker is sending, so the
+//! memory is the ring plus one batch buffer however long the destination
+//! is away. When the next line does not fit, it is dropped (the newest
+//! line, so what is already queued keeps its order) and counted.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, Once, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::SinkStats;
+use crate::metrics::names;
+
+/// How often an idle worker wakes to publish counters it has not published.
+const IDLE_WAKE: Duration = Duration::from_secs(1);
+
+/// How long a worker that found only a few lines waits for more before
+/// sending them. Waking a sleeping thread is a system call that costs more
+/// than formatting a line; lingering makes each wake carry a batch, at the
+/// price of this much extra delivery latency.
+const LINGER: Duration = Duration::from_millis(2);
+
+/// Below this many queued bytes (or a quarter of the capacity) the worker
+/// lingers; at or above it a producer wakes a lingering worker.
+const LINGER_BYTES: usize = 64 * 1024;
+
+/// A bounded byte queue of newline-terminated lines, with the sink's counters.
+pub(crate) struct Queue {
+    name: Box<str>,
+    capacity: usize,
+    state: Mutex<State>,
+    /// The worker waits here for lines or for the queue to close.
+    work: Condvar,
+    /// `flush` waits here for the queue and the worker's batch to drain.
+    drained: Condvar,
+    counters: Counters,
+}
+
+struct State {
+    buf: VecDeque<u8>,
+    /// Lines in `buf`.
+    lines: u64,
+    /// Lines the worker took and has not yet sent or dropped.
+    in_flight: u64,
+    in_flight_bytes: u64,
+    /// The worker is waiting for lines: the next push must wake it.
+    worker_idle: bool,
+    /// The worker is waiting a moment for more lines (see [`LINGER`]).
+    lingering: bool,
+    /// Threads inside `flush`.
+    flushers: usize,
+    /// Every handle to the sink is gone: the worker delivers what it can
+    /// and stops.
+    closed: bool,
+    /// A flush gave up waiting: the worker drops the batch it holds
+    /// instead of retrying it.
+    abandon: bool,
+}
+
+#[derive(Default)]
+struct Counters {
+    sent: AtomicU64,
+    dropped: AtomicU64,
+    rejected: AtomicU64,
+    connects: AtomicU64,
+    /// Counts not yet added to the `metrics` counters: whoever publishes
+    /// swaps them to zero, so any thread may publish.
+    unpublished_sent: AtomicU64,
+    unpublished_dropped: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+/// What the worker found in [`Queue::wait`].
+pub(crate) enum Wait {
+    /// Lines are queued.
+    Ready,
+    /// Nothing arrived for a while.
+    Idle,
+    /// The queue is closed and empty: the worker can stop.
+    Closed,
+}
+
+impl Queue {
+    pub(crate) fn new(name: &str, capacity: usize) -> Self {
+        Self {
+            name: name.into(),
+            capacity,
+            state: Mutex::new(State {
+                // Allocated once at full size: growing would copy and, for a
+                // moment, hold twice the bound. Pages are only touched (and
+                // resident) once lines reach them.
+                buf: VecDeque::with_capacity(capacity),
+                lines: 0,
+                in_flight: 0,
+                in_flight_bytes: 0,
+                worker_idle: false,
+                lingering: false,
+                flushers: 0,
+                closed: false,
+                abandon: false,
+            }),
+            work: Condvar::new(),
+            drained: Condvar::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock; if something did, the byte
+        // counts are still consistent, so carry on.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `line` (with or without its trailing `\n`), or drops and
+    /// counts it when it does not fit. Never blocks on the destination.
+    pub(crate) fn push(&self, line: &str) {
+        let body = line.strip_suffix('\n').unwrap_or(line);
+        // A raw newline inside would be read as two lines by every
+        // json_lines reader. Outside JSON strings a newline is whitespace
+        // and inside them it is invalid, so a space keeps valid JSON valid.
+        let inner_newline = memchr::memchr(b'\n', body.as_bytes()).is_some();
+        let need = body.len() + 1;
+        let mut st = self.lock();
+        // The worker's batch counts too: the bound is on every line held.
+        let held = st.buf.len() + st.in_flight_bytes as usize;
+        if st.closed || held + need > self.capacity {
+            drop(st);
+            self.count_dropped(1);
+            return;
+        }
+        if inner_newline {
+            st.buf
+                .extend(body.bytes().map(|b| if b == b'\n' { b' ' } else { b }));
+        } else {
+            st.buf.extend(body.as_bytes());
+        }
+        st.buf.push_back(b'\n');
+        st.lines += 1;
+        // An idle worker needs the first line; a lingering one is woken only
+        // once a batch is worth sending.
+        let batch_ready = st.lingering && st.buf.len() >= self.linger_bytes();
+        let wake = std::mem::replace(&mut st.worker_idle, false) || batch_ready;
+        drop(st);
+        if wake {
+            self.work.notify_one();
+        }
+    }
+
+    /// Waits (a while) for lines to be queued.
+    pub(crate) fn wait(&self) -> Wait {
+        let mut st = self.lock();
+        if st.lines == 0 {
+            if st.closed {
+                return Wait::Closed;
+            }
+            st.worker_idle = true;
+            st = self
+                .work
+                .wait_timeout(st, IDLE_WAKE)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            st.worker_idle = false;
+            if st.lines == 0 {
+                return if st.closed { Wait::Closed } else { Wait::Idle };
+            }
+        }
+        if st.buf.len() < self.linger_bytes() && !st.closed && st.flushers == 0 {
+            st.lingering = true;
+            st = self
+                .work
+                .wait_timeout(st, LINGER)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            st.lingering = false;
+        }
+        Wait::Ready
+    }
+
+    fn linger_bytes(&self) -> usize {
+        LINGER_BYTES.min(self.capacity / 4)
+    }
+
+    /// Moves whole lines, up to `max_bytes` (or the first line, if it
+    /// alone is longer), into `out`; returns how many.
+    pub(crate) fn take(&self, out: &mut Vec<u8>, max_bytes: usize) -> u64 {
+        let mut st = self.lock();
+        out.clear();
+        st.abandon = false;
+        if st.lines == 0 {
+            return 0;
+        }
+        let (a, b) = st.buf.as_slices();
+        let cut = cut_point(a, b, max_bytes);
+        let from_a = cut.min(a.len());
+        out.extend_from_slice(&a[..from_a]);
+        out.extend_from_slice(&b[..cut - from_a]);
+        // Usually the worker keeps up and takes everything: no need to
+        // count newlines while callers wait for the lock.
+        let lines = if cut == st.buf.len() {
+            st.lines
+        } else {
+            count_lines(out)
+        };
+        st.buf.drain(..cut);
+        st.lines -= lines;
+        st.in_flight += lines;
+        st.in_flight_bytes += cut as u64;
+        lines
+    }
+
+    /// Records the outcome of lines the worker took: `sent` delivered,
+    /// `dropped` given up (of which `rejected` refused by the destination).
+    pub(crate) fn settle(&self, sent: u64, dropped: u64, rejected: u64, bytes: u64) {
+        if sent + dropped == 0 {
+            return;
+        }
+        let c = &self.counters;
+        c.sent.fetch_add(sent, Ordering::Relaxed);
+        c.unpublished_sent.fetch_add(sent, Ordering::Relaxed);
+        c.rejected.fetch_add(rejected, Ordering::Relaxed);
+        self.count_dropped(dropped);
+        let mut st = self.lock();
+        st.in_flight = st.in_flight.saturating_sub(sent + dropped);
+        st.in_flight_bytes = st.in_flight_bytes.saturating_sub(bytes);
+        if st.in_flight == 0 {
+            st.abandon = false;
+        }
+        let wake = st.flushers > 0;
+        drop(st);
+        if wake {
+            self.drained.notify_all();
+        }
+    }
+
+    /// Drops everything still queued (the worker is giving up: the sink is
+    /// closed and its destination unreachable).
+    pub(crate) fn discard_queued(&self) {
+        let mut st = self.lock();
+        let lines = std::mem::take(&mut st.lines);
+        st.buf.clear();
+        let wake = st.flushers > 0;
+        drop(st);
+        self.count_dropped(lines);
+        if wake {
+            self.drained.notify_all();
+        }
+    }
+
+    /// Waits until every queued line is sent or dropped, at most `timeout`;
+    /// lines still queued then are dropped and counted. Returns `true` if
+    /// nothing was left.
+    pub(crate) fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut st = self.lock();
+        st.flushers += 1;
+        if st.lingering {
+            // Send now rather than after the linger.
+            self.work.notify_all();
+        }
+        let done = loop {
+            if st.lines == 0 && st.in_flight == 0 {
+                break true;
+            }
+            let now = Instant::now();
+            let left = match deadline {
+                Some(d) if d <= now => break false,
+                Some(d) => d - now,
+                None => IDLE_WAKE,
+            };
+            st = self
+                .drained
+                .wait_timeout(st, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        };
+        st.flushers -= 1;
+        let left = if done {
+            0
+        } else {
+            // A batch the worker holds is dropped by it (and counted) when
+            // its current attempt ends, without waiting out a backoff.
+            st.abandon = st.in_flight > 0;
+            st.buf.clear();
+            std::mem::take(&mut st.lines)
+        };
+        drop(st);
+        if !done {
+            self.work.notify_all();
+        }
+        self.count_dropped(left);
+        self.publish();
+        done
+    }
+
+    /// Closes the queue: lines pushed from now on are dropped, and the
+    /// worker stops once it has delivered (or given up on) the rest.
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+        self.work.notify_all();
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Whether the worker should stop retrying the batch it holds: the
+    /// queue is closed or a flush gave up on it.
+    pub(crate) fn give_up(&self) -> bool {
+        let st = self.lock();
+        st.closed || st.abandon
+    }
+
+    /// Sleeps for `pause`, waking early if the queue closes or a flush
+    /// abandons the worker's batch; returns `true` in those cases.
+    pub(crate) fn pause(&self, pause: Duration) -> bool {
+        let deadline = Instant::now().checked_add(pause);
+        let mut st = self.lock();
+        loop {
+            if st.closed || st.abandon {
+                return true;
+            }
+            let now = Instant::now();
+            let left = match deadline {
+                Some(d) if d <= now => return false,
+                Some(d) => d - now,
+                None => IDLE_WAKE,
+            };
+            st = self
+                .work
+                .wait_timeout(st, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    pub(crate) fn count_dropped(&self, lines: u64) {
+        if lines > 0 {
+            self.counters.dropped.fetch_add(lines, Ordering::Relaxed);
+            self.counters
+                .unpublished_dropped
+                .fetch_add(lines, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn count_connect(&self) {
+        self.counters.connects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_error(&self, error: String) {
+        *self
+            .counters
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(error);
+    }
+
+    /// Adds the counts not yet published to `log_lines_sent_total{sink}`
+    /// and `log_lines_dropped_total{sink}` of the current recorder.
+    ///
+    /// Callers only touch atomics; publishing from the worker (or a flush)
+    /// keeps the metrics registry lookup off the logging path.
+    pub(crate) fn publish(&self) {
+        let sent = self.counters.unpublished_sent.swap(0, Ordering::Relaxed);
+        let dropped = self.counters.unpublished_dropped.swap(0, Ordering::Relaxed);
+        if sent > 0 {
+            static DESCRIBE: Once = Once::new();
+            DESCRIBE.call_once(|| {
+                metrics::describe_counter!(
+                    names::LOG_LINES_SENT_TOTAL,
+                    metrics::Unit::Count,
+                    "Log lines a sink handed to its destination."
+                );
+            });
+            metrics::counter!(names::LOG_LINES_SENT_TOTAL, "sink" => self.name.to_string())
+                .increment(sent);
+        }
+        if dropped > 0 {
+            super::count_dropped(&self.name, dropped);
+        }
+    }
+
+    pub(crate) fn stats(&self) -> SinkStats {
+        let (queued, queued_bytes) = {
+            let st = self.lock();
+            (
+                st.lines + st.in_flight,
+                st.buf.len() as u64 + st.in_flight_bytes,
+            )
+        };
+        let c = &self.counters;
+        SinkStats {
+            sent: c.sent.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            rejected: c.rejected.load(Ordering::Relaxed),
+            queued,
+            queued_bytes,
+            capacity_bytes: self.capacity as u64,
+            connects: c.connects.load(Ordering::Relaxed),
+            last_error: c
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        }
+    }
+}
+
+/// Where to cut the ring (two slices, `a` then `b`, ending in `\n`) so the
+/// cut holds whole lines: after the last `\n` within `max` bytes, or after
+/// the first `\n` if the first line alone is longer.
+fn cut_point(a: &[u8], b: &[u8], max: usize) -> usize {
+    let total = a.len() + b.len();
+    let limit = max.min(total);
+    let in_b = limit.saturating_sub(a.len());
+    if let Some(i) = b[..in_b].iter().rposition(|&c| c == b'\n') {
+        return a.len() + i + 1;
+    }
+    if let Some(i) = a[..limit.min(a.len())].iter().rposition(|&c| c == b'\n') {
+        return i + 1;
+    }
+    if let Some(i) = a.iter().position(|&c| c == b'\n') {
+        return i + 1;
+    }
+    match b.iter().position(|&c| c == b'\n') {
+        Some(i) => a.len() + i + 1,
+        None => total,
+    }
+}
+
+pub(crate) fn count_lines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&c| c == b'\n').count() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn take_all(q: &Queue, max: usize) -> (Vec<u8>, u64) {
+        let mut out = Vec::new();
+        let n = q.take(&mut out, max);
+        (out, n)
+    }
+
+    #[test]
+    fn cut_keeps_whole_lines() {
+        assert_eq!(cut_point(b"ab\ncd\n", b"", 4), 3);
+        assert_eq!(cut_point(b"ab\n", b"cd\n", 6), 6);
+        assert_eq!(cut_point(b"ab\n", b"cd\n", 5), 3);
+        assert_eq!(cut_point(b"abcdef\n", b"x\n", 2), 7);
+        assert_eq!(cut_point(b"ab", b"cdef\nx\n", 3), 7);
+        assert_eq!(cut_point(b"", b"ab\n", 10), 3);
+    }
+
+    #[test]
+    fn a_full_queue_drops_the_newest_line_and_counts_it() {
+        let q = Queue::new("t", 10);
+        q.push("aaaa\n");
+        q.push("bbbb");
+        q.push("c\n");
+        let s = q.stats();
+        assert_eq!((s.queued, s.queued_bytes, s.dropped), (2, 10, 1));
+        let (out, n) = take_all(&q, 100);
+        assert_eq!((out.as_slice(), n), (&b"aaaa\nbbbb\n"[..], 2));
+        q.settle(2, 0, 0, 10);
+        assert_eq!(q.stats().sent, 2);
+        assert!(q.flush(Duration::ZERO));
+    }
+
+    #[test]
+    fn inner_newlines_become_spaces() {
+        let q = Queue::new("t", 100);
+        q.push("{\"a\":\n1}\n");
+        let (out, n) = take_all(&q, 100);
+        assert_eq!((out.as_slice(), n), (&b"{\"a\": 1}\n"[..], 1));
+    }
+
+    #[test]
+    fn flush_at_the_deadline_drops_what_is_queued() {
+        let q = Queue::new("t", 100);
+        q.push("a\n");
+        q.push("b\n");
+        assert!(!q.flush(Duration::from_millis(1)));
+        let s = q.stats();
+        assert_eq!((s.queued, s.dropped), (0, 2));
+    }
+
+    #[test]
+    fn a_closed_queue_refuses_lines_and_reports_closed_once_empty() {
+        let q = Queue::new("t", 100);
+        q.push("a\n");
+        q.close();
+        q.push("b\n");
+        assert_eq!(q.stats().dropped, 1);
+        assert!(matches!(take_all(&q, 100), (_, 1)));
+        assert!(matches!(q.wait(), Wait::Closed));
+    }
+}

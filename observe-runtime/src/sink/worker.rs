@@ -1,0 +1,494 @@
+//! One background thread per sink: takes batches from the queue, hands them
+//! to a [`Transport`], reconnects with capped exponential backoff, and
+//! accounts for every line as sent or dropped.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::queue::{Queue, Wait, count_lines};
+use super::{SinkError, SinkStats};
+
+/// How many times a batch the destination answered but partly refused
+/// (e.g. `_bulk` items rejected with 429) is retried before the rest is
+/// dropped; a destination that is down is retried without limit.
+pub(crate) const MAX_PARTIAL_RETRIES: u32 = 5;
+
+/// Settings shared by every queued sink.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) name: String,
+    pub(crate) capacity_bytes: usize,
+    pub(crate) max_batch_bytes: usize,
+    pub(crate) backoff_initial: Duration,
+    pub(crate) backoff_max: Duration,
+}
+
+impl Options {
+    pub(crate) fn new(name: &str, max_batch_bytes: usize) -> Self {
+        Self {
+            name: name.to_owned(),
+            capacity_bytes: super::DEFAULT_CAPACITY_BYTES,
+            max_batch_bytes,
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+        }
+    }
+
+    fn validate(&self) -> Result<(), SinkError> {
+        if self.name.is_empty() {
+            return Err(SinkError::config("the sink name is empty"));
+        }
+        if self.capacity_bytes == 0 {
+            return Err(SinkError::config("the queue capacity is 0 bytes"));
+        }
+        if self.max_batch_bytes == 0 {
+            return Err(SinkError::config("the batch size is 0 bytes"));
+        }
+        Ok(())
+    }
+}
+
+/// Why a [`Transport::send`] stopped before the batch was resolved.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The connection is unusable: reconnect, then resend what is left.
+    Connection(io::Error),
+    /// The destination answered but cannot take the lines now (HTTP 429 or
+    /// 5xx): retry what is left after a backoff, on the same connection.
+    Busy(String),
+}
+
+/// Moves lines to one destination; runs only on the worker thread.
+pub(crate) trait Transport: Send + 'static {
+    fn is_connected(&self) -> bool;
+    /// Opens the connection (or file).
+    fn connect(&mut self) -> io::Result<()>;
+    /// Delivers as much of `batch` as it can, resolving lines as it goes.
+    /// `Ok` with lines left means some were refused for now and are to be
+    /// retried.
+    fn send(&mut self, batch: &mut Batch) -> Result<(), Failure>;
+    /// Drops a connection that failed.
+    fn disconnect(&mut self);
+    /// Ends a healthy connection politely (TLS `close_notify`).
+    fn close(&mut self) {
+        self.disconnect();
+    }
+}
+
+/// What happened to one line of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fate {
+    Sent,
+    /// Refused by the destination in a way retrying cannot fix.
+    Rejected,
+    /// Not delivered yet: keep for the next attempt.
+    Keep,
+}
+
+/// Lines the worker holds: newline-terminated, back to back. Lines before
+/// `start` are resolved; the counts wait to be settled with the queue.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    data: Vec<u8>,
+    start: usize,
+    lines: u64,
+    /// Bumped whenever a new batch is taken, so a transport can tell a
+    /// retry of the same lines from new ones.
+    generation: u64,
+    attempts: u32,
+    sent: u64,
+    dropped: u64,
+    rejected: u64,
+    resolved_bytes: u64,
+    note: Option<String>,
+}
+
+impl Batch {
+    /// The unresolved lines, each ending in `\n`.
+    pub(crate) fn pending(&self) -> &[u8] {
+        &self.data[self.start..]
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lines == 0
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Iterates over the unresolved lines, without their `\n`.
+    pub(crate) fn lines(&self) -> impl Iterator<Item = &[u8]> {
+        self.pending()
+            .split_inclusive(|&c| c == b'\n')
+            .map(|l| l.strip_suffix(b"\n").unwrap_or(l))
+    }
+
+    /// Reports a problem with some lines (shown as the sink's last error).
+    pub(crate) fn note(&mut self, note: String) {
+        self.note = Some(note);
+    }
+
+    /// Resolves the first `bytes` pending bytes (whole lines) as `fate`.
+    pub(crate) fn resolve_prefix(&mut self, bytes: usize, fate: Fate) {
+        let bytes = bytes.min(self.pending().len());
+        let lines = count_lines(&self.pending()[..bytes]);
+        self.start += bytes;
+        self.lines -= lines;
+        self.resolved_bytes += bytes as u64;
+        self.count(fate, lines);
+    }
+
+    /// Resolves each pending line by `fates` (in order; lines past its end
+    /// are kept), keeping only the `Keep` lines.
+    pub(crate) fn resolve_each(&mut self, fates: &[Fate]) {
+        let mut kept = Vec::new();
+        let mut counts = [0u64; 2];
+        let mut resolved = 0;
+        for (i, line) in self.lines().enumerate() {
+            match fates.get(i).copied().unwrap_or(Fate::Keep) {
+                Fate::Keep => {
+                    kept.extend_from_slice(line);
+                    kept.push(b'\n');
+                    continue;
+                }
+                Fate::Sent => counts[0] += 1,
+                Fate::Rejected => counts[1] += 1,
+            }
+            resolved += line.len() as u64 + 1;
+        }
+        self.resolved_bytes += resolved;
+        self.count(Fate::Sent, counts[0]);
+        self.count(Fate::Rejected, counts[1]);
+        self.lines -= counts[0] + counts[1];
+        self.data = kept;
+        self.start = 0;
+    }
+
+    /// Gives up on every pending line.
+    fn drop_all(&mut self) {
+        let len = self.pending().len();
+        let lines = self.lines;
+        self.start += len;
+        self.lines = 0;
+        self.resolved_bytes += len as u64;
+        self.dropped += lines;
+    }
+
+    fn count(&mut self, fate: Fate, lines: u64) {
+        match fate {
+            Fate::Sent => self.sent += lines,
+            Fate::Rejected => {
+                self.dropped += lines;
+                self.rejected += lines;
+            }
+            Fate::Keep => {}
+        }
+    }
+
+    /// Hands the resolved counts to the queue.
+    fn settle(&mut self, queue: &Queue) {
+        if let Some(note) = self.note.take() {
+            queue.set_error(note);
+        }
+        queue.settle(self.sent, self.dropped, self.rejected, self.resolved_bytes);
+        self.sent = 0;
+        self.dropped = 0;
+        self.rejected = 0;
+        self.resolved_bytes = 0;
+    }
+
+    /// Whether lines were delivered since the last settle.
+    fn progressed(&self) -> bool {
+        self.sent > 0
+    }
+}
+
+/// Capped exponential backoff with jitter: after the `n`th consecutive
+/// failure the worker waits between half and all of
+/// `min(initial * 2^(n-1), max)`, never more than `max`.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    initial: Duration,
+    max: Duration,
+    failures: u32,
+    rng: u64,
+}
+
+impl Backoff {
+    pub(crate) fn new(initial: Duration, max: Duration) -> Self {
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Self {
+            initial,
+            max: max.max(initial),
+            failures: 0,
+            rng: seed | 1,
+        }
+    }
+
+    pub(crate) fn fail(&mut self) {
+        self.failures = self.failures.saturating_add(1);
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.failures = 0;
+    }
+
+    /// The wait before the next attempt; zero after a success.
+    pub(crate) fn delay(&mut self) -> Duration {
+        if self.failures == 0 {
+            return Duration::ZERO;
+        }
+        let exp = (self.failures - 1).min(31);
+        let full = self.initial.saturating_mul(1 << exp).min(self.max);
+        // Equal jitter: services restarted together do not reconnect in step.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let half = full / 2;
+        let frac = (self.rng >> 11) as f64 / (1u64 << 53) as f64;
+        half + half.mul_f64(frac)
+    }
+}
+
+/// The shared part of every queued sink: clones share one queue and one
+/// worker, which stops once the last clone is dropped and the queue drained.
+#[derive(Clone)]
+pub(crate) struct Pipe {
+    owner: Arc<Owner>,
+}
+
+struct Owner {
+    queue: Arc<Queue>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.queue.close();
+    }
+}
+
+impl fmt::Debug for Pipe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pipe")
+            .field("name", &self.name())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Pipe {
+    /// Validates `opts`, then starts the worker thread.
+    pub(crate) fn start(opts: &Options, transport: impl Transport) -> Result<Self, SinkError> {
+        opts.validate()?;
+        let queue = Arc::new(Queue::new(&opts.name, opts.capacity_bytes));
+        let worker = Worker {
+            queue: Arc::clone(&queue),
+            max_batch_bytes: opts.max_batch_bytes,
+            backoff: Backoff::new(opts.backoff_initial, opts.backoff_max),
+        };
+        std::thread::Builder::new()
+            .name(format!("observe-sink-{}", opts.name))
+            .spawn(move || worker.run(transport))
+            .map_err(|e| SinkError::io("cannot start the sink's worker thread", e))?;
+        Ok(Self {
+            owner: Arc::new(Owner { queue }),
+        })
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        self.owner.queue.name()
+    }
+
+    pub(crate) fn push(&self, line: &str) {
+        self.owner.queue.push(line);
+    }
+
+    pub(crate) fn flush(&self, timeout: Duration) -> bool {
+        self.owner.queue.flush(timeout)
+    }
+
+    pub(crate) fn stats(&self) -> SinkStats {
+        self.owner.queue.stats()
+    }
+}
+
+struct Worker {
+    queue: Arc<Queue>,
+    max_batch_bytes: usize,
+    backoff: Backoff,
+}
+
+impl Worker {
+    fn run(mut self, mut transport: impl Transport) {
+        let mut batch = Batch::default();
+        loop {
+            if batch.is_empty() {
+                match self.queue.wait() {
+                    Wait::Ready => {}
+                    Wait::Idle => {
+                        self.queue.publish();
+                        continue;
+                    }
+                    Wait::Closed => break,
+                }
+                // Connect before taking lines: while the destination is
+                // away they stay in the queue, where a flush deadline can
+                // count them at once.
+                if !transport.is_connected() && !self.connect(&mut transport) {
+                    if self.queue.is_closed() {
+                        self.queue.discard_queued();
+                        break;
+                    }
+                    continue;
+                }
+                let n = self.queue.take(&mut batch.data, self.max_batch_bytes);
+                if n == 0 {
+                    continue;
+                }
+                batch.start = 0;
+                batch.lines = n;
+                batch.attempts = 0;
+                batch.generation += 1;
+            }
+            if !transport.is_connected() && !self.connect(&mut transport) {
+                if self.queue.give_up() {
+                    batch.drop_all();
+                    batch.settle(&self.queue);
+                }
+                continue;
+            }
+            match transport.send(&mut batch) {
+                Ok(()) => {
+                    self.backoff.reset();
+                    if !batch.is_empty() {
+                        self.partial(&mut batch);
+                    }
+                }
+                Err(Failure::Connection(e)) => {
+                    transport.disconnect();
+                    self.queue.set_error(format!("send failed: {e}"));
+                    if batch.progressed() {
+                        self.backoff.reset();
+                    } else if self.queue.give_up() {
+                        // Do not spin on a destination that accepts
+                        // connections and then fails.
+                        batch.drop_all();
+                    }
+                    self.backoff.fail();
+                }
+                Err(Failure::Busy(why)) => {
+                    self.queue.set_error(why);
+                    self.backoff.fail();
+                    if self.queue.pause(self.backoff.delay()) {
+                        batch.drop_all();
+                    }
+                }
+            }
+            batch.settle(&self.queue);
+            self.queue.publish();
+        }
+        transport.close();
+        self.queue.publish();
+    }
+
+    /// Waits out the backoff, then connects; `false` if it failed.
+    fn connect(&mut self, transport: &mut impl Transport) -> bool {
+        // Closing cuts the wait short: one last attempt, then give up.
+        let _closed = self.queue.pause(self.backoff.delay());
+        match transport.connect() {
+            Ok(()) => {
+                self.queue.count_connect();
+                true
+            }
+            Err(e) => {
+                self.queue.set_error(format!("connect failed: {e}"));
+                self.backoff.fail();
+                false
+            }
+        }
+    }
+
+    /// Some lines were refused for now: retry them a few times, then drop.
+    fn partial(&mut self, batch: &mut Batch) {
+        batch.attempts += 1;
+        if batch.attempts > MAX_PARTIAL_RETRIES {
+            self.queue
+                .set_error("lines still refused after retries; dropped".to_owned());
+            batch.drop_all();
+            return;
+        }
+        let mut b = Backoff::new(self.backoff.initial, self.backoff.max);
+        b.failures = batch.attempts;
+        if self.queue.pause(b.delay()) {
+            batch.drop_all();
+        }
+    }
+}
+
+#[cfg(test)]
+impl Batch {
+    /// A batch of `data` (whole lines), as the worker would take it.
+    pub(crate) fn from_lines(data: &[u8]) -> Self {
+        Self {
+            data: data.to_vec(),
+            lines: count_lines(data),
+            generation: 1,
+            ..Self::default()
+        }
+    }
+
+    /// Sent, dropped and rejected lines not yet settled.
+    pub(crate) fn counts(&self) -> (u64, u64, u64) {
+        (self.sent, self.dropped, self.rejected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_under_the_cap() {
+        let cap = Duration::from_millis(800);
+        let mut b = Backoff::new(Duration::from_millis(100), cap);
+        assert_eq!(b.delay(), Duration::ZERO);
+        let mut last_full = Duration::ZERO;
+        for n in 1..40 {
+            b.fail();
+            let d = b.delay();
+            let full = Duration::from_millis(100)
+                .saturating_mul(1 << (n - 1).min(31))
+                .min(cap);
+            assert!(d <= full && d >= full / 2, "{n}: {d:?} vs {full:?}");
+            assert!(full >= last_full);
+            last_full = full;
+        }
+        b.reset();
+        assert_eq!(b.delay(), Duration::ZERO);
+    }
+
+    #[test]
+    fn batch_resolves_prefixes_and_individual_lines() {
+        let mut batch = Batch {
+            data: b"a\nbb\nccc\ndddd\n".to_vec(),
+            lines: 4,
+            ..Batch::default()
+        };
+        batch.resolve_prefix(2, Fate::Sent);
+        assert_eq!(batch.pending(), b"bb\nccc\ndddd\n");
+        batch.resolve_each(&[Fate::Keep, Fate::Rejected, Fate::Sent]);
+        assert_eq!(batch.pending(), b"bb\n");
+        assert_eq!((batch.sent, batch.dropped, batch.rejected), (2, 1, 1));
+        assert_eq!(batch.lines, 1);
+        assert_eq!(batch.lines().collect::<Vec<_>>(), vec![&b"bb"[..]]);
+        batch.drop_all();
+        assert!(batch.is_empty());
+        assert_eq!(batch.dropped, 2);
+        assert_eq!(batch.resolved_bytes, 14);
+    }
+}

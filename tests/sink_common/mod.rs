@@ -1,0 +1,196 @@
+//! Helpers shared by the sink tests: a JSON-layer dispatch over a sink,
+//! reading what a collector received, a tiny HTTP client, and a global
+//! debugging recorder for the sink counters.
+#![allow(dead_code, unreachable_pub)] // each test binary uses a part
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use observe::log::JsonLayer;
+use observe::sink::Sink;
+use serde_json::Value;
+use tracing::Dispatch;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+/// A subscriber writing JSON lines of `service` to `sink`, for
+/// `tracing::dispatcher::with_default` on any thread.
+pub fn dispatch(service: &str, sink: impl Sink) -> Dispatch {
+    Dispatch::new(tracing_subscriber::registry().with(JsonLayer::new(service).with_sink(sink)))
+}
+
+/// The lines of `path` (empty if it does not exist yet).
+pub fn read_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .map(|s| s.lines().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// Waits until `path` has at least `expected` lines, or its count has not
+/// changed for `quiet` (or `limit` has passed), and returns them. Tests
+/// assert on what arrived, not on how long it took.
+pub fn wait_for_lines(
+    path: &Path,
+    expected: usize,
+    quiet: Duration,
+    limit: Duration,
+) -> Vec<String> {
+    let start = Instant::now();
+    let mut last = usize::MAX;
+    let mut last_change = Instant::now();
+    loop {
+        let lines = read_lines(path);
+        if lines.len() >= expected || start.elapsed() > limit {
+            return lines;
+        }
+        if lines.len() != last {
+            last = lines.len();
+            last_change = Instant::now();
+        } else if last_change.elapsed() > quiet {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Polls `f` every 20 ms until it is true or `limit` passes; returns
+/// whether it became true.
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+/// Parses every line as a JSON object; panics naming the first that is not.
+pub fn parse_all(lines: &[String]) -> Vec<Value> {
+    lines
+        .iter()
+        .map(|l| {
+            let v: Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+            assert!(v.is_object(), "not an object: {l}");
+            v
+        })
+        .collect()
+}
+
+/// One HTTP/1.1 request with `Connection: close`; returns status and body.
+pub fn http(method: &str, url: &str, body: &str) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let mut s = TcpStream::connect(host).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send request");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read response");
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("response head");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = s.split_once("\r\n").expect("chunk size");
+        let n = usize::from_str_radix(size.trim(), 16).expect("hex size");
+        if n == 0 {
+            return out;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+}
+
+/// A JSON request whose answer is JSON.
+pub fn http_json(method: &str, url: &str, body: &str) -> Value {
+    let (status, text) = http(method, url, body);
+    assert!(
+        (200..300).contains(&status),
+        "{method} {url}: HTTP {status}: {text}"
+    );
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: {e}: {text}"))
+}
+
+/// Installs (once per test binary) a global debugging recorder; sink
+/// workers publish their counters to it.
+pub fn recorder() -> &'static Snapshotter {
+    static SNAPSHOTTER: OnceLock<Snapshotter> = OnceLock::new();
+    SNAPSHOTTER.get_or_init(|| {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::set_global_recorder(recorder).expect("no other recorder in this binary");
+        snapshotter
+    })
+}
+
+/// The value of counter `name{sink=...}`, 0 if never incremented.
+///
+/// Snapshots reset the debugging recorder's counters, so every snapshot
+/// is added to a running total that all tests of the binary share.
+pub fn sink_counter(name: &str, sink: &str) -> u64 {
+    static TOTALS: Mutex<Option<HashMap<(String, String), u64>>> = Mutex::new(None);
+    let mut totals = TOTALS.lock().unwrap_or_else(PoisonError::into_inner);
+    let totals = totals.get_or_insert_with(HashMap::new);
+    for (key, _, _, value) in recorder().snapshot().into_vec() {
+        let k = key.key();
+        if let DebugValue::Counter(v) = value {
+            for l in k.labels().filter(|l| l.key() == "sink") {
+                *totals
+                    .entry((k.name().to_owned(), l.value().to_owned()))
+                    .or_insert(0) += v;
+            }
+        }
+    }
+    totals
+        .get(&(name.to_owned(), sink.to_owned()))
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Counts of each key in `items`.
+pub fn counts<K: std::hash::Hash + Eq>(items: impl IntoIterator<Item = K>) -> HashMap<K, usize> {
+    let mut m = HashMap::new();
+    for k in items {
+        *m.entry(k).or_insert(0) += 1;
+    }
+    m
+}
+
+/// Resident set size of this process, in bytes.
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}

@@ -1,0 +1,102 @@
+//! The builder's shipping shortcuts, installed globally: this binary holds
+//! a single test that owns the process's subscriber and recorder.
+
+mod sink_common;
+mod support;
+
+use std::time::Duration;
+
+use observe::{InstallError, Observe, monitor_performance};
+use sink_common::{parse_all, read_lines, wait_for_lines};
+use support::Service;
+
+#[monitor_performance("ship", context(n = n))]
+fn ship(n: u32) -> Result<u32, std::io::Error> {
+    if n % 5 == 0 {
+        Err(std::io::Error::other("collector said no"))
+    } else {
+        Ok(n)
+    }
+}
+
+/// The value of `name{sink="..."}` in a Prometheus exposition.
+fn sample(exposition: &str, name: &str, sink: &str) -> Option<f64> {
+    let label = format!("sink=\"{sink}\"");
+    exposition
+        .lines()
+        .filter(|l| l.starts_with(name) && l.contains(&label))
+        .find_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+}
+
+#[test]
+fn logstash_and_file_shortcuts_ship_count_and_flush_on_drop() {
+    // A sink that cannot be built fails the install, naming it.
+    let err = Observe::builder("sink-install")
+        .logstash("no port")
+        .install()
+        .expect_err("bad address");
+    assert!(
+        matches!(&err, InstallError::Component { component, .. } if component == "logstash sink"),
+        "{err}"
+    );
+
+    let collector = Service::start("syslog-ng", &[]);
+    let dir = std::env::temp_dir().join(format!("observe-sink-install-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("install.log");
+    let guard = Observe::builder("sink-install")
+        .logstash(collector.addr())
+        .file(&file)
+        .install()
+        .expect("install");
+
+    for n in 0..500 {
+        let _ = ship(n);
+    }
+    assert!(guard.flush(Duration::from_secs(30)));
+    let exposition = guard.render().expect("prometheus on");
+    for sink in ["logstash", "file"] {
+        assert_eq!(
+            sample(&exposition, "log_lines_sent_total", sink),
+            Some(500.0),
+            "{sink}\n{exposition}"
+        );
+        assert_eq!(
+            sample(&exposition, "log_lines_dropped_total", sink),
+            None,
+            "{sink}"
+        );
+    }
+    let received = wait_for_lines(
+        &collector.dir().join("received.log"),
+        500,
+        Duration::from_secs(5),
+        Duration::from_secs(60),
+    );
+    assert_eq!(received.len(), 500);
+    let errors = parse_all(&received)
+        .iter()
+        .filter(|l| l["level"] == "ERROR")
+        .count();
+    assert_eq!(errors, 100);
+    assert_eq!(
+        read_lines(&file),
+        received,
+        "both sinks got the same lines, in order"
+    );
+
+    // Dropping the guard flushes what is still queued.
+    for n in 500..600 {
+        let _ = ship(n);
+    }
+    drop(guard);
+    assert_eq!(read_lines(&file).len(), 600);
+    let received = wait_for_lines(
+        &collector.dir().join("received.log"),
+        600,
+        Duration::from_secs(5),
+        Duration::from_secs(60),
+    );
+    assert_eq!(received.len(), 600);
+    let _ = std::fs::remove_dir_all(&dir);
+}
