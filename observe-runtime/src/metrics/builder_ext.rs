@@ -1,0 +1,132 @@
+//! Builder methods for the metrics back-ends: the `/metrics` listener, the
+//! InfluxDB push and the system sampler, each started at install (so a
+//! failure fails `install()`) and stopped by the guard.
+
+#[cfg(feature = "system-metrics")]
+use std::time::Duration;
+
+use crate::builder::InstallError;
+#[cfg(any(
+    feature = "prometheus-listener",
+    feature = "influxdb",
+    feature = "system-metrics"
+))]
+use crate::builder::{Background, ObserveBuilder};
+
+#[cfg(feature = "prometheus-listener")]
+impl ObserveBuilder {
+    /// Serves the Prometheus exposition on `GET http://{addr}/metrics`
+    /// while installed (feature `prometheus-listener`). Use
+    /// [`DEFAULT_LISTEN_ADDR`](crate::metrics::DEFAULT_LISTEN_ADDR)
+    /// (`127.0.0.1:9000`) unless the scraper is on another host.
+    ///
+    /// [`install`](Self::install) fails with [`InstallError::Component`]
+    /// if the address is in use, or if Prometheus is off.
+    ///
+    /// ```no_run
+    /// let _guard = observe_runtime::Observe::builder("websocket-ingestion")
+    ///     .metrics_listener("127.0.0.1:9464".parse().expect("an address"))
+    ///     .install()?;
+    /// # Ok::<(), observe_runtime::InstallError>(())
+    /// ```
+    pub fn metrics_listener(self, addr: std::net::SocketAddr) -> Self {
+        self.on_install(move |ctx| {
+            let handle = prometheus_handle(ctx)?;
+            crate::metrics::MetricsListener::bind(addr, move || handle.render())
+                .map(|l| Box::new(l) as Box<dyn Background>)
+                .map_err(|e| listener_error(addr, &e))
+        })
+    }
+
+    /// As [`metrics_listener`](Self::metrics_listener), on a listener you
+    /// bound yourself (e.g. to port 0, reading the port chosen first).
+    pub fn metrics_listener_on(self, listener: std::net::TcpListener) -> Self {
+        self.on_install(move |ctx| {
+            let handle = prometheus_handle(ctx)?;
+            let addr = listener.local_addr();
+            crate::metrics::MetricsListener::serve(listener, move || handle.render())
+                .map(|l| Box::new(l) as Box<dyn Background>)
+                .map_err(|e| match addr {
+                    Ok(a) => listener_error(a, &e),
+                    Err(_) => component("prometheus listener", e.to_string()),
+                })
+        })
+    }
+}
+
+#[cfg(feature = "prometheus-listener")]
+fn prometheus_handle(
+    ctx: &crate::builder::InstallContext<'_>,
+) -> Result<metrics_exporter_prometheus::PrometheusHandle, InstallError> {
+    ctx.prometheus.cloned().ok_or_else(|| {
+        component(
+            "prometheus listener",
+            "Prometheus is off (`.prometheus(false)`): there is nothing to serve".into(),
+        )
+    })
+}
+
+#[cfg(feature = "prometheus-listener")]
+fn listener_error(addr: std::net::SocketAddr, e: &std::io::Error) -> InstallError {
+    let reason = if e.kind() == std::io::ErrorKind::AddrInUse {
+        format!("address {addr} in use")
+    } else {
+        format!("cannot listen on {addr}: {e}")
+    };
+    component("prometheus listener", reason)
+}
+
+#[cfg(feature = "influxdb")]
+impl ObserveBuilder {
+    /// Pushes per-interval aggregates of every metric to InfluxDB while
+    /// installed (feature `influxdb`; see [`crate::metrics::influxdb`]).
+    /// The installed recorder is wrapped so that the push sees exactly what
+    /// the Prometheus recorder sees; dropping the guard flushes it.
+    ///
+    /// [`install`](Self::install) fails with [`InstallError::Component`]
+    /// if the URL is invalid or Prometheus is off (nothing would feed the
+    /// push then: use [`InfluxPush`](crate::metrics::influxdb::InfluxPush)
+    /// with your own recorder).
+    pub fn influxdb(self, config: crate::metrics::influxdb::InfluxConfig) -> Self {
+        use crate::metrics::Tee;
+        use crate::metrics::influxdb::{AggregatingRecorder, InfluxPush};
+
+        let recorder = AggregatingRecorder::default();
+        let layer = recorder.clone();
+        self.wrap_recorder(move |inner| Box::new(Tee::new(inner, layer)))
+            .on_install(move |ctx| {
+                if ctx.prometheus.is_none() {
+                    return Err(component(
+                        "influxdb push",
+                        "it reads the recorder observe installs, which is off with `.prometheus(false)`".into(),
+                    ));
+                }
+                InfluxPush::start(ctx.service, config, &recorder)
+                    .map(|p| Box::new(p) as Box<dyn Background>)
+                    .map_err(|e| component("influxdb push", e.to_string()))
+            })
+    }
+}
+
+#[cfg(feature = "system-metrics")]
+impl ObserveBuilder {
+    /// Samples the `system_*` and `process_*` metrics every `interval`
+    /// (30 s is [`DEFAULT_INTERVAL`](crate::system::DEFAULT_INTERVAL))
+    /// while installed (feature `system-metrics`; see [`crate::system`]).
+    pub fn system_metrics(self, interval: Duration) -> Self {
+        self.on_install(move |_| {
+            crate::system::SystemSampler::new()
+                .spawn(interval)
+                .map(|t| Box::new(t) as Box<dyn Background>)
+                .map_err(|e| component("system sampler", e.to_string()))
+        })
+    }
+}
+
+#[allow(dead_code)] // unused without any back-end feature
+fn component(component: &str, reason: String) -> InstallError {
+    InstallError::Component {
+        component: component.to_owned(),
+        reason,
+    }
+}
