@@ -134,3 +134,22 @@ fn lines_outside_any_call_still_carry_an_id() {
     assert!(id.starts_with("req_"));
     assert_eq!(c.lines[0]["context"]["disk"], "sda");
 }
+
+#[monitor_performance("waits.forever")]
+async fn logs_then_waits() {
+    tracing::info!("started");
+    std::future::pending::<()>().await;
+}
+
+#[test]
+fn a_cancelled_call_logs_under_the_id_its_body_used() {
+    let c = testing::capture(|| {
+        let mut fut = Box::pin(logs_then_waits());
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        drop(fut);
+    });
+    assert_eq!(c.lines.len(), 2, "{:#?}", c.raw_lines);
+    assert_eq!(c.lines[1]["message"], "waits.forever cancelled");
+    assert_one_id(&c.lines);
+}

@@ -1,9 +1,10 @@
 //! Writes the instrumented function.
 //!
 //! A sync body runs as `call_once(move || body)` so `return` and `?` end
-//! the body, not the wrapper; an async body runs as an `async move` block
-//! inside the guard's correlation scope. Either way a typed hint is first
-//! returned on a dead branch (`if false { return hint.unwrap(); }`), which
+//! the body, not the wrapper; an async body runs as an `async move` block,
+//! and the guard with it inside the call's correlation scope future. Either
+//! way a typed hint is first returned on a dead branch
+//! (`if false { return hint.never(); }`), which
 //! fixes the body's type to the function's return type before the body is
 //! checked, so `?`, elided lifetimes and type errors behave as they did. The signature and attributes are
 //! re-emitted unchanged, so lints and errors point at the user's code.
@@ -79,45 +80,51 @@ fn expand(args: &Args, f: Function) -> TokenStream {
     let is_async = sig.asyncness.is_some();
 
     let callsite = callsite(args, &krate, &names, &sig.ident);
-    let (guard_sync, guard_async) = (
-        guard(args, &krate, &names, false),
-        guard(args, &krate, &names, true),
-    );
+    let guard_stmt = guard(args, &krate, &names);
     let finish = finish(&krate, &names);
-    let Names {
-        guard,
-        result,
-        hint,
-        ..
-    } = &names;
+    let Names { result, hint, .. } = &names;
     // Returned on a dead branch, `hint` takes the function's return type
     // before the body is checked: the body then infers against it (so `?`
     // and type errors behave as without the attribute) and the result's
     // type is known when it is classified.
     let hint_stmt = quote! {
-        let #hint = ::core::option::Option::None;
+        let #hint = #krate::__private::Hint::new();
         #[allow(unreachable_code)]
         if false {
-            return ::core::option::Option::unwrap(#hint);
+            return #hint.never();
+        }
+    };
+    // Inside the async block the same (`Copy`, always `Send`) hint types the
+    // block's own result.
+    let hint_again = quote! {
+        #[allow(unreachable_code)]
+        if false {
+            return #hint.never();
         }
     };
 
     let body = match body {
+        // The guard lives inside the call's scope future, so the guard, the
+        // body and a "cancelled" line from the guard's drop share one ID.
         Body::Plain(block) if is_async => quote! {
-            #guard_async
             #hint_stmt
-            let #result = #guard.instrument(&#hint, async move #block).await;
-            #finish
-            #result
+            #krate::__private::call_scope(#hint, async move {
+                #guard_stmt
+                #hint_again
+                let #result = #krate::__private::typed(#hint, async move #block).await;
+                #finish
+                #result
+            })
+            .await
         },
         Body::Plain(block) if diverges => quote! {
-            #guard_sync
-            #krate::__private::call_once(&::core::option::Option::None, move || #block)
+            #guard_stmt
+            #krate::__private::call_once(#krate::__private::Hint::new(), move || #block)
         },
         Body::Plain(block) => quote! {
-            #guard_sync
+            #guard_stmt
             #hint_stmt
-            let #result = #krate::__private::call_once(&#hint, move || #block);
+            let #result = #krate::__private::call_once(#hint, move || #block);
             #finish
             #result
         },
@@ -127,13 +134,13 @@ fn expand(args: &Args, f: Function) -> TokenStream {
             inner,
         } => quote! {
             #(#stmts)*
-            #pin_path(async move {
-                #guard_async
+            #pin_path(#krate::__private::CallScope::new(async move {
+                #guard_stmt
                 #hint_stmt
-                let #result = #guard.instrument(&#hint, async move #inner).await;
+                let #result = #krate::__private::typed(#hint, async move #inner).await;
                 #finish
                 #result
-            })
+            }))
         },
     };
 
@@ -174,7 +181,7 @@ fn callsite(args: &Args, krate: &Path, names: &Names, fn_name: &Ident) -> TokenS
 }
 
 /// `let guard = Guard::enter..(&CALLSITE[, |ctx| { .. }]);`
-fn guard(args: &Args, krate: &Path, names: &Names, is_async: bool) -> TokenStream {
+fn guard(args: &Args, krate: &Path, names: &Names) -> TokenStream {
     let Names {
         guard,
         ctx,
@@ -182,13 +189,8 @@ fn guard(args: &Args, krate: &Path, names: &Names, is_async: bool) -> TokenStrea
         ..
     } = names;
     if args.context.is_empty() {
-        let enter = if is_async {
-            quote!(enter_async)
-        } else {
-            quote!(enter)
-        };
         return quote! {
-            let #guard = #krate::__private::Guard::#enter(&#callsite);
+            let #guard = #krate::__private::Guard::enter(&#callsite);
         };
     }
     let fields = args.context.iter().map(|field| {
@@ -204,13 +206,8 @@ fn guard(args: &Args, krate: &Path, names: &Names, is_async: bool) -> TokenStrea
         };
         quote_spanned! {span=> #ctx.field(#key, #value); }
     });
-    let enter = if is_async {
-        quote!(enter_async_with)
-    } else {
-        quote!(enter_with)
-    };
     quote! {
-        let #guard = #krate::__private::Guard::#enter(&#callsite, |#ctx: &mut #krate::__private::ContextWriter| {
+        let #guard = #krate::__private::Guard::enter_with(&#callsite, |#ctx: &mut #krate::__private::ContextWriter| {
             #(#fields)*
         });
     }

@@ -46,6 +46,7 @@ impl Observe {
             id_format: IdFormat::default(),
             flush_timeout: DEFAULT_FLUSH_TIMEOUT,
             starters: Starters::default(),
+            recorder_layers: RecorderLayers::default(),
         }
     }
 }
@@ -80,6 +81,22 @@ impl fmt::Debug for Starters {
     }
 }
 
+/// The recorder observe installs, as [`ObserveBuilder::wrap_recorder`]
+/// hands it to a wrapper.
+pub type BoxedRecorder = Box<dyn metrics::Recorder + Send + Sync>;
+
+type RecorderLayer = Box<dyn FnOnce(BoxedRecorder) -> BoxedRecorder + Send>;
+
+/// Wrappers of the installed recorder, innermost first.
+#[derive(Default)]
+struct RecorderLayers(Vec<RecorderLayer>);
+
+impl fmt::Debug for RecorderLayers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{} layer(s)]", self.0.len())
+    }
+}
+
 /// Configures and installs observe; made by [`Observe::builder`].
 #[derive(Debug)]
 #[must_use = "nothing is installed until `install()` is called"]
@@ -94,6 +111,7 @@ pub struct ObserveBuilder {
     id_format: IdFormat,
     flush_timeout: Duration,
     starters: Starters,
+    recorder_layers: RecorderLayers,
 }
 
 impl ObserveBuilder {
@@ -108,6 +126,18 @@ impl ObserveBuilder {
             + 'static,
     {
         self.starters.0.push(Box::new(start));
+        self
+    }
+
+    /// Wraps the Prometheus recorder before it is installed, e.g. in a
+    /// fan-out that also feeds another back-end, so both see the same
+    /// data. Wrappers apply in the order added (the last is outermost);
+    /// with Prometheus off nothing is installed and they are not called.
+    pub fn wrap_recorder<F>(mut self, wrap: F) -> Self
+    where
+        F: FnOnce(BoxedRecorder) -> BoxedRecorder + Send + 'static,
+    {
+        self.recorder_layers.0.push(Box::new(wrap));
         self
     }
 
@@ -213,11 +243,20 @@ impl ObserveBuilder {
             log::set_redactor(r);
         }
         correlation::set_id_format(self.id_format);
+        crate::clock::warm_up();
 
         let (handle, upkeep) = match prometheus {
             Some((recorder, handle)) => {
-                metrics::set_global_recorder(recorder)
-                    .map_err(|_| InstallError::RecorderAlreadySet)?;
+                if self.recorder_layers.0.is_empty() {
+                    metrics::set_global_recorder(recorder)
+                        .map_err(|_| InstallError::RecorderAlreadySet)?;
+                } else {
+                    let wrapped = std::mem::take(&mut self.recorder_layers.0)
+                        .into_iter()
+                        .fold(Box::new(recorder) as BoxedRecorder, |r, wrap| wrap(r));
+                    metrics::set_global_recorder(wrapped)
+                        .map_err(|_| InstallError::RecorderAlreadySet)?;
+                }
                 observe_metrics::note_global_recorder();
                 describe_metrics();
                 (Some(handle.clone()), Some(Upkeep::start(handle)))

@@ -13,11 +13,14 @@
 //! - [`Observe`]: the builder that installs it all.
 
 pub mod builder;
+mod clock;
 pub mod correlation;
 pub mod log;
 pub mod metrics;
 pub mod operation;
 pub mod sink;
+#[cfg(feature = "system-metrics")]
+pub mod system;
 pub mod testing;
 
 #[doc(hidden)]

@@ -1,17 +1,18 @@
 //! The current correlation ID of this thread, and scopes that set it.
 //!
-//! The state is one thread-local slot. A monitored root call opens a scope
-//! whose ID is generated lazily, the first time something asks for it, so a
-//! call that logs nothing never pays for an ID.
+//! A monitored root call opens a scope whose ID is generated lazily, the
+//! first time something asks for it, so a call that logs nothing never pays
+//! for an ID.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::CorrelationId;
 
-/// What the current scope knows about its ID.
+/// What a scope knows about its ID; the state of a [`WithCorrelation`]
+/// future between polls.
 #[derive(Debug, Clone, Default)]
 pub(crate) enum Slot {
     /// No scope is open.
@@ -23,41 +24,115 @@ pub(crate) enum Slot {
     Id(CorrelationId),
 }
 
+/// The thread's state, split so the hot path touches only a `Copy` cell:
+/// opening and closing a lazy scope (what every monitored root call does)
+/// never moves or drops an ID.
+const CLOSED: u8 = 0;
+const LAZY: u8 = 1;
+const WITH_ID: u8 = 2;
+
 thread_local! {
-    static CURRENT: Cell<Slot> = const { Cell::new(Slot::Empty) };
+    static STATE: Cell<u8> = const { Cell::new(CLOSED) };
+    /// The ID, present exactly when `STATE` is `WITH_ID`.
+    static ID: RefCell<Option<CorrelationId>> = const { RefCell::new(None) };
 }
 
-/// Puts `slot` in the thread's slot and returns what was there.
+#[inline]
+fn state() -> u8 {
+    STATE.with(Cell::get)
+}
+
+#[inline]
+fn set_state(s: u8) {
+    STATE.with(|c| c.set(s));
+}
+
+#[inline]
+fn take_id() -> Option<CorrelationId> {
+    ID.with(|c| c.borrow_mut().take())
+}
+
+#[inline]
+fn put_id(id: CorrelationId) {
+    ID.with(|c| *c.borrow_mut() = Some(id));
+}
+
+/// Takes the thread's whole state out, leaving no scope open.
+#[inline]
+fn take_slot() -> Slot {
+    match state() {
+        LAZY => {
+            set_state(CLOSED);
+            Slot::Lazy
+        }
+        WITH_ID => {
+            set_state(CLOSED);
+            take_id().map_or(Slot::Lazy, Slot::Id)
+        }
+        _ => Slot::Empty,
+    }
+}
+
+/// Makes `slot` the thread's state (which the caller has taken out).
+#[inline]
+fn put_slot(slot: Slot) {
+    match slot {
+        Slot::Empty => set_state(CLOSED),
+        Slot::Lazy => set_state(LAZY),
+        Slot::Id(id) => {
+            put_id(id);
+            set_state(WITH_ID);
+        }
+    }
+}
+
+/// Puts `slot` in the thread's state and returns what was there.
+#[inline]
 pub(crate) fn swap(slot: Slot) -> Slot {
-    CURRENT.with(|c| c.replace(slot))
+    let prev = take_slot();
+    put_slot(slot);
+    prev
 }
 
-/// Whether a scope is open on this thread.
-pub(crate) fn in_scope() -> bool {
-    CURRENT.with(|c| {
-        let s = c.take();
-        let open = !matches!(s, Slot::Empty);
-        c.set(s);
-        open
+/// Opens a lazy scope if none is open; `true` if this call opened it (and
+/// must close it with [`close_root`]).
+#[inline]
+pub(crate) fn open_root() -> bool {
+    // Where nothing can log, no one can read an ID: open nothing.
+    if tracing_core::LevelFilter::current() == tracing_core::LevelFilter::OFF {
+        return false;
+    }
+    STATE.with(|c| {
+        let closed = c.get() == CLOSED;
+        if closed {
+            c.set(LAZY);
+        }
+        closed
     })
+}
+
+/// Closes the scope [`open_root`] opened.
+#[inline]
+pub(crate) fn close_root() {
+    if STATE.with(|c| c.replace(CLOSED)) == WITH_ID {
+        drop(take_id());
+    }
 }
 
 /// The current ID, made now if the open scope had none yet. `None` outside
 /// every scope.
 #[must_use]
 pub fn current() -> Option<CorrelationId> {
-    CURRENT.with(|c| match c.take() {
-        Slot::Empty => None,
-        Slot::Lazy => {
+    match state() {
+        LAZY => {
             let id = CorrelationId::generate();
-            c.set(Slot::Id(id.clone()));
+            put_id(id.clone());
+            set_state(WITH_ID);
             Some(id)
         }
-        Slot::Id(id) => {
-            c.set(Slot::Id(id.clone()));
-            Some(id)
-        }
-    })
+        WITH_ID => ID.with(|c| c.borrow().clone()),
+        _ => None,
+    }
 }
 
 /// The current ID, or a fresh one (not stored) outside every scope; this is
@@ -142,6 +217,87 @@ impl Drop for PollRestore<'_> {
         if let Some(prev) = self.prev.take() {
             *self.slot = swap(prev);
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The scope of one monitored `async fn` call: every poll, and the drop
+    /// of an unfinished call, run inside it, so the call's guard and body
+    /// see one ID however the executor moves the future.
+    ///
+    /// At the first poll it joins the caller's scope (sharing its ID) or,
+    /// at the root, opens a lazy one. Where nothing can log at all, it
+    /// stays out of the way and costs one check per poll.
+    #[doc(hidden)]
+    #[derive(Debug)]
+    #[must_use = "futures do nothing unless polled"]
+    pub struct CallScope<F> {
+        #[pin]
+        inner: Option<F>,
+        slot: Slot,
+        // None before the first poll, then whether this call has a scope.
+        scoped: Option<bool>,
+    }
+
+    impl<F> PinnedDrop for CallScope<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            if this.inner.is_some() && *this.scoped == Some(true) {
+                // An unfinished call logs "cancelled" from its guard's drop:
+                // in its own scope, like every other line of the call.
+                let prev = swap(std::mem::take(this.slot));
+                this.inner.set(None);
+                swap(prev);
+            }
+        }
+    }
+}
+
+impl<F> CallScope<F> {
+    /// Wraps one call's future.
+    pub fn new(inner: F) -> Self {
+        Self {
+            inner: Some(inner),
+            slot: Slot::Empty,
+            scoped: None,
+        }
+    }
+}
+
+impl<F: Future> Future for CallScope<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let mut this = self.project();
+        let scoped = *this.scoped.get_or_insert_with(|| {
+            if tracing_core::LevelFilter::current() == tracing_core::LevelFilter::OFF {
+                return false;
+            }
+            *this.slot = match state() {
+                CLOSED => Slot::Lazy,
+                // A child shares its parent's ID, made now if still lazy,
+                // because the two scopes separate after this poll.
+                _ => current().map_or(Slot::Lazy, Slot::Id),
+            };
+            true
+        });
+        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+            return Poll::Pending;
+        };
+        let out = if scoped {
+            let prev = swap(std::mem::take(this.slot));
+            let _restore = PollRestore {
+                slot: this.slot,
+                prev: Some(prev),
+            };
+            inner.poll(cx)
+        } else {
+            inner.poll(cx)
+        };
+        if out.is_ready() {
+            this.inner.set(None);
+        }
+        out
     }
 }
 

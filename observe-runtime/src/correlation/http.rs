@@ -42,7 +42,9 @@ pub struct Propagator {
 
 impl Default for Propagator {
     fn default() -> Self {
-        Self { header: X_CORRELATION_ID }
+        Self {
+            header: X_CORRELATION_ID,
+        }
     }
 }
 
@@ -85,7 +87,12 @@ impl Propagator {
         if let Some(value) = headers.get(&self.header) {
             match value.to_str().ok().map(str::parse::<CorrelationId>) {
                 Some(Ok(id)) => found = Some((id, Source::Header)),
-                Some(Err(_)) => rejections[0] = Some((self.header.clone(), "not 1..=128 characters of [A-Za-z0-9._:-]")),
+                Some(Err(_)) => {
+                    rejections[0] = Some((
+                        self.header.clone(),
+                        "not 1..=128 characters of [A-Za-z0-9._:-]",
+                    ))
+                }
                 None => rejections[0] = Some((self.header.clone(), "not visible ASCII")),
             }
         }
@@ -119,7 +126,11 @@ impl Propagator {
         if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
             headers.insert(self.header.clone(), v);
         }
-        let tp = TraceParent { trace_id: trace_id_for(id), parent_id: fresh_span_id(), flags: 1 };
+        let tp = TraceParent {
+            trace_id: trace_id_for(id),
+            parent_id: fresh_span_id(),
+            flags: 1,
+        };
         if let Ok(v) = HeaderValue::from_str(&tp.to_string()) {
             headers.insert(TRACEPARENT, v);
         }
@@ -140,7 +151,11 @@ pub fn inject(headers: &mut HeaderMap) {
 fn rejected(header: &HeaderName, reason: &'static str) {
     metrics::counter!(names::CORRELATION_IDS_REJECTED_TOTAL, "header" => header.as_str().to_owned()).increment(1);
     // The value itself is never logged: it is untrusted input.
-    tracing::debug!(header = header.as_str(), reason, "inbound correlation id rejected");
+    tracing::debug!(
+        header = header.as_str(),
+        reason,
+        "inbound correlation id rejected"
+    );
 }
 
 /// A parsed W3C `traceparent` header.
@@ -177,7 +192,11 @@ impl TraceParent {
         let trace_id = hex_u128(&s[3..35])?;
         let parent_id = u64::try_from(hex_u128(&s[36..52])?).ok()?;
         let flags = u8::try_from(hex_u128(&s[53..55])?).ok()?;
-        (trace_id != 0 && parent_id != 0).then_some(Self { trace_id, parent_id, flags })
+        (trace_id != 0 && parent_id != 0).then_some(Self {
+            trace_id,
+            parent_id,
+            flags,
+        })
     }
 
     /// The trace-id as a correlation ID: its 32 lowercase hex digits.
@@ -189,13 +208,22 @@ impl TraceParent {
 
 impl std::fmt::Display for TraceParent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "00-{:032x}-{:016x}-{:02x}", self.trace_id, self.parent_id, self.flags)
+        write!(
+            f,
+            "00-{:032x}-{:016x}-{:02x}",
+            self.trace_id, self.parent_id, self.flags
+        )
     }
 }
 
 /// Lowercase hex only, as the spec requires.
 fn hex_u128(s: &str) -> Option<u128> {
-    if s.is_empty() || s.len() > 32 || !s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
+    if s.is_empty()
+        || s.len() > 32
+        || !s
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    {
         return None;
     }
     u128::from_str_radix(s, 16).ok()
@@ -228,12 +256,19 @@ mod tests {
 
     #[test]
     fn parses_the_spec_example() {
-        let tp = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").expect("valid");
+        let tp = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .expect("valid");
         assert_eq!(tp.trace_id, 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736);
         assert_eq!(tp.parent_id, 0x00f0_67aa_0ba9_02b7);
         assert_eq!(tp.flags, 1);
-        assert_eq!(tp.to_string(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
-        assert_eq!(tp.correlation_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            tp.to_string(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        );
+        assert_eq!(
+            tp.correlation_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
     }
 
     #[test]
@@ -251,21 +286,33 @@ mod tests {
         ] {
             assert_eq!(TraceParent::parse(bad), None, "{bad}");
         }
-        assert!(TraceParent::parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future").is_some());
+        assert!(
+            TraceParent::parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future")
+                .is_some()
+        );
     }
 
     #[test]
     fn header_wins_then_traceparent_then_new() {
         let p = Propagator::default();
         let mut h = HeaderMap::new();
-        h.insert(TRACEPARENT, HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+        h.insert(
+            TRACEPARENT,
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
         assert_eq!(p.extract_with_source(&h).1, Source::TraceParent);
         h.insert(X_CORRELATION_ID, HeaderValue::from_static("abc-123"));
         let (id, source) = p.extract_with_source(&h);
-        assert_eq!((id.to_string().as_str(), source), ("abc-123", Source::Header));
+        assert_eq!(
+            (id.to_string().as_str(), source),
+            ("abc-123", Source::Header)
+        );
         h.insert(X_CORRELATION_ID, HeaderValue::from_static("has\"quote"));
         assert_eq!(p.extract_with_source(&h).1, Source::TraceParent);
-        assert_eq!(p.extract_with_source(&HeaderMap::new()).1, Source::Generated);
+        assert_eq!(
+            p.extract_with_source(&HeaderMap::new()).1,
+            Source::Generated
+        );
     }
 
     #[test]
@@ -294,7 +341,10 @@ mod tests {
             let mut h = HeaderMap::new();
             h.insert(X_CORRELATION_ID, HeaderValue::from_static("a b"));
             h.insert(TRACEPARENT, HeaderValue::from_static("garbage"));
-            assert_eq!(Propagator::default().extract_with_source(&h).1, Source::Generated);
+            assert_eq!(
+                Propagator::default().extract_with_source(&h).1,
+                Source::Generated
+            );
         });
         let mut counts: Vec<(String, u64)> = snapshotter
             .snapshot()
@@ -302,14 +352,25 @@ mod tests {
             .into_iter()
             .filter_map(|(key, _, _, value)| match value {
                 metrics_util::debugging::DebugValue::Counter(n) => {
-                    let header = key.key().labels().find(|l| l.key() == "header")?.value().to_owned();
+                    let header = key
+                        .key()
+                        .labels()
+                        .find(|l| l.key() == "header")?
+                        .value()
+                        .to_owned();
                     Some((header, n))
                 }
                 _ => None,
             })
             .collect();
         counts.sort();
-        assert_eq!(counts, [("traceparent".to_owned(), 1), ("x-correlation-id".to_owned(), 1)]);
+        assert_eq!(
+            counts,
+            [
+                ("traceparent".to_owned(), 1),
+                ("x-correlation-id".to_owned(), 1)
+            ]
+        );
     }
 
     #[test]

@@ -71,9 +71,7 @@ impl CorrelationId {
     /// Generates a `req_{unix_seconds}_{8 lowercase hex}` ID.
     #[must_use]
     pub fn generate_request() -> Self {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let secs = crate::clock::unix_nanos() / 1_000_000_000;
         // Truncation keeps the upper, best-mixed half of the generator's output.
         #[allow(clippy::cast_possible_truncation)]
         let rand = (random_u64() >> 32) as u32;
@@ -83,9 +81,7 @@ impl CorrelationId {
     /// Generates a UUID v7 ID (48-bit millisecond timestamp, 74 random bits).
     #[must_use]
     pub fn generate_uuid_v7() -> Self {
-        let millis = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
+        let millis = u128::from(crate::clock::unix_nanos() / 1_000_000);
         let random = (u128::from(random_u64()) << 64) | u128::from(random_u64());
         let bytes =
             ((millis & 0xFFFF_FFFF_FFFF) << 80 | (random & ((1u128 << 80) - 1))).to_be_bytes();
@@ -132,12 +128,9 @@ impl CorrelationId {
 
 fn push_hex8(out: &mut String, v: u32) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = [0u8; 8];
-    for (i, b) in buf.iter_mut().enumerate() {
-        *b = HEX[((v >> (28 - 4 * i)) & 0xF) as usize];
+    for shift in (0..8).rev() {
+        out.push(char::from(HEX[((v >> (4 * shift)) & 0xF) as usize]));
     }
-    // The buffer holds only ASCII hex digits.
-    out.push_str(std::str::from_utf8(&buf).unwrap_or("00000000"));
 }
 
 thread_local! {
@@ -358,7 +351,10 @@ mod tests {
     fn trace_ids_print_as_32_hex_digits() {
         let id = CorrelationId::from_trace_id(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736);
         assert_eq!(id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert_eq!(id, "4bf92f3577b34da6a3ce929d0e0e4736".parse().expect("valid"));
+        assert_eq!(
+            id,
+            "4bf92f3577b34da6a3ce929d0e0e4736".parse().expect("valid")
+        );
     }
 
     #[test]

@@ -24,8 +24,8 @@ pub mod tower;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-pub use context::{FutureExt, WithCorrelation, current, scope};
-pub(crate) use context::{Restore, Slot, current_or_fresh, in_scope, swap};
+pub use context::{CallScope, FutureExt, WithCorrelation, current, scope};
+pub(crate) use context::{close_root, current_or_fresh, open_root};
 pub use id::{CorrelationId, IdFormat, MAX_LEN, ParseCorrelationIdError};
 pub use task::thread;
 #[cfg(feature = "tokio")]

@@ -25,7 +25,10 @@ struct Inherited {
 
 impl Inherited {
     fn capture() -> Self {
-        Self { id: current(), dispatch: tracing::dispatcher::get_default(Dispatch::clone) }
+        Self {
+            id: current(),
+            dispatch: tracing::dispatcher::get_default(Dispatch::clone),
+        }
     }
 
     fn run<R>(self, f: impl FnOnce() -> R) -> R {
@@ -71,7 +74,10 @@ pub mod thread {
     /// # Errors
     ///
     /// If the OS cannot create the thread.
-    pub fn spawn_with<F, T>(builder: std::thread::Builder, f: F) -> std::io::Result<std::thread::JoinHandle<T>>
+    pub fn spawn_with<F, T>(
+        builder: std::thread::Builder,
+        f: F,
+    ) -> std::io::Result<std::thread::JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,

@@ -40,7 +40,10 @@ impl<S> Layer<S> for CorrelationLayer {
     type Service = CorrelationService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CorrelationService { inner, propagator: self.propagator.clone() }
+        CorrelationService {
+            inner,
+            propagator: self.propagator.clone(),
+        }
     }
 }
 
@@ -69,7 +72,11 @@ where
         // Handlers often start work in `call` itself, so it runs in scope too.
         let inner = scope(id.clone(), || self.inner.call(req));
         let echo = HeaderValue::from_str(&id.to_string()).ok();
-        CorrelationFuture { inner: inner.with_correlation(id), echo, header: self.propagator.header().clone() }
+        CorrelationFuture {
+            inner: inner.with_correlation(id),
+            echo,
+            header: self.propagator.header().clone(),
+        }
     }
 }
 

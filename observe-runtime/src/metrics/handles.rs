@@ -144,26 +144,38 @@ fn errors_key(operation: &'static str, error_type: &str) -> Key {
 #[inline]
 pub(crate) fn start(callsite: &'static Callsite) -> Mode {
     metrics::with_recorder(|recorder| {
-        let a = addr(recorder);
-        if a == GLOBAL_ADDR.load(Ordering::Acquire) {
-            let handles = callsite
-                .handles
-                .get_or_init(|| Handles::register(recorder, callsite.operation()));
-            handles.in_flight.increment(1.0);
-            return Mode::Cached(handles);
-        }
-        if std::mem::size_of_val(recorder) == 0 {
+        if addr(recorder) == GLOBAL_ADDR.load(Ordering::Acquire) {
+            if let Some(handles) = callsite.handles.get() {
+                handles.in_flight.increment(1.0);
+                return Mode::Cached(handles);
+            }
+        } else if std::mem::size_of_val(recorder) == 0 {
             return Mode::Off;
         }
-        maybe_probe();
-        recorder
-            .register_gauge(&in_flight_key(callsite.operation()), &METADATA)
-            .increment(1.0);
-        Mode::PerCall
+        start_slow(recorder, callsite)
     })
 }
 
+/// First call against the global recorder, or a thread-scoped recorder.
+#[cold]
+#[inline(never)]
+fn start_slow(recorder: &dyn Recorder, callsite: &'static Callsite) -> Mode {
+    if addr(recorder) == GLOBAL_ADDR.load(Ordering::Acquire) {
+        let handles = callsite
+            .handles
+            .get_or_init(|| Handles::register(recorder, callsite.operation()));
+        handles.in_flight.increment(1.0);
+        return Mode::Cached(handles);
+    }
+    maybe_probe();
+    recorder
+        .register_gauge(&in_flight_key(callsite.operation()), &METADATA)
+        .increment(1.0);
+    Mode::PerCall
+}
+
 /// Records the end of a call started with `mode`.
+#[inline]
 pub(crate) fn finish(
     mode: Mode,
     callsite: &'static Callsite,

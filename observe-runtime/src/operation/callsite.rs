@@ -21,17 +21,32 @@ pub const FIELDS: &[&str] = &[
     "message",
     "operation",
     "status",
-    "duration_ms",
+    "duration_ns",
     "error_type",
     "context",
-    "threshold_ms",
+    "threshold_ns",
 ];
+
+/// The fixed messages of one operation, built at compile time, indexed by
+/// [`Message`].
+#[doc(hidden)]
+pub type Messages = [&'static str; 4];
+
+/// Which fixed message a line carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Message {
+    Completed = 0,
+    Panicked = 1,
+    Cancelled = 2,
+    Slow = 3,
+}
 
 /// Static description of one annotated function. Built by the
 /// `monitor_performance` expansion; not constructed by hand.
 #[doc(hidden)]
 pub struct Callsite {
     operation: &'static str,
+    messages: Messages,
     slow_nanos: u64,
     success: &'static DefaultCallsite,
     success_meta: &'static Metadata<'static>,
@@ -50,6 +65,23 @@ impl fmt::Debug for Callsite {
             .field("success_level", self.success_meta.level())
             .finish_non_exhaustive()
     }
+}
+
+/// `[a-zA-Z_][a-zA-Z0-9_.:-]*`, the names `#[monitor_performance]` accepts.
+const fn is_valid_operation(name: &str) -> bool {
+    let b = name.as_bytes();
+    if b.is_empty() || !(b[0].is_ascii_alphabetic() || b[0] == b'_') {
+        return false;
+    }
+    let mut i = 1;
+    while i < b.len() {
+        let c = b[i];
+        if !(c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':' | b'-')) {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// The `tracing` callsite of one of the three levels a call may log at.
@@ -82,6 +114,7 @@ impl Callsite {
     #[must_use]
     pub const fn new(
         operation: &'static str,
+        messages: Messages,
         slow_nanos: u64,
         success: &'static DefaultCallsite,
         success_meta: &'static Metadata<'static>,
@@ -90,8 +123,15 @@ impl Callsite {
         error: &'static DefaultCallsite,
         error_meta: &'static Metadata<'static>,
     ) -> Self {
+        // Lines carry the name unescaped; in a `static` this is checked at
+        // compile time.
+        assert!(
+            is_valid_operation(operation),
+            "operation names are [a-zA-Z_][a-zA-Z0-9_.:-]*"
+        );
         Self {
             operation,
+            messages,
             slow_nanos,
             success,
             success_meta,
@@ -101,6 +141,11 @@ impl Callsite {
             error_meta,
             handles: OnceLock::new(),
         }
+    }
+
+    /// A fixed message: `"{op} completed"` and the like.
+    pub(crate) fn message(&self, m: Message) -> &'static str {
+        self.messages[m as usize]
     }
 
     /// The operation name (a metric label and the log's `performance.operation`).
@@ -114,6 +159,7 @@ impl Callsite {
         self.slow_nanos
     }
 
+    #[inline]
     pub(crate) fn site(&self, level: Level) -> LogSite {
         if level == *self.success_meta.level() {
             LogSite {
@@ -133,6 +179,7 @@ impl Callsite {
         }
     }
 
+    #[inline]
     pub(crate) fn success_site(&self) -> LogSite {
         LogSite {
             callsite: self.success,
@@ -144,6 +191,10 @@ impl Callsite {
     /// site is the least filtered of the three in every sane filter.
     #[inline]
     pub(crate) fn may_log(&self) -> bool {
+        // One load answers the common "nothing logs at all" case.
+        if tracing_core::LevelFilter::current() == tracing_core::LevelFilter::OFF {
+            return false;
+        }
         self.site(Level::ERROR).enabled() || self.success_site().enabled()
     }
 }
@@ -154,7 +205,7 @@ impl Callsite {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __callsite {
-    ($name:ident, $op:expr, $level:ident, $slow:expr, $file:expr, $line:expr) => {
+    ($name:ident, $op:literal, $level:ident, $slow:expr, $file:expr, $line:expr) => {
         static $name: $crate::__private::Callsite = {
             use $crate::__private::tracing_core as __tc;
             static SUCCESS: __tc::callsite::DefaultCallsite =
@@ -204,6 +255,12 @@ macro_rules! __callsite {
             );
             $crate::__private::Callsite::new(
                 $op,
+                [
+                    ::core::concat!($op, " completed"),
+                    ::core::concat!($op, " panicked"),
+                    ::core::concat!($op, " cancelled"),
+                    ::core::concat!($op, " slow"),
+                ],
                 $slow,
                 &SUCCESS,
                 &SUCCESS_META,

@@ -12,7 +12,8 @@ use crate::log::json;
 ///
 /// Implemented for numbers, `bool`, `char`, strings, `Option` and
 /// references; wrap anything else with `%` (Display) or `?` (Debug) in the
-/// attribute: `context(user = %user, req = ?request)`.
+/// attribute: `context(user = %user, req = ?request)`. Anything else is a
+/// compile error at the value that says so.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be put into the log context as it is",
     label = "not a number, bool or string",

@@ -9,15 +9,17 @@
 use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::marker::PhantomData;
+use std::time::Duration;
 
 use tracing_core::field::Value;
 use tracing_core::{Event, Level};
 
-use super::callsite::{Callsite, LogSite};
+use super::callsite::{Callsite, LogSite, Message};
 use super::context::ContextWriter;
 use super::outcome::{ErrorInfo, Status};
-use crate::correlation::{self, CorrelationId, Restore, Slot, WithCorrelation};
+use crate::clock::{self, Start};
+use crate::correlation::{self, CallScope};
 use crate::metrics::{self, Mode};
 
 thread_local! {
@@ -33,6 +35,70 @@ pub(crate) fn is_emitting(meta: &tracing_core::Metadata<'_>) -> bool {
     EMITTING.with(|e| e.get() == std::ptr::from_ref(meta) as usize)
 }
 
+/// Carries a function's return type `R` through the expansion. It is
+/// returned on a dead branch (`if false { return hint.never(); }`) so `R`
+/// is fixed before the body is type-checked, and it is `Copy`, `Send` and
+/// `Sync` whatever `R` is, so capturing it changes nothing about a future.
+#[doc(hidden)]
+pub struct Hint<R>(PhantomData<fn() -> R>);
+
+impl<R> Clone for Hint<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for Hint<R> {}
+
+impl<R> Default for Hint<R> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<R> fmt::Debug for Hint<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Hint")
+    }
+}
+
+impl<R> Hint<R> {
+    /// A hint of an inferred type.
+    #[must_use]
+    #[inline(always)]
+    pub const fn new() -> Self {
+        Self(PhantomData)
+    }
+
+    /// Only ever called on a branch that never runs.
+    ///
+    /// # Panics
+    ///
+    /// Always: reaching it would be a bug in the expansion.
+    #[inline(always)]
+    pub fn never(self) -> R {
+        unreachable!("observe: a type hint was evaluated")
+    }
+}
+
+/// Wraps one async call in its correlation scope; `hint` ties the
+/// future's output to the function's return type.
+#[doc(hidden)]
+#[inline(always)]
+pub fn call_scope<R, F: Future<Output = R>>(hint: Hint<R>, f: F) -> CallScope<F> {
+    let _ = hint;
+    CallScope::new(f)
+}
+
+/// Returns `f` unchanged, typed by `hint` (the async body's result type is
+/// then known before the body is checked).
+#[doc(hidden)]
+#[inline(always)]
+pub fn typed<R, F: Future<Output = R>>(hint: Hint<R>, f: F) -> F {
+    let _ = hint;
+    f
+}
+
 /// Runs `f` once. The expansion calls bodies through it so that `return`
 /// and `?` inside them end the body, not the wrapper, and so that the
 /// closure is `FnOnce` (it may move out of, or return borrows of, its
@@ -40,19 +106,18 @@ pub(crate) fn is_emitting(meta: &tracing_core::Metadata<'_>) -> bool {
 /// body is type-checked, so type errors point into the body.
 #[doc(hidden)]
 #[inline(always)]
-pub fn call_once<R>(hint: &Option<R>, f: impl FnOnce() -> R) -> R {
+pub fn call_once<R>(hint: Hint<R>, f: impl FnOnce() -> R) -> R {
     let _ = hint;
     f()
 }
 
 /// How the guard relates to the thread's correlation scope.
 enum Scope {
-    /// A synchronous root call: restores the previous (empty) slot on drop.
-    SyncRoot { _restore: Restore },
-    /// A synchronous nested call: the enclosing scope is left alone.
-    SyncNested,
-    /// An async call: its future re-enters this slot on every poll.
-    Async(Slot),
+    /// A root call: closes the scope it opened on drop.
+    Root,
+    /// A nested call (or one where nothing can log): the enclosing scope
+    /// is left alone.
+    Nested,
 }
 
 /// Times one monitored call and records its outcome. Made by the
@@ -62,10 +127,9 @@ enum Scope {
 pub struct Guard {
     callsite: &'static Callsite,
     /// `None` when nothing would be recorded (no recorder, no subscriber).
-    start: Option<Instant>,
+    start: Option<Start>,
     metrics: Mode,
     context: Option<String>,
-    // Declared last so it is dropped after `Drop::drop` has logged.
     scope: Scope,
     finished: bool,
 }
@@ -80,40 +144,25 @@ impl fmt::Debug for Guard {
 }
 
 impl Guard {
-    /// Starts a synchronous call.
+    /// Starts a call (an async one at its first poll, inside its
+    /// [`CallScope`]).
     #[inline]
     pub fn enter(callsite: &'static Callsite) -> Self {
-        Self::start(callsite, false, None::<fn(&mut ContextWriter)>)
+        Self::start(callsite, None::<fn(&mut ContextWriter)>)
     }
 
-    /// Starts a synchronous call whose lines carry context fields.
+    /// Starts a call whose lines carry context fields.
     #[inline]
     pub fn enter_with(
         callsite: &'static Callsite,
         context: impl FnOnce(&mut ContextWriter),
     ) -> Self {
-        Self::start(callsite, false, Some(context))
-    }
-
-    /// Starts an async call (at its first poll).
-    #[inline]
-    pub fn enter_async(callsite: &'static Callsite) -> Self {
-        Self::start(callsite, true, None::<fn(&mut ContextWriter)>)
-    }
-
-    /// Starts an async call whose lines carry context fields.
-    #[inline]
-    pub fn enter_async_with(
-        callsite: &'static Callsite,
-        context: impl FnOnce(&mut ContextWriter),
-    ) -> Self {
-        Self::start(callsite, true, Some(context))
+        Self::start(callsite, Some(context))
     }
 
     #[inline]
     fn start(
         callsite: &'static Callsite,
-        is_async: bool,
         context: Option<impl FnOnce(&mut ContextWriter)>,
     ) -> Self {
         let metrics = metrics::start(callsite);
@@ -126,15 +175,15 @@ impl Guard {
             }
             _ => None,
         };
-        let scope = if is_async {
-            async_scope(may_log)
+        let scope = if correlation::open_root() {
+            Scope::Root
         } else {
-            sync_scope()
+            Scope::Nested
         };
         let active = may_log || !matches!(metrics, Mode::Off);
         Self {
             callsite,
-            start: active.then(Instant::now),
+            start: active.then(clock::now),
             metrics,
             context,
             scope,
@@ -142,26 +191,13 @@ impl Guard {
         }
     }
 
-    /// Wraps an async body so every poll runs in this call's correlation
-    /// scope; `hint` carries the return type, as for [`call_once`].
-    pub fn instrument<R, F: Future<Output = R>>(
-        &self,
-        hint: &Option<R>,
-        body: F,
-    ) -> WithCorrelation<F> {
-        let _ = hint;
-        let slot = match &self.scope {
-            Scope::Async(slot) => slot.clone(),
-            _ => Slot::Lazy,
-        };
-        WithCorrelation::new(body, slot)
-    }
-
     /// Records a call that returned normally, and not an `Err`.
     #[inline]
     pub fn success(mut self) {
         self.finished = true;
-        self.record(Status::Success, None);
+        if self.start.is_some() {
+            self.record(Status::Success, None);
+        }
     }
 
     /// Records a call that returned `Err`.
@@ -170,6 +206,7 @@ impl Guard {
         self.record(Status::Error, Some(&error));
     }
 
+    #[inline(never)]
     fn record(&mut self, status: Status, error: Option<&ErrorInfo<'_>>) {
         let Some(start) = self.start else { return };
         let elapsed = start.elapsed();
@@ -203,94 +240,76 @@ impl Guard {
             return;
         }
         let op = cs.operation();
-        let message = Message {
-            operation: op,
-            status,
-            slow,
-            error,
+        let fixed = match status {
+            Status::Success if slow => Some(Message::Slow),
+            Status::Success => Some(Message::Completed),
+            Status::Panic => Some(Message::Panicked),
+            Status::Cancelled => Some(Message::Cancelled),
+            Status::Error => None,
         };
-        // Milliseconds with nanosecond resolution; exact in an f64.
-        #[allow(clippy::cast_precision_loss)]
-        let duration_ms = elapsed.as_nanos() as f64 / 1e6;
-        #[allow(clippy::cast_precision_loss)]
-        let threshold_ms = slow.then(|| cs.slow_nanos() as f64 / 1e6);
+        let failed;
+        let message: &dyn Value = match fixed {
+            Some(m) => &cs.message(m),
+            None => {
+                failed = tracing_core::field::display(Failed {
+                    operation: op,
+                    error,
+                });
+                &failed
+            }
+        };
         let record = Line {
             site,
-            message: tracing_core::field::display(message),
+            message,
             operation: op,
             status: status.as_str(),
-            duration_ms,
+            duration_ns: u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
             error_type,
             context: self.context.as_deref(),
-            threshold_ms,
+            threshold_ns: slow.then(|| cs.slow_nanos()),
         };
-        match &mut self.scope {
-            // An async call logs from outside its polls: enter its ID.
-            Scope::Async(slot) => {
-                let id = match std::mem::take(slot) {
-                    Slot::Id(id) => id,
-                    _ => CorrelationId::generate(),
-                };
-                correlation::scope(id, || record.dispatch());
-            }
-            Scope::SyncRoot { .. } | Scope::SyncNested => record.dispatch(),
-        }
-    }
-}
-
-/// An async call's scope. Its future keeps its own copy of the slot, so
-/// an ID this call will log must exist before the copy is made: a child
-/// takes its parent's (made now if the parent's was lazy), a logging root
-/// makes one, and only a root that logs nothing stays lazy.
-fn async_scope(may_log: bool) -> Scope {
-    Scope::Async(match correlation::current() {
-        Some(id) => Slot::Id(id),
-        None if may_log => Slot::Id(CorrelationId::generate()),
-        None => Slot::Lazy,
-    })
-}
-
-fn sync_scope() -> Scope {
-    if correlation::in_scope() {
-        Scope::SyncNested
-    } else {
-        Scope::SyncRoot {
-            _restore: Restore(Some(correlation::swap(Slot::Lazy))),
-        }
+        record.dispatch();
     }
 }
 
 impl Drop for Guard {
+    #[inline]
     fn drop(&mut self) {
         if !self.finished {
-            let status = if std::thread::panicking() {
-                Status::Panic
-            } else {
-                Status::Cancelled
-            };
-            self.record(status, None);
+            self.unfinished();
+        }
+        // After logging, which needed the scope's ID.
+        if matches!(self.scope, Scope::Root) {
+            correlation::close_root();
         }
     }
 }
 
-/// The text of an operation line, written straight into the line.
-struct Message<'a> {
+impl Guard {
+    /// The call ended without returning: a panic or a dropped future.
+    #[cold]
+    #[inline(never)]
+    fn unfinished(&mut self) {
+        let status = if std::thread::panicking() {
+            Status::Panic
+        } else {
+            Status::Cancelled
+        };
+        self.record(status, None);
+    }
+}
+
+/// The message of a failed call: `"{op} failed: {error}"`.
+struct Failed<'a> {
     operation: &'static str,
-    status: Status,
-    slow: bool,
     error: Option<&'a ErrorInfo<'a>>,
 }
 
-impl fmt::Display for Message<'_> {
+impl fmt::Display for Failed<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let op = self.operation;
-        match (self.status, self.error) {
-            (Status::Success, _) if self.slow => write!(f, "{op} slow"),
-            (Status::Success, _) => write!(f, "{op} completed"),
-            (Status::Error, Some(e)) => write!(f, "{op} failed: {e}"),
-            (Status::Error, None) => write!(f, "{op} failed"),
-            (Status::Panic, _) => write!(f, "{op} panicked"),
-            (Status::Cancelled, _) => write!(f, "{op} cancelled"),
+        match self.error {
+            Some(e) => write!(f, "{} failed: {e}", self.operation),
+            None => write!(f, "{} failed", self.operation),
         }
     }
 }
@@ -298,13 +317,13 @@ impl fmt::Display for Message<'_> {
 /// One operation event, ready to dispatch.
 struct Line<'a> {
     site: LogSite,
-    message: tracing_core::field::DisplayValue<Message<'a>>,
+    message: &'a dyn Value,
     operation: &'static str,
     status: &'static str,
-    duration_ms: f64,
+    duration_ns: u64,
     error_type: Option<&'a str>,
     context: Option<&'a str>,
-    threshold_ms: Option<f64>,
+    threshold_ns: Option<u64>,
 }
 
 impl Line<'_> {
@@ -333,10 +352,10 @@ impl Line<'_> {
             return;
         };
         let values: [(&tracing_core::Field, Option<&dyn Value>); 7] = [
-            (&f_message, Some(&self.message)),
+            (&f_message, Some(self.message)),
             (&f_operation, Some(&self.operation)),
             (&f_status, Some(&self.status)),
-            (&f_duration, Some(&self.duration_ms)),
+            (&f_duration, Some(&self.duration_ns)),
             (
                 &f_error_type,
                 self.error_type.as_ref().map(|v| v as &dyn Value),
@@ -344,7 +363,7 @@ impl Line<'_> {
             (&f_context, self.context.as_ref().map(|v| v as &dyn Value)),
             (
                 &f_threshold,
-                self.threshold_ms.as_ref().map(|v| v as &dyn Value),
+                self.threshold_ns.as_ref().map(|v| v as &dyn Value),
             ),
         ];
         let value_set = fields.value_set(&values);

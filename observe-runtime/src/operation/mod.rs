@@ -5,10 +5,10 @@ mod context;
 mod guard;
 mod outcome;
 
-pub use callsite::{Callsite, FIELDS};
+pub use callsite::{Callsite, FIELDS, Messages};
 pub use context::{ContextValue, ContextWriter, DebugValue, DisplayValue, debug, display};
 pub(crate) use guard::is_emitting;
-pub use guard::{Guard, call_once};
+pub use guard::{Guard, Hint, call_once, call_scope, typed};
 pub use outcome::{
     DescribeDebug, DescribeDisplay, DescribeName, ErrWrap, ErrorInfo, IsResult, Never, NotResult,
     Status, Wrap,

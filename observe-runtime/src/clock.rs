@@ -1,0 +1,123 @@
+//! The clock monitored calls are timed with.
+//!
+//! `std::time::Instant::now()` is a vDSO call (about 25 ns on the machines
+//! we measure on); the CPU's invariant time-stamp counter, read through
+//! `quanta`, costs a few nanoseconds, and two reads bracket every call.
+//! `quanta` falls back to the monotonic clock where the TSC is not
+//! trustworthy. Calibration (up to 200 ms, once per process) happens at
+//! install, or on the first timed call.
+
+use std::cell::Cell;
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
+
+fn clock() -> &'static quanta::Clock {
+    CLOCK.get_or_init(quanta::Clock::new)
+}
+
+/// Calibrates the clock now, so no monitored call pays for it.
+pub(crate) fn warm_up() {
+    let _ = clock().raw();
+}
+
+/// A point in time, in raw counter ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Start(u64);
+
+/// Reads the clock.
+#[inline]
+pub(crate) fn now() -> Start {
+    Start(clock().raw())
+}
+
+impl Start {
+    /// Time from this start to now.
+    #[inline]
+    pub(crate) fn elapsed(self) -> Duration {
+        let c = clock();
+        Duration::from_nanos(c.delta_as_nanos(self.0, c.raw()))
+    }
+}
+
+/// How long a thread trusts wall time derived from the counter before it
+/// reads the system clock again (so clock steps show up within this).
+const RESYNC: Duration = Duration::from_secs(1);
+
+thread_local! {
+    /// (counter at sync, unix nanoseconds at sync, counter when stale).
+    static WALL: Cell<(u64, u64, u64)> = const { Cell::new((0, 0, 0)) };
+}
+
+/// Wall-clock time as nanoseconds since the Unix epoch, derived from the
+/// counter and re-synchronised with the system clock every second, so a
+/// log line's timestamp costs a counter read instead of a system call.
+pub(crate) fn unix_nanos() -> u64 {
+    let c = clock();
+    let raw = c.raw();
+    WALL.with(|w| {
+        let (base_raw, base_nanos, stale_at) = w.get();
+        if base_raw != 0 && raw >= base_raw && raw < stale_at {
+            return base_nanos + c.delta_as_nanos(base_raw, raw);
+        }
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let ticks = ticks_per_resync(c);
+        w.set((raw, nanos, raw.saturating_add(ticks)));
+        nanos
+    })
+}
+
+/// Counter ticks in one [`RESYNC`] interval.
+fn ticks_per_resync(c: &quanta::Clock) -> u64 {
+    static TICKS: OnceLock<u64> = OnceLock::new();
+    *TICKS.get_or_init(|| {
+        const PROBE: u64 = 1 << 30;
+        let nanos = c.delta_as_nanos(0, PROBE).max(1);
+        let ticks = u128::from(PROBE) * RESYNC.as_nanos() / u128::from(nanos);
+        u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
+    })
+}
+
+/// Wall-clock time now, derived as [`unix_nanos`] is.
+pub(crate) fn wall_now() -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(unix_nanos())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_wall_time_stays_close_to_the_system_clock() {
+        for _ in 0..50 {
+            let derived = wall_now();
+            let system = SystemTime::now();
+            let gap = system
+                .duration_since(derived)
+                .unwrap_or_else(|e| e.duration());
+            assert!(
+                gap < Duration::from_millis(5),
+                "derived wall time is {gap:?} off"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn elapsed_tracks_real_time() {
+        let start = now();
+        let wall = std::time::Instant::now();
+        std::thread::sleep(Duration::from_millis(20));
+        let measured = start.elapsed();
+        let reference = wall.elapsed();
+        assert!(measured >= Duration::from_millis(19), "{measured:?}");
+        // Generous bound: the point is the unit, not the precision.
+        assert!(
+            measured <= reference + Duration::from_millis(5),
+            "{measured:?} vs {reference:?}"
+        );
+    }
+}
