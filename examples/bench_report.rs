@@ -1,0 +1,296 @@
+//! Turns criterion's estimates from the overhead benches into the table in
+//! `benches/RESULTS.md`: ns per call (median) and each observe mode's
+//! ratio to the anchors it is measured against.
+//!
+//! ```text
+//! cargo bench --bench overhead --bench overhead_metrics --bench overhead_tracing_json \
+//!     --bench overhead_fastrace --bench overhead_observe_metrics_only --bench overhead_observe_full
+//! cargo run --example bench_report            # writes benches/RESULTS.md
+//! ```
+//!
+//! Criterion's output folder is `$CARGO_TARGET_DIR/criterion` (default
+//! `target/criterion`); pass another as the first argument.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// One measured function: `group/function`, median ns per call.
+type Medians = BTreeMap<String, f64>;
+
+fn read_medians(dir: &Path, out: &mut Medians) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if !path.is_dir() {
+            continue;
+        }
+        let bench = path.join("new").join("benchmark.json");
+        let estimates = path.join("new").join("estimates.json");
+        if bench.is_file() && estimates.is_file() {
+            let b: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&bench)?)?;
+            let e: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&estimates)?)?;
+            if let (Some(id), Some(median)) = (
+                b["full_id"].as_str(),
+                e["median"]["point_estimate"].as_f64(),
+            ) {
+                out.insert(id.to_owned(), median);
+            }
+        } else {
+            read_medians(&path, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// The rows of the table, in reading order: (id, what it measures).
+const ROWS: &[(&str, &str)] = &[
+    ("baseline/sync", "no instrumentation"),
+    ("baseline/async", "no instrumentation"),
+    ("clock/std_pair", "two `std::time::Instant::now()` reads"),
+    ("clock/quanta_pair", "two `quanta` clock reads"),
+    (
+        "tracing/no_subscriber/sync",
+        "`#[tracing::instrument]`, no subscriber",
+    ),
+    (
+        "tracing/no_subscriber/async",
+        "`#[tracing::instrument]`, no subscriber",
+    ),
+    (
+        "tracing/json_sink/sync",
+        "`#[tracing::instrument(err)]` + one `info!`, `fmt().json()` into `io::sink`",
+    ),
+    (
+        "tracing/json_sink/async",
+        "`#[tracing::instrument(err)]` + one `info!`, `fmt().json()` into `io::sink`",
+    ),
+    (
+        "metrics/macros/sync",
+        "`histogram!` + `counter!` with literal keys, std clock, Prometheus recorder",
+    ),
+    (
+        "metrics/handles/sync",
+        "the same with handles registered once",
+    ),
+    (
+        "autometrics/sync",
+        "`#[autometrics]` (metrics 0.24 backend, Prometheus recorder)",
+    ),
+    (
+        "autometrics/async",
+        "`#[autometrics]` (metrics 0.24 backend, Prometheus recorder)",
+    ),
+    (
+        "fastrace/reported/sync",
+        "`#[fastrace::trace]` under a root span, every span reported",
+    ),
+    (
+        "fastrace/reported/async",
+        "`#[fastrace::trace]` under a root span, every span reported",
+    ),
+    (
+        "hand_written/sync",
+        "hand-written: 3 clock reads, cached handles, one `serde_json` line into a reused buffer",
+    ),
+    (
+        "observe/disabled/sync",
+        "`#[monitor_performance]`, nothing installed",
+    ),
+    (
+        "observe/disabled/async",
+        "`#[monitor_performance]`, nothing installed",
+    ),
+    (
+        "observe/metrics_only/sync",
+        "`#[monitor_performance]`, success line filtered out, Prometheus metrics",
+    ),
+    (
+        "observe/metrics_only/async",
+        "`#[monitor_performance]`, success line filtered out, Prometheus metrics",
+    ),
+    (
+        "observe/full_json_queued/sync",
+        "`#[monitor_performance]`, JSON line queued to the TCP sink, metrics",
+    ),
+    (
+        "observe/full_json_queued/async",
+        "`#[monitor_performance]`, JSON line queued to the TCP sink, metrics",
+    ),
+    (
+        "correlation/generate",
+        "one `req_{unix}_{8 hex}` correlation ID",
+    ),
+    ("correlation/generate_uuid_v7", "one UUID v7 correlation ID"),
+];
+
+/// The targets: (observe row, anchor row, limit as text, passes?).
+fn targets(m: &Medians) -> Vec<(String, String, String, Option<bool>)> {
+    let get = |k: &str| m.get(k).copied();
+    let mut rows = Vec::new();
+    let mut check = |obs: &str, anchor: &str, rule: String, ok: Option<bool>| {
+        rows.push((obs.to_owned(), anchor.to_owned(), rule, ok));
+    };
+    for mode in ["sync", "async"] {
+        let d = format!("observe/disabled/{mode}");
+        let mo = format!("observe/metrics_only/{mode}");
+        let full = format!("observe/full_json_queued/{mode}");
+        if mode == "sync" {
+            check(
+                &d,
+                "baseline/sync",
+                "within 3 ns".into(),
+                get(&d).zip(get("baseline/sync")).map(|(a, b)| a - b <= 3.0),
+            );
+        } else {
+            check(
+                &d,
+                "tracing/no_subscriber/async",
+                "at most 2x".into(),
+                get(&d)
+                    .zip(get("tracing/no_subscriber/async"))
+                    .map(|(a, b)| a <= 2.0 * b),
+            );
+        }
+        check(
+            &mo,
+            "clock/quanta_pair",
+            "at most 3x".into(),
+            get(&mo)
+                .zip(get("clock/quanta_pair"))
+                .map(|(a, b)| a <= 3.0 * b),
+        );
+        let auto = format!("autometrics/{mode}");
+        check(
+            &mo,
+            &auto,
+            "at most 1/10".into(),
+            get(&mo).zip(get(&auto)).map(|(a, b)| a * 10.0 <= b),
+        );
+        let json = format!("tracing/json_sink/{mode}");
+        check(
+            &full,
+            &json,
+            "at most 1/8".into(),
+            get(&full).zip(get(&json)).map(|(a, b)| a * 8.0 <= b),
+        );
+        check(
+            &full,
+            "hand_written/sync",
+            "at most 1/2".into(),
+            get(&full)
+                .zip(get("hand_written/sync"))
+                .map(|(a, b)| a * 2.0 <= b),
+        );
+    }
+    for m_ in ["disabled", "metrics_only", "full_json_queued"] {
+        let s = format!("observe/{m_}/sync");
+        let a = format!("observe/{m_}/async");
+        check(
+            &a,
+            &s,
+            "at most 1.5x".into(),
+            get(&a).zip(get(&s)).map(|(x, y)| x <= 1.5 * y),
+        );
+    }
+    rows
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines().next().map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0)
+            })
+        })
+        .map_or_else(String::new, |kb| format!(", {} GiB", kb / 1024 / 1024));
+    format!("{cpu}, {cores} cores{mem}")
+}
+
+fn ns(v: f64) -> String {
+    if v >= 1000.0 {
+        format!("{:.2} µs", v / 1000.0)
+    } else if v >= 10.0 {
+        format!("{v:.0} ns")
+    } else {
+        format!("{v:.1} ns")
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = std::env::args().nth(1).map_or_else(
+        || {
+            PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
+                .join("criterion")
+        },
+        PathBuf::from,
+    );
+    let mut m = Medians::new();
+    read_medians(&dir, &mut m).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    if m.is_empty() {
+        return Err(format!(
+            "no criterion results under {}: run the benches first",
+            dir.display()
+        )
+        .into());
+    }
+    let mut md = String::new();
+    writeln!(md, "# Overhead per call")?;
+    writeln!(md)?;
+    writeln!(
+        md,
+        "Machine: {}. Criterion medians, one run of every overhead bench binary;",
+        machine()
+    )?;
+    writeln!(
+        md,
+        "the body is a few arithmetic instructions. Reproduce with the commands in the README."
+    )?;
+    writeln!(md)?;
+    writeln!(md, "| variant | what | ns/call |")?;
+    writeln!(md, "|---|---|---|")?;
+    for (id, what) in ROWS {
+        let v = m.get(*id).map_or_else(|| "not measured".into(), |v| ns(*v));
+        writeln!(md, "| `{id}` | {what} | {v} |")?;
+    }
+    writeln!(md)?;
+    writeln!(md, "## Targets (ratios within this run)")?;
+    writeln!(md)?;
+    writeln!(md, "| observe | anchor | target | measured | met |")?;
+    writeln!(md, "|---|---|---|---|---|")?;
+    for (obs, anchor, rule, ok) in targets(&m) {
+        let measured = match (m.get(&obs), m.get(&anchor)) {
+            (Some(a), Some(b)) if rule.starts_with("within") => {
+                format!("{} vs {} (+{:.1} ns)", ns(*a), ns(*b), a - b)
+            }
+            (Some(a), Some(b)) => format!("{} / {} = {:.2}x", ns(*a), ns(*b), a / b),
+            _ => "not measured".into(),
+        };
+        let met = match ok {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "-",
+        };
+        writeln!(md, "| `{obs}` | `{anchor}` | {rule} | {measured} | {met} |")?;
+    }
+    let out = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("benches")
+        .join("RESULTS.md");
+    std::fs::write(&out, &md)?;
+    print!("{md}");
+    eprintln!("written to {}", out.display());
+    Ok(())
+}
