@@ -51,14 +51,24 @@ impl axum::response::IntoResponse for UpstreamError {
 }
 
 #[monitor_performance("gateway.handle")]
-async fn handle(State((client, inventory)): State<(HttpClient, SocketAddr)>) -> Result<String, UpstreamError> {
+async fn handle(
+    State((client, inventory)): State<(HttpClient, SocketAddr)>,
+) -> Result<String, UpstreamError> {
     let mut req = http::Request::get(format!("http://{inventory}/stock"))
         .body(Empty::new())
         .map_err(|e| UpstreamError(e.to_string()))?;
     // Carries the current correlation ID to the next service.
     observe::correlation::http::inject(req.headers_mut());
-    let res = client.request(req).await.map_err(|e| UpstreamError(e.to_string()))?;
-    let body = res.into_body().collect().await.map_err(|e| UpstreamError(e.to_string()))?.to_bytes();
+    let res = client
+        .request(req)
+        .await
+        .map_err(|e| UpstreamError(e.to_string()))?;
+    let body = res
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| UpstreamError(e.to_string()))?
+        .to_bytes();
     Ok(format!("stock: {}", String::from_utf8_lossy(&body)))
 }
 
@@ -91,8 +101,15 @@ fn wait_until_listening(addr: SocketAddr) -> Result<(), Box<dyn std::error::Erro
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    if let Some(port) = args.iter().position(|a| a == "--inventory-port").and_then(|i| args.get(i + 1)) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    if let Some(port) = args
+        .iter()
+        .position(|a| a == "--inventory-port")
+        .and_then(|i| args.get(i + 1))
+    {
         // The child process: the inventory service.
         let _guard = Observe::builder("inventory").install()?;
         let listener = StdListener::bind(("127.0.0.1", port.parse::<u16>()?))?;
@@ -114,13 +131,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let gateway_listener = StdListener::bind("127.0.0.1:0")?;
     let gateway = gateway_listener.local_addr()?;
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
-    let app = Router::new().route("/", get(handle)).with_state((client.clone(), inventory));
+    let app = Router::new()
+        .route("/", get(handle))
+        .with_state((client.clone(), inventory));
     rt.spawn(serve(gateway_listener, app));
 
     rt.block_on(async {
         let requests: [&[(&str, &str)]; 3] = [
             &[("x-correlation-id", "abc-123")],
-            &[("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")],
+            &[(
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            )],
             &[],
         ];
         for headers in requests {

@@ -103,6 +103,27 @@
 //! assert_eq!(c.lines[0]["context"]["len"], 1);
 //! ```
 //!
+//! A context value must be a number, `bool`, `char`, string or `Option` of
+//! one; anything else is a compile error at the value, telling you to log
+//! it with `%` (Display) or `?` (Debug):
+//!
+//! ```compile_fail
+//! #[derive(Debug)]
+//! struct Config { port: u16 }
+//!
+//! #[observe::monitor_performance(context(config = cfg))]
+//! fn start(cfg: &Config) {}
+//! ```
+//!
+//! ```
+//! #[derive(Debug)]
+//! struct Config { port: u16 }
+//!
+//! #[observe::monitor_performance(context(config = ?cfg, port = cfg.port))]
+//! fn start(cfg: &Config) {}
+//! # start(&Config { port: 8080 });
+//! ```
+//!
 //! ## Where it works
 //!
 //! Free functions, `async fn`, methods taking `self`, `&self`, `&mut self`
@@ -139,6 +160,27 @@
 //! } // dropping the guard flushes the sinks
 //! ```
 //!
+//! ## Shipping logs
+//!
+//! Lines go to standard output unless sinks are added: a rotating file,
+//! Logstash-style TCP or UDP json_lines, Elasticsearch/OpenSearch `_bulk`
+//! (daily indices), several at once. None of them makes a call wait: each
+//! has a bounded queue and a background worker that reconnects with
+//! backoff, drops (and counts) the newest lines when full, and is drained
+//! when the guard drops. TLS to the collector is the `tls` feature.
+//!
+//! ```no_run
+//! fn main() -> Result<(), observe::InstallError> {
+//!     let _guard = observe::Observe::builder("ha-ingestor")
+//!         .logstash("127.0.0.1:5000")
+//!         .elasticsearch("http://127.0.0.1:9200") // ha-ingestor-logs-YYYY.MM.DD
+//!         .file("/var/log/ha-ingestor/ha-ingestor.log") // 100 MB x 5
+//!         .sink(observe::sink::StdoutSink)
+//!         .install()?;
+//!     Ok(())
+//! }
+//! ```
+//!
 //! ## Overhead
 //!
 //! The callsite's metadata is a `static` and its metric handles are
@@ -156,6 +198,10 @@ pub use observe_runtime::{
 /// (feature `tokio`) and `thread::spawn`. A bare `tokio::spawn` or
 /// `std::thread::spawn` does not inherit it.
 pub use observe_runtime::correlation::task::*;
+
+/// System and process metrics (feature `system-metrics`).
+#[cfg(feature = "system-metrics")]
+pub use observe_runtime::system;
 
 #[doc(hidden)]
 pub mod __private {

@@ -19,7 +19,8 @@ use observe::sink::CaptureSink;
 use serde_json::Value;
 use tracing_subscriber::layer::SubscriberExt as _;
 
-type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<axum::body::Bytes>>;
+type HttpClient =
+    Client<hyper_util::client::legacy::connect::HttpConnector, Empty<axum::body::Bytes>>;
 
 #[monitor_performance("inventory.lookup")]
 async fn lookup() -> &'static str {
@@ -29,7 +30,9 @@ async fn lookup() -> &'static str {
 
 #[monitor_performance("gateway.handle")]
 async fn gateway(State((client, downstream)): State<(Arc<HttpClient>, SocketAddr)>) -> String {
-    let mut req = http::Request::get(format!("http://{downstream}/item")).body(Empty::new()).expect("request");
+    let mut req = http::Request::get(format!("http://{downstream}/item"))
+        .body(Empty::new())
+        .expect("request");
     observe::correlation::http::inject(req.headers_mut());
     let res = client.request(req).await.expect("downstream answers");
     let body = res.into_body().collect().await.expect("body").to_bytes();
@@ -38,18 +41,30 @@ async fn gateway(State((client, downstream)): State<(Arc<HttpClient>, SocketAddr
 
 /// Runs a service on its own thread and runtime, with a thread-scoped
 /// subscriber naming `service`, writing into `sink`.
-fn serve(service: &'static str, sink: CaptureSink, app: impl FnOnce() -> Router + Send + 'static) -> SocketAddr {
+fn serve(
+    service: &'static str,
+    sink: CaptureSink,
+    app: impl FnOnce() -> Router + Send + 'static,
+) -> SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let subscriber = tracing_subscriber::registry()
             .with(tracing_subscriber::filter::LevelFilter::INFO)
             .with(JsonLayer::new(service).with_sink(sink));
         let _default = tracing::subscriber::set_default(subscriber);
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            tx.send(listener.local_addr().expect("addr")).expect("send addr");
-            axum::serve(listener, app().layer(CorrelationLayer::default())).await.expect("serve");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(listener.local_addr().expect("addr"))
+                .expect("send addr");
+            axum::serve(listener, app().layer(CorrelationLayer::default()))
+                .await
+                .expect("serve");
         });
     });
     rx.recv().expect("service started")
@@ -65,12 +80,24 @@ struct Services {
 impl Services {
     fn start() -> Self {
         let sink = CaptureSink::new();
-        let downstream = serve("inventory", sink.clone(), || Router::new().route("/item", get(lookup)));
+        let downstream = serve("inventory", sink.clone(), || {
+            Router::new().route("/item", get(lookup))
+        });
         let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
         let shared = (Arc::new(client.clone()), downstream);
-        let gateway = serve("gateway", sink.clone(), move || Router::new().route("/", get(gateway)).with_state(shared));
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        Self { gateway, sink, client, rt }
+        let gateway = serve("gateway", sink.clone(), move || {
+            Router::new().route("/", get(gateway)).with_state(shared)
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        Self {
+            gateway,
+            sink,
+            client,
+            rt,
+        }
     }
 
     /// Sends a request with `headers`; returns the echoed ID and the lines
@@ -80,17 +107,37 @@ impl Services {
         for (k, v) in headers {
             req = req.header(*k, http::HeaderValue::from_bytes(v).expect("header value"));
         }
-        let res = self.rt.block_on(self.client.request(req.body(Empty::new()).expect("request"))).expect("response");
+        let res = self
+            .rt
+            .block_on(
+                self.client
+                    .request(req.body(Empty::new()).expect("request")),
+            )
+            .expect("response");
         assert!(res.status().is_success());
-        let echoed = res.headers().get(X_CORRELATION_ID).map(|v| v.to_str().expect("ascii").to_owned());
-        let lines = self.sink.take().iter().map(|l| serde_json::from_str(l).expect("json")).collect();
+        let echoed = res
+            .headers()
+            .get(X_CORRELATION_ID)
+            .map(|v| v.to_str().expect("ascii").to_owned());
+        let lines = self
+            .sink
+            .take()
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
         (echoed, lines)
     }
 }
 
 fn ids_and_services(lines: &[Value]) -> (Vec<&str>, Vec<&str>) {
-    let mut ids: Vec<&str> = lines.iter().map(|l| l["correlation_id"].as_str().expect("id")).collect();
-    let mut services: Vec<&str> = lines.iter().map(|l| l["service"].as_str().expect("service")).collect();
+    let mut ids: Vec<&str> = lines
+        .iter()
+        .map(|l| l["correlation_id"].as_str().expect("id"))
+        .collect();
+    let mut services: Vec<&str> = lines
+        .iter()
+        .map(|l| l["service"].as_str().expect("service"))
+        .collect();
     ids.dedup();
     services.sort_unstable();
     services.dedup();
@@ -112,8 +159,10 @@ fn an_inbound_id_crosses_the_hop_and_is_echoed() {
 #[test]
 fn a_traceparent_alone_gives_its_trace_id() {
     let s = Services::start();
-    let (echoed, lines) =
-        s.request(&[("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]);
+    let (echoed, lines) = s.request(&[(
+        "traceparent",
+        b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    )]);
     assert_eq!(echoed.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
     let (ids, services) = ids_and_services(&lines);
     assert_eq!(ids, ["4bf92f3577b34da6a3ce929d0e0e4736"]);
@@ -144,7 +193,10 @@ fn untrusted_inbound_values_are_replaced_and_never_logged() {
         assert_eq!(echoed.as_deref(), Some(ids[0]));
         let text: String = lines.iter().map(Value::to_string).collect();
         let needle = String::from_utf8_lossy(&raw[..raw.len().min(64)]).into_owned();
-        assert!(!text.contains(&needle) && !text.contains("evil"), "raw value leaked: {text}");
+        assert!(
+            !text.contains(&needle) && !text.contains("evil"),
+            "raw value leaked: {text}"
+        );
     }
     // A newline cannot even be carried in an HTTP header value.
     assert!(http::HeaderValue::from_bytes(b"a\nb").is_err());

@@ -32,7 +32,9 @@ fn child_sync(kind: &'static str) -> &'static str {
 #[monitor_performance("parent")]
 async fn parent() {
     observe::spawn(child("spawn")).await.expect("task");
-    observe::spawn_blocking(|| child_sync("spawn_blocking")).await.expect("task");
+    observe::spawn_blocking(|| child_sync("spawn_blocking"))
+        .await
+        .expect("task");
     let id_seen = observe::thread::spawn(|| {
         child_sync("thread");
         observe::correlation::current()
@@ -44,7 +46,10 @@ async fn parent() {
 }
 
 fn parse(lines: &[String]) -> Vec<Value> {
-    lines.iter().map(|l| serde_json::from_str(l).expect("json line")).collect()
+    lines
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
 }
 
 #[test]
@@ -55,7 +60,11 @@ fn ids_follow_tasks_and_threads_and_never_leak() {
         .prometheus(false)
         .install()
         .expect("install");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("runtime");
 
     // 100 concurrent root tasks on a work-stealing runtime.
     rt.block_on(async {
@@ -69,10 +78,16 @@ fn ids_follow_tasks_and_threads_and_never_leak() {
     let mut ids_by_task: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
     for l in &lines {
         let task = l["context"]["task"].as_u64().expect("task in context");
-        ids_by_task.entry(task).or_default().insert(l["correlation_id"].as_str().expect("id").to_owned());
+        ids_by_task
+            .entry(task)
+            .or_default()
+            .insert(l["correlation_id"].as_str().expect("id").to_owned());
     }
     assert_eq!(ids_by_task.len(), 100);
-    assert!(ids_by_task.values().all(|ids| ids.len() == 1), "a task's lines carry one id: {ids_by_task:?}");
+    assert!(
+        ids_by_task.values().all(|ids| ids.len() == 1),
+        "a task's lines carry one id: {ids_by_task:?}"
+    );
     let distinct: BTreeSet<_> = ids_by_task.values().flatten().collect();
     assert_eq!(distinct.len(), 100, "no id is shared between tasks");
 
@@ -94,5 +109,9 @@ fn ids_follow_tasks_and_threads_and_never_leak() {
     assert_eq!(child_id("spawn"), parent_id);
     assert_eq!(child_id("spawn_blocking"), parent_id);
     assert_eq!(child_id("thread"), parent_id);
-    assert_ne!(child_id("bare"), parent_id, "a bare tokio::spawn starts its own id");
+    assert_ne!(
+        child_id("bare"),
+        parent_id,
+        "a bare tokio::spawn starts its own id"
+    );
 }
