@@ -96,10 +96,13 @@ impl Sink for FanOut {
                     .iter()
                     .map(|s| scope.spawn(move || s.flush(timeout)))
                     .collect();
-                // A sink whose flush panicked has not delivered everything.
-                flushes
+                // Every flush is waited for; one whose thread panicked has
+                // not delivered everything.
+                let done: Vec<bool> = flushes
                     .into_iter()
-                    .fold(true, |all, f| f.join().unwrap_or(false) && all)
+                    .map(|f| f.join().unwrap_or(false))
+                    .collect();
+                done.into_iter().all(|ok| ok)
             }),
         }
     }
