@@ -185,8 +185,11 @@
 //!
 //! The callsite's metadata is a `static` and its metric handles are
 //! registered once against the global recorder and cached, so a call does
-//! not hash a key or allocate on the default path. With nothing installed
-//! a call reads no clock at all.
+//! not hash a key or allocate on the default path. Calls are timed with
+//! the CPU's time-stamp counter (through `quanta`), and log timestamps are
+//! derived from it, re-synchronised with the system clock every second.
+//! With nothing installed a call reads no clock and opens no correlation
+//! scope (nothing could log its ID); `benches/RESULTS.md` has the numbers.
 
 pub use observe_macros::monitor_performance;
 pub use observe_runtime::{

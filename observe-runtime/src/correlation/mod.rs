@@ -2,6 +2,8 @@
 //!
 //! The outermost monitored call with no current ID starts a scope whose ID
 //! is generated on first use; nested calls, also across `.await`, share it.
+//! Where no subscriber enables any level at all, monitored calls open no
+//! scope (no line could carry the ID); an explicit [`scope`] always works.
 //! [`scope`] sets an ID for synchronous code and
 //! [`FutureExt::with_correlation`] for a future.
 //!
