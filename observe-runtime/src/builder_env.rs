@@ -1,0 +1,605 @@
+//! Configuration from the environment: every builder setting as an
+//! `OBSERVE_*` variable, so a service can be configured without code. The
+//! table is on [`ObserveBuilder::from_env`] and in `docs/operations.md`.
+//!
+//! Durations are a number with a unit: `ms`, `s` or `m`. Booleans are
+//! `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`. Empty variables count
+//! as unset. A value that does not parse makes [`ObserveBuilder::install`]
+//! fail with [`InstallError::Component`] naming the variable, rather than
+//! being ignored.
+
+use std::time::Duration;
+
+use tracing_subscriber::filter::Targets;
+
+use crate::builder::{InstallError, Observe, ObserveBuilder};
+use crate::correlation::IdFormat;
+use crate::log::Redactor;
+
+/// The prefix of every variable.
+const PREFIX: &str = "OBSERVE_";
+
+impl Observe {
+    /// A builder configured entirely from the environment: the service
+    /// name from `OBSERVE_SERVICE` (else the executable's file name), the
+    /// rest as [`ObserveBuilder::from_env`] reads it.
+    ///
+    /// ```no_run
+    /// // OBSERVE_SERVICE=websocket-ingestion OBSERVE_LOGSTASH=127.0.0.1:5000 ./ingestor
+    /// let _guard = observe_runtime::Observe::from_env().install()?;
+    /// # Ok::<(), observe_runtime::InstallError>(())
+    /// ```
+    pub fn from_env() -> ObserveBuilder {
+        let vars: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with(PREFIX))
+            .collect();
+        let service = vars
+            .iter()
+            .find(|(k, v)| k == "OBSERVE_SERVICE" && !v.trim().is_empty())
+            .map(|(_, v)| v.trim().to_owned())
+            .or_else(executable_name)
+            .unwrap_or_else(|| "service".to_owned());
+        Observe::builder(service).from_env_vars(vars)
+    }
+}
+
+fn executable_name() -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.file_stem()?.to_str()?.to_owned())
+}
+
+impl ObserveBuilder {
+    /// Applies the `OBSERVE_*` variables of the process environment
+    /// (`OBSERVE_SERVICE` is read by [`Observe::from_env`] only). Call it
+    /// after code-set options to let the environment override them, or
+    /// before to let code win.
+    ///
+    /// | variable | builder call | example |
+    /// |---|---|---|
+    /// | `OBSERVE_SERVICE` | the service name ([`Observe::from_env`]) | `websocket-ingestion` |
+    /// | `OBSERVE_LOG` | [`filter`](ObserveBuilder::filter) | `info,hyper=warn` |
+    /// | `OBSERVE_LOGSTASH` | [`logstash`](ObserveBuilder::logstash) | `127.0.0.1:5000` |
+    /// | `OBSERVE_UDP` | [`udp`](ObserveBuilder::udp) | `127.0.0.1:5001` |
+    /// | `OBSERVE_ELASTICSEARCH` | [`elasticsearch`](ObserveBuilder::elasticsearch) | `http://127.0.0.1:9200` |
+    /// | `OBSERVE_LOG_FILE` | [`file`](ObserveBuilder::file) | `/var/log/ingestor/ingestor.log` |
+    /// | `OBSERVE_STDOUT` | also [`StdoutSink`](crate::sink::StdoutSink) next to the sinks above | `true` |
+    /// | `OBSERVE_PROMETHEUS` | [`prometheus`](ObserveBuilder::prometheus) | `false` |
+    /// | `OBSERVE_METRICS_ADDR` | `metrics_listener` (feature `prometheus-listener`) | `127.0.0.1:9464` |
+    /// | `OBSERVE_INFLUXDB` | `influxdb` (feature `influxdb`): the URL (`http://` only) | `http://127.0.0.1:8086` |
+    /// | `OBSERVE_INFLUXDB_DB` | InfluxDB 1.x database (v1 API) | `observe` |
+    /// | `OBSERVE_INFLUXDB_ORG`, `OBSERVE_INFLUXDB_BUCKET`, `OBSERVE_INFLUXDB_TOKEN` | InfluxDB 2.x (v2 API; all three) | `acme`, `metrics`, `…` |
+    /// | `OBSERVE_INFLUXDB_INTERVAL` | push interval | `10s` |
+    /// | `OBSERVE_SYSTEM_METRICS` | `system_metrics` (feature `system-metrics`): the interval, or `off` | `30s` |
+    /// | `OBSERVE_MAX_LINE_BYTES` | [`max_line_bytes`](ObserveBuilder::max_line_bytes) | `32768` |
+    /// | `OBSERVE_REDACT` | [`redact`](ObserveBuilder::redact): comma-separated keys, replacing the defaults | `password,token,session` |
+    /// | `OBSERVE_ID_FORMAT` | [`id_format`](ObserveBuilder::id_format): `req` or `uuidv7` | `uuidv7` |
+    /// | `OBSERVE_FLUSH_TIMEOUT` | [`flush_timeout`](ObserveBuilder::flush_timeout) | `5s` |
+    ///
+    ///
+    /// Durations are a number with a unit: `ms`, `s` or `m`. Booleans are
+    /// `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`. Empty variables
+    /// count as unset. A value that does not parse makes
+    /// [`install`](Self::install) fail with [`InstallError::Component`]
+    /// naming the variable, rather than being ignored.
+    pub fn from_env(self) -> Self {
+        self.from_env_vars(std::env::vars().filter(|(k, _)| k.starts_with(PREFIX)))
+    }
+
+    /// As [`from_env`](Self::from_env), from the given `(name, value)`
+    /// pairs instead of the process environment (for tests, or a config
+    /// file read into pairs).
+    pub fn from_env_vars<I, K, V>(self, vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        match EnvConfig::from_vars(vars) {
+            Ok(config) => config.apply(self),
+            Err(e) => self.on_install(move |_| {
+                Err(InstallError::Component {
+                    component: "configuration from the environment".to_owned(),
+                    reason: e.to_string(),
+                })
+            }),
+        }
+    }
+}
+
+/// A variable whose value does not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EnvError {
+    var: String,
+    value: String,
+    expected: &'static str,
+}
+
+impl std::fmt::Display for EnvError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={:?} is not {}", self.var, self.value, self.expected)
+    }
+}
+
+/// The InfluxDB settings read from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum InfluxEnv {
+    V1 {
+        url: String,
+        db: String,
+    },
+    V2 {
+        url: String,
+        org: String,
+        bucket: String,
+        token: String,
+    },
+}
+
+/// Every setting the environment can give, parsed and checked.
+#[derive(Debug, Default)]
+pub(crate) struct EnvConfig {
+    filter: Option<Targets>,
+    logstash: Option<String>,
+    udp: Option<String>,
+    elasticsearch: Option<String>,
+    log_file: Option<String>,
+    stdout: Option<bool>,
+    prometheus: Option<bool>,
+    metrics_addr: Option<std::net::SocketAddr>,
+    influxdb: Option<InfluxEnv>,
+    influxdb_interval: Option<Duration>,
+    /// `Some(None)` is `off`.
+    system_metrics: Option<Option<Duration>>,
+    max_line_bytes: Option<usize>,
+    redact: Option<Vec<String>>,
+    id_format: Option<IdFormat>,
+    flush_timeout: Option<Duration>,
+}
+
+impl EnvConfig {
+    /// Parses the `OBSERVE_*` pairs; other names are ignored, unknown
+    /// `OBSERVE_*` names too (they may belong to a newer version).
+    pub(crate) fn from_vars<I, K, V>(vars: I) -> Result<Self, EnvError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut c = Self::default();
+        let mut influx: [Option<String>; 5] = Default::default();
+        for (k, v) in vars {
+            let (k, raw) = (k.as_ref(), v.as_ref());
+            let v = raw.trim();
+            if v.is_empty() {
+                continue;
+            }
+            let err = |expected| EnvError {
+                var: k.to_owned(),
+                value: raw.to_owned(),
+                expected,
+            };
+            match k {
+                "OBSERVE_LOG" => {
+                    c.filter = Some(
+                        v.parse()
+                            .map_err(|_| err("a filter like `info,my_crate=debug`"))?,
+                    );
+                }
+                "OBSERVE_LOGSTASH" => {
+                    c.logstash = Some(host_port(v).ok_or_else(|| err("HOST:PORT"))?)
+                }
+                "OBSERVE_UDP" => c.udp = Some(host_port(v).ok_or_else(|| err("HOST:PORT"))?),
+                "OBSERVE_ELASTICSEARCH" => {
+                    if !(v.starts_with("http://") || v.starts_with("https://")) {
+                        return Err(err("an http:// or https:// URL"));
+                    }
+                    c.elasticsearch = Some(v.to_owned());
+                }
+                "OBSERVE_LOG_FILE" => c.log_file = Some(v.to_owned()),
+                "OBSERVE_STDOUT" => c.stdout = Some(boolean(v).ok_or_else(|| err("a boolean"))?),
+                "OBSERVE_PROMETHEUS" => {
+                    c.prometheus = Some(boolean(v).ok_or_else(|| err("a boolean"))?);
+                }
+                "OBSERVE_METRICS_ADDR" => {
+                    c.metrics_addr = Some(v.parse().map_err(|_| err("an IP:PORT socket address"))?);
+                }
+                "OBSERVE_INFLUXDB" => {
+                    if !(v.starts_with("http://") || v.starts_with("https://")) {
+                        return Err(err("an http:// or https:// URL"));
+                    }
+                    influx[0] = Some(v.to_owned());
+                }
+                "OBSERVE_INFLUXDB_DB" => influx[1] = Some(v.to_owned()),
+                "OBSERVE_INFLUXDB_ORG" => influx[2] = Some(v.to_owned()),
+                "OBSERVE_INFLUXDB_BUCKET" => influx[3] = Some(v.to_owned()),
+                "OBSERVE_INFLUXDB_TOKEN" => influx[4] = Some(v.to_owned()),
+                "OBSERVE_INFLUXDB_INTERVAL" => {
+                    c.influxdb_interval =
+                        Some(positive_duration(v).ok_or_else(|| err("a duration like `10s`"))?);
+                }
+                "OBSERVE_SYSTEM_METRICS" => {
+                    c.system_metrics = Some(match boolean(v) {
+                        Some(false) => None,
+                        Some(true) => Some(Duration::from_secs(30)),
+                        None => Some(
+                            positive_duration(v)
+                                .ok_or_else(|| err("a duration like `30s`, or `off`"))?,
+                        ),
+                    });
+                }
+                "OBSERVE_MAX_LINE_BYTES" => {
+                    c.max_line_bytes = Some(
+                        v.parse::<usize>()
+                            .ok()
+                            .filter(|n| *n > 0)
+                            .ok_or_else(|| err("a positive number of bytes"))?,
+                    );
+                }
+                "OBSERVE_REDACT" => {
+                    c.redact = Some(
+                        v.split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_owned)
+                            .collect(),
+                    );
+                }
+                "OBSERVE_ID_FORMAT" => {
+                    c.id_format = Some(match v.to_ascii_lowercase().as_str() {
+                        "req" | "request" => IdFormat::Request,
+                        "uuidv7" | "uuid_v7" | "uuid-v7" | "uuid" => IdFormat::UuidV7,
+                        _ => return Err(err("`req` or `uuidv7`")),
+                    });
+                }
+                "OBSERVE_FLUSH_TIMEOUT" => {
+                    c.flush_timeout = Some(duration(v).ok_or_else(|| err("a duration like `5s`"))?);
+                }
+                _ => {}
+            }
+        }
+        let [url, db, org, bucket, token] = influx;
+        c.influxdb = match (url, db, org, bucket, token) {
+            (None, ..) => None,
+            (Some(url), _, Some(org), Some(bucket), Some(token)) => Some(InfluxEnv::V2 {
+                url,
+                org,
+                bucket,
+                token,
+            }),
+            (Some(url), Some(db), None, None, None) => Some(InfluxEnv::V1 { url, db }),
+            (Some(url), ..) => {
+                return Err(EnvError {
+                    var: "OBSERVE_INFLUXDB".to_owned(),
+                    value: url,
+                    expected: "complete: set OBSERVE_INFLUXDB_DB (v1), or all of OBSERVE_INFLUXDB_ORG, OBSERVE_INFLUXDB_BUCKET and OBSERVE_INFLUXDB_TOKEN (v2)",
+                });
+            }
+        };
+        Ok(c)
+    }
+
+    /// Applies the settings to `builder`.
+    fn apply(self, mut b: ObserveBuilder) -> ObserveBuilder {
+        if let Some(f) = self.filter {
+            b = b.filter(f);
+        }
+        let mut shipping = false;
+        if let Some(a) = self.logstash {
+            b = b.logstash(a);
+            shipping = true;
+        }
+        if let Some(a) = self.udp {
+            b = b.udp(a);
+            shipping = true;
+        }
+        if let Some(u) = self.elasticsearch {
+            b = b.elasticsearch(u);
+            shipping = true;
+        }
+        if let Some(p) = self.log_file {
+            b = b.file(p);
+            shipping = true;
+        }
+        // Without other sinks, standard output is the default anyway.
+        if shipping && self.stdout == Some(true) {
+            b = b.sink(crate::sink::StdoutSink);
+        }
+        if let Some(p) = self.prometheus {
+            b = b.prometheus(p);
+        }
+        if let Some(n) = self.max_line_bytes {
+            b = b.max_line_bytes(n);
+        }
+        if let Some(keys) = self.redact {
+            b = b.redact(Redactor::new(keys));
+        }
+        if let Some(f) = self.id_format {
+            b = b.id_format(f);
+        }
+        if let Some(t) = self.flush_timeout {
+            b = b.flush_timeout(t);
+        }
+        b = apply_metrics_addr(b, self.metrics_addr);
+        b = apply_influxdb(b, self.influxdb, self.influxdb_interval);
+        apply_system_metrics(b, self.system_metrics.flatten())
+    }
+}
+
+#[cfg(feature = "prometheus-listener")]
+fn apply_metrics_addr(b: ObserveBuilder, addr: Option<std::net::SocketAddr>) -> ObserveBuilder {
+    match addr {
+        Some(a) => b.metrics_listener(a),
+        None => b,
+    }
+}
+
+#[cfg(not(feature = "prometheus-listener"))]
+fn apply_metrics_addr(b: ObserveBuilder, addr: Option<std::net::SocketAddr>) -> ObserveBuilder {
+    match addr {
+        Some(_) => missing_feature(b, "OBSERVE_METRICS_ADDR", "prometheus-listener"),
+        None => b,
+    }
+}
+
+#[cfg(feature = "influxdb")]
+fn apply_influxdb(
+    b: ObserveBuilder,
+    influx: Option<InfluxEnv>,
+    interval: Option<Duration>,
+) -> ObserveBuilder {
+    use crate::metrics::influxdb::InfluxConfig;
+    let Some(influx) = influx else { return b };
+    let mut config = match &influx {
+        InfluxEnv::V1 { url, db } => InfluxConfig::v1(url, db),
+        InfluxEnv::V2 {
+            url,
+            org,
+            bucket,
+            token,
+        } => InfluxConfig::v2(url, org, bucket, token),
+    };
+    if let Some(i) = interval {
+        config = config.interval(i);
+    }
+    b.influxdb(config)
+}
+
+#[cfg(not(feature = "influxdb"))]
+fn apply_influxdb(
+    b: ObserveBuilder,
+    influx: Option<InfluxEnv>,
+    _interval: Option<Duration>,
+) -> ObserveBuilder {
+    match influx {
+        Some(_) => missing_feature(b, "OBSERVE_INFLUXDB", "influxdb"),
+        None => b,
+    }
+}
+
+#[cfg(feature = "system-metrics")]
+fn apply_system_metrics(b: ObserveBuilder, interval: Option<Duration>) -> ObserveBuilder {
+    match interval {
+        Some(i) => b.system_metrics(i),
+        None => b,
+    }
+}
+
+#[cfg(not(feature = "system-metrics"))]
+fn apply_system_metrics(b: ObserveBuilder, interval: Option<Duration>) -> ObserveBuilder {
+    match interval {
+        Some(_) => missing_feature(b, "OBSERVE_SYSTEM_METRICS", "system-metrics"),
+        None => b,
+    }
+}
+
+/// A variable set for a back-end this build does not include: `install()`
+/// says so instead of silently doing nothing.
+#[allow(dead_code)] // unused with every back-end feature on
+fn missing_feature(b: ObserveBuilder, var: &'static str, feature: &'static str) -> ObserveBuilder {
+    b.on_install(move |_| {
+        Err(InstallError::Component {
+            component: "configuration from the environment".to_owned(),
+            reason: format!("{var} is set but observe was built without the `{feature}` feature"),
+        })
+    })
+}
+
+fn host_port(v: &str) -> Option<String> {
+    let (host, port) = v.rsplit_once(':')?;
+    (!host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)).then(|| v.to_owned())
+}
+
+fn boolean(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// `250ms`, `5s`, `1.5s`, `2m`.
+fn duration(v: &str) -> Option<Duration> {
+    let split = v.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (n, unit) = v.split_at(split);
+    let n: f64 = n.parse().ok()?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(secs).ok()
+}
+
+fn positive_duration(v: &str) -> Option<Duration> {
+    duration(v).filter(|d| !d.is_zero())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<EnvConfig, EnvError> {
+        EnvConfig::from_vars(pairs.iter().copied())
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let c = parse(&[
+            ("OBSERVE_LOG", "debug,hyper=warn"),
+            ("OBSERVE_LOGSTASH", "127.0.0.1:5000"),
+            ("OBSERVE_UDP", "logs.internal:5001"),
+            ("OBSERVE_ELASTICSEARCH", "http://127.0.0.1:9200"),
+            ("OBSERVE_LOG_FILE", "/var/log/x.log"),
+            ("OBSERVE_STDOUT", "yes"),
+            ("OBSERVE_PROMETHEUS", "true"),
+            ("OBSERVE_METRICS_ADDR", "127.0.0.1:9464"),
+            ("OBSERVE_INFLUXDB", "http://127.0.0.1:8086"),
+            ("OBSERVE_INFLUXDB_DB", "observe"),
+            ("OBSERVE_INFLUXDB_INTERVAL", "10s"),
+            ("OBSERVE_SYSTEM_METRICS", "1500ms"),
+            ("OBSERVE_MAX_LINE_BYTES", "4096"),
+            ("OBSERVE_REDACT", "password, session ,"),
+            ("OBSERVE_ID_FORMAT", "uuidv7"),
+            ("OBSERVE_FLUSH_TIMEOUT", "2m"),
+            ("PATH", "/usr/bin"),
+            ("OBSERVE_SOMETHING_NEWER", "x"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            c.filter.map(|f| f.to_string()),
+            Some("hyper=warn,debug".to_owned())
+        );
+        assert_eq!(c.logstash.as_deref(), Some("127.0.0.1:5000"));
+        assert_eq!(c.udp.as_deref(), Some("logs.internal:5001"));
+        assert_eq!(c.elasticsearch.as_deref(), Some("http://127.0.0.1:9200"));
+        assert_eq!(c.log_file.as_deref(), Some("/var/log/x.log"));
+        assert_eq!(c.stdout, Some(true));
+        assert_eq!(c.prometheus, Some(true));
+        assert_eq!(
+            c.metrics_addr,
+            Some("127.0.0.1:9464".parse().expect("addr"))
+        );
+        assert_eq!(
+            c.influxdb,
+            Some(InfluxEnv::V1 {
+                url: "http://127.0.0.1:8086".into(),
+                db: "observe".into()
+            })
+        );
+        assert_eq!(c.influxdb_interval, Some(Duration::from_secs(10)));
+        assert_eq!(c.system_metrics, Some(Some(Duration::from_millis(1500))));
+        assert_eq!(c.max_line_bytes, Some(4096));
+        assert_eq!(
+            c.redact,
+            Some(vec!["password".to_owned(), "session".to_owned()])
+        );
+        assert_eq!(c.id_format, Some(IdFormat::UuidV7));
+        assert_eq!(c.flush_timeout, Some(Duration::from_secs(120)));
+    }
+
+    #[test]
+    fn nothing_set_is_all_defaults_and_empty_counts_as_unset() {
+        let c = parse(&[("OBSERVE_LOGSTASH", "  "), ("HOME", "/root")]).expect("valid");
+        assert!(c.logstash.is_none() && c.filter.is_none() && c.influxdb.is_none());
+        assert!(c.system_metrics.is_none() && c.metrics_addr.is_none());
+    }
+
+    #[test]
+    fn influxdb_v2_needs_org_bucket_and_token() {
+        let c = parse(&[
+            ("OBSERVE_INFLUXDB", "https://influx:8086"),
+            ("OBSERVE_INFLUXDB_ORG", "acme"),
+            ("OBSERVE_INFLUXDB_BUCKET", "metrics"),
+            ("OBSERVE_INFLUXDB_TOKEN", "t0k"),
+        ])
+        .expect("valid");
+        assert!(matches!(c.influxdb, Some(InfluxEnv::V2 { ref org, .. }) if org == "acme"));
+        let e = parse(&[
+            ("OBSERVE_INFLUXDB", "https://influx:8086"),
+            ("OBSERVE_INFLUXDB_ORG", "acme"),
+        ])
+        .expect_err("incomplete");
+        assert_eq!(e.var, "OBSERVE_INFLUXDB");
+    }
+
+    #[test]
+    fn system_metrics_off_and_on() {
+        assert_eq!(
+            parse(&[("OBSERVE_SYSTEM_METRICS", "off")])
+                .expect("ok")
+                .system_metrics,
+            Some(None)
+        );
+        assert_eq!(
+            parse(&[("OBSERVE_SYSTEM_METRICS", "true")])
+                .expect("ok")
+                .system_metrics,
+            Some(Some(Duration::from_secs(30)))
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (var, value) in [
+            ("OBSERVE_LOGSTASH", "no-port"),
+            ("OBSERVE_UDP", "host:99999"),
+            ("OBSERVE_ELASTICSEARCH", "127.0.0.1:9200"),
+            ("OBSERVE_METRICS_ADDR", "localhost"),
+            ("OBSERVE_STDOUT", "maybe"),
+            ("OBSERVE_MAX_LINE_BYTES", "0"),
+            ("OBSERVE_ID_FORMAT", "ulid"),
+            ("OBSERVE_FLUSH_TIMEOUT", "5 parsecs"),
+            ("OBSERVE_SYSTEM_METRICS", "0s"),
+            ("OBSERVE_INFLUXDB_INTERVAL", "soon"),
+        ] {
+            let e = parse(&[(var, value)]).expect_err(var);
+            assert_eq!((e.var.as_str(), e.value.as_str()), (var, value));
+            assert!(e.to_string().starts_with(&format!("{var}=")), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_bad_value_fails_install_with_the_reason() {
+        let b = Observe::builder("svc").from_env_vars([("OBSERVE_METRICS_ADDR", "nowhere")]);
+        // The failure is a component that refuses to start; install runs
+        // the components before anything global is set.
+        let err = b.install().expect_err("a bad variable fails install");
+        match err {
+            InstallError::Component { component, reason } => {
+                assert_eq!(component, "configuration from the environment");
+                assert!(
+                    reason.contains("OBSERVE_METRICS_ADDR=\"nowhere\""),
+                    "{reason}"
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_builder_gets_the_sinks() {
+        let b = Observe::builder("svc").from_env_vars([
+            (
+                "OBSERVE_LOG_FILE",
+                std::env::temp_dir()
+                    .join("observe-env-test.log")
+                    .to_string_lossy()
+                    .as_ref(),
+            ),
+            ("OBSERVE_STDOUT", "1"),
+        ]);
+        let debug = format!("{b:?}");
+        assert!(debug.contains("FileSink"), "{debug}");
+        assert!(debug.contains("StdoutSink"), "{debug}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(duration("5"), None);
+        assert_eq!(duration("ms"), None);
+    }
+}
