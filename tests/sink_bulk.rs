@@ -12,7 +12,7 @@ use observe::correlation::{self, CorrelationId};
 use observe::metrics::names::{LOG_LINES_DROPPED_TOTAL, LOG_LINES_SENT_TOTAL};
 use observe::sink::{ElasticsearchSink, Sink as _};
 use serde_json::{Value, json};
-use sink_common::{dispatch, http_json, recorder, sink_counter, wait_until};
+use sink_common::{counter_reaching, dispatch, http_json, recorder, wait_until};
 use support::{Service, free_port};
 
 /// Makes every indexed document visible to search (a no-op on osmem,
@@ -93,7 +93,10 @@ fn hundred_thousand_lines_are_searchable_by_correlation_in_daily_indices() {
         total as f64 / flushed.as_secs_f64()
     );
     assert_eq!((stats.sent, stats.dropped, stats.queued), (total, 0, 0));
-    assert_eq!(sink_counter(LOG_LINES_SENT_TOTAL, "bulk-volume"), total);
+    assert_eq!(
+        counter_reaching(LOG_LINES_SENT_TOTAL, "bulk-volume", total),
+        total
+    );
     assert_eq!(count(&es, "sink-bulk-logs-*"), total);
 
     // Index names follow the pattern, from each line's own timestamp.
@@ -169,7 +172,10 @@ fn per_item_errors_are_counted_and_not_retried() {
     assert_eq!((stats.sent, stats.dropped, stats.rejected), (2, 1, 1));
     let error = stats.last_error.expect("the refusal is reported");
     assert!(error.contains("mapper_parsing_exception"), "{error}");
-    assert_eq!(sink_counter(LOG_LINES_DROPPED_TOTAL, "bulk-reject"), 1);
+    assert_eq!(
+        counter_reaching(LOG_LINES_DROPPED_TOTAL, "bulk-reject", 1),
+        1
+    );
     let messages: BTreeSet<String> = search(&es, "reject-*", json!({ "match_all": {} }))
         .iter()
         .map(|h| {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use observe::metrics::names::LOG_LINES_DROPPED_TOTAL;
 use observe::sink::{Sink as _, UdpSink};
-use sink_common::{dispatch, parse_all, recorder, sink_counter, wait_for_lines};
+use sink_common::{counter_reaching, dispatch, parse_all, recorder, wait_for_lines};
 use support::Service;
 
 #[test]
@@ -47,5 +47,5 @@ fn lines_arrive_as_datagrams_and_oversized_ones_are_dropped_and_counted() {
         .map(|l| l["context"]["seq"].as_u64().expect("seq"))
         .collect();
     assert_eq!(seqs, (0..LINES).collect::<Vec<_>>());
-    assert_eq!(sink_counter(LOG_LINES_DROPPED_TOTAL, "udp-test"), 4);
+    assert_eq!(counter_reaching(LOG_LINES_DROPPED_TOTAL, "udp-test", 4), 4);
 }

@@ -152,6 +152,20 @@ pub fn recorder() -> &'static Snapshotter {
     })
 }
 
+/// Counter `name{sink=...}` once it reaches `want`, or its value after 10 s:
+/// workers publish their counters when they finish a batch and at least once
+/// a second, not at the instant a line is counted.
+pub fn counter_reaching(name: &str, sink: &str, want: u64) -> u64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let v = sink_counter(name, sink);
+        if v >= want || std::time::Instant::now() >= deadline {
+            return v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// The value of counter `name{sink=...}`, 0 if never incremented.
 ///
 /// Snapshots reset the debugging recorder's counters, so every snapshot

@@ -10,11 +10,14 @@
 //! thread-scoped subscriber (such as [`crate::testing`]'s) sees the child's
 //! lines too.
 
+#[cfg(feature = "tokio")]
 use std::future::Future;
 
 use tracing::Dispatch;
 
-use super::{CorrelationId, FutureExt as _, current, scope};
+#[cfg(feature = "tokio")]
+use super::FutureExt as _;
+use super::{CorrelationId, current, scope};
 
 /// What a child inherits from the code that spawns it.
 #[derive(Debug, Clone)]
@@ -123,7 +126,3 @@ where
     let inherited = Inherited::capture();
     tokio::task::spawn_blocking(move || inherited.run(f))
 }
-
-// Keeps the `Future` import used when the `tokio` feature is off.
-#[cfg(not(feature = "tokio"))]
-const _: Option<&dyn Future<Output = ()>> = None;

@@ -371,21 +371,20 @@ impl Queue {
     pub(crate) fn publish(&self) {
         let sent = self.counters.unpublished_sent.swap(0, Ordering::Relaxed);
         let dropped = self.counters.unpublished_dropped.swap(0, Ordering::Relaxed);
-        if sent > 0 {
-            static DESCRIBE: Once = Once::new();
-            DESCRIBE.call_once(|| {
-                metrics::describe_counter!(
-                    names::LOG_LINES_SENT_TOTAL,
-                    metrics::Unit::Count,
-                    "Log lines a sink handed to its destination."
-                );
-            });
-            metrics::counter!(names::LOG_LINES_SENT_TOTAL, "sink" => self.name.to_string())
-                .increment(sent);
-        }
-        if dropped > 0 {
-            super::count_dropped(&self.name, dropped);
-        }
+        static DESCRIBE: Once = Once::new();
+        DESCRIBE.call_once(|| {
+            metrics::describe_counter!(
+                names::LOG_LINES_SENT_TOTAL,
+                metrics::Unit::Count,
+                "Log lines a sink handed to its destination."
+            );
+        });
+        // Published even at zero (the worker publishes at least once a
+        // second), so the series exist before the first drop and
+        // `increase()` sees it.
+        metrics::counter!(names::LOG_LINES_SENT_TOTAL, "sink" => self.name.to_string())
+            .increment(sent);
+        super::count_dropped(&self.name, dropped);
     }
 
     pub(crate) fn stats(&self) -> SinkStats {
