@@ -160,6 +160,11 @@
 //! } // dropping the guard flushes the sinks
 //! ```
 //!
+//! Or without code: `Observe::from_env().install()?` reads the service
+//! name and every setting from `OBSERVE_*` variables (`OBSERVE_SERVICE`,
+//! `OBSERVE_LOGSTASH`, `OBSERVE_METRICS_ADDR`, ...; the table is on
+//! [`ObserveBuilder::from_env`]).
+//!
 //! ## Shipping logs
 //!
 //! Lines go to standard output unless sinks are added: a rotating file,

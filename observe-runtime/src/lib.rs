@@ -13,6 +13,7 @@
 //! - [`Observe`]: the builder that installs it all.
 
 pub mod builder;
+mod builder_env;
 mod clock;
 pub mod correlation;
 pub mod log;
