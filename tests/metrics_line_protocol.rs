@@ -84,6 +84,7 @@ fn arbitrary_tags_and_strings_are_accepted_and_read_back_equal() {
                         refusable(&tag_key, false)
                             || refusable(&tag_value, false)
                             || refusable(&field_key, true)
+                            || value.contains(['\n', '\r'])
                     }
                     _ => false,
                 };

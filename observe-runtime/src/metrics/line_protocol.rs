@@ -11,7 +11,8 @@
 //! | field key | `,`, `=` and space | a `\` before `,`, `=`, space, `"` or at the end |
 //! | string field value | `"` and `\` | |
 //!
-//! No part but a string field may hold a line break, keys may not be empty
+//! No part may hold a line break (InfluxDB 1.6 finds line ends by tracking
+//! quotes, which a `"` in a tag throws off), keys may not be empty
 //! or `time` (InfluxDB rejects that key), and numbers must be finite. What
 //! cannot be written is an [`Error`], never a line the server would reject
 //! or read differently. Tags with an empty value are left out: InfluxDB
@@ -69,9 +70,10 @@ pub enum Error {
     },
     /// A key is `time`, which InfluxDB rejects.
     ReservedKey,
-    /// A name, key or tag value holds a line break.
+    /// A name, key, tag value or string field holds a line break.
     LineBreak {
-        /// Which part: `measurement`, `tag key`, `tag value` or `field key`.
+        /// Which part: `measurement`, `tag key`, `tag value`, `field key` or
+        /// `string field`.
         part: &'static str,
     },
     /// A name, key or tag value has a backslash where the parser would read
@@ -208,6 +210,14 @@ impl<'a> Point<'a> {
                 }
                 FieldValue::Boolean(v) => out.push_str(if v { "true" } else { "false" }),
                 FieldValue::String(s) => {
+                    // InfluxDB 1.6 finds line ends by scanning for quotes,
+                    // and a `"` in a tag fools it: a line break inside a
+                    // string field can then split the point.
+                    if has_line_break(s) {
+                        return Err(Error::LineBreak {
+                            part: "string field",
+                        });
+                    }
                     out.push('"');
                     escape(out, s, &['"', '\\']);
                     out.push('"');
@@ -298,16 +308,28 @@ mod tests {
     fn escapes_each_part_by_its_own_rules() {
         let p = Point::new("my meas,ure=ment")
             .tag("tag key,=", "tag value,= \\x")
-            .field("field key,=", FieldValue::String("say \"hi\" \\ now\n"))
+            .field("field key,=", FieldValue::String("say \"hi\" \\ now"))
             .field("n", FieldValue::Integer(-3))
             .field("b", FieldValue::Boolean(true))
             .timestamp(7);
         assert_eq!(
             line(&p).as_deref(),
             Ok(
-                r#"my\ meas\,ure=ment,tag\ key\,\==tag\ value\,\=\ \x field\ key\,\=="say \"hi\" \\ now
-",n=-3i,b=true 7"#
+                r#"my\ meas\,ure=ment,tag\ key\,\==tag\ value\,\=\ \x field\ key\,\=="say \"hi\" \\ now",n=-3i,b=true 7"#
             )
+        );
+    }
+
+    #[test]
+    fn line_breaks_in_string_fields_are_refused() {
+        let p = Point::new("m")
+            .tag("t", "\"")
+            .field("s", FieldValue::String("a\nb"));
+        assert_eq!(
+            line(&p),
+            Err(Error::LineBreak {
+                part: "string field"
+            })
         );
     }
 
