@@ -1,6 +1,6 @@
-//! The little HTTP/1.1 the `_bulk` sink needs: one POST at a time on a
-//! kept-alive connection, responses with `Content-Length`, chunked, or
-//! delimited by close.
+//! The little HTTP/1.1 the `_bulk` sink and the InfluxDB push need: one
+//! POST at a time on a (kept-alive) connection, responses with
+//! `Content-Length`, chunked, or delimited by close.
 //!
 //! Hand-written rather than a client crate: the sink already owns its
 //! connection (plain or rustls), timeouts and retries, and this keeps the

@@ -16,10 +16,10 @@
 
 mod builder_ext;
 mod capture;
-mod conn;
+pub(crate) mod conn;
 mod elasticsearch;
 mod file;
-mod http;
+pub(crate) mod http;
 mod options;
 mod queue;
 mod stdout;

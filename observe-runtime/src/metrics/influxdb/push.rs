@@ -399,11 +399,13 @@ impl Worker {
     }
 
     fn write(&self, body: &str, timeout: Duration) -> Sent {
-        let mut headers = Vec::new();
-        if let Some(a) = &self.auth {
-            headers.push(("Authorization", a.as_str()));
-        }
-        match http::post(&self.url, &self.path, &headers, body.as_bytes(), timeout) {
+        match http::post(
+            &self.url,
+            &self.path,
+            self.auth.as_deref(),
+            body.as_bytes(),
+            timeout,
+        ) {
             Ok(r) if (200..300).contains(&r.status) => Sent::Ok,
             Ok(r) if r.status == 429 || r.status >= 500 => {
                 Sent::Retry(format!("HTTP {}: {}", r.status, r.body))
@@ -422,7 +424,7 @@ impl Worker {
             "/query?q={}",
             http::encode_query(&format!("CREATE DATABASE \"{quoted}\""))
         );
-        match http::post(&self.url, &path, &[], b"", self.config.timeout) {
+        match http::post(&self.url, &path, None, b"", self.config.timeout) {
             Ok(r) if (200..300).contains(&r.status) => {}
             Ok(r) => tracing::warn!(
                 target: "observe::influxdb",
