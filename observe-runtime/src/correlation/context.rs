@@ -98,10 +98,6 @@ pub(crate) fn swap(slot: Slot) -> Slot {
 /// must close it with [`close_root`]).
 #[inline]
 pub(crate) fn open_root() -> bool {
-    // Where nothing can log, no one can read an ID: open nothing.
-    if tracing_core::LevelFilter::current() == tracing_core::LevelFilter::OFF {
-        return false;
-    }
     STATE.with(|c| {
         let closed = c.get() == CLOSED;
         if closed {
@@ -270,7 +266,8 @@ impl<F: Future> Future for CallScope<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
         let scoped = *this.scoped.get_or_insert_with(|| {
-            if tracing_core::LevelFilter::current() == tracing_core::LevelFilter::OFF {
+            // Where nothing can log, no one can read an ID: open nothing.
+            if !crate::operation::logging_possible() {
                 return false;
             }
             *this.slot = match state() {

@@ -67,6 +67,14 @@ impl fmt::Debug for Callsite {
     }
 }
 
+/// Whether any subscriber enables any level at all: one load that answers
+/// the common "nothing can log" case for every callsite (and says that no
+/// correlation scope is worth opening).
+#[inline]
+pub(crate) fn logging_possible() -> bool {
+    tracing_core::LevelFilter::current() != tracing_core::LevelFilter::OFF
+}
+
 /// `[a-zA-Z_][a-zA-Z0-9_.:-]*`, the names `#[monitor_performance]` accepts.
 const fn is_valid_operation(name: &str) -> bool {
     let b = name.as_bytes();
@@ -191,10 +199,6 @@ impl Callsite {
     /// site is the least filtered of the three in every sane filter.
     #[inline]
     pub(crate) fn may_log(&self) -> bool {
-        // One load answers the common "nothing logs at all" case.
-        if tracing_core::LevelFilter::current() == tracing_core::LevelFilter::OFF {
-            return false;
-        }
         self.site(Level::ERROR).enabled() || self.success_site().enabled()
     }
 }

@@ -166,7 +166,10 @@ impl Guard {
         context: Option<impl FnOnce(&mut ContextWriter)>,
     ) -> Self {
         let metrics = metrics::start(callsite);
-        let may_log = callsite.may_log();
+        // Where nothing can log, no line needs checking and no one can
+        // read an ID, so no scope is opened either.
+        let logging = super::callsite::logging_possible();
+        let may_log = logging && callsite.may_log();
         let context = match context {
             Some(f) if may_log => {
                 let mut w = ContextWriter::default();
@@ -175,7 +178,7 @@ impl Guard {
             }
             _ => None,
         };
-        let scope = if correlation::open_root() {
+        let scope = if logging && correlation::open_root() {
             Scope::Root
         } else {
             Scope::Nested

@@ -5,6 +5,7 @@ mod context;
 mod guard;
 mod outcome;
 
+pub(crate) use callsite::logging_possible;
 pub use callsite::{Callsite, FIELDS, Messages};
 pub use context::{ContextValue, ContextWriter, DebugValue, DisplayValue, debug, display};
 pub(crate) use guard::is_emitting;
