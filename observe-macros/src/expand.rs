@@ -80,8 +80,6 @@ fn expand(args: &Args, f: Function) -> TokenStream {
     let is_async = sig.asyncness.is_some();
 
     let callsite = callsite(args, &krate, &names, &sig.ident);
-    let guard_stmt = guard(args, &krate, &names);
-    let finish = finish(&krate, &names);
     let Names { result, hint, .. } = &names;
     // Returned on a dead branch, `hint` takes the function's return type
     // before the body is checked: the body then infers against it (so `?`
@@ -94,54 +92,50 @@ fn expand(args: &Args, f: Function) -> TokenStream {
             return #hint.never();
         }
     };
-    // Inside the async block the same (`Copy`, always `Send`) hint types the
-    // block's own result.
-    let hint_again = quote! {
-        #[allow(unreachable_code)]
-        if false {
-            return #hint.never();
-        }
-    };
 
     let body = match body {
-        // The guard lives inside the call's scope future, so the guard, the
-        // body and a "cancelled" line from the guard's drop share one ID.
-        Body::Plain(block) if is_async => quote! {
-            #hint_stmt
-            #krate::__private::call_scope(#hint, async move {
+        // The body runs inside its `Monitored` future, which owns the guard
+        // and the call's correlation scope: the guard, the body and a
+        // "cancelled" line from the guard's drop share one ID.
+        Body::Plain(block) if is_async => {
+            let monitored = monitored(args, &krate, &names, &quote!(async move #block));
+            quote! {
+                #hint_stmt
+                #monitored.await
+            }
+        }
+        Body::Plain(block) if diverges => {
+            let guard_stmt = guard(args, &krate, &names);
+            quote! {
                 #guard_stmt
-                #hint_again
-                let #result = #krate::__private::typed(#hint, async move #block).await;
+                #krate::__private::call_once(#krate::__private::Hint::new(), move || #block)
+            }
+        }
+        Body::Plain(block) => {
+            let guard_stmt = guard(args, &krate, &names);
+            let finish = finish(&krate, &names, &quote!(&#result));
+            quote! {
+                #guard_stmt
+                #hint_stmt
+                let #result = #krate::__private::call_once(#hint, move || #block);
                 #finish
                 #result
-            })
-            .await
-        },
-        Body::Plain(block) if diverges => quote! {
-            #guard_stmt
-            #krate::__private::call_once(#krate::__private::Hint::new(), move || #block)
-        },
-        Body::Plain(block) => quote! {
-            #guard_stmt
-            #hint_stmt
-            let #result = #krate::__private::call_once(#hint, move || #block);
-            #finish
-            #result
-        },
+            }
+        }
         Body::AsyncTrait {
             stmts,
             pin_path,
             inner,
-        } => quote! {
-            #(#stmts)*
-            #pin_path(#krate::__private::CallScope::new(async move {
-                #guard_stmt
-                #hint_stmt
-                let #result = #krate::__private::typed(#hint, async move #inner).await;
-                #finish
-                #result
-            }))
-        },
+        } => {
+            let monitored = monitored(args, &krate, &names, &quote!(async move #inner));
+            quote! {
+                #(#stmts)*
+                #pin_path(async move {
+                    #hint_stmt
+                    #monitored.await
+                })
+            }
+        }
     };
 
     quote! {
@@ -180,19 +174,30 @@ fn callsite(args: &Args, krate: &Path, names: &Names, fn_name: &Ident) -> TokenS
     }
 }
 
-/// `let guard = Guard::enter..(&CALLSITE[, |ctx| { .. }]);`
+/// A sync call's guard, made idle and started in place: it is never
+/// moved on the way in, and is finished through `&mut`.
 fn guard(args: &Args, krate: &Path, names: &Names) -> TokenStream {
     let Names {
-        guard,
-        ctx,
-        callsite,
-        ..
+        guard, callsite, ..
     } = names;
-    if args.context.is_empty() {
-        return quote! {
-            let #guard = #krate::__private::Guard::enter(&#callsite);
-        };
+    match context_writer(args, krate, names) {
+        None => quote! {
+            let mut #guard = #krate::__private::Guard::new(&#callsite);
+            #guard.enter();
+        },
+        Some(writer) => quote! {
+            let mut #guard = #krate::__private::Guard::new(&#callsite);
+            #guard.enter_with(#writer);
+        },
     }
+}
+
+/// `|ctx| { ctx.field("key", &value); .. }`, or `None` without context.
+fn context_writer(args: &Args, krate: &Path, names: &Names) -> Option<TokenStream> {
+    if args.context.is_empty() {
+        return None;
+    }
+    let ctx = &names.ctx;
     let fields = args.context.iter().map(|field| {
         let key = syn::LitStr::new(&field.key, field.key_span);
         let expr = &field.expr;
@@ -206,28 +211,46 @@ fn guard(args: &Args, krate: &Path, names: &Names) -> TokenStream {
         };
         quote_spanned! {span=> #ctx.field(#key, #value); }
     });
-    quote! {
-        let #guard = #krate::__private::Guard::enter_with(&#callsite, |#ctx: &mut #krate::__private::ContextWriter| {
+    Some(quote! {
+        |#ctx: &mut #krate::__private::ContextWriter| {
             #(#fields)*
-        });
+        }
+    })
+}
+
+/// `monitored(hint, &CALLSITE, context, body, |result, guard| finish)`:
+/// the async call's future. The context is rendered now, before the body
+/// takes the arguments it borrows; the guard starts in place at the first
+/// poll and finishes inside the call's scope.
+fn monitored(args: &Args, krate: &Path, names: &Names, body: &TokenStream) -> TokenStream {
+    let Names {
+        guard,
+        hint,
+        result,
+        callsite,
+        ..
+    } = names;
+    let context = match context_writer(args, krate, names) {
+        None => quote!(::core::option::Option::None),
+        Some(writer) => quote!(#krate::__private::Guard::async_context(&#callsite, #writer)),
+    };
+    let finish = finish(krate, names, &quote!(#result));
+    quote! {
+        #krate::__private::monitored(#hint, &#callsite, #context, #body, |#result, #guard| #finish)
     }
 }
 
-/// Classifies the result and finishes the guard.
-fn finish(krate: &Path, names: &Names) -> TokenStream {
-    let Names {
-        guard,
-        result,
-        error,
-        ..
-    } = names;
+/// Classifies the result (`result_ref` is a reference to it) and finishes
+/// the guard.
+fn finish(krate: &Path, names: &Names, result_ref: &TokenStream) -> TokenStream {
+    let Names { guard, error, .. } = names;
     quote! {
         {
             #[allow(unused_imports)]
             use #krate::__private::{
                 DescribeDebug as _, DescribeDisplay as _, DescribeName as _, IsResult as _, NotResult as _,
             };
-            match (&#krate::__private::Wrap(&#result)).__observe_err() {
+            match (&#krate::__private::Wrap(#result_ref)).__observe_err() {
                 ::core::option::Option::None => #guard.success(),
                 ::core::option::Option::Some(#error) => {
                     #guard.error((&&#krate::__private::ErrWrap(#error)).__observe_describe());

@@ -2,9 +2,8 @@
 //! change in any release.
 
 pub use crate::__callsite;
-pub use crate::correlation::CallScope;
 pub use crate::operation::{
     Callsite, ContextWriter, DescribeDebug, DescribeDisplay, DescribeName, ErrWrap, FIELDS, Guard,
-    Hint, IsResult, NotResult, Wrap, call_once, call_scope, debug, display, typed,
+    Hint, IsResult, NotResult, Wrap, call_once, debug, display, monitored,
 };
 pub use tracing_core;

@@ -26,6 +26,11 @@ pub(crate) fn warm_up() {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Start(u64);
 
+impl Start {
+    /// A start never read: the guard of a call that records nothing.
+    pub(crate) const ZERO: Self = Self(0);
+}
+
 /// Reads the clock.
 #[inline]
 pub(crate) fn now() -> Start {
@@ -81,11 +86,6 @@ fn ticks_per_resync(c: &quanta::Clock) -> u64 {
     })
 }
 
-/// Wall-clock time now, derived as [`unix_nanos`] is.
-pub(crate) fn wall_now() -> SystemTime {
-    UNIX_EPOCH + Duration::from_nanos(unix_nanos())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,7 +93,7 @@ mod tests {
     #[test]
     fn derived_wall_time_stays_close_to_the_system_clock() {
         for _ in 0..50 {
-            let derived = wall_now();
+            let derived = UNIX_EPOCH + Duration::from_nanos(unix_nanos());
             let system = SystemTime::now();
             let gap = system
                 .duration_since(derived)

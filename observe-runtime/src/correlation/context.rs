@@ -192,14 +192,10 @@ impl<F: Future> Future for WithCorrelation<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let prev = swap(std::mem::take(this.slot));
-        // Takes back the (maybe now materialised) ID even if the poll panics,
-        // so the next poll and the caller's scope both stay intact.
-        let _restore = PollRestore {
-            slot: this.slot,
-            prev: Some(prev),
-        };
-        this.inner.poll(cx)
+        // The slot comes back even if the poll panics, so the next poll and
+        // the caller's scope both stay intact.
+        let inner = this.inner;
+        in_slot(this.slot, || inner.poll(cx))
     }
 }
 
@@ -216,86 +212,26 @@ impl Drop for PollRestore<'_> {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// The scope of one monitored `async fn` call: every poll, and the drop
-    /// of an unfinished call, run inside it, so the call's guard and body
-    /// see one ID however the executor moves the future.
-    ///
-    /// At the first poll it joins the caller's scope (sharing its ID) or,
-    /// at the root, opens a lazy one. Where nothing can log at all, it
-    /// stays out of the way and costs one check per poll.
-    #[doc(hidden)]
-    #[derive(Debug)]
-    #[must_use = "futures do nothing unless polled"]
-    pub struct CallScope<F> {
-        #[pin]
-        inner: Option<F>,
-        slot: Slot,
-        // None before the first poll, then whether this call has a scope.
-        scoped: Option<bool>,
-    }
-
-    impl<F> PinnedDrop for CallScope<F> {
-        fn drop(this: Pin<&mut Self>) {
-            let mut this = this.project();
-            if this.inner.is_some() && *this.scoped == Some(true) {
-                // An unfinished call logs "cancelled" from its guard's drop:
-                // in its own scope, like every other line of the call.
-                let prev = swap(std::mem::take(this.slot));
-                this.inner.set(None);
-                swap(prev);
-            }
-        }
+/// The slot a monitored async call runs in, taken at its first poll: a
+/// child shares its parent's ID (made now if still lazy, because the two
+/// scopes separate after this poll); a root call gets a lazy scope.
+pub(crate) fn join_slot() -> Slot {
+    match state() {
+        CLOSED => Slot::Lazy,
+        _ => current().map_or(Slot::Lazy, Slot::Id),
     }
 }
 
-impl<F> CallScope<F> {
-    /// Wraps one call's future.
-    pub fn new(inner: F) -> Self {
-        Self {
-            inner: Some(inner),
-            slot: Slot::Empty,
-            scoped: None,
-        }
-    }
-}
-
-impl<F: Future> Future for CallScope<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let mut this = self.project();
-        let scoped = *this.scoped.get_or_insert_with(|| {
-            // Where nothing can log, no one can read an ID: open nothing.
-            if !crate::operation::logging_possible() {
-                return false;
-            }
-            *this.slot = match state() {
-                CLOSED => Slot::Lazy,
-                // A child shares its parent's ID, made now if still lazy,
-                // because the two scopes separate after this poll.
-                _ => current().map_or(Slot::Lazy, Slot::Id),
-            };
-            true
-        });
-        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
-            return Poll::Pending;
-        };
-        let out = if scoped {
-            let prev = swap(std::mem::take(this.slot));
-            let _restore = PollRestore {
-                slot: this.slot,
-                prev: Some(prev),
-            };
-            inner.poll(cx)
-        } else {
-            inner.poll(cx)
-        };
-        if out.is_ready() {
-            this.inner.set(None);
-        }
-        out
-    }
+/// Runs `f` with `slot` as the thread's state, then takes the (maybe now
+/// materialised) slot back, also when `f` panics.
+#[inline]
+pub(crate) fn in_slot<T>(slot: &mut Slot, f: impl FnOnce() -> T) -> T {
+    let prev = swap(std::mem::take(slot));
+    let _restore = PollRestore {
+        slot,
+        prev: Some(prev),
+    };
+    f()
 }
 
 /// Adapters that run a future inside a correlation scope.

@@ -1,13 +1,14 @@
 //! The `tracing_subscriber::Layer` that turns events into JSON lines.
 
 use std::cell::RefCell;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::sync::Arc;
 
 use tracing_core::field::{Field, Visit};
 use tracing_core::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 
+use super::prepared::{self, LayerCount, write_millis};
 use super::{REDACTED, json, redactor, timestamp};
 use crate::correlation;
 use crate::sink::{Sink, StdoutSink};
@@ -41,6 +42,8 @@ pub struct JsonLayer {
     service_json: Arc<str>,
     sink: Arc<dyn Sink>,
     max_line_bytes: usize,
+    /// Tells monitored calls that a layer can use their prepared members.
+    _count: LayerCount,
 }
 
 impl JsonLayer {
@@ -53,6 +56,7 @@ impl JsonLayer {
             service_json: service_json.into(),
             sink: Arc::new(StdoutSink),
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            _count: LayerCount::new(),
         }
     }
 
@@ -87,9 +91,21 @@ impl JsonLayer {
 
     /// Formats `event` into `buf`, which the caller has cleared.
     fn format(&self, event: &Event<'_>, buf: &mut Buffers) {
-        let ours = crate::operation::is_emitting(event.metadata());
-        let mut visitor = Visitor { buf, ours };
-        event.record(&mut visitor);
+        let meta = event.metadata();
+        let ours = crate::operation::is_emitting(meta);
+        let prepared = ours
+            && prepared::copy_into(
+                meta,
+                &mut buf.message,
+                &mut buf.context,
+                &mut buf.performance,
+            );
+        if !prepared {
+            event.record(&mut Visitor {
+                buf: &mut *buf,
+                ours,
+            });
+        }
         let Buffers {
             line,
             message,
@@ -170,7 +186,7 @@ fn write_line(
 ) {
     line.clear();
     line.push_str("{\"timestamp\":\"");
-    timestamp::write_rfc3339_micros(line, crate::clock::wall_now());
+    timestamp::write_unix_nanos(line, crate::clock::unix_nanos());
     line.push_str("\",\"level\":\"");
     line.push_str(level_name(level));
     line.push_str("\",\"service\":");
@@ -247,37 +263,17 @@ struct Visitor<'a> {
     ours: bool,
 }
 
-/// Appends a duration given in nanoseconds as milliseconds with six
-/// decimals (`0.412345`): exact, and far cheaper than float formatting.
-fn write_millis(out: &mut String, nanos: u64) {
-    out.push_str(itoa::Buffer::new().format(nanos / 1_000_000));
-    // Six digits, zero-padded: add 10^6 and drop the leading 1.
-    let frac = nanos % 1_000_000 + 1_000_000;
-    out.push('.');
-    out.push_str(&itoa::Buffer::new().format(frac)[1..]);
-}
-
 impl Visitor<'_> {
     /// Writes a member of an operation event's `performance` object; its
     /// keys are fixed and need no escaping.
     fn performance(&mut self, key: &str) -> &mut String {
-        let p = &mut self.buf.performance;
-        if !p.is_empty() {
-            p.push(',');
-        }
-        p.push('"');
-        p.push_str(key);
-        p.push_str("\":");
-        p
+        prepared::performance_member(&mut self.buf.performance, key)
     }
 
     /// Where a field other than `message` goes, and under which key.
     fn member(&mut self, field: &Field) -> Option<&mut String> {
         let name = field.name();
-        let target = &mut self.buf.context;
-        if !target.is_empty() {
-            target.push(',');
-        }
+        let target = prepared::context_member(&mut self.buf.context);
         json::write_escaped(target, name);
         target.push(':');
         if !self.ours && redactor().is_secret(name) {
@@ -325,9 +321,7 @@ impl Visit for Visitor<'_> {
             // A fixed message, "{op} completed" and the like: the operation
             // name is checked at compile time to need no escaping.
             self.buf.message.clear();
-            self.buf.message.push('"');
-            self.buf.message.push_str(value);
-            self.buf.message.push('"');
+            prepared::write_fixed_message(&mut self.buf.message, value);
             return;
         }
         if field.name() == "message" {
@@ -339,11 +333,7 @@ impl Visit for Visitor<'_> {
             match field.name() {
                 "context" => {
                     // Rendered and redacted by the guard at call start.
-                    let ctx = &mut self.buf.context;
-                    if !ctx.is_empty() && !value.is_empty() {
-                        ctx.push(',');
-                    }
-                    ctx.push_str(value);
+                    prepared::append_context_json(&mut self.buf.context, value);
                     return;
                 }
                 key @ ("operation" | "status") => {
@@ -382,9 +372,7 @@ impl Visit for Visitor<'_> {
                 None => return,
             }
         };
-        out.push('"');
-        let _ = write!(json::Escaper(out), "{value:?}");
-        out.push('"');
+        prepared::write_display(out, format_args!("{value:?}"));
     }
 }
 

@@ -12,6 +12,7 @@
 
 pub(crate) mod json;
 mod layer;
+pub(crate) mod prepared;
 mod redact;
 mod timestamp;
 mod validator;

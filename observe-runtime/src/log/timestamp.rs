@@ -3,13 +3,15 @@
 //! Every log line starts with a timestamp, so this is on the hot path. Lines
 //! logged within the same wall-clock second share the `YYYY-MM-DDTHH:MM:SS.`
 //! prefix, so each thread caches the last prefix it formatted: the common case
-//! is one integer compare, a 20-byte copy and six digits.
+//! is one integer compare, a 20-byte copy and six digits (no UTF-8
+//! validation, no `SystemTime` arithmetic).
 //!
 //! The calendar conversion is Howard Hinnant's `civil_from_days`
 //! (<https://howardhinnant.github.io/date_algorithms.html>), restricted to
 //! non-negative day counts because pre-epoch times are clamped.
 
-use std::cell::Cell;
+use std::cell::RefCell;
+#[cfg(test)]
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Length of the cached `YYYY-MM-DDTHH:MM:SS.` prefix.
@@ -22,15 +24,15 @@ const TIMESTAMP_LEN: usize = PREFIX_LEN + 7;
 ///
 /// RFC 3339 only allows four-digit years, so later times are clamped here to
 /// keep every line parseable.
+#[cfg(test)]
 const MAX_SECS: u64 = 253_402_300_799;
 
-/// A formatted prefix together with the Unix second it was formatted for.
-type CachedPrefix = (u64, [u8; PREFIX_LEN]);
-
 thread_local! {
-    /// Last prefix formatted on this thread. `u64::MAX` can never be a real key
-    /// (inputs are clamped to [`MAX_SECS`]), so the initial entry never matches.
-    static PREFIX_CACHE: Cell<CachedPrefix> = const { Cell::new((u64::MAX, [0; PREFIX_LEN])) };
+    /// Last prefix formatted on this thread, with its Unix second, kept as
+    /// a `String` so the common case is a plain copy. `u64::MAX` can never
+    /// be a real key (seconds come from `u64` nanoseconds, or are clamped
+    /// to year 9999), so the initial entry never matches.
+    static PREFIX_CACHE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
 }
 
 /// Appends `t` as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (no quotes) to `out`.
@@ -40,25 +42,50 @@ thread_local! {
 /// clamped to `1970-01-01T00:00:00.000000Z` (a misconfigured clock must not
 /// crash the logger) and times after year 9999 to
 /// `9999-12-31T23:59:59.999999Z`.
+#[cfg(test)]
 pub(crate) fn write_rfc3339_micros(out: &mut String, t: SystemTime) {
     let (secs, micros) = split(t);
-    // `try_with` rather than `with`: logging from another thread-local's
-    // destructor must degrade to the uncached path, not panic.
-    let prefix = PREFIX_CACHE
-        .try_with(|cache| {
-            let (cached_secs, cached_prefix) = cache.get();
-            if cached_secs == secs {
-                cached_prefix
-            } else {
-                let prefix = format_prefix(secs);
-                cache.set((secs, prefix));
-                prefix
-            }
-        })
-        .unwrap_or_else(|_| format_prefix(secs));
-    write_with_prefix(out, &prefix, micros);
+    write_parts(out, secs, micros);
 }
 
+/// [`write_rfc3339_micros`] for nanoseconds since the Unix epoch, the form
+/// the clock gives (no `SystemTime` round trip on the hot path).
+/// (`u64` nanoseconds end in 2554, well inside four-digit years.)
+pub(crate) fn write_unix_nanos(out: &mut String, nanos: u64) {
+    // Below 10^6, so the narrowing cast is lossless.
+    #[allow(clippy::cast_possible_truncation)]
+    let micros = (nanos % 1_000_000_000 / 1_000) as u32;
+    write_parts(out, nanos / 1_000_000_000, micros);
+}
+
+fn write_parts(out: &mut String, secs: u64, micros: u32) {
+    // `try_with` and `try_borrow_mut`: logging from another thread-local's
+    // destructor, or re-entrantly, degrades to the uncached path.
+    let cached = PREFIX_CACHE
+        .try_with(|cache| {
+            let Ok(mut cache) = cache.try_borrow_mut() else {
+                return false;
+            };
+            if cache.0 != secs {
+                let prefix = format_prefix(secs);
+                cache.1.clear();
+                cache.1.extend(prefix.iter().map(|&b| char::from(b)));
+                cache.0 = secs;
+            }
+            out.push_str(&cache.1);
+            true
+        })
+        .unwrap_or(false);
+    if cached {
+        // Six digits, zero-padded: add 10^6 and drop the leading 1.
+        out.push_str(&itoa::Buffer::new().format(micros + 1_000_000)[1..]);
+        out.push('Z');
+    } else {
+        write_with_prefix(out, &format_prefix(secs), micros);
+    }
+}
+
+#[cfg(test)]
 /// Splits `t` into clamped whole Unix seconds and the microsecond fraction.
 fn split(t: SystemTime) -> (u64, u32) {
     match t.duration_since(UNIX_EPOCH) {
@@ -151,6 +178,24 @@ mod tests {
         let mut out = String::new();
         write_with_prefix(&mut out, &format_prefix(secs), micros);
         out
+    }
+
+    #[test]
+    fn nanoseconds_format_as_the_same_instant() {
+        for nanos in [
+            0,
+            999,
+            1_000,
+            1_796_001_729_000_042_999,
+            1_796_001_729_999_999_999,
+            u64::MAX,
+        ] {
+            let mut fast = String::new();
+            write_unix_nanos(&mut fast, nanos);
+            let t = UNIX_EPOCH + Duration::from_nanos(nanos);
+            assert_eq!(fast, cached(t), "{nanos}");
+            assert_eq!(fast, uncached(t), "{nanos}");
+        }
     }
 
     #[test]

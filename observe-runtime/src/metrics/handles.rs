@@ -141,19 +141,37 @@ fn errors_key(operation: &'static str, error_type: &str) -> Key {
 }
 
 /// Decides how this call records and counts it as in flight.
-#[inline]
+///
+/// The no-recorder case is answered inline with one thread-local and one
+/// global load; everything else is out of line.
+#[inline(always)]
 pub(crate) fn start(callsite: &'static Callsite) -> Mode {
-    metrics::with_recorder(|recorder| {
-        if addr(recorder) == GLOBAL_ADDR.load(Ordering::Acquire) {
-            if let Some(handles) = callsite.handles.get() {
-                handles.in_flight.increment(1.0);
-                return Mode::Cached(handles);
-            }
-        } else if std::mem::size_of_val(recorder) == 0 {
-            return Mode::Off;
+    // 0 for the no-op recorder (zero-sized, like every recorder that could
+    // not record anything), the recorder's address otherwise.
+    let seen = metrics::with_recorder(|r| {
+        if std::mem::size_of_val(r) == 0 {
+            0
+        } else {
+            addr(r)
         }
-        start_slow(recorder, callsite)
-    })
+    });
+    if seen == 0 {
+        Mode::Off
+    } else {
+        start_recording(seen, callsite)
+    }
+}
+
+/// A recorder is there: the global one with cached handles, or another.
+#[inline(never)]
+fn start_recording(seen: usize, callsite: &'static Callsite) -> Mode {
+    if seen == GLOBAL_ADDR.load(Ordering::Acquire) {
+        if let Some(handles) = callsite.handles.get() {
+            handles.in_flight.increment(1.0);
+            return Mode::Cached(handles);
+        }
+    }
+    metrics::with_recorder(|recorder| start_slow(recorder, callsite))
 }
 
 /// First call against the global recorder, or a thread-scoped recorder.

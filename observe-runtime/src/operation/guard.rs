@@ -8,8 +8,8 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::future::Future;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::time::Duration;
 
 use tracing_core::field::Value;
@@ -19,7 +19,8 @@ use super::callsite::{Callsite, LogSite, Message};
 use super::context::ContextWriter;
 use super::outcome::{ErrorInfo, Status};
 use crate::clock::{self, Start};
-use crate::correlation::{self, CallScope};
+use crate::correlation;
+use crate::log::prepared::{self, Members};
 use crate::metrics::{self, Mode};
 
 thread_local! {
@@ -81,24 +82,6 @@ impl<R> Hint<R> {
     }
 }
 
-/// Wraps one async call in its correlation scope; `hint` ties the
-/// future's output to the function's return type.
-#[doc(hidden)]
-#[inline(always)]
-pub fn call_scope<R, F: Future<Output = R>>(hint: Hint<R>, f: F) -> CallScope<F> {
-    let _ = hint;
-    CallScope::new(f)
-}
-
-/// Returns `f` unchanged, typed by `hint` (the async body's result type is
-/// then known before the body is checked).
-#[doc(hidden)]
-#[inline(always)]
-pub fn typed<R, F: Future<Output = R>>(hint: Hint<R>, f: F) -> F {
-    let _ = hint;
-    f
-}
-
 /// Runs `f` once. The expansion calls bodies through it so that `return`
 /// and `?` inside them end the body, not the wrapper, and so that the
 /// closure is `FnOnce` (it may move out of, or return borrows of, its
@@ -111,26 +94,30 @@ pub fn call_once<R>(hint: Hint<R>, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// How the guard relates to the thread's correlation scope.
-enum Scope {
-    /// A root call: closes the scope it opened on drop.
-    Root,
-    /// A nested call (or one where nothing can log): the enclosing scope
-    /// is left alone.
-    Nested,
-}
+/// `Guard::flags`: something is recorded when the call ends.
+const ACTIVE: u8 = 1;
+/// `Guard::flags`: this call opened the thread's correlation scope and
+/// closes it on drop.
+const ROOT: u8 = 2;
+/// `Guard::flags`: something can log, so an async call runs in a
+/// correlation scope (its [`Monitored`](super::Monitored) future opens it).
+const SCOPED: u8 = 4;
 
 /// Times one monitored call and records its outcome. Made by the
 /// `monitor_performance` expansion.
+///
+/// With nothing installed, starting and dropping a guard is a few loads
+/// and one flag test, all inline; the rest lives out of line.
 #[doc(hidden)]
 #[must_use = "a guard records the call when it is finished or dropped"]
 pub struct Guard {
     callsite: &'static Callsite,
-    /// `None` when nothing would be recorded (no recorder, no subscriber).
-    start: Option<Start>,
+    start: Start,
     metrics: Mode,
-    context: Option<String>,
-    scope: Scope,
+    /// Only present on an active guard; dropped by [`Guard::close`], so
+    /// the inline drop of an idle guard has nothing to free.
+    context: ManuallyDrop<Option<String>>,
+    flags: u8,
     finished: bool,
 }
 
@@ -138,81 +125,121 @@ impl fmt::Debug for Guard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Guard")
             .field("operation", &self.callsite.operation())
-            .field("active", &self.start.is_some())
+            .field("active", &(self.flags & ACTIVE != 0))
             .finish_non_exhaustive()
     }
 }
 
 impl Guard {
-    /// Starts a call (an async one at its first poll, inside its
-    /// [`CallScope`]).
-    #[inline]
-    pub fn enter(callsite: &'static Callsite) -> Self {
-        Self::start(callsite, None::<fn(&mut ContextWriter)>)
-    }
-
-    /// Starts a call whose lines carry context fields.
-    #[inline]
-    pub fn enter_with(
-        callsite: &'static Callsite,
-        context: impl FnOnce(&mut ContextWriter),
-    ) -> Self {
-        Self::start(callsite, Some(context))
-    }
-
-    #[inline]
-    fn start(
-        callsite: &'static Callsite,
-        context: Option<impl FnOnce(&mut ContextWriter)>,
-    ) -> Self {
-        let metrics = metrics::start(callsite);
-        // Where nothing can log, no line needs checking and no one can
-        // read an ID, so no scope is opened either.
-        let logging = super::callsite::logging_possible();
-        let may_log = logging && callsite.may_log();
-        let context = match context {
-            Some(f) if may_log => {
-                let mut w = ContextWriter::default();
-                f(&mut w);
-                w.into_json()
-            }
-            _ => None,
-        };
-        let scope = if logging && correlation::open_root() {
-            Scope::Root
-        } else {
-            Scope::Nested
-        };
-        let active = may_log || !matches!(metrics, Mode::Off);
+    /// An idle guard for one call of `callsite`; the expansion starts it
+    /// in place, so the guard is never moved on the way in.
+    #[inline(always)]
+    pub const fn new(callsite: &'static Callsite) -> Self {
         Self {
             callsite,
-            start: active.then(clock::now),
-            metrics,
-            context,
-            scope,
+            start: Start::ZERO,
+            metrics: Mode::Off,
+            context: ManuallyDrop::new(None),
+            flags: 0,
             finished: false,
         }
     }
 
+    /// Starts a sync call.
+    #[inline(always)]
+    pub fn enter(&mut self) {
+        self.start(true, || None);
+    }
+
+    /// Starts a sync call whose lines carry context fields.
+    #[inline(always)]
+    pub fn enter_with(&mut self, context: impl FnOnce(&mut ContextWriter)) {
+        self.start(true, || render(context));
+    }
+
+    /// Renders an async call's context fields when its call starts, before
+    /// its body takes the arguments they borrow; `None` when no line of
+    /// the call can be written.
+    #[inline(always)]
+    pub fn async_context(
+        callsite: &'static Callsite,
+        context: impl FnOnce(&mut ContextWriter),
+    ) -> Option<String> {
+        if super::callsite::logging_possible() && callsite.may_log() {
+            render(context)
+        } else {
+            None
+        }
+    }
+
+    /// Starts an async call at its first poll, in place inside its
+    /// [`Monitored`](super::Monitored) future, which owns the correlation
+    /// scope; `context` comes from [`Guard::async_context`].
+    #[inline(always)]
+    pub(crate) fn enter_async(&mut self, context: Option<String>) {
+        self.start(false, || context);
+    }
+
+    #[inline(always)]
+    fn start(&mut self, sync: bool, context: impl FnOnce() -> Option<String>) {
+        let metrics = metrics::start(self.callsite);
+        // Where nothing can log, no line needs checking and no one can
+        // read an ID, so no scope is opened either.
+        let logging = super::callsite::logging_possible();
+        if logging || !matches!(metrics, Mode::Off) {
+            self.metrics = metrics;
+            self.begin(logging, sync, context);
+        }
+    }
+
+    /// Starts a call that records something.
+    #[inline(never)]
+    fn begin(&mut self, logging: bool, sync: bool, context: impl FnOnce() -> Option<String>) {
+        let may_log = logging && self.callsite.may_log();
+        // Kept only by a guard that will log, whose close frees it.
+        if may_log {
+            *self.context = context();
+        }
+        if logging {
+            if !sync {
+                self.flags |= SCOPED;
+            } else if correlation::open_root() {
+                self.flags |= ROOT;
+            }
+        }
+        if may_log || !matches!(self.metrics, Mode::Off) {
+            self.flags |= ACTIVE;
+        }
+        self.start = clock::now();
+    }
+
+    /// Whether this (async) call runs in a correlation scope.
+    #[inline(always)]
+    pub(crate) fn wants_scope(&self) -> bool {
+        self.flags & SCOPED != 0
+    }
+
     /// Records a call that returned normally, and not an `Err`.
-    #[inline]
-    pub fn success(mut self) {
+    #[inline(always)]
+    pub fn success(&mut self) {
         self.finished = true;
-        if self.start.is_some() {
+        if self.flags & ACTIVE != 0 {
             self.record(Status::Success, None);
         }
     }
 
     /// Records a call that returned `Err`.
-    pub fn error(mut self, error: ErrorInfo<'_>) {
+    pub fn error(&mut self, error: ErrorInfo<'_>) {
         self.finished = true;
         self.record(Status::Error, Some(&error));
     }
 
     #[inline(never)]
     fn record(&mut self, status: Status, error: Option<&ErrorInfo<'_>>) {
-        let Some(start) = self.start else { return };
-        let elapsed = start.elapsed();
+        if self.flags & ACTIVE == 0 {
+            return;
+        }
+        let elapsed = self.start.elapsed();
         let error_type = error.map(ErrorInfo::short_type_name);
         metrics::finish(
             self.metrics,
@@ -242,7 +269,6 @@ impl Guard {
         if !site.enabled() {
             return;
         }
-        let op = cs.operation();
         let fixed = match status {
             Status::Success if slow => Some(Message::Slow),
             Status::Success => Some(Message::Completed),
@@ -250,25 +276,15 @@ impl Guard {
             Status::Cancelled => Some(Message::Cancelled),
             Status::Error => None,
         };
-        let failed;
-        let message: &dyn Value = match fixed {
-            Some(m) => &cs.message(m),
-            None => {
-                failed = tracing_core::field::display(Failed {
-                    operation: op,
-                    error,
-                });
-                &failed
-            }
-        };
         let record = Line {
             site,
-            message,
-            operation: op,
+            fixed: fixed.map(|m| cs.message(m)),
+            error,
+            operation: cs.operation(),
             status: status.as_str(),
             duration_ns: u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
             error_type,
-            context: self.context.as_deref(),
+            context: (*self.context).as_deref(),
             threshold_ns: slow.then(|| cs.slow_nanos()),
         };
         record.dispatch();
@@ -276,20 +292,40 @@ impl Guard {
 }
 
 impl Drop for Guard {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
-        if !self.finished {
-            self.unfinished();
-        }
-        // After logging, which needed the scope's ID.
-        if matches!(self.scope, Scope::Root) {
-            correlation::close_root();
+        if self.flags != 0 {
+            self.close();
         }
     }
 }
 
 impl Guard {
-    /// The call ended without returning: a panic or a dropped future.
+    /// The end of an active or root guard: an unfinished call is recorded
+    /// (a panic or a dropped future), then the scope closes. Runs once: the
+    /// guard is idle afterwards.
+    #[inline(never)]
+    pub(crate) fn close(&mut self) {
+        if !self.finished {
+            self.unfinished();
+        }
+        drop(ManuallyDrop::into_inner(std::mem::replace(
+            &mut self.context,
+            ManuallyDrop::new(None),
+        )));
+        // After logging, which needed the scope's ID.
+        if self.flags & ROOT != 0 {
+            correlation::close_root();
+        }
+        self.flags = 0;
+    }
+
+    /// Whether dropping this guard has anything to do.
+    #[inline(always)]
+    pub(crate) fn is_idle(&self) -> bool {
+        self.flags == 0
+    }
+
     #[cold]
     #[inline(never)]
     fn unfinished(&mut self) {
@@ -300,6 +336,13 @@ impl Guard {
         };
         self.record(status, None);
     }
+}
+
+/// A call's context fields as the members of a JSON object.
+fn render(context: impl FnOnce(&mut ContextWriter)) -> Option<String> {
+    let mut w = ContextWriter::default();
+    context(&mut w);
+    w.into_json()
 }
 
 /// The message of a failed call: `"{op} failed: {error}"`.
@@ -320,7 +363,9 @@ impl fmt::Display for Failed<'_> {
 /// One operation event, ready to dispatch.
 struct Line<'a> {
     site: LogSite,
-    message: &'a dyn Value,
+    /// The fixed message, or `None` for a failure's `"{op} failed: {error}"`.
+    fixed: Option<&'static str>,
+    error: Option<&'a ErrorInfo<'a>>,
     operation: &'static str,
     status: &'static str,
     duration_ns: u64,
@@ -330,6 +375,34 @@ struct Line<'a> {
 }
 
 impl Line<'_> {
+    fn failed(&self) -> Failed<'_> {
+        Failed {
+            operation: self.operation,
+            error: self.error,
+        }
+    }
+
+    /// Renders the members the JSON layer would otherwise visit the event
+    /// for, in the same order and form.
+    fn prepare(&self, m: &mut Members) {
+        match self.fixed {
+            Some(message) => m.fixed_message(message),
+            None => m.display_message(self.failed()),
+        }
+        m.performance_str("operation", self.operation);
+        m.performance_str("status", self.status);
+        m.performance_millis("duration_ms", self.duration_ns);
+        if let Some(t) = self.error_type {
+            m.context_str("error_type", t);
+        }
+        if let Some(c) = self.context {
+            m.context_json(c);
+        }
+        if let Some(t) = self.threshold_ns {
+            m.performance_millis("threshold_ms", t);
+        }
+    }
+
     fn dispatch(&self) {
         let meta = self.site.meta;
         let fields = meta.fields();
@@ -354,8 +427,20 @@ impl Line<'_> {
         else {
             return;
         };
+        let fixed;
+        let failed;
+        let message: &dyn Value = match self.fixed {
+            Some(m) => {
+                fixed = m;
+                &fixed
+            }
+            None => {
+                failed = tracing_core::field::display(self.failed());
+                &failed
+            }
+        };
         let values: [(&tracing_core::Field, Option<&dyn Value>); 7] = [
-            (&f_message, Some(self.message)),
+            (&f_message, Some(message)),
             (&f_operation, Some(&self.operation)),
             (&f_status, Some(&self.status)),
             (&f_duration, Some(&self.duration_ns)),
@@ -370,8 +455,93 @@ impl Line<'_> {
             ),
         ];
         let value_set = fields.value_set(&values);
+        let prepared = prepared::prepare(meta, |m| self.prepare(m));
         let prev = EMITTING.with(|e| e.replace(std::ptr::from_ref(meta) as usize));
         Event::dispatch(meta, &value_set);
         EMITTING.with(|e| e.set(prev));
+        if prepared {
+            prepared::clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::JsonLayer;
+    use crate::operation::{DescribeDisplay as _, ErrWrap};
+    use crate::sink::CaptureSink;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    crate::__callsite!(PLAIN, "unit.plain", INFO, 0u64, file!(), line!());
+    crate::__callsite!(SLOW, "unit.slow", INFO, 1u64, file!(), line!());
+
+    /// Every kind of line a call writes: success with context, error,
+    /// slow, cancelled.
+    fn calls() {
+        let mut g = Guard::new(&PLAIN);
+        g.enter_with(|w| {
+            w.field("entity", "sensor \"kitchen\"\n");
+            w.field("count", &3u64);
+        });
+        g.success();
+        drop(g);
+        let err = std::io::Error::other("disk \"full\"\tnow");
+        let mut g = Guard::new(&PLAIN);
+        g.enter_with(|w| w.field("entity", "a"));
+        g.error((&ErrWrap(&err)).__observe_describe());
+        drop(g);
+        let mut g = Guard::new(&SLOW);
+        g.enter();
+        std::thread::sleep(Duration::from_millis(1));
+        g.success();
+        drop(g);
+        Guard::new(&PLAIN).enter();
+    }
+
+    /// The line without what differs from call to call.
+    fn stable(line: &str) -> serde_json::Value {
+        let mut v: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+        let obj = v.as_object_mut().expect("object");
+        obj.remove("timestamp");
+        obj.remove("correlation_id");
+        let perf = obj["performance"].as_object_mut().expect("performance");
+        assert!(perf.remove("duration_ms").is_some_and(|d| d.is_f64()));
+        v
+    }
+
+    #[test]
+    fn prepared_lines_equal_visited_lines() {
+        let capture = CaptureSink::new();
+        let subscriber =
+            tracing_subscriber::registry().with(JsonLayer::new("unit").with_sink(capture.clone()));
+        tracing_core::dispatcher::with_default(&tracing_core::Dispatch::new(subscriber), || {
+            crate::log::prepared::while_busy(calls);
+            calls();
+        });
+        let lines = capture.lines();
+        assert_eq!(lines.len(), 8, "{lines:#?}");
+        let (visited, prepared) = lines.split_at(4);
+        for (v, p) in visited.iter().zip(prepared) {
+            assert_eq!(stable(v), stable(p));
+            // Same members in the same order, not just the same values.
+            let key_order = |l: &str| {
+                l.split('"')
+                    .filter(|t| t.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(key_order(v), key_order(p));
+        }
+        assert!(
+            prepared[1].contains(r#""error_type":"Error""#),
+            "{}",
+            prepared[1]
+        );
+        assert!(
+            prepared[2].contains(r#""threshold_ms":0.000001"#),
+            "{}",
+            prepared[2]
+        );
     }
 }

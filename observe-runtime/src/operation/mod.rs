@@ -3,13 +3,14 @@
 mod callsite;
 mod context;
 mod guard;
+mod monitored;
 mod outcome;
 
-pub(crate) use callsite::logging_possible;
 pub use callsite::{Callsite, FIELDS, Messages};
 pub use context::{ContextValue, ContextWriter, DebugValue, DisplayValue, debug, display};
 pub(crate) use guard::is_emitting;
-pub use guard::{Guard, Hint, call_once, call_scope, typed};
+pub use guard::{Guard, Hint, call_once};
+pub use monitored::{Monitored, monitored};
 pub use outcome::{
     DescribeDebug, DescribeDisplay, DescribeName, ErrWrap, ErrorInfo, IsResult, Never, NotResult,
     Status, Wrap,

@@ -1,0 +1,226 @@
+//! The members of an operation event, rendered by its guard before the
+//! event is dispatched.
+//!
+//! A monitored call knows its message, status, duration and context as
+//! typed values; sending them through `tracing`'s field visitor only to
+//! match field names and re-render them cost more than the rest of the
+//! line. So when a [`JsonLayer`](super::JsonLayer) exists, the guard writes
+//! them here first, and the layer copies them when the event it formats is
+//! the one they were prepared for. The event still carries every field, so
+//! other layers see it unchanged; when preparing is not possible (no JSON
+//! layer, or a line logged from inside a sink) the layer visits the fields
+//! as for any event, with the same result.
+
+use std::cell::RefCell;
+use std::fmt::{self, Write as _};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::json;
+
+/// How many [`JsonLayer`](super::JsonLayer)s exist: with none, nothing is
+/// prepared.
+static LAYERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one layer for as long as it lives (clones included).
+#[derive(Debug)]
+pub(crate) struct LayerCount(());
+
+impl LayerCount {
+    pub(crate) fn new() -> Self {
+        LAYERS.fetch_add(1, Ordering::Relaxed);
+        Self(())
+    }
+}
+
+impl Clone for LayerCount {
+    fn clone(&self) -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for LayerCount {
+    fn drop(&mut self) {
+        LAYERS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One operation event's members, as the layer writes them.
+#[derive(Default)]
+pub(crate) struct Members {
+    /// Address of the event's metadata; 0 when nothing is prepared.
+    meta: usize,
+    /// The message as a JSON string, quotes included.
+    pub(crate) message: String,
+    /// The members of the context object.
+    pub(crate) context: String,
+    /// The members of the performance object.
+    pub(crate) performance: String,
+}
+
+thread_local! {
+    static PREPARED: RefCell<Members> = RefCell::new(Members::default());
+}
+
+fn addr(meta: &tracing_core::Metadata<'_>) -> usize {
+    std::ptr::from_ref(meta) as usize
+}
+
+/// Renders the members of the event about to be dispatched with `meta`,
+/// unless no JSON layer exists or this thread is already inside one.
+/// Returns whether they were prepared (then [`clear`] after dispatching).
+#[inline]
+pub(crate) fn prepare(
+    meta: &'static tracing_core::Metadata<'static>,
+    f: impl FnOnce(&mut Members),
+) -> bool {
+    if LAYERS.load(Ordering::Relaxed) == 0 {
+        return false;
+    }
+    PREPARED
+        .try_with(|p| {
+            let Ok(mut p) = p.try_borrow_mut() else {
+                return false;
+            };
+            p.message.clear();
+            p.context.clear();
+            p.performance.clear();
+            f(&mut p);
+            p.meta = addr(meta);
+            true
+        })
+        .unwrap_or(false)
+}
+
+/// Forgets what [`prepare`] wrote.
+#[inline]
+pub(crate) fn clear() {
+    let _ = PREPARED.try_with(|p| {
+        if let Ok(mut p) = p.try_borrow_mut() {
+            p.meta = 0;
+        }
+    });
+}
+
+/// Appends the members prepared for the event of `meta`, if any.
+#[inline]
+pub(crate) fn copy_into(
+    meta: &tracing_core::Metadata<'_>,
+    message: &mut String,
+    context: &mut String,
+    performance: &mut String,
+) -> bool {
+    PREPARED
+        .try_with(|p| match p.try_borrow() {
+            Ok(p) if p.meta == addr(meta) => {
+                message.push_str(&p.message);
+                context.push_str(&p.context);
+                performance.push_str(&p.performance);
+                true
+            }
+            _ => false,
+        })
+        .unwrap_or(false)
+}
+
+impl Members {
+    /// A fixed message (`"{op} completed"` and the like): operation names
+    /// are checked at compile time to need no escaping.
+    pub(crate) fn fixed_message(&mut self, message: &str) {
+        write_fixed_message(&mut self.message, message);
+    }
+
+    /// A message rendered from `Display`, escaped.
+    pub(crate) fn display_message(&mut self, message: impl fmt::Display) {
+        write_display(&mut self.message, message);
+    }
+
+    /// A member of the performance object whose value needs no escaping.
+    pub(crate) fn performance_str(&mut self, key: &str, value: &str) {
+        let out = performance_member(&mut self.performance, key);
+        out.push('"');
+        out.push_str(value);
+        out.push('"');
+    }
+
+    /// A duration member of the performance object.
+    pub(crate) fn performance_millis(&mut self, key: &str, nanos: u64) {
+        write_millis(performance_member(&mut self.performance, key), nanos);
+    }
+
+    /// A context member whose key needs no escaping (the guard's own).
+    pub(crate) fn context_str(&mut self, key: &str, value: &str) {
+        let out = context_member(&mut self.context);
+        out.push('"');
+        out.push_str(key);
+        out.push_str("\":");
+        json::write_escaped(out, value);
+    }
+
+    /// The call's context members, already rendered.
+    pub(crate) fn context_json(&mut self, members: &str) {
+        append_context_json(&mut self.context, members);
+    }
+}
+
+/// `"message"` for a fixed message.
+pub(super) fn write_fixed_message(out: &mut String, message: &str) {
+    out.push('"');
+    out.push_str(message);
+    out.push('"');
+}
+
+/// A value rendered through `Display` (or `Debug`, by the caller's
+/// choice), as an escaped JSON string.
+pub(super) fn write_display(out: &mut String, value: impl fmt::Display) {
+    out.push('"');
+    let _ = write!(json::Escaper(out), "{value}");
+    out.push('"');
+}
+
+/// Starts the member `key` of a performance object; its keys are fixed
+/// and need no escaping.
+pub(super) fn performance_member<'a>(performance: &'a mut String, key: &str) -> &'a mut String {
+    if !performance.is_empty() {
+        performance.push(',');
+    }
+    performance.push('"');
+    performance.push_str(key);
+    performance.push_str("\":");
+    performance
+}
+
+/// Starts one more member of a context object.
+pub(super) fn context_member(context: &mut String) -> &mut String {
+    if !context.is_empty() {
+        context.push(',');
+    }
+    context
+}
+
+/// Appends already rendered context members.
+pub(super) fn append_context_json(context: &mut String, members: &str) {
+    if !context.is_empty() && !members.is_empty() {
+        context.push(',');
+    }
+    context.push_str(members);
+}
+
+/// Appends a duration given in nanoseconds as milliseconds with six
+/// decimals (`0.412345`): exact, and far cheaper than float formatting.
+pub(super) fn write_millis(out: &mut String, nanos: u64) {
+    out.push_str(itoa::Buffer::new().format(nanos / 1_000_000));
+    // Six digits, zero-padded: add 10^6 and drop the leading 1.
+    let frac = nanos % 1_000_000 + 1_000_000;
+    out.push('.');
+    out.push_str(&itoa::Buffer::new().format(frac)[1..]);
+}
+
+/// Runs `f` while the prepared members are borrowed, so nothing can be
+/// prepared and every operation event is visited.
+#[cfg(test)]
+pub(crate) fn while_busy<T>(f: impl FnOnce() -> T) -> T {
+    PREPARED.with(|p| {
+        let _busy = p.borrow();
+        f()
+    })
+}

@@ -1,0 +1,132 @@
+//! The future of one monitored `async fn` call.
+//!
+//! It owns the call's guard and its correlation slot: every poll, the
+//! finish of the call and the drop of an unfinished call run inside that
+//! slot, so the guard, the body and a "cancelled" line share one ID however
+//! the executor moves the future. Where nothing can log, no slot is opened
+//! and a poll costs one flag test over the body's own.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::Callsite;
+use super::guard::{Guard, Hint};
+use crate::correlation::{self, Slot};
+
+pin_project_lite::pin_project! {
+    /// A monitored call's body with its guard. Made by the
+    /// `monitor_performance` expansion through [`monitored`].
+    #[doc(hidden)]
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Monitored<F, Fin> {
+        #[pin]
+        body: F,
+        call: Call,
+        // `None` once finished.
+        finish: Option<Fin>,
+    }
+}
+
+/// The guard and the correlation slot it records in.
+struct Call {
+    guard: Guard,
+    /// The context fields until the first poll starts the guard.
+    context: Option<String>,
+    slot: Slot,
+    // Whether the first poll has started the guard.
+    started: bool,
+}
+
+impl Drop for Call {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if !self.guard.is_idle() && self.guard.wants_scope() {
+            self.close_in_scope();
+        }
+    }
+}
+
+impl Call {
+    /// An unfinished call logs "cancelled" (or "panicked") as its guard
+    /// closes: in its own scope, like its other lines.
+    #[inline(never)]
+    fn close_in_scope(&mut self) {
+        let guard = &mut self.guard;
+        correlation::in_slot(&mut self.slot, || guard.close());
+    }
+}
+
+impl<F, Fin> std::fmt::Debug for Monitored<F, Fin> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Monitored")
+            .field("guard", &self.call.guard)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Wraps one async call: `callsite` is the function's, `context` its
+/// rendered context fields ([`Guard::async_context`]), `body` the
+/// function's own future, and `finish` classifies its output and finishes
+/// the guard. `hint` ties the body's output to the function's return type
+/// before the body is checked.
+#[doc(hidden)]
+#[inline(always)]
+pub fn monitored<R, F, Fin>(
+    hint: Hint<R>,
+    callsite: &'static Callsite,
+    context: Option<String>,
+    body: F,
+    finish: Fin,
+) -> Monitored<F, Fin>
+where
+    F: Future<Output = R>,
+    Fin: FnOnce(&R, &mut Guard),
+{
+    let _ = hint;
+    Monitored {
+        body,
+        call: Call {
+            guard: Guard::new(callsite),
+            context,
+            slot: Slot::Empty,
+            started: false,
+        },
+        finish: Some(finish),
+    }
+}
+
+impl<F: Future, Fin: FnOnce(&F::Output, &mut Guard)> Future for Monitored<F, Fin> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let call = this.call;
+        if !call.started {
+            call.started = true;
+            // Started in place: the guard is timed from the first poll.
+            call.guard.enter_async(call.context.take());
+            if call.guard.wants_scope() {
+                call.slot = correlation::join_slot();
+            }
+        }
+        if !call.guard.wants_scope() {
+            let out = std::task::ready!(this.body.poll(cx));
+            if let Some(finish) = this.finish.take() {
+                finish(&out, &mut call.guard);
+            }
+            return Poll::Ready(out);
+        }
+        let body = this.body;
+        let guard = &mut call.guard;
+        let finish = this.finish;
+        correlation::in_slot(&mut call.slot, || {
+            let out = std::task::ready!(body.poll(cx));
+            if let Some(finish) = finish.take() {
+                finish(&out, guard);
+            }
+            Poll::Ready(out)
+        })
+    }
+}
