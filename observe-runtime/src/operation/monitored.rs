@@ -125,6 +125,9 @@ impl<F: Future, Fin: FnOnce(&F::Output, &mut Guard)> Future for Monitored<F, Fin
             let out = std::task::ready!(body.poll(cx));
             if let Some(finish) = finish.take() {
                 finish(&out, guard);
+                // Closed while the scope is in place, so dropping the call
+                // has nothing left to do.
+                guard.close();
             }
             Poll::Ready(out)
         })
