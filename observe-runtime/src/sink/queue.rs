@@ -1,11 +1,13 @@
 //! The bounded queue between the threads that log and a sink's worker.
 //!
-//! Lines are stored back to back, each ending in `\n`, in one ring buffer
-//! allocated once at its full capacity: a caller's `push` is a lock, a
-//! bounds check and a `memcpy`, never an allocation. The capacity bounds
-//! every line held, queued or in the batch the worker is sending, so the
-//! memory is the ring plus one batch buffer however long the destination
-//! is away. When the next line does not fit, it is dropped (the newest
+//! Lines are stored back to back, each ending in `\n`, in a ring buffer
+//! reserved at its full capacity: a caller's `push` is a lock, a bounds
+//! check and a `memcpy`, never an allocation. The worker takes a whole
+//! ring by swapping it for its spent batch buffer (reserved the same way),
+//! so callers never wait while a batch is copied; only pages that lines
+//! reach become resident. The capacity bounds every line held, queued or
+//! in the batch the worker is sending, however long the destination is
+//! away. When the next line does not fit, it is dropped (the newest
 //! line, so what is already queued keeps its order) and counted.
 
 use std::collections::VecDeque;
@@ -192,24 +194,38 @@ impl Queue {
     /// Moves whole lines, up to `max_bytes` (or the first line, if it
     /// alone is longer), into `out`; returns how many.
     pub(crate) fn take(&self, out: &mut Vec<u8>, max_bytes: usize) -> u64 {
-        let mut st = self.lock();
         out.clear();
+        // The ring this batch's buffer becomes if everything is taken;
+        // reserved here, outside the lock, so pushes never allocate.
+        let mut spare = VecDeque::from(std::mem::take(out));
+        spare.reserve_exact(self.capacity);
+        let mut st = self.lock();
         st.abandon = false;
         if st.lines == 0 {
+            drop(st);
+            *out = Vec::from(spare);
             return 0;
         }
         let (a, b) = st.buf.as_slices();
         let cut = cut_point(a, b, max_bytes);
+        if cut == st.buf.len() {
+            // Usually the worker keeps up and takes everything: swap the
+            // ring for the spare, so callers never wait for a batch to be
+            // copied, and make it contiguous after the lock is released.
+            let taken = std::mem::replace(&mut st.buf, spare);
+            let lines = st.lines;
+            st.lines = 0;
+            st.in_flight += lines;
+            st.in_flight_bytes += cut as u64;
+            drop(st);
+            *out = Vec::from(taken);
+            return lines;
+        }
+        *out = Vec::from(spare);
         let from_a = cut.min(a.len());
         out.extend_from_slice(&a[..from_a]);
         out.extend_from_slice(&b[..cut - from_a]);
-        // Usually the worker keeps up and takes everything: no need to
-        // count newlines while callers wait for the lock.
-        let lines = if cut == st.buf.len() {
-            st.lines
-        } else {
-            count_lines(out)
-        };
+        let lines = count_lines(out);
         st.buf.drain(..cut);
         st.lines -= lines;
         st.in_flight += lines;
@@ -420,23 +436,25 @@ fn cut_point(a: &[u8], b: &[u8], max: usize) -> usize {
     let total = a.len() + b.len();
     let limit = max.min(total);
     let in_b = limit.saturating_sub(a.len());
-    if let Some(i) = b[..in_b].iter().rposition(|&c| c == b'\n') {
+    if let Some(i) = memchr::memrchr(b'\n', &b[..in_b]) {
         return a.len() + i + 1;
     }
-    if let Some(i) = a[..limit.min(a.len())].iter().rposition(|&c| c == b'\n') {
+    if let Some(i) = memchr::memrchr(b'\n', &a[..limit.min(a.len())]) {
         return i + 1;
     }
-    if let Some(i) = a.iter().position(|&c| c == b'\n') {
+    if let Some(i) = memchr::memchr(b'\n', a) {
         return i + 1;
     }
-    match b.iter().position(|&c| c == b'\n') {
+    match memchr::memchr(b'\n', b) {
         Some(i) => a.len() + i + 1,
         None => total,
     }
 }
 
+/// Lines in a batch: SIMD search, as the worker counts every batch it
+/// resolves and shares the machine with the callers.
 pub(crate) fn count_lines(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|&&c| c == b'\n').count() as u64
+    memchr::memchr_iter(b'\n', bytes).count() as u64
 }
 
 #[cfg(test)]
