@@ -111,7 +111,16 @@ pub(crate) fn open_root() -> bool {
 #[inline]
 pub(crate) fn close_root() {
     if STATE.with(|c| c.replace(CLOSED)) == WITH_ID {
-        drop(take_id());
+        // Only an ID holding memory is worth clearing now: the state says
+        // there is none, and the next `put_id` replaces it. (Moving or
+        // overwriting the whole value reads back the bytes `current` just
+        // wrote, which stalls store forwarding on every root call.)
+        ID.with(|c| {
+            let mut id = c.borrow_mut();
+            if id.as_ref().is_some_and(CorrelationId::holds_memory) {
+                *id = None;
+            }
+        });
     }
 }
 

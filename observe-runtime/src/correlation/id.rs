@@ -98,6 +98,12 @@ impl CorrelationId {
         Self(Repr::Trace(trace_id))
     }
 
+    /// Whether the ID keeps text from outside alive (the other forms are
+    /// plain numbers).
+    pub(crate) fn holds_memory(&self) -> bool {
+        matches!(self.0, Repr::Shared(_))
+    }
+
     /// Writes the ID's text to `out` without allocating.
     pub(crate) fn write_to(&self, out: &mut String) {
         match &self.0 {
