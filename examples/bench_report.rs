@@ -9,7 +9,10 @@
 //! ```
 //!
 //! Criterion's output folder is `$CARGO_TARGET_DIR/criterion` (default
-//! `target/criterion`); pass another as the first argument.
+//! `target/criterion`); pass another as the first argument. The benches
+//! that are not criterion's (`sink_throughput`, the percentiles of
+//! `sink_backpressure`, `benches/compile_time/run.sh`) leave JSON rows in
+//! `observe-extra/` beside it; those present are reported too.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -220,6 +223,120 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores{mem}")
 }
 
+/// One row a non-criterion bench wrote: id, what, value, unit.
+type Extra = BTreeMap<String, (String, f64, String)>;
+
+fn read_extras(dir: &Path) -> Extra {
+    let mut out = Extra::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for path in entries.flatten().map(|e| e.path()) {
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+            eprintln!("skipping {}: not JSON", path.display());
+            continue;
+        };
+        for row in v["rows"].as_array().into_iter().flatten() {
+            if let (Some(id), Some(value)) = (row["id"].as_str(), row["value"].as_f64()) {
+                let what = row["what"].as_str().unwrap_or("").to_owned();
+                let unit = row["unit"].as_str().unwrap_or("").to_owned();
+                out.insert(id.to_owned(), (what, value, unit));
+            }
+        }
+    }
+    out
+}
+
+fn value(v: f64, unit: &str) -> String {
+    match unit {
+        "ns" => ns(v),
+        "lines/s" => format!("{:.0}k lines/s", v / 1000.0),
+        "s" => format!("{v:.2} s"),
+        _ => format!("{v:.2} {unit}"),
+    }
+}
+
+/// The sink and compile-time sections, from whatever rows exist.
+fn extra_sections(md: &mut String, x: &Extra) -> std::fmt::Result {
+    let get = |id: &str| x.get(id).map(|(_, v, _)| *v);
+    let tput: Vec<_> = x
+        .iter()
+        .filter(|(id, _)| id.starts_with("sink/tcp_throughput"))
+        .collect();
+    if !tput.is_empty() {
+        writeln!(md)?;
+        writeln!(
+            md,
+            "## TCP sink throughput (`cargo bench --bench sink_throughput`)"
+        )?;
+        writeln!(md)?;
+        writeln!(md, "| case | what | median |")?;
+        writeln!(md, "|---|---|---|")?;
+        for (id, (what, v, unit)) in tput {
+            writeln!(md, "| `{id}` | {what} | {} |", value(*v, unit))?;
+        }
+    }
+    if get("sink/backpressure/p99/no_sink").is_some() {
+        writeln!(md)?;
+        writeln!(
+            md,
+            "## Latency with the collector down and the queue full (`cargo bench --bench sink_backpressure`)"
+        )?;
+        writeln!(md)?;
+        writeln!(
+            md,
+            "| per call | no sink | collector down, queue full | ratio |"
+        )?;
+        writeln!(md, "|---|---|---|---|")?;
+        for stat in ["mean", "p50", "p99", "p999"] {
+            let a = get(&format!("sink/backpressure/{stat}/no_sink"));
+            let b = get(&format!("sink/backpressure/{stat}/collector_down"));
+            if let (Some(a), Some(b)) = (a, b) {
+                writeln!(md, "| {stat} | {} | {} | {:.2}x |", ns(a), ns(b), b / a)?;
+            }
+        }
+    }
+    if get("compile/plain/dev").is_some() {
+        writeln!(md)?;
+        writeln!(
+            md,
+            "## Compile time of 200 annotated functions (`benches/compile_time/run.sh`)"
+        )?;
+        writeln!(md)?;
+        writeln!(
+            md,
+            "Clean build of that crate only, dependencies built; median seconds."
+        )?;
+        writeln!(md)?;
+        writeln!(
+            md,
+            "| attribute | dev | over plain | release | over plain |"
+        )?;
+        writeln!(md, "|---|---|---|---|---|")?;
+        for (name, label) in [
+            ("plain", "none"),
+            ("observe", "`#[monitor_performance]`"),
+            ("tracing", "`#[tracing::instrument]`"),
+        ] {
+            let cell = |profile: &str| {
+                let v = get(&format!("compile/{name}/{profile}"));
+                let base = get(&format!("compile/plain/{profile}"));
+                match (v, base) {
+                    (Some(v), Some(b)) => (format!("{v:.2} s"), format!("+{:.2} s", v - b)),
+                    _ => ("-".into(), "-".into()),
+                }
+            };
+            let (dev, dev_over) = cell("dev");
+            let (rel, rel_over) = cell("release");
+            writeln!(md, "| {label} | {dev} | {dev_over} | {rel} | {rel_over} |")?;
+        }
+    }
+    Ok(())
+}
+
 fn ns(v: f64) -> String {
     if v >= 1000.0 {
         format!("{:.2} µs", v / 1000.0)
@@ -285,6 +402,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             None => "-",
         };
         writeln!(md, "| `{obs}` | `{anchor}` | {rule} | {measured} | {met} |")?;
+    }
+    if let Some(parent) = dir.parent() {
+        extra_sections(&mut md, &read_extras(&parent.join("observe-extra")))?;
     }
     let out = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("benches")
