@@ -46,8 +46,8 @@ use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use metrics_exporter_prometheus::PrometheusHandle;
 use observe::correlation::tower::CorrelationLayer;
+use observe::metrics::MetricsHandle;
 use observe::metrics::influxdb::InfluxConfig;
 use observe::{Observe, monitor_performance};
 
@@ -642,7 +642,7 @@ impl Report {
 struct Ctx {
     client: HttpClient,
     peers: Arc<BTreeMap<String, u16>>,
-    prometheus: PrometheusHandle,
+    prometheus: MetricsHandle,
     admin_addr: SocketAddr,
     store: Arc<Mutex<Store>>,
     /// health-dashboard: admin-api's last `/health` answer.

@@ -13,7 +13,9 @@ use tracing_subscriber::layer::SubscriberExt;
 
 use crate::correlation::{self, IdFormat};
 use crate::log::{self, JsonLayer, Redactor};
-use crate::metrics::{self as observe_metrics, names};
+use crate::metrics::{
+    self as observe_metrics, MetricsHandle, NativeHistograms, NativeRecorder, names,
+};
 use crate::sink::{FanOut, Sink, StdoutSink};
 
 /// How long dropping the [`ObserveGuard`] waits for sinks to drain.
@@ -64,8 +66,8 @@ pub trait Background: Send + fmt::Debug {
 pub struct InstallContext<'a> {
     /// The service name.
     pub service: &'a str,
-    /// The Prometheus recorder's handle, when Prometheus is on.
-    pub prometheus: Option<&'a PrometheusHandle>,
+    /// Renders the Prometheus exposition, when Prometheus is on.
+    pub prometheus: Option<&'a MetricsHandle>,
 }
 
 type Starter =
@@ -259,7 +261,8 @@ impl ObserveBuilder {
                 }
                 observe_metrics::note_global_recorder();
                 describe_metrics();
-                (Some(handle.clone()), Some(Upkeep::start(handle)))
+                let upkeep = Upkeep::start(handle.prometheus().clone());
+                (Some(handle), Some(upkeep))
             }
             None => (None, None),
         };
@@ -275,7 +278,7 @@ impl ObserveBuilder {
     /// Starts every component; on a failure stops those already started.
     fn start_components(
         &mut self,
-        prometheus: Option<&PrometheusHandle>,
+        prometheus: Option<&MetricsHandle>,
     ) -> Result<Vec<Box<dyn Background>>, InstallError> {
         let ctx = InstallContext {
             service: &self.service,
@@ -296,12 +299,14 @@ impl ObserveBuilder {
         Ok(started)
     }
 
+    /// The Prometheus recorder, wrapped so the operation duration
+    /// histogram is kept natively, and the handle that renders both.
     fn build_prometheus(
         &self,
     ) -> Result<
         (
-            metrics_exporter_prometheus::PrometheusRecorder,
-            PrometheusHandle,
+            NativeRecorder<metrics_exporter_prometheus::PrometheusRecorder>,
+            MetricsHandle,
         ),
         InstallError,
     > {
@@ -312,9 +317,18 @@ impl ObserveBuilder {
                 .set_buckets_for_metric(Matcher::Full(metric.clone()), buckets)
                 .map_err(|e| InstallError::Prometheus(e.to_string()))?;
         }
+        let duration_buckets = self
+            .buckets
+            .iter()
+            .find(|(m, _)| m == names::OPERATION_DURATION_SECONDS)
+            .map_or(names::DEFAULT_DURATION_BUCKETS, |(_, b)| b.as_slice());
+        let native = Arc::new(NativeHistograms::new(
+            duration_buckets,
+            vec![(names::LABEL_SERVICE.to_owned(), self.service.clone())],
+        ));
         let recorder = builder.build_recorder();
-        let handle = recorder.handle();
-        Ok((recorder, handle))
+        let handle = MetricsHandle::new(recorder.handle(), Arc::clone(&native));
+        Ok((NativeRecorder::new(recorder, native), handle))
     }
 }
 
@@ -403,7 +417,7 @@ impl std::error::Error for InstallError {}
 /// flush timeout) and stops background work.
 #[must_use = "dropping the guard at once flushes and stops background work"]
 pub struct ObserveGuard {
-    prometheus: Option<PrometheusHandle>,
+    prometheus: Option<MetricsHandle>,
     sink: Arc<dyn Sink>,
     upkeep: Option<Upkeep>,
     background: Vec<Box<dyn Background>>,
@@ -425,12 +439,13 @@ impl ObserveGuard {
     /// Prometheus recorder is off.
     #[must_use]
     pub fn render(&self) -> Option<String> {
-        self.prometheus.as_ref().map(PrometheusHandle::render)
+        self.prometheus.as_ref().map(MetricsHandle::render)
     }
 
-    /// The Prometheus handle, to serve `/metrics` from your own server.
+    /// The handle that renders the exposition, to serve `/metrics` from
+    /// your own server.
     #[must_use]
-    pub fn prometheus_handle(&self) -> Option<&PrometheusHandle> {
+    pub fn prometheus_handle(&self) -> Option<&MetricsHandle> {
         self.prometheus.as_ref()
     }
 

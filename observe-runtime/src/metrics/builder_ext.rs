@@ -57,7 +57,7 @@ impl ObserveBuilder {
 #[cfg(feature = "prometheus-listener")]
 fn prometheus_handle(
     ctx: &crate::builder::InstallContext<'_>,
-) -> Result<metrics_exporter_prometheus::PrometheusHandle, InstallError> {
+) -> Result<super::MetricsHandle, InstallError> {
     ctx.prometheus.cloned().ok_or_else(|| {
         component(
             "prometheus listener",

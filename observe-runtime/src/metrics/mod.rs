@@ -11,11 +11,14 @@ pub mod line_protocol;
 #[cfg(feature = "prometheus-listener")]
 mod listener;
 pub mod names;
+mod native;
 mod tee;
 
 pub use collector::MetricsCollector;
 #[cfg(feature = "prometheus-listener")]
 pub use listener::{DEFAULT_LISTEN_ADDR, MetricsListener};
+pub use native::MetricsHandle;
 pub use tee::Tee;
 
 pub(crate) use handles::{Handles, Mode, finish, note_global_recorder, start};
+pub(crate) use native::{NativeHistograms, NativeRecorder};
