@@ -208,6 +208,23 @@ impl<F: Future> Future for WithCorrelation<F> {
     }
 }
 
+/// Leaves the scope [`in_slot`] entered lazily: the thread is back outside
+/// every scope and the slot keeps an ID made meanwhile.
+struct LazyRestore<'a> {
+    slot: &'a mut Slot,
+}
+
+impl Drop for LazyRestore<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if STATE.with(|c| c.replace(CLOSED)) == WITH_ID {
+            if let Some(id) = take_id() {
+                *self.slot = Slot::Id(id);
+            }
+        }
+    }
+}
+
 struct PollRestore<'a> {
     slot: &'a mut Slot,
     prev: Option<Slot>,
@@ -235,6 +252,14 @@ pub(crate) fn join_slot() -> Slot {
 /// materialised) slot back, also when `f` panics.
 #[inline]
 pub(crate) fn in_slot<T>(slot: &mut Slot, f: impl FnOnce() -> T) -> T {
+    // The commonest case, a root async call polled outside every scope,
+    // only flips the state byte: moving whole slots in and out reads back
+    // bytes just written in pieces, which stalls store forwarding.
+    if matches!(slot, Slot::Lazy) && state() == CLOSED {
+        set_state(LAZY);
+        let _restore = LazyRestore { slot };
+        return f();
+    }
     let prev = swap(std::mem::take(slot));
     let _restore = PollRestore {
         slot,
