@@ -150,6 +150,11 @@ impl Queue {
         // An idle worker needs the first line; a lingering one is woken only
         // once a batch is worth sending.
         let batch_ready = st.lingering && st.buf.len() >= self.linger_bytes();
+        if batch_ready {
+            // One wake-up per linger: until the worker runs, later callers
+            // must not each pay a futex call to wake it again.
+            st.lingering = false;
+        }
         let wake = std::mem::replace(&mut st.worker_idle, false) || batch_ready;
         drop(st);
         if wake {
