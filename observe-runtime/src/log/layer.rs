@@ -92,43 +92,56 @@ impl JsonLayer {
     /// Formats `event` into `buf`, which the caller has cleared.
     fn format(&self, event: &Event<'_>, buf: &mut Buffers) {
         let meta = event.metadata();
+        let level = *meta.level();
         let ours = crate::operation::is_emitting(meta);
-        let prepared = ours
-            && prepared::copy_into(
-                meta,
-                &mut buf.message,
-                &mut buf.context,
-                &mut buf.performance,
-            );
-        if !prepared {
-            event.record(&mut Visitor {
-                buf: &mut *buf,
-                ours,
-            });
+        // An operation event whose members its guard prepared: written
+        // straight from them, with no visit and no intermediate copy.
+        if ours
+            && prepared::with(meta, |p| {
+                write_line(
+                    &mut buf.line,
+                    &self.service_json,
+                    level,
+                    &p.message,
+                    &p.context,
+                    &p.performance,
+                );
+                if buf.line.len() > self.max_line_bytes {
+                    buf.message.push_str(&p.message);
+                    buf.context.push_str(&p.context);
+                    buf.performance.push_str(&p.performance);
+                    self.truncate_buffers(buf, level);
+                }
+            })
+            .is_some()
+        {
+            return;
         }
+        event.record(&mut Visitor {
+            buf: &mut *buf,
+            ours,
+        });
+        write_line(
+            &mut buf.line,
+            &self.service_json,
+            level,
+            &buf.message,
+            &buf.context,
+            &buf.performance,
+        );
+        if buf.line.len() > self.max_line_bytes {
+            self.truncate_buffers(buf, level);
+        }
+    }
+
+    fn truncate_buffers(&self, buf: &mut Buffers, level: Level) {
         let Buffers {
             line,
             message,
             context,
             performance,
         } = buf;
-        write_line(
-            line,
-            &self.service_json,
-            *event.metadata().level(),
-            message,
-            context,
-            performance,
-        );
-        if line.len() > self.max_line_bytes {
-            self.truncate(
-                line,
-                *event.metadata().level(),
-                message,
-                context,
-                performance,
-            );
-        }
+        self.truncate(line, level, message, context, performance);
     }
 
     fn truncate(

@@ -101,25 +101,19 @@ pub(crate) fn clear() {
     });
 }
 
-/// Appends the members prepared for the event of `meta`, if any.
+/// Runs `f` on the members prepared for the event of `meta`, if any.
 #[inline]
-pub(crate) fn copy_into(
+pub(crate) fn with<R>(
     meta: &tracing_core::Metadata<'_>,
-    message: &mut String,
-    context: &mut String,
-    performance: &mut String,
-) -> bool {
+    f: impl FnOnce(&Members) -> R,
+) -> Option<R> {
     PREPARED
         .try_with(|p| match p.try_borrow() {
-            Ok(p) if p.meta == addr(meta) => {
-                message.push_str(&p.message);
-                context.push_str(&p.context);
-                performance.push_str(&p.performance);
-                true
-            }
-            _ => false,
+            Ok(p) if p.meta == addr(meta) => Some(f(&p)),
+            _ => None,
         })
-        .unwrap_or(false)
+        .ok()
+        .flatten()
 }
 
 impl Members {

@@ -510,18 +510,26 @@ mod tests {
         v
     }
 
-    #[test]
-    fn prepared_lines_equal_visited_lines() {
+    /// Runs `calls` with the members visited, then prepared, through a
+    /// layer capping lines at `max`; returns (visited, prepared) lines.
+    fn both_ways(max: usize, calls: fn()) -> (Vec<String>, Vec<String>) {
         let capture = CaptureSink::new();
-        let subscriber =
-            tracing_subscriber::registry().with(JsonLayer::new("unit").with_sink(capture.clone()));
+        let subscriber = tracing_subscriber::registry().with(
+            JsonLayer::new("unit")
+                .with_sink(capture.clone())
+                .with_max_line_bytes(max),
+        );
         tracing_core::dispatcher::with_default(&tracing_core::Dispatch::new(subscriber), || {
             crate::log::prepared::while_busy(calls);
             calls();
         });
         let lines = capture.lines();
-        assert_eq!(lines.len(), 8, "{lines:#?}");
-        let (visited, prepared) = lines.split_at(4);
+        let half = lines.len() / 2;
+        (lines[..half].to_vec(), lines[half..].to_vec())
+    }
+
+    fn assert_same(visited: &[String], prepared: &[String]) {
+        assert_eq!(visited.len(), prepared.len());
         for (v, p) in visited.iter().zip(prepared) {
             assert_eq!(stable(v), stable(p));
             // Same members in the same order, not just the same values.
@@ -533,6 +541,31 @@ mod tests {
             };
             assert_eq!(key_order(v), key_order(p));
         }
+    }
+
+    #[test]
+    fn prepared_lines_cut_like_visited_lines() {
+        fn long() {
+            let mut g = Guard::new(&PLAIN);
+            g.enter_with(|w| w.field("payload", "x\"y".repeat(1500).as_str()));
+            g.success();
+        }
+        let (visited, prepared) = both_ways(1024, long);
+        assert_eq!(prepared.len(), 1);
+        assert!(prepared[0].len() <= 1024, "{}", prepared[0].len());
+        assert!(
+            prepared[0].contains(r#""truncated":true"#),
+            "{}",
+            prepared[0]
+        );
+        assert_same(&visited, &prepared);
+    }
+
+    #[test]
+    fn prepared_lines_equal_visited_lines() {
+        let (visited, prepared) = both_ways(crate::log::DEFAULT_MAX_LINE_BYTES, calls);
+        assert_eq!(prepared.len(), 4, "{prepared:#?}");
+        assert_same(&visited, &prepared);
         assert!(
             prepared[1].contains(r#""error_type":"Error""#),
             "{}",
