@@ -38,11 +38,13 @@ pub(crate) fn now() -> Start {
 }
 
 impl Start {
-    /// Time from this start to now.
+    /// Time from this start to now, and now's raw reading (which
+    /// [`unix_nanos_at`] turns into wall time without reading again).
     #[inline]
-    pub(crate) fn elapsed(self) -> Duration {
+    pub(crate) fn elapsed(self) -> (Duration, u64) {
         let c = clock();
-        Duration::from_nanos(c.delta_as_nanos(self.0, c.raw()))
+        let end = c.raw();
+        (Duration::from_nanos(c.delta_as_nanos(self.0, end)), end)
     }
 }
 
@@ -59,8 +61,12 @@ thread_local! {
 /// counter and re-synchronised with the system clock every second, so a
 /// log line's timestamp costs a counter read instead of a system call.
 pub(crate) fn unix_nanos() -> u64 {
+    unix_nanos_at(clock().raw())
+}
+
+/// [`unix_nanos`] at an earlier raw reading of this thread's clock.
+pub(crate) fn unix_nanos_at(raw: u64) -> u64 {
     let c = clock();
-    let raw = c.raw();
     WALL.with(|w| {
         let (base_raw, base_nanos, stale_at) = w.get();
         if base_raw != 0 && raw >= base_raw && raw < stale_at {
@@ -111,7 +117,7 @@ mod tests {
         let start = now();
         let wall = std::time::Instant::now();
         std::thread::sleep(Duration::from_millis(20));
-        let measured = start.elapsed();
+        let (measured, _) = start.elapsed();
         let reference = wall.elapsed();
         assert!(measured >= Duration::from_millis(19), "{measured:?}");
         // Generous bound: the point is the unit, not the precision.

@@ -128,9 +128,14 @@ pub(crate) fn close_root() {
 /// every scope.
 #[must_use]
 pub fn current() -> Option<CorrelationId> {
+    current_at(crate::clock::unix_nanos)
+}
+
+/// [`current`], taking the time for an ID it makes from `now`.
+fn current_at(now: impl FnOnce() -> u64) -> Option<CorrelationId> {
     match state() {
         LAZY => {
-            let id = CorrelationId::generate();
+            let id = CorrelationId::generate_at(now());
             put_id(id.clone());
             set_state(WITH_ID);
             Some(id)
@@ -140,10 +145,11 @@ pub fn current() -> Option<CorrelationId> {
     }
 }
 
-/// The current ID, or a fresh one (not stored) outside every scope; this is
-/// what a log line outside any request carries.
-pub(crate) fn current_or_fresh() -> CorrelationId {
-    current().unwrap_or_else(CorrelationId::generate)
+/// The current ID, or a fresh one (not stored) outside every scope: what a
+/// log line written at `unix_nanos` carries. An ID made for it takes that
+/// time, with no clock read.
+pub(crate) fn current_or_fresh_at(unix_nanos: u64) -> CorrelationId {
+    current_at(|| unix_nanos).unwrap_or_else(|| CorrelationId::generate_at(unix_nanos))
 }
 
 /// Runs `f` with `id` as the current correlation ID, restoring the previous

@@ -62,16 +62,25 @@ impl CorrelationId {
     /// system call is made per ID.
     #[must_use]
     pub fn generate() -> Self {
+        Self::generate_at(crate::clock::unix_nanos())
+    }
+
+    /// [`generate`](Self::generate) for an ID made at `unix_nanos`.
+    pub(crate) fn generate_at(unix_nanos: u64) -> Self {
         match crate::correlation::id_format() {
-            IdFormat::Request => Self::generate_request(),
-            IdFormat::UuidV7 => Self::generate_uuid_v7(),
+            IdFormat::Request => Self::request_at(unix_nanos),
+            IdFormat::UuidV7 => Self::uuid_v7_at(unix_nanos),
         }
     }
 
     /// Generates a `req_{unix_seconds}_{8 lowercase hex}` ID.
     #[must_use]
     pub fn generate_request() -> Self {
-        let secs = crate::clock::unix_nanos() / 1_000_000_000;
+        Self::request_at(crate::clock::unix_nanos())
+    }
+
+    fn request_at(unix_nanos: u64) -> Self {
+        let secs = unix_nanos / 1_000_000_000;
         // Truncation keeps the upper, best-mixed half of the generator's output.
         #[allow(clippy::cast_possible_truncation)]
         let rand = (random_u64() >> 32) as u32;
@@ -81,7 +90,11 @@ impl CorrelationId {
     /// Generates a UUID v7 ID (48-bit millisecond timestamp, 74 random bits).
     #[must_use]
     pub fn generate_uuid_v7() -> Self {
-        let millis = u128::from(crate::clock::unix_nanos() / 1_000_000);
+        Self::uuid_v7_at(crate::clock::unix_nanos())
+    }
+
+    fn uuid_v7_at(unix_nanos: u64) -> Self {
+        let millis = u128::from(unix_nanos / 1_000_000);
         let random = (u128::from(random_u64()) << 64) | u128::from(random_u64());
         let bytes =
             ((millis & 0xFFFF_FFFF_FFFF) << 80 | (random & ((1u128 << 80) - 1))).to_be_bytes();

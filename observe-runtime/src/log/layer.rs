@@ -102,6 +102,7 @@ impl JsonLayer {
                     &mut buf.line,
                     &self.service_json,
                     level,
+                    p.at_nanos,
                     &p.message,
                     &p.context,
                     &p.performance,
@@ -110,7 +111,7 @@ impl JsonLayer {
                     buf.message.push_str(&p.message);
                     buf.context.push_str(&p.context);
                     buf.performance.push_str(&p.performance);
-                    self.truncate_buffers(buf, level);
+                    self.truncate_buffers(buf, level, p.at_nanos);
                 }
             })
             .is_some()
@@ -121,33 +122,36 @@ impl JsonLayer {
             buf: &mut *buf,
             ours,
         });
+        let at_nanos = crate::clock::unix_nanos();
         write_line(
             &mut buf.line,
             &self.service_json,
             level,
+            at_nanos,
             &buf.message,
             &buf.context,
             &buf.performance,
         );
         if buf.line.len() > self.max_line_bytes {
-            self.truncate_buffers(buf, level);
+            self.truncate_buffers(buf, level, at_nanos);
         }
     }
 
-    fn truncate_buffers(&self, buf: &mut Buffers, level: Level) {
+    fn truncate_buffers(&self, buf: &mut Buffers, level: Level, at_nanos: u64) {
         let Buffers {
             line,
             message,
             context,
             performance,
         } = buf;
-        self.truncate(line, level, message, context, performance);
+        self.truncate(line, level, at_nanos, message, context, performance);
     }
 
     fn truncate(
         &self,
         line: &mut String,
         level: Level,
+        at_nanos: u64,
         message: &mut String,
         context: &mut String,
         performance: &str,
@@ -182,6 +186,7 @@ impl JsonLayer {
             line,
             &self.service_json,
             level,
+            at_nanos,
             message,
             context,
             performance,
@@ -189,17 +194,19 @@ impl JsonLayer {
     }
 }
 
+/// `at_nanos` is the line's time (Unix nanoseconds).
 fn write_line(
     line: &mut String,
     service_json: &str,
     level: Level,
+    at_nanos: u64,
     message: &str,
     context: &str,
     performance: &str,
 ) {
     line.clear();
     line.push_str("{\"timestamp\":\"");
-    timestamp::write_unix_nanos(line, crate::clock::unix_nanos());
+    timestamp::write_unix_nanos(line, at_nanos);
     line.push_str("\",\"level\":\"");
     line.push_str(level_name(level));
     line.push_str("\",\"service\":");
@@ -211,7 +218,7 @@ fn write_line(
         line.push_str(message);
     }
     line.push_str(",\"correlation_id\":\"");
-    correlation::current_or_fresh().write_to(line);
+    correlation::current_or_fresh_at(at_nanos).write_to(line);
     line.push_str("\",\"context\":{");
     line.push_str(context);
     line.push_str("},\"performance\":{");

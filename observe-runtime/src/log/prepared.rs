@@ -49,6 +49,9 @@ impl Drop for LayerCount {
 pub(crate) struct Members {
     /// Address of the event's metadata; 0 when nothing is prepared.
     meta: usize,
+    /// When the call ended, in Unix nanoseconds: the line's timestamp, and
+    /// the time of a correlation ID made for it.
+    pub(crate) at_nanos: u64,
     /// The message as a JSON string, quotes included.
     pub(crate) message: String,
     /// The members of the context object.

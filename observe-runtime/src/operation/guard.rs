@@ -239,7 +239,7 @@ impl Guard {
         if self.flags & ACTIVE == 0 {
             return;
         }
-        let elapsed = self.start.elapsed();
+        let (elapsed, end) = self.start.elapsed();
         let error_type = error.map(ErrorInfo::short_type_name);
         metrics::finish(
             self.metrics,
@@ -248,13 +248,16 @@ impl Guard {
             elapsed,
             error_type.as_deref(),
         );
-        self.log(status, elapsed, error, error_type.as_deref());
+        self.log(status, elapsed, end, error, error_type.as_deref());
     }
 
+    /// `end` is the clock's raw reading at the end of the call: the line's
+    /// time, with no further clock read.
     fn log(
         &mut self,
         status: Status,
         elapsed: Duration,
+        end: u64,
         error: Option<&ErrorInfo<'_>>,
         error_type: Option<&str>,
     ) {
@@ -286,6 +289,7 @@ impl Guard {
             error_type,
             context: (*self.context).as_deref(),
             threshold_ns: slow.then(|| cs.slow_nanos()),
+            end,
         };
         record.dispatch();
     }
@@ -372,6 +376,8 @@ struct Line<'a> {
     error_type: Option<&'a str>,
     context: Option<&'a str>,
     threshold_ns: Option<u64>,
+    /// Raw clock reading at the end of the call.
+    end: u64,
 }
 
 impl Line<'_> {
@@ -385,6 +391,7 @@ impl Line<'_> {
     /// Renders the members the JSON layer would otherwise visit the event
     /// for, in the same order and form.
     fn prepare(&self, m: &mut Members) {
+        m.at_nanos = clock::unix_nanos_at(self.end);
         match self.fixed {
             Some(message) => m.fixed_message(message),
             None => m.display_message(self.failed()),
