@@ -111,17 +111,23 @@ pub(crate) fn open_root() -> bool {
 #[inline]
 pub(crate) fn close_root() {
     if STATE.with(|c| c.replace(CLOSED)) == WITH_ID {
-        // Only an ID holding memory is worth clearing now: the state says
-        // there is none, and the next `put_id` replaces it. (Moving or
-        // overwriting the whole value reads back the bytes `current` just
-        // wrote, which stalls store forwarding on every root call.)
-        ID.with(|c| {
-            let mut id = c.borrow_mut();
-            if id.as_ref().is_some_and(CorrelationId::holds_memory) {
-                *id = None;
-            }
-        });
+        clear_id_memory();
     }
+}
+
+/// After the state went back to `CLOSED`: only an ID holding memory is
+/// worth clearing now, since the state says there is none and the next
+/// `put_id` replaces it. (Moving or overwriting the whole value reads back
+/// the bytes `current` just wrote, which stalls store forwarding on every
+/// root call.)
+#[inline]
+fn clear_id_memory() {
+    ID.with(|c| {
+        let mut id = c.borrow_mut();
+        if id.as_ref().is_some_and(CorrelationId::holds_memory) {
+            *id = None;
+        }
+    });
 }
 
 /// The current ID, made now if the open scope had none yet. `None` outside
@@ -218,14 +224,21 @@ impl<F: Future> Future for WithCorrelation<F> {
 /// every scope and the slot keeps an ID made meanwhile.
 struct LazyRestore<'a> {
     slot: &'a mut Slot,
+    /// Whether the slot is used again; if not, a generated ID is left in
+    /// place as [`close_root`] leaves it.
+    keep: bool,
 }
 
 impl Drop for LazyRestore<'_> {
     #[inline]
     fn drop(&mut self) {
         if STATE.with(|c| c.replace(CLOSED)) == WITH_ID {
-            if let Some(id) = take_id() {
-                *self.slot = Slot::Id(id);
+            if self.keep {
+                if let Some(id) = take_id() {
+                    *self.slot = Slot::Id(id);
+                }
+            } else {
+                clear_id_memory();
             }
         }
     }
@@ -258,13 +271,27 @@ pub(crate) fn join_slot() -> Slot {
 /// materialised) slot back, also when `f` panics.
 #[inline]
 pub(crate) fn in_slot<T>(slot: &mut Slot, f: impl FnOnce() -> T) -> T {
+    in_slot_then(slot, f, |_| true)
+}
+
+/// [`in_slot`], where `keep` says from `f`'s result whether the slot will
+/// be used again (a finished call's will not, so an ID made during its
+/// last poll need not be moved back into it).
+#[inline]
+pub(crate) fn in_slot_then<T>(
+    slot: &mut Slot,
+    f: impl FnOnce() -> T,
+    keep: impl FnOnce(&T) -> bool,
+) -> T {
     // The commonest case, a root async call polled outside every scope,
     // only flips the state byte: moving whole slots in and out reads back
     // bytes just written in pieces, which stalls store forwarding.
     if matches!(slot, Slot::Lazy) && state() == CLOSED {
         set_state(LAZY);
-        let _restore = LazyRestore { slot };
-        return f();
+        let mut restore = LazyRestore { slot, keep: true };
+        let out = f();
+        restore.keep = keep(&out);
+        return out;
     }
     let prev = swap(std::mem::take(slot));
     let _restore = PollRestore {

@@ -27,7 +27,9 @@ pub mod tower;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 pub use context::{FutureExt, WithCorrelation, current, scope};
-pub(crate) use context::{Slot, close_root, current_or_fresh_at, in_slot, join_slot, open_root};
+pub(crate) use context::{
+    Slot, close_root, current_or_fresh_at, in_slot, in_slot_then, join_slot, open_root,
+};
 pub use id::{CorrelationId, IdFormat, MAX_LEN, ParseCorrelationIdError};
 pub use task::thread;
 #[cfg(feature = "tokio")]

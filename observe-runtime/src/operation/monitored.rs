@@ -7,6 +7,7 @@
 //! and a poll costs one flag test over the body's own.
 
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -29,31 +30,48 @@ pin_project_lite::pin_project! {
 }
 
 /// The guard and the correlation slot it records in.
+///
+/// The context and the slot are `ManuallyDrop` so that dropping the call
+/// of an idle guard, which holds neither, is one flag test with no drop
+/// glue per field.
 struct Call {
     guard: Guard,
     /// The context fields until the first poll starts the guard.
-    context: Option<String>,
-    slot: Slot,
+    context: ManuallyDrop<Option<String>>,
+    slot: ManuallyDrop<Slot>,
     // Whether the first poll has started the guard.
     started: bool,
+    // Whether `context` holds something to free.
+    holds: bool,
 }
 
 impl Drop for Call {
     #[inline(always)]
     fn drop(&mut self) {
-        if !self.guard.is_idle() && self.guard.wants_scope() {
-            self.close_in_scope();
+        if self.holds || !self.guard.is_idle() || matches!(*self.slot, Slot::Id(_)) {
+            self.release();
         }
     }
 }
 
 impl Call {
     /// An unfinished call logs "cancelled" (or "panicked") as its guard
-    /// closes: in its own scope, like its other lines.
+    /// closes: in its own scope, like its other lines. Then what the call
+    /// holds is freed.
     #[inline(never)]
-    fn close_in_scope(&mut self) {
-        let guard = &mut self.guard;
-        correlation::in_slot(&mut self.slot, || guard.close());
+    fn release(&mut self) {
+        if !self.guard.is_idle() && self.guard.wants_scope() {
+            let guard = &mut self.guard;
+            correlation::in_slot(&mut self.slot, || guard.close());
+        }
+        drop(ManuallyDrop::into_inner(std::mem::replace(
+            &mut self.context,
+            ManuallyDrop::new(None),
+        )));
+        drop(ManuallyDrop::into_inner(std::mem::replace(
+            &mut self.slot,
+            ManuallyDrop::new(Slot::Empty),
+        )));
     }
 }
 
@@ -88,8 +106,9 @@ where
         body,
         call: Call {
             guard: Guard::new(callsite),
-            context,
-            slot: Slot::Empty,
+            holds: context.is_some(),
+            context: ManuallyDrop::new(context),
+            slot: ManuallyDrop::new(Slot::Empty),
             started: false,
         },
         finish: Some(finish),
@@ -108,7 +127,7 @@ impl<F: Future, Fin: FnOnce(&F::Output, &mut Guard)> Future for Monitored<F, Fin
             // Started in place: the guard is timed from the first poll.
             call.guard.enter_async(call.context.take());
             if call.guard.wants_scope() {
-                call.slot = correlation::join_slot();
+                *call.slot = correlation::join_slot();
             }
         }
         if !call.guard.wants_scope() {
@@ -121,15 +140,20 @@ impl<F: Future, Fin: FnOnce(&F::Output, &mut Guard)> Future for Monitored<F, Fin
         let body = this.body;
         let guard = &mut call.guard;
         let finish = this.finish;
-        correlation::in_slot(&mut call.slot, || {
-            let out = std::task::ready!(body.poll(cx));
-            if let Some(finish) = finish.take() {
-                finish(&out, guard);
-                // Closed while the scope is in place, so dropping the call
-                // has nothing left to do.
-                guard.close();
-            }
-            Poll::Ready(out)
-        })
+        // A finished call's slot is not used again.
+        correlation::in_slot_then(
+            &mut call.slot,
+            || {
+                let out = std::task::ready!(body.poll(cx));
+                if let Some(finish) = finish.take() {
+                    finish(&out, guard);
+                    // Closed while the scope is in place, so dropping the
+                    // call has nothing left to do.
+                    guard.close();
+                }
+                Poll::Ready(out)
+            },
+            Poll::is_pending,
+        )
     }
 }
