@@ -147,8 +147,13 @@ impl CorrelationId {
 
 fn push_hex8(out: &mut String, v: u32) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for shift in (0..8).rev() {
-        out.push(char::from(HEX[((v >> (4 * shift)) & 0xF) as usize]));
+    let mut digits = [0u8; 8];
+    for (i, d) in digits.iter_mut().enumerate() {
+        *d = HEX[((v >> (28 - 4 * i)) & 0xF) as usize];
+    }
+    // ASCII by construction; one copy instead of eight pushes.
+    if let Ok(s) = std::str::from_utf8(&digits) {
+        out.push_str(s);
     }
 }
 

@@ -38,8 +38,9 @@ pub const DEFAULT_MAX_LINE_BYTES: usize = 32 * 1024;
 /// ```
 #[derive(Debug, Clone)]
 pub struct JsonLayer {
-    /// The service name as a JSON string, quotes included.
-    service_json: Arc<str>,
+    /// Per level, what follows the timestamp up to the message:
+    /// `","level":"INFO","service":"svc","message":` (one copy per line).
+    middles: Arc<[String; 5]>,
     sink: Arc<dyn Sink>,
     max_line_bytes: usize,
     /// Tells monitored calls that a layer can use their prepared members.
@@ -52,8 +53,21 @@ impl JsonLayer {
     pub fn new(service: &str) -> Self {
         let mut service_json = String::new();
         json::write_escaped(&mut service_json, service);
+        let middles = [
+            Level::TRACE,
+            Level::DEBUG,
+            Level::INFO,
+            Level::WARN,
+            Level::ERROR,
+        ]
+        .map(|level| {
+            format!(
+                "\",\"level\":\"{}\",\"service\":{service_json},\"message\":",
+                level_name(level)
+            )
+        });
         Self {
-            service_json: service_json.into(),
+            middles: Arc::new(middles),
             sink: Arc::new(StdoutSink),
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             _count: LayerCount::new(),
@@ -83,6 +97,17 @@ impl JsonLayer {
         self
     }
 
+    fn middle(&self, level: Level) -> &str {
+        let i = match level {
+            Level::TRACE => 0,
+            Level::DEBUG => 1,
+            Level::INFO => 2,
+            Level::WARN => 3,
+            Level::ERROR => 4,
+        };
+        &self.middles[i]
+    }
+
     /// The sink lines go to.
     #[must_use]
     pub fn sink(&self) -> &Arc<dyn Sink> {
@@ -100,8 +125,7 @@ impl JsonLayer {
             && prepared::with(meta, |p| {
                 write_line(
                     &mut buf.line,
-                    &self.service_json,
-                    level,
+                    self.middle(level),
                     p.at_nanos,
                     &p.message,
                     &p.context,
@@ -125,8 +149,7 @@ impl JsonLayer {
         let at_nanos = crate::clock::unix_nanos();
         write_line(
             &mut buf.line,
-            &self.service_json,
-            level,
+            self.middle(level),
             at_nanos,
             &buf.message,
             &buf.context,
@@ -184,8 +207,7 @@ impl JsonLayer {
         *message = cut;
         write_line(
             line,
-            &self.service_json,
-            level,
+            self.middle(level),
             at_nanos,
             message,
             context,
@@ -197,8 +219,7 @@ impl JsonLayer {
 /// `at_nanos` is the line's time (Unix nanoseconds).
 fn write_line(
     line: &mut String,
-    service_json: &str,
-    level: Level,
+    middle: &str,
     at_nanos: u64,
     message: &str,
     context: &str,
@@ -207,11 +228,7 @@ fn write_line(
     line.clear();
     line.push_str("{\"timestamp\":\"");
     timestamp::write_unix_nanos(line, at_nanos);
-    line.push_str("\",\"level\":\"");
-    line.push_str(level_name(level));
-    line.push_str("\",\"service\":");
-    line.push_str(service_json);
-    line.push_str(",\"message\":");
+    line.push_str(middle);
     if message.is_empty() {
         line.push_str("\"\"");
     } else {

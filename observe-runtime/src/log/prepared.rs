@@ -131,12 +131,18 @@ impl Members {
         write_display(&mut self.message, message);
     }
 
-    /// A member of the performance object whose value needs no escaping.
-    pub(crate) fn performance_str(&mut self, key: &str, value: &str) {
-        let out = performance_member(&mut self.performance, key);
-        out.push('"');
-        out.push_str(value);
-        out.push('"');
+    /// The first members of the performance object, in the order the
+    /// visitor writes them: `operation` and `status` (which need no
+    /// escaping), then `duration_ms`. Fixed keys and punctuation go in as
+    /// whole pieces.
+    pub(crate) fn performance_head(&mut self, operation: &str, status: &str, nanos: u64) {
+        let p = &mut self.performance;
+        p.push_str("\"operation\":\"");
+        p.push_str(operation);
+        p.push_str("\",\"status\":\"");
+        p.push_str(status);
+        p.push_str("\",\"duration_ms\":");
+        write_millis(p, nanos);
     }
 
     /// A duration member of the performance object.

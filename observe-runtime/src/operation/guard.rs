@@ -396,9 +396,7 @@ impl Line<'_> {
             Some(message) => m.fixed_message(message),
             None => m.display_message(self.failed()),
         }
-        m.performance_str("operation", self.operation);
-        m.performance_str("status", self.status);
-        m.performance_millis("duration_ms", self.duration_ns);
+        m.performance_head(self.operation, self.status, self.duration_ns);
         if let Some(t) = self.error_type {
             m.context_str("error_type", t);
         }
