@@ -146,15 +146,7 @@ impl CorrelationId {
 }
 
 fn push_hex8(out: &mut String, v: u32) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut digits = [0u8; 8];
-    for (i, d) in digits.iter_mut().enumerate() {
-        *d = HEX[((v >> (28 - 4 * i)) & 0xF) as usize];
-    }
-    // ASCII by construction; one copy instead of eight pushes.
-    if let Ok(s) = std::str::from_utf8(&digits) {
-        out.push_str(s);
-    }
+    crate::log::json::write_hex8(out, v);
 }
 
 thread_local! {

@@ -162,6 +162,66 @@ pub(crate) fn write_u64(out: &mut String, v: u64) {
 }
 
 /// Appends `v` as a JSON number.
+/// `"000001002…999"`: every three-digit group, so six digits are two
+/// copies with no formatting and no UTF-8 validation at run time.
+static DIGITS3: &str = {
+    const BYTES: [u8; 3000] = {
+        let mut b = [0u8; 3000];
+        let mut i = 0;
+        while i < 1000 {
+            // Each quotient is below 10, so the narrowing casts are lossless.
+            #[allow(clippy::cast_possible_truncation)]
+            {
+                b[3 * i] = b'0' + (i / 100) as u8;
+                b[3 * i + 1] = b'0' + (i / 10 % 10) as u8;
+                b[3 * i + 2] = b'0' + (i % 10) as u8;
+            }
+            i += 1;
+        }
+        b
+    };
+    match std::str::from_utf8(&BYTES) {
+        Ok(s) => s,
+        Err(_) => panic!("digits are ASCII"),
+    }
+};
+
+/// `"000102…ff"`: every byte as two lowercase hex digits.
+static HEX2: &str = {
+    const BYTES: [u8; 512] = {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut b = [0u8; 512];
+        let mut i = 0;
+        while i < 256 {
+            b[2 * i] = HEX[i >> 4];
+            b[2 * i + 1] = HEX[i & 0xF];
+            i += 1;
+        }
+        b
+    };
+    match std::str::from_utf8(&BYTES) {
+        Ok(s) => s,
+        Err(_) => panic!("hex digits are ASCII"),
+    }
+};
+
+/// Appends `v % 1_000_000` as exactly six digits, zero-padded: the
+/// fraction of a timestamp or a duration.
+pub(crate) fn write_six_digits(out: &mut String, v: u32) {
+    let v = (v % 1_000_000) as usize;
+    let (hi, lo) = (v / 1000, v % 1000);
+    out.push_str(&DIGITS3[3 * hi..3 * hi + 3]);
+    out.push_str(&DIGITS3[3 * lo..3 * lo + 3]);
+}
+
+/// Appends `v` as eight lowercase hex digits.
+pub(crate) fn write_hex8(out: &mut String, v: u32) {
+    for byte in v.to_be_bytes() {
+        let i = usize::from(byte);
+        out.push_str(&HEX2[2 * i..2 * i + 2]);
+    }
+}
+
 pub(crate) fn write_i64(out: &mut String, v: i64) {
     out.push_str(itoa::Buffer::new().format(v));
 }
@@ -210,6 +270,24 @@ pub(crate) fn truncate_at_char_boundary(s: &str, max_bytes: usize) -> &str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fixed_width_digits_match_the_formatter() {
+        for v in
+            (0..1_000_000)
+                .step_by(997)
+                .chain([0, 9, 10, 999, 1000, 999_999, 1_000_000, u32::MAX])
+        {
+            let mut out = String::new();
+            super::write_six_digits(&mut out, v);
+            assert_eq!(out, format!("{:06}", v % 1_000_000));
+        }
+        for v in [0, 1, 0xdead_beef, 0x0f0f_0f0f, u32::MAX, 0x8000_0000] {
+            let mut out = String::new();
+            super::write_hex8(&mut out, v);
+            assert_eq!(out, format!("{v:08x}"));
+        }
+    }
+
     use super::*;
     use core::fmt::Write as _;
 

@@ -211,11 +211,18 @@ pub(super) fn append_context_json(context: &mut String, members: &str) {
 /// Appends a duration given in nanoseconds as milliseconds with six
 /// decimals (`0.412345`): exact, and far cheaper than float formatting.
 pub(super) fn write_millis(out: &mut String, nanos: u64) {
-    out.push_str(itoa::Buffer::new().format(nanos / 1_000_000));
-    // Six digits, zero-padded: add 10^6 and drop the leading 1.
-    let frac = nanos % 1_000_000 + 1_000_000;
+    let whole = nanos / 1_000_000;
+    if whole < 10 {
+        // Below 10, so the narrowing cast is lossless.
+        #[allow(clippy::cast_possible_truncation)]
+        out.push(char::from(b'0' + whole as u8));
+    } else {
+        out.push_str(itoa::Buffer::new().format(whole));
+    }
     out.push('.');
-    out.push_str(&itoa::Buffer::new().format(frac)[1..]);
+    // Below 10^6, so the narrowing cast is lossless.
+    #[allow(clippy::cast_possible_truncation)]
+    json::write_six_digits(out, (nanos % 1_000_000) as u32);
 }
 
 /// Runs `f` while the prepared members are borrowed, so nothing can be

@@ -77,8 +77,7 @@ fn write_parts(out: &mut String, secs: u64, micros: u32) {
         })
         .unwrap_or(false);
     if cached {
-        // Six digits, zero-padded: add 10^6 and drop the leading 1.
-        out.push_str(&itoa::Buffer::new().format(micros + 1_000_000)[1..]);
+        super::json::write_six_digits(out, micros);
         out.push('Z');
     } else {
         write_with_prefix(out, &format_prefix(secs), micros);
