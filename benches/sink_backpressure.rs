@@ -15,9 +15,10 @@
 //! cargo bench --bench sink_backpressure
 //! ```
 
+mod common;
+
 use std::hint::black_box;
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
@@ -134,13 +135,6 @@ impl Latency {
     }
 }
 
-fn results_path(bench: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .filter(|d| !d.is_empty())
-        .map_or_else(|| PathBuf::from("target"), PathBuf::from);
-    target.join("observe-extra").join(format!("{bench}.json"))
-}
-
 fn main() {
     let baseline = dispatch(Discard);
     let (sink, full) = full_sink();
@@ -249,9 +243,6 @@ fn main() {
             ));
         }
     }
-    let path = results_path("sink_backpressure");
-    std::fs::create_dir_all(path.parent().expect("a parent")).expect("create the results folder");
-    let json = serde_json::to_string_pretty(&serde_json::json!({ "rows": rows })).expect("json");
-    std::fs::write(&path, json + "\n").expect("write the results");
+    let path = common::write_results("sink_backpressure", rows);
     println!("results: {}", path.display());
 }

@@ -18,10 +18,11 @@
 //! Without `--bench` (as `cargo test --benches` runs it) or with `--test`,
 //! it only checks that each case works, on a few lines, and writes nothing.
 
+mod common;
+
 use std::hint::black_box;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread::JoinHandle;
@@ -305,13 +306,6 @@ fn round(case: Case, lines: &[String], n: u64) -> Round {
     }
 }
 
-fn results_path(bench: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .filter(|d| !d.is_empty())
-        .map_or_else(|| PathBuf::from("target"), PathBuf::from);
-    target.join("observe-extra").join(format!("{bench}.json"))
-}
-
 fn main() {
     // Criterion's convention: `cargo bench` passes `--bench`; anything
     // else (`cargo test --benches`, `-- --test`) is a quick check. Other
@@ -371,9 +365,6 @@ fn main() {
     if quick {
         return;
     }
-    let path = results_path("sink_throughput");
-    std::fs::create_dir_all(path.parent().expect("a parent")).expect("create the results folder");
-    let json = serde_json::to_string_pretty(&serde_json::json!({ "rows": rows })).expect("json");
-    std::fs::write(&path, json + "\n").expect("write the results");
+    let path = common::write_results("sink_throughput", rows);
     println!("results: {}", path.display());
 }

@@ -34,3 +34,20 @@ pub(crate) fn criterion() -> criterion::Criterion {
         .sample_size(50)
         .configure_from_args()
 }
+
+/// Writes the rows of a bench that is not criterion's to
+/// `$CARGO_TARGET_DIR/observe-extra/{bench}.json` (default `target/`), where
+/// `bench_report` reads them; returns the path.
+pub(crate) fn write_results(bench: &str, rows: Vec<serde_json::Value>) -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(
+            || std::path::PathBuf::from("target"),
+            std::path::PathBuf::from,
+        );
+    let path = target.join("observe-extra").join(format!("{bench}.json"));
+    std::fs::create_dir_all(path.parent().expect("a parent")).expect("create the results folder");
+    let json = serde_json::to_string_pretty(&serde_json::json!({ "rows": rows })).expect("json");
+    std::fs::write(&path, json + "\n").expect("write the results");
+    path
+}
