@@ -96,8 +96,10 @@ macro_rules! queue_options {
 
             /// Bounds the queue at `bytes` of lines (default
             /// [`DEFAULT_CAPACITY_BYTES`](crate::sink::DEFAULT_CAPACITY_BYTES));
-            /// a line that does not fit is dropped and counted. The queue is
-            /// allocated at this size when the sink is built.
+            /// a line that does not fit is dropped and counted. The queue's
+            /// two buffers are reserved at this size, and only the pages
+            /// lines reach become resident: at most the capacity during one
+            /// outage, below twice it over repeated ones.
             pub fn capacity_bytes(mut self, bytes: usize) -> Self {
                 self.opts.capacity_bytes = bytes;
                 self

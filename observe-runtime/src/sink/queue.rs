@@ -5,9 +5,11 @@
 //! check and a `memcpy`, never an allocation. The worker takes a whole
 //! ring by swapping it for its spent batch buffer (reserved the same way),
 //! so callers never wait while a batch is copied; only pages that lines
-//! reach become resident, and a ring that once held a backlog is never
-//! swapped out, so resident memory stays below the capacity and an eighth
-//! (or one batch, if larger). The capacity bounds every line held, queued or
+//! reach become resident. Either buffer may be the ring when the
+//! destination goes away, so after repeated outages both may have held a
+//! full queue: resident memory stays below twice the capacity. (Copying
+//! out of one ring instead bounds it at the capacity plus a batch, but
+//! makes callers wait behind every copy: about a sixth more per line.) The capacity bounds every line held, queued or
 //! in the batch the worker is sending, however long the destination is
 //! away. When the next line does not fit, it is dropped (the newest
 //! line, so what is already queued keeps its order) and counted.
@@ -47,8 +49,6 @@ pub(crate) struct Queue {
 
 struct State {
     buf: VecDeque<u8>,
-    /// The most bytes `buf` has held since it became the ring.
-    peak: usize,
     /// Lines in `buf`.
     lines: u64,
     /// Lines the worker took and has not yet sent or dropped.
@@ -101,7 +101,6 @@ impl Queue {
                 // moment, hold twice the bound. Pages are only touched (and
                 // resident) once lines reach them.
                 buf: VecDeque::with_capacity(capacity),
-                peak: 0,
                 lines: 0,
                 in_flight: 0,
                 in_flight_bytes: 0,
@@ -152,7 +151,6 @@ impl Queue {
         }
         st.buf.push_back(b'\n');
         st.lines += 1;
-        st.peak = st.peak.max(st.buf.len());
         // An idle worker needs the first line; a lingering one is woken only
         // once a batch is worth sending.
         let batch_ready = st.lingering && st.buf.len() >= self.linger_bytes();
@@ -221,15 +219,9 @@ impl Queue {
         let cut = cut_point(a, b, max_bytes);
         // Usually the worker keeps up and takes everything: then swap the
         // ring for the spare, so callers never wait for a batch to be
-        // copied, and make it contiguous after the lock is released. A ring
-        // that has held a backlog (more than an eighth of the capacity, or
-        // a batch if that is more) stays the ring and is copied from, so
-        // only one buffer ever has more than that resident: memory stays
-        // below the capacity and an eighth, however often the destination
-        // goes away.
-        if cut == st.buf.len() && st.peak <= max_bytes.max(self.capacity / 8) {
+        // copied, and make it contiguous after the lock is released.
+        if cut == st.buf.len() {
             let taken = std::mem::replace(&mut st.buf, spare);
-            st.peak = 0;
             let lines = st.lines;
             st.lines = 0;
             st.in_flight += lines;
