@@ -7,9 +7,9 @@ use serde_json::Value;
 
 use super::conn::{Conn, NetOptions};
 use super::http::{self, Target};
-use super::options::{net_options, queue_options};
+use super::options::{net_options, queue_options, queued_sink};
 use super::worker::{Batch, Failure, Fate, Options, Pipe, Transport};
-use super::{Sink, SinkError, SinkStats};
+use super::SinkError;
 
 /// Default index name pattern, as the plan's Logstash output
 /// (`ha-ingestor-logs-%{+YYYY.MM.dd}`).
@@ -82,12 +82,6 @@ impl ElasticsearchSink {
     pub fn new(url: impl Into<String>) -> Result<Self, SinkError> {
         Self::builder(url).build()
     }
-
-    /// The sink's counts so far.
-    #[must_use]
-    pub fn stats(&self) -> SinkStats {
-        self.pipe.stats()
-    }
 }
 
 queue_options!(ElasticsearchSinkBuilder);
@@ -156,19 +150,7 @@ impl ElasticsearchSinkBuilder {
     }
 }
 
-impl Sink for ElasticsearchSink {
-    fn name(&self) -> &str {
-        self.pipe.name()
-    }
-
-    fn write_line(&self, line: &str) {
-        self.pipe.push(line);
-    }
-
-    fn flush(&self, timeout: Duration) -> bool {
-        self.pipe.flush(timeout)
-    }
-}
+queued_sink!(ElasticsearchSink);
 
 struct BulkTransport {
     pattern: IndexPattern,

@@ -5,11 +5,10 @@ use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use super::options::queue_options;
+use super::options::{queue_options, queued_sink};
 use super::worker::{Batch, Failure, Fate, Options, Pipe, Transport};
-use super::{Sink, SinkError, SinkStats};
+use super::SinkError;
 
 /// Default size at which the file is rotated: 100 MB.
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 100 * 1000 * 1000;
@@ -79,12 +78,6 @@ impl FileSink {
     pub fn new(path: impl Into<PathBuf>) -> Result<Self, SinkError> {
         Self::builder(path).build()
     }
-
-    /// The sink's counts so far.
-    #[must_use]
-    pub fn stats(&self) -> SinkStats {
-        self.pipe.stats()
-    }
 }
 
 queue_options!(FileSinkBuilder);
@@ -133,19 +126,7 @@ impl FileSinkBuilder {
     }
 }
 
-impl Sink for FileSink {
-    fn name(&self) -> &str {
-        self.pipe.name()
-    }
-
-    fn write_line(&self, line: &str) {
-        self.pipe.push(line);
-    }
-
-    fn flush(&self, timeout: Duration) -> bool {
-        self.pipe.flush(timeout)
-    }
-}
+queued_sink!(FileSink);
 
 struct FileTransport {
     path: PathBuf,

@@ -154,4 +154,32 @@ macro_rules! net_options {
     };
 }
 
-pub(crate) use {net_options, queue_options};
+/// A sink over a [`Pipe`](super::worker::Pipe) (its `pipe` field): its
+/// `stats()` and its `Sink` implementation, the same for every queued sink.
+macro_rules! queued_sink {
+    ($sink:ty) => {
+        impl $sink {
+            /// The sink's counts so far.
+            #[must_use]
+            pub fn stats(&self) -> crate::sink::SinkStats {
+                self.pipe.stats()
+            }
+        }
+
+        impl crate::sink::Sink for $sink {
+            fn name(&self) -> &str {
+                self.pipe.name()
+            }
+
+            fn write_line(&self, line: &str) {
+                self.pipe.push(line);
+            }
+
+            fn flush(&self, timeout: std::time::Duration) -> bool {
+                self.pipe.flush(timeout)
+            }
+        }
+    };
+}
+
+pub(crate) use {net_options, queue_options, queued_sink};

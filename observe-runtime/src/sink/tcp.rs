@@ -2,12 +2,11 @@
 //! Vector `socket`, Fluent Bit `tcp`, syslog-ng `network()`.
 
 use std::io::{self, Write};
-use std::time::Duration;
 
 use super::conn::{Conn, Endpoint, NetOptions};
-use super::options::{net_options, queue_options};
+use super::options::{net_options, queue_options, queued_sink};
 use super::worker::{Batch, Failure, Fate, Options, Pipe, Transport};
-use super::{Sink, SinkError, SinkStats};
+use super::SinkError;
 
 /// Sends lines over one TCP connection, newline-delimited, from a
 /// background worker: logging never waits for the collector.
@@ -61,12 +60,6 @@ impl TcpSink {
     pub fn new(addr: impl Into<String>) -> Result<Self, SinkError> {
         Self::builder(addr).build()
     }
-
-    /// The sink's counts so far.
-    #[must_use]
-    pub fn stats(&self) -> SinkStats {
-        self.pipe.stats()
-    }
 }
 
 queue_options!(TcpSinkBuilder);
@@ -93,19 +86,7 @@ impl TcpSinkBuilder {
     }
 }
 
-impl Sink for TcpSink {
-    fn name(&self) -> &str {
-        self.pipe.name()
-    }
-
-    fn write_line(&self, line: &str) {
-        self.pipe.push(line);
-    }
-
-    fn flush(&self, timeout: Duration) -> bool {
-        self.pipe.flush(timeout)
-    }
-}
+queued_sink!(TcpSink);
 
 struct TcpTransport {
     endpoint: Endpoint,

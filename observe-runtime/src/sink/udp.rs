@@ -3,12 +3,11 @@
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
-use std::time::Duration;
 
 use super::conn::Endpoint;
-use super::options::queue_options;
+use super::options::{queue_options, queued_sink};
 use super::worker::{Batch, Failure, Fate, Options, Pipe, Transport};
-use super::{Sink, SinkError, SinkStats};
+use super::SinkError;
 
 /// The largest UDP payload over IPv4.
 pub const MAX_UDP_DATAGRAM: usize = 65_507;
@@ -60,12 +59,6 @@ impl UdpSink {
     pub fn new(addr: impl Into<String>) -> Result<Self, SinkError> {
         Self::builder(addr).build()
     }
-
-    /// The sink's counts so far.
-    #[must_use]
-    pub fn stats(&self) -> SinkStats {
-        self.pipe.stats()
-    }
 }
 
 queue_options!(UdpSinkBuilder);
@@ -100,19 +93,7 @@ impl UdpSinkBuilder {
     }
 }
 
-impl Sink for UdpSink {
-    fn name(&self) -> &str {
-        self.pipe.name()
-    }
-
-    fn write_line(&self, line: &str) {
-        self.pipe.push(line);
-    }
-
-    fn flush(&self, timeout: Duration) -> bool {
-        self.pipe.flush(timeout)
-    }
-}
+queued_sink!(UdpSink);
 
 struct UdpTransport {
     endpoint: Endpoint,
