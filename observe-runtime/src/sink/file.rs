@@ -6,9 +6,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use super::SinkError;
 use super::options::{queue_options, queued_sink};
 use super::worker::{Batch, Failure, Fate, Options, Pipe, Transport};
-use super::SinkError;
 
 /// Default size at which the file is rotated: 100 MB.
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 100 * 1000 * 1000;

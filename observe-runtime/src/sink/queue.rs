@@ -7,12 +7,16 @@
 //! so callers never wait while a batch is copied; only pages that lines
 //! reach become resident. Either buffer may be the ring when the
 //! destination goes away, so after repeated outages both may have held a
-//! full queue: resident memory stays below twice the capacity. (Copying
-//! out of one ring instead bounds it at the capacity plus a batch, but
-//! makes callers wait behind every copy: about a sixth more per line.) The capacity bounds every line held, queued or
-//! in the batch the worker is sending, however long the destination is
-//! away. When the next line does not fit, it is dropped (the newest
-//! line, so what is already queued keeps its order) and counted.
+//! full queue: resident memory stays below twice the capacity (tested over
+//! four outages in `tests/sink_memory.rs`). Copying out of one ring
+//! instead bounds it at the capacity plus a batch, but makes callers wait
+//! behind every copy: the `overhead_observe_full` bench measured 279 ns
+//! per logged call that way, against 205 to 231 ns with the swap.
+//!
+//! The capacity bounds every line held, queued or in the batch the worker
+//! is sending, however long the destination is away. When the next line
+//! does not fit, it is dropped (the newest line, so what is already
+//! queued keeps its order) and counted.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,10 +3,10 @@
 
 use std::io::{self, Write};
 
+use super::SinkError;
 use super::conn::{Conn, Endpoint, NetOptions};
 use super::options::{net_options, queue_options, queued_sink};
 use super::worker::{Batch, Failure, Fate, Options, Pipe, Transport};
-use super::SinkError;
 
 /// Sends lines over one TCP connection, newline-delimited, from a
 /// background worker: logging never waits for the collector.
