@@ -46,10 +46,12 @@ impl HistogramFn for Buckets {
             .position(|&b| seconds <= b)
             .unwrap_or(self.bounds.len());
         self.counts[i].fetch_add(1, Ordering::Relaxed);
-        // Saturating float-to-int conversion: a duration past 584 years
-        // cannot overflow the sum into nonsense.
+        // Rounded to the nearest nanosecond by adding a half before the
+        // truncating cast (`seconds` is not negative here), which costs no
+        // libm call; the cast saturates, so a duration past 584 years cannot
+        // overflow the sum into nonsense.
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let nanos = (seconds * 1e9).round() as u64;
+        let nanos = (seconds * 1e9 + 0.5) as u64;
         self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 }

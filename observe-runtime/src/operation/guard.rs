@@ -148,13 +148,13 @@ impl Guard {
     /// Starts a sync call.
     #[inline(always)]
     pub fn enter(&mut self) {
-        self.start(true, || None);
+        self.start(true, false, || None);
     }
 
     /// Starts a sync call whose lines carry context fields.
     #[inline(always)]
     pub fn enter_with(&mut self, context: impl FnOnce(&mut ContextWriter)) {
-        self.start(true, || render(context));
+        self.start(true, false, || render(context));
     }
 
     /// Renders an async call's context fields when its call starts, before
@@ -177,25 +177,34 @@ impl Guard {
     /// scope; `context` comes from [`Guard::async_context`].
     #[inline(always)]
     pub(crate) fn enter_async(&mut self, context: Option<String>) {
-        self.start(false, || context);
+        // Rendered context means its lines could be written a moment ago,
+        // in this same poll: no need to ask the filters again.
+        let known_to_log = context.is_some();
+        self.start(false, known_to_log, || context);
     }
 
     #[inline(always)]
-    fn start(&mut self, sync: bool, context: impl FnOnce() -> Option<String>) {
+    fn start(&mut self, sync: bool, known_to_log: bool, context: impl FnOnce() -> Option<String>) {
         let metrics = metrics::start(self.callsite);
         // Where nothing can log, no line needs checking and no one can
         // read an ID, so no scope is opened either.
         let logging = super::callsite::logging_possible();
         if logging || !matches!(metrics, Mode::Off) {
             self.metrics = metrics;
-            self.begin(logging, sync, context);
+            self.begin(logging, sync, known_to_log, context);
         }
     }
 
     /// Starts a call that records something.
     #[inline(never)]
-    fn begin(&mut self, logging: bool, sync: bool, context: impl FnOnce() -> Option<String>) {
-        let may_log = logging && self.callsite.may_log();
+    fn begin(
+        &mut self,
+        logging: bool,
+        sync: bool,
+        known_to_log: bool,
+        context: impl FnOnce() -> Option<String>,
+    ) {
+        let may_log = logging && (known_to_log || self.callsite.may_log());
         // Kept only by a guard that will log, whose close frees it.
         if may_log {
             *self.context = context();

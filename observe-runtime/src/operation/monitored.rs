@@ -41,14 +41,12 @@ struct Call {
     slot: ManuallyDrop<Slot>,
     // Whether the first poll has started the guard.
     started: bool,
-    // Whether `context` holds something to free.
-    holds: bool,
 }
 
 impl Drop for Call {
     #[inline(always)]
     fn drop(&mut self) {
-        if self.holds || !self.guard.is_idle() || matches!(*self.slot, Slot::Id(_)) {
+        if self.context.is_some() || !self.guard.is_idle() || matches!(*self.slot, Slot::Id(_)) {
             self.release();
         }
     }
@@ -106,7 +104,6 @@ where
         body,
         call: Call {
             guard: Guard::new(callsite),
-            holds: context.is_some(),
             context: ManuallyDrop::new(context),
             slot: ManuallyDrop::new(Slot::Empty),
             started: false,
