@@ -8,9 +8,7 @@ mod metrics_common;
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use metrics_common::{create_database, eventually, get, influxql, promql};
@@ -56,33 +54,6 @@ fn expected() -> BTreeMap<String, f64> {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect()
-}
-
-fn promtool_check(exposition: &str) -> String {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is installed (.ci/run installs it)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(exposition.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("promtool runs");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.status.success() {
-        said
-    } else {
-        format!("exit {}: {said}", out.status)
-    }
 }
 
 #[test]
@@ -215,7 +186,11 @@ fn prometheus_influxdb_and_victoria_metrics_read_back_the_same_counts() {
         exposition.contains("operation_calls_total{"),
         "{exposition}"
     );
-    assert_eq!(promtool_check(&exposition), "", "promtool check metrics");
+    assert_eq!(
+        support::promtool_check(&exposition),
+        "",
+        "promtool check metrics"
+    );
 
     // --- Dropping the guard flushes both pushes.
     drop(guard);

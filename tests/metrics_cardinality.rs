@@ -2,8 +2,8 @@
 //! 100,000 distinct tag values give at most cap + 1 series. The builder
 //! installs globally, so this binary holds a single test.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod support;
+
 use std::time::Duration;
 
 use observe::Observe;
@@ -80,24 +80,5 @@ fn a_hundred_thousand_tag_values_give_at_most_cap_plus_one_series() {
     }
 
     // The exposition stays valid for Prometheus.
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is installed (.ci/run installs it)");
-    promtool
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write");
-    let out = promtool.wait_with_output().expect("promtool runs");
-    assert!(
-        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-        "promtool check metrics: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(support::promtool_check(&text), "", "promtool check metrics");
 }
