@@ -8,6 +8,7 @@
 #[path = "../examples/ha_ingestor.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod ha_ingestor;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,23 +20,10 @@ fn main() -> std::process::ExitCode {
         // A child service of the pipeline below.
         return ha_ingestor::main();
     }
-    // Behave like libtest for `--list` and name filters.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--list") {
-        println!("pipeline_lines_validate_and_share_one_correlation_id_per_event: test");
-        return std::process::ExitCode::SUCCESS;
-    }
-    if let Some(filter) = args.iter().find(|a| !a.starts_with('-')) {
-        if !"pipeline_lines_validate_and_share_one_correlation_id_per_event"
-            .contains(filter.as_str())
-        {
-            println!("test result: ok. 0 passed; 0 failed; 1 filtered out");
-            return std::process::ExitCode::SUCCESS;
-        }
-    }
-    pipeline_lines_validate_and_share_one_correlation_id_per_event();
-    println!("test pipeline_lines_validate_and_share_one_correlation_id_per_event ... ok");
-    std::process::ExitCode::SUCCESS
+    support::run_single_test(
+        "pipeline_lines_validate_and_share_one_correlation_id_per_event",
+        pipeline_lines_validate_and_share_one_correlation_id_per_event,
+    )
 }
 
 fn pipeline_lines_validate_and_share_one_correlation_id_per_event() {

@@ -26,21 +26,10 @@ fn main() -> std::process::ExitCode {
     if std::env::args().any(|a| a == "--role") {
         return ha_ingestor::main();
     }
-    // Behave like libtest for `--list` and name filters.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--list") {
-        println!("pipeline_with_all_flags_reaches_every_back_end: test");
-        return std::process::ExitCode::SUCCESS;
-    }
-    if let Some(filter) = args.iter().find(|a| !a.starts_with('-')) {
-        if !"pipeline_with_all_flags_reaches_every_back_end".contains(filter.as_str()) {
-            println!("test result: ok. 0 passed; 0 failed; 1 filtered out");
-            return std::process::ExitCode::SUCCESS;
-        }
-    }
-    pipeline_with_all_flags_reaches_every_back_end();
-    println!("test pipeline_with_all_flags_reaches_every_back_end ... ok");
-    std::process::ExitCode::SUCCESS
+    support::run_single_test(
+        "pipeline_with_all_flags_reaches_every_back_end",
+        pipeline_with_all_flags_reaches_every_back_end,
+    )
 }
 
 /// `(service, message)` of each line: what identifies a line across stores.
