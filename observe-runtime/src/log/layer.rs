@@ -118,30 +118,31 @@ impl JsonLayer {
     fn format(&self, event: &Event<'_>, buf: &mut Buffers) {
         let meta = event.metadata();
         let level = *meta.level();
-        let ours = crate::operation::is_emitting(meta);
-        // An operation event whose members its guard prepared: written
-        // straight from them, with no visit and no intermediate copy.
-        if ours
-            && prepared::with(meta, |p| {
-                write_line(
-                    &mut buf.line,
-                    self.middle(level),
-                    p.at_nanos,
-                    &p.message,
-                    &p.context,
-                    &p.performance,
-                );
-                if buf.line.len() > self.max_line_bytes {
-                    buf.message.push_str(&p.message);
-                    buf.context.push_str(&p.context);
-                    buf.performance.push_str(&p.performance);
-                    self.truncate_buffers(buf, level, p.at_nanos);
-                }
-            })
-            .is_some()
+        // An operation event whose members its guard prepared (they are
+        // keyed by the event's metadata, which only that guard dispatches):
+        // written straight from them, with no visit and no intermediate
+        // copy.
+        if prepared::with(meta, |p| {
+            write_line(
+                &mut buf.line,
+                self.middle(level),
+                p.at_nanos,
+                &p.message,
+                &p.context,
+                &p.performance,
+            );
+            if buf.line.len() > self.max_line_bytes {
+                buf.message.push_str(&p.message);
+                buf.context.push_str(&p.context);
+                buf.performance.push_str(&p.performance);
+                self.truncate_buffers(buf, level, p.at_nanos);
+            }
+        })
+        .is_some()
         {
             return;
         }
+        let ours = crate::operation::is_emitting(meta);
         event.record(&mut Visitor {
             buf: &mut *buf,
             ours,
