@@ -196,6 +196,9 @@
 //! With nothing installed a call reads no clock and opens no correlation
 //! scope (nothing could log its ID); `benches/RESULTS.md` has the numbers.
 
+// The workspace denies `unsafe`; only the runtime has one audited use.
+#![forbid(unsafe_code)]
+
 pub use observe_macros::monitor_performance;
 pub use observe_runtime::{
     CorrelationId, InstallError, Observe, ObserveBuilder, ObserveGuard, Status, correlation, log,

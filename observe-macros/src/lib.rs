@@ -5,6 +5,9 @@
 //! `args` parses the attribute, `item` the annotated function,
 //! `expand` writes the instrumented function.
 
+// The workspace denies `unsafe`; only the runtime has one audited use.
+#![forbid(unsafe_code)]
+
 mod args;
 mod expand;
 mod item;

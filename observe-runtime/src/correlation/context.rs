@@ -151,11 +151,24 @@ fn current_at(now: impl FnOnce() -> u64) -> Option<CorrelationId> {
     }
 }
 
-/// The current ID, or a fresh one (not stored) outside every scope: what a
-/// log line written at `unix_nanos` carries. An ID made for it takes that
-/// time, with no clock read.
-pub(crate) fn current_or_fresh_at(unix_nanos: u64) -> CorrelationId {
-    current_at(|| unix_nanos).unwrap_or_else(|| CorrelationId::generate_at(unix_nanos))
+/// Appends the ID a log line written at `unix_nanos` carries: the current
+/// one, made now (with that time, no clock read) if the open scope had none
+/// yet, or a fresh one (not stored) outside every scope. Written in place:
+/// returning a copy would clone an inbound ID's `Arc` per line.
+pub(crate) fn write_current_or_fresh_at(out: &mut String, unix_nanos: u64) {
+    match state() {
+        WITH_ID => ID.with(|c| match &*c.borrow() {
+            Some(id) => id.write_to(out),
+            None => CorrelationId::generate_at(unix_nanos).write_to(out),
+        }),
+        LAZY => {
+            let id = CorrelationId::generate_at(unix_nanos);
+            id.write_to(out);
+            put_id(id);
+            set_state(WITH_ID);
+        }
+        _ => CorrelationId::generate_at(unix_nanos).write_to(out),
+    }
 }
 
 /// Runs `f` with `id` as the current correlation ID, restoring the previous

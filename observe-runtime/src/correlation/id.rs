@@ -7,6 +7,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::log::json;
+
 /// Longest inbound correlation ID accepted, in bytes.
 pub const MAX_LEN: usize = 128;
 
@@ -120,12 +122,7 @@ impl CorrelationId {
     /// Writes the ID's text to `out` without allocating.
     pub(crate) fn write_to(&self, out: &mut String) {
         match &self.0 {
-            Repr::Generated { secs, rand } => {
-                out.push_str("req_");
-                out.push_str(itoa::Buffer::new().format(*secs));
-                out.push('_');
-                push_hex8(out, *rand);
-            }
+            Repr::Generated { secs, rand } => write_request_id(out, *secs, *rand),
             Repr::Uuid(v) => {
                 let mut buf = uuid::Uuid::encode_buffer();
                 out.push_str(
@@ -136,17 +133,30 @@ impl CorrelationId {
             }
             Repr::Shared(s) => out.push_str(s),
             Repr::Trace(t) => {
-                push_hex8(out, (t >> 96) as u32);
-                push_hex8(out, (t >> 64) as u32);
-                push_hex8(out, (t >> 32) as u32);
-                push_hex8(out, *t as u32);
+                for shift in [96, 64, 32, 0] {
+                    // The truncation picks the 32 bits at `shift`.
+                    #[allow(clippy::cast_possible_truncation)]
+                    json::write_hex8(out, (t >> shift) as u32);
+                }
             }
         }
     }
 }
 
-fn push_hex8(out: &mut String, v: u32) {
-    crate::log::json::write_hex8(out, v);
+/// `req_{secs}_{rand:08x}`; every line of a root call carries one, so the
+/// usual ten-digit seconds go in with the rest as one append.
+fn write_request_id(out: &mut String, secs: u64, rand: u32) {
+    if (1_000_000_000..10_000_000_000).contains(&secs) {
+        let mut id = *b"req_0000000000_00000000";
+        id[4..14].copy_from_slice(&json::ten_digits(secs));
+        id[15..].copy_from_slice(&json::hex8(rand));
+        json::push_ascii(out, &id);
+    } else {
+        out.push_str("req_");
+        out.push_str(itoa::Buffer::new().format(secs));
+        out.push('_');
+        json::write_hex8(out, rand);
+    }
 }
 
 thread_local! {
@@ -316,6 +326,22 @@ mod tests {
             hex.bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         );
+    }
+
+    #[test]
+    fn request_ids_spell_any_seconds_like_the_formatter() {
+        for (secs, rand) in [
+            (1_764_465_729, 0x1a2b_3c4d),
+            (1_000_000_000, 0),
+            (9_999_999_999, u32::MAX),
+            (999_999_999, 7),
+            (10_000_000_000, 0xf),
+            (0, 1),
+            (u64::MAX, 0x8000_0000),
+        ] {
+            let id = CorrelationId(Repr::Generated { secs, rand });
+            assert_eq!(id.to_string(), format!("req_{secs}_{rand:08x}"));
+        }
     }
 
     #[test]

@@ -163,63 +163,104 @@ pub(crate) fn write_u64(out: &mut String, v: u64) {
 
 /// Appends `v` as a JSON number.
 /// `"000001002…999"`: every three-digit group, so six digits are two
-/// copies with no formatting and no UTF-8 validation at run time.
-static DIGITS3: &str = {
-    const BYTES: [u8; 3000] = {
-        let mut b = [0u8; 3000];
-        let mut i = 0;
-        while i < 1000 {
-            // Each quotient is below 10, so the narrowing casts are lossless.
-            #[allow(clippy::cast_possible_truncation)]
-            {
-                b[3 * i] = b'0' + (i / 100) as u8;
-                b[3 * i + 1] = b'0' + (i / 10 % 10) as u8;
-                b[3 * i + 2] = b'0' + (i % 10) as u8;
-            }
-            i += 1;
+/// table reads with no formatting.
+static DIGITS3: [u8; 3000] = {
+    let mut b = [0u8; 3000];
+    let mut i = 0;
+    while i < 1000 {
+        // Each quotient is below 10, so the narrowing casts are lossless.
+        #[allow(clippy::cast_possible_truncation)]
+        {
+            b[3 * i] = b'0' + (i / 100) as u8;
+            b[3 * i + 1] = b'0' + (i / 10 % 10) as u8;
+            b[3 * i + 2] = b'0' + (i % 10) as u8;
         }
-        b
-    };
-    match std::str::from_utf8(&BYTES) {
-        Ok(s) => s,
-        Err(_) => panic!("digits are ASCII"),
+        i += 1;
     }
+    b
 };
 
 /// `"000102…ff"`: every byte as two lowercase hex digits.
-static HEX2: &str = {
-    const BYTES: [u8; 512] = {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut b = [0u8; 512];
-        let mut i = 0;
-        while i < 256 {
-            b[2 * i] = HEX[i >> 4];
-            b[2 * i + 1] = HEX[i & 0xF];
-            i += 1;
-        }
-        b
-    };
-    match std::str::from_utf8(&BYTES) {
-        Ok(s) => s,
-        Err(_) => panic!("hex digits are ASCII"),
+static HEX2: [u8; 512] = {
+    let mut b = [0u8; 512];
+    let mut i = 0;
+    while i < 256 {
+        b[2 * i] = HEX[i >> 4];
+        b[2 * i + 1] = HEX[i & 0xF];
+        i += 1;
     }
+    b
 };
 
-/// Appends `v % 1_000_000` as exactly six digits, zero-padded: the
-/// fraction of a timestamp or a duration.
-pub(crate) fn write_six_digits(out: &mut String, v: u32) {
-    let v = (v % 1_000_000) as usize;
-    let (hi, lo) = (v / 1000, v % 1000);
-    out.push_str(&DIGITS3[3 * hi..3 * hi + 3]);
-    out.push_str(&DIGITS3[3 * lo..3 * lo + 3]);
+/// Appends `bytes`, which the callers here build from the digit tables,
+/// so they are ASCII.
+///
+/// This is the one place the runtime uses `unsafe`, for the hot path of
+/// every line: appending a table-built group as `&str` pieces paid two
+/// char-boundary checks and a capacity check per piece, and `push(char)` a
+/// capacity check per byte; here a group is one capacity check and one
+/// copy. The ASCII check keeps it sound for any input (on fixed-size groups
+/// it compiles to a mask test or two).
+#[allow(unsafe_code)]
+#[inline(always)]
+pub(crate) fn push_ascii(out: &mut String, bytes: &[u8]) {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII bytes are valid UTF-8 on their own, so `out` stays
+        // valid UTF-8 after appending them.
+        unsafe { out.as_mut_vec() }.extend_from_slice(bytes);
+    } else {
+        out.push_str(&String::from_utf8_lossy(bytes));
+    }
+}
+
+/// `v % 1000` as three digits, zero-padded.
+#[inline(always)]
+fn three_digits(v: u64) -> [u8; 3] {
+    // Below 3000, so the narrowing cast is lossless.
+    #[allow(clippy::cast_possible_truncation)]
+    let i = 3 * (v % 1000) as usize;
+    [DIGITS3[i], DIGITS3[i + 1], DIGITS3[i + 2]]
+}
+
+/// `v % 1_000_000` as six digits, zero-padded: the fraction of a timestamp
+/// or a duration.
+#[inline]
+pub(crate) fn six_digits(v: u32) -> [u8; 6] {
+    let v = u64::from(v % 1_000_000);
+    let (hi, lo) = (three_digits(v / 1000), three_digits(v));
+    [hi[0], hi[1], hi[2], lo[0], lo[1], lo[2]]
+}
+
+/// `v % 10^10` as ten digits, zero-padded: Unix seconds until the year
+/// 2286.
+#[inline]
+pub(crate) fn ten_digits(v: u64) -> [u8; 10] {
+    let v = v % 10_000_000_000;
+    let (a, b, c) = (
+        three_digits(v / 1_000_000),
+        three_digits(v / 1000),
+        three_digits(v),
+    );
+    // Below 10, so the narrowing cast is lossless.
+    #[allow(clippy::cast_possible_truncation)]
+    let first = b'0' + (v / 1_000_000_000) as u8;
+    [first, a[0], a[1], a[2], b[0], b[1], b[2], c[0], c[1], c[2]]
+}
+
+/// `v` as eight lowercase hex digits.
+#[inline]
+pub(crate) fn hex8(v: u32) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    for (pair, byte) in out.chunks_exact_mut(2).zip(v.to_be_bytes()) {
+        let i = 2 * usize::from(byte);
+        pair.copy_from_slice(&HEX2[i..i + 2]);
+    }
+    out
 }
 
 /// Appends `v` as eight lowercase hex digits.
 pub(crate) fn write_hex8(out: &mut String, v: u32) {
-    for byte in v.to_be_bytes() {
-        let i = usize::from(byte);
-        out.push_str(&HEX2[2 * i..2 * i + 2]);
-    }
+    push_ascii(out, &hex8(v));
 }
 
 pub(crate) fn write_i64(out: &mut String, v: i64) {
@@ -278,8 +319,19 @@ mod tests {
                 .chain([0, 9, 10, 999, 1000, 999_999, 1_000_000, u32::MAX])
         {
             let mut out = String::new();
-            super::write_six_digits(&mut out, v);
+            super::push_ascii(&mut out, &super::six_digits(v));
             assert_eq!(out, format!("{:06}", v % 1_000_000));
+        }
+        for v in (0..20_000_000_000u64).step_by(999_999_937).chain([
+            0,
+            9,
+            1_000_000_000,
+            1_764_465_729,
+            9_999_999_999,
+        ]) {
+            let mut out = String::new();
+            super::push_ascii(&mut out, &super::ten_digits(v));
+            assert_eq!(out, format!("{:010}", v % 10_000_000_000));
         }
         for v in [0, 1, 0xdead_beef, 0x0f0f_0f0f, u32::MAX, 0x8000_0000] {
             let mut out = String::new();
@@ -290,6 +342,13 @@ mod tests {
 
     use super::*;
     use core::fmt::Write as _;
+
+    #[test]
+    fn non_ascii_bytes_are_appended_lossily_never_as_invalid_utf8() {
+        let mut out = String::from("a");
+        push_ascii(&mut out, b"b\xffc");
+        assert_eq!(out, "ab\u{fffd}c");
+    }
 
     fn escaped(s: &str) -> String {
         let mut out = String::new();

@@ -127,14 +127,14 @@ impl JsonLayer {
                 &mut buf.line,
                 self.middle(level),
                 p.at_nanos,
-                &p.message,
+                p.message(),
                 &p.context,
-                &p.performance,
+                |out| p.performance.write_members(out),
             );
             if buf.line.len() > self.max_line_bytes {
-                buf.message.push_str(&p.message);
+                buf.message.push_str(p.message());
                 buf.context.push_str(&p.context);
-                buf.performance.push_str(&p.performance);
+                p.performance.write_members(&mut buf.performance);
                 self.truncate_buffers(buf, level, p.at_nanos);
             }
         })
@@ -154,7 +154,7 @@ impl JsonLayer {
             at_nanos,
             &buf.message,
             &buf.context,
-            &buf.performance,
+            |out| out.push_str(&buf.performance),
         );
         if buf.line.len() > self.max_line_bytes {
             self.truncate_buffers(buf, level, at_nanos);
@@ -212,19 +212,20 @@ impl JsonLayer {
             at_nanos,
             message,
             context,
-            performance,
+            |out| out.push_str(performance),
         );
     }
 }
 
-/// `at_nanos` is the line's time (Unix nanoseconds).
+/// `at_nanos` is the line's time (Unix nanoseconds); `performance` writes
+/// the members of the performance object.
 fn write_line(
     line: &mut String,
     middle: &str,
     at_nanos: u64,
     message: &str,
     context: &str,
-    performance: &str,
+    performance: impl FnOnce(&mut String),
 ) {
     line.clear();
     line.push_str("{\"timestamp\":\"");
@@ -236,11 +237,11 @@ fn write_line(
         line.push_str(message);
     }
     line.push_str(",\"correlation_id\":\"");
-    correlation::current_or_fresh_at(at_nanos).write_to(line);
+    correlation::write_current_or_fresh_at(line, at_nanos);
     line.push_str("\",\"context\":{");
     line.push_str(context);
     line.push_str("},\"performance\":{");
-    line.push_str(performance);
+    performance(line);
     line.push_str("}}\n");
 }
 

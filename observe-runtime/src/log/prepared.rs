@@ -52,12 +52,45 @@ pub(crate) struct Members {
     /// When the call ended, in Unix nanoseconds: the line's timestamp, and
     /// the time of a correlation ID made for it.
     pub(crate) at_nanos: u64,
-    /// The message as a JSON string, quotes included.
-    pub(crate) message: String,
+    /// A fixed message as a JSON string, quotes included (`"op completed"`,
+    /// made at compile time); empty when `message` holds the message.
+    fixed_message: &'static str,
+    /// A rendered message as a JSON string, quotes included.
+    message: String,
     /// The members of the context object.
     pub(crate) context: String,
-    /// The members of the performance object.
-    pub(crate) performance: String,
+    /// The performance object, written by the layer straight into the
+    /// line: rendering it here first would copy it twice.
+    pub(crate) performance: Performance,
+}
+
+/// The members of an operation line's `performance` object, as values.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Performance {
+    /// Checked at compile time to need no escaping.
+    pub(crate) operation: &'static str,
+    /// A constant.
+    pub(crate) status: &'static str,
+    pub(crate) duration_ns: u64,
+    pub(crate) threshold_ns: Option<u64>,
+}
+
+impl Performance {
+    /// Appends the members in the order the visitor writes them
+    /// (`operation`, `status`, `duration_ms`, `threshold_ms`), fixed keys
+    /// and punctuation as whole pieces.
+    pub(crate) fn write_members(&self, out: &mut String) {
+        out.push_str("\"operation\":\"");
+        out.push_str(self.operation);
+        out.push_str("\",\"status\":\"");
+        out.push_str(self.status);
+        out.push_str("\",\"duration_ms\":");
+        write_millis(out, self.duration_ns);
+        if let Some(t) = self.threshold_ns {
+            out.push_str(",\"threshold_ms\":");
+            write_millis(out, t);
+        }
+    }
 }
 
 thread_local! {
@@ -84,9 +117,9 @@ pub(crate) fn prepare(
             let Ok(mut p) = p.try_borrow_mut() else {
                 return false;
             };
+            p.fixed_message = "";
             p.message.clear();
             p.context.clear();
-            p.performance.clear();
             f(&mut p);
             p.meta = addr(meta);
             true
@@ -120,34 +153,24 @@ pub(crate) fn with<R>(
 }
 
 impl Members {
-    /// A fixed message (`"{op} completed"` and the like): operation names
-    /// are checked at compile time to need no escaping.
-    pub(crate) fn fixed_message(&mut self, message: &str) {
-        write_fixed_message(&mut self.message, message);
+    /// The message as a JSON string, quotes included.
+    pub(crate) fn message(&self) -> &str {
+        if self.fixed_message.is_empty() {
+            &self.message
+        } else {
+            self.fixed_message
+        }
+    }
+
+    /// A fixed message, already quoted (`"{op} completed"` and the like):
+    /// operation names are checked at compile time to need no escaping.
+    pub(crate) fn fixed_message(&mut self, quoted: &'static str) {
+        self.fixed_message = quoted;
     }
 
     /// A message rendered from `Display`, escaped.
     pub(crate) fn display_message(&mut self, message: impl fmt::Display) {
         write_display(&mut self.message, message);
-    }
-
-    /// The first members of the performance object, in the order the
-    /// visitor writes them: `operation` and `status` (which need no
-    /// escaping), then `duration_ms`. Fixed keys and punctuation go in as
-    /// whole pieces.
-    pub(crate) fn performance_head(&mut self, operation: &str, status: &str, nanos: u64) {
-        let p = &mut self.performance;
-        p.push_str("\"operation\":\"");
-        p.push_str(operation);
-        p.push_str("\",\"status\":\"");
-        p.push_str(status);
-        p.push_str("\",\"duration_ms\":");
-        write_millis(p, nanos);
-    }
-
-    /// A duration member of the performance object.
-    pub(crate) fn performance_millis(&mut self, key: &str, nanos: u64) {
-        write_millis(performance_member(&mut self.performance, key), nanos);
     }
 
     /// A context member whose key needs no escaping (the guard's own).
@@ -212,17 +235,21 @@ pub(super) fn append_context_json(context: &mut String, members: &str) {
 /// decimals (`0.412345`): exact, and far cheaper than float formatting.
 pub(super) fn write_millis(out: &mut String, nanos: u64) {
     let whole = nanos / 1_000_000;
-    if whole < 10 {
-        // Below 10, so the narrowing cast is lossless.
-        #[allow(clippy::cast_possible_truncation)]
-        out.push(char::from(b'0' + whole as u8));
-    } else {
-        out.push_str(itoa::Buffer::new().format(whole));
-    }
-    out.push('.');
     // Below 10^6, so the narrowing cast is lossless.
     #[allow(clippy::cast_possible_truncation)]
-    json::write_six_digits(out, (nanos % 1_000_000) as u32);
+    let frac = json::six_digits((nanos % 1_000_000) as u32);
+    if whole < 10 {
+        // The common case, a call under 10 ms, is one append.
+        // Below 10, so the narrowing cast is lossless.
+        #[allow(clippy::cast_possible_truncation)]
+        let digit = b'0' + whole as u8;
+        let [a, b, c, d, e, f] = frac;
+        json::push_ascii(out, &[digit, b'.', a, b, c, d, e, f]);
+    } else {
+        out.push_str(itoa::Buffer::new().format(whole));
+        let [a, b, c, d, e, f] = frac;
+        json::push_ascii(out, &[b'.', a, b, c, d, e, f]);
+    }
 }
 
 /// Runs `f` while the prepared members are borrowed, so nothing can be

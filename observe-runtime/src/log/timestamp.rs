@@ -77,8 +77,8 @@ fn write_parts(out: &mut String, secs: u64, micros: u32) {
         })
         .unwrap_or(false);
     if cached {
-        super::json::write_six_digits(out, micros);
-        out.push('Z');
+        let [a, b, c, d, e, f] = super::json::six_digits(micros);
+        super::json::push_ascii(out, &[a, b, c, d, e, f, b'Z']);
     } else {
         write_with_prefix(out, &format_prefix(secs), micros);
     }

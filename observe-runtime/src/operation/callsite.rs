@@ -27,8 +27,8 @@ pub const FIELDS: &[&str] = &[
     "threshold_ns",
 ];
 
-/// The fixed messages of one operation, built at compile time, indexed by
-/// [`Message`].
+/// The fixed messages of one operation as JSON strings (quotes included),
+/// built at compile time, indexed by [`Message`].
 #[doc(hidden)]
 pub type Messages = [&'static str; 4];
 
@@ -39,6 +39,16 @@ pub(crate) enum Message {
     Panicked = 1,
     Cancelled = 2,
     Slow = 3,
+}
+
+/// One of an operation's fixed messages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FixedMessage {
+    /// The message.
+    pub(crate) text: &'static str,
+    /// The message as a JSON string: operation names need no escaping, so
+    /// lines copy it as it is.
+    pub(crate) quoted: &'static str,
 }
 
 /// Static description of one annotated function. Built by the
@@ -151,9 +161,15 @@ impl Callsite {
         }
     }
 
-    /// A fixed message: `"{op} completed"` and the like.
-    pub(crate) fn message(&self, m: Message) -> &'static str {
-        self.messages[m as usize]
+    /// A fixed message: `{op} completed` and the like.
+    pub(crate) fn message(&self, m: Message) -> FixedMessage {
+        let quoted = self.messages[m as usize];
+        FixedMessage {
+            text: quoted
+                .get(1..quoted.len().saturating_sub(1))
+                .unwrap_or_default(),
+            quoted,
+        }
     }
 
     /// The operation name (a metric label and the log's `performance.operation`).
@@ -260,10 +276,10 @@ macro_rules! __callsite {
             $crate::__private::Callsite::new(
                 $op,
                 [
-                    ::core::concat!($op, " completed"),
-                    ::core::concat!($op, " panicked"),
-                    ::core::concat!($op, " cancelled"),
-                    ::core::concat!($op, " slow"),
+                    ::core::concat!("\"", $op, " completed\""),
+                    ::core::concat!("\"", $op, " panicked\""),
+                    ::core::concat!("\"", $op, " cancelled\""),
+                    ::core::concat!("\"", $op, " slow\""),
                 ],
                 $slow,
                 &SUCCESS,

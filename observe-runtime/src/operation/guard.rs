@@ -15,12 +15,12 @@ use std::time::Duration;
 use tracing_core::field::Value;
 use tracing_core::{Event, Level};
 
-use super::callsite::{Callsite, LogSite, Message};
+use super::callsite::{Callsite, FixedMessage, LogSite, Message};
 use super::context::ContextWriter;
 use super::outcome::{ErrorInfo, Status};
 use crate::clock::{self, Start};
 use crate::correlation;
-use crate::log::prepared::{self, Members};
+use crate::log::prepared::{self, Members, Performance};
 use crate::metrics::{self, Mode};
 
 thread_local! {
@@ -377,7 +377,7 @@ impl fmt::Display for Failed<'_> {
 struct Line<'a> {
     site: LogSite,
     /// The fixed message, or `None` for a failure's `"{op} failed: {error}"`.
-    fixed: Option<&'static str>,
+    fixed: Option<FixedMessage>,
     error: Option<&'a ErrorInfo<'a>>,
     operation: &'static str,
     status: &'static str,
@@ -402,18 +402,20 @@ impl Line<'_> {
     fn prepare(&self, m: &mut Members) {
         m.at_nanos = clock::unix_nanos_at(self.end);
         match self.fixed {
-            Some(message) => m.fixed_message(message),
+            Some(message) => m.fixed_message(message.quoted),
             None => m.display_message(self.failed()),
         }
-        m.performance_head(self.operation, self.status, self.duration_ns);
+        m.performance = Performance {
+            operation: self.operation,
+            status: self.status,
+            duration_ns: self.duration_ns,
+            threshold_ns: self.threshold_ns,
+        };
         if let Some(t) = self.error_type {
             m.context_str("error_type", t);
         }
         if let Some(c) = self.context {
             m.context_json(c);
-        }
-        if let Some(t) = self.threshold_ns {
-            m.performance_millis("threshold_ms", t);
         }
     }
 
@@ -445,7 +447,7 @@ impl Line<'_> {
         let failed;
         let message: &dyn Value = match self.fixed {
             Some(m) => {
-                fixed = m;
+                fixed = m.text;
                 &fixed
             }
             None => {
