@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! cargo bench --bench overhead --bench overhead_metrics --bench overhead_tracing_json \
-//!     --bench overhead_fastrace --bench overhead_observe_metrics_only --bench overhead_observe_full
+//!     --bench overhead_fastrace --bench overhead_observe_metrics_only --bench overhead_observe_full \
+//!     --bench overhead_observe_formatted
 //! cargo run --example bench_report            # writes benches/RESULTS.md
 //! ```
 //!
@@ -118,6 +119,14 @@ const ROWS: &[(&str, &str)] = &[
     (
         "observe/full_json_queued/async",
         "`#[monitor_performance]`, JSON line queued to the TCP sink, metrics",
+    ),
+    (
+        "observe/full_json_discarded/sync",
+        "the same line handed to a sink that discards it (not a target row: the caller's share)",
+    ),
+    (
+        "observe/full_json_discarded/async",
+        "the same line handed to a sink that discards it (not a target row: the caller's share)",
     ),
     (
         "correlation/generate",
