@@ -231,8 +231,10 @@ impl Guard {
     /// Records a call that returned normally, and not an `Err`.
     #[inline(always)]
     pub fn success(&mut self) {
-        self.finished = true;
+        // An inactive guard records nothing, finished or not: its idle
+        // path stays one flag test, with no store.
         if self.flags & ACTIVE != 0 {
+            self.finished = true;
             self.record(Status::Success, None);
         }
     }
@@ -319,7 +321,7 @@ impl Guard {
     /// guard is idle afterwards.
     #[inline(never)]
     pub(crate) fn close(&mut self) {
-        if !self.finished {
+        if self.flags & ACTIVE != 0 && !self.finished {
             self.unfinished();
         }
         drop(ManuallyDrop::into_inner(std::mem::replace(
