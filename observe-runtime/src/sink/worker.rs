@@ -133,8 +133,15 @@ impl Batch {
 
     /// Resolves the first `bytes` pending bytes (whole lines) as `fate`.
     pub(crate) fn resolve_prefix(&mut self, bytes: usize, fate: Fate) {
-        let bytes = bytes.min(self.pending().len());
-        let lines = count_lines(&self.pending()[..bytes]);
+        let pending = self.pending().len();
+        let bytes = bytes.min(pending);
+        // A batch sent whole (the usual case) is not read again to count
+        // its lines: the worker shares the machine with the callers.
+        let lines = if bytes == pending {
+            self.lines
+        } else {
+            count_lines(&self.pending()[..bytes])
+        };
         self.start += bytes;
         self.lines -= lines;
         self.resolved_bytes += bytes as u64;
@@ -490,5 +497,15 @@ mod tests {
         assert!(batch.is_empty());
         assert_eq!(batch.dropped, 2);
         assert_eq!(batch.resolved_bytes, 14);
+    }
+
+    #[test]
+    fn a_batch_resolved_whole_counts_every_line() {
+        let mut batch = Batch::from_lines(b"a\nbb\nccc\n");
+        batch.resolve_prefix(2, Fate::Sent);
+        batch.resolve_prefix(usize::MAX, Fate::Sent);
+        assert!(batch.is_empty());
+        assert!(batch.pending().is_empty());
+        assert_eq!((batch.sent, batch.resolved_bytes), (3, 9));
     }
 }
