@@ -11,7 +11,7 @@ use tracing_subscriber::layer::{Context, Layer};
 use super::prepared::{self, LayerCount, write_millis};
 use super::{REDACTED, json, redactor, timestamp};
 use crate::correlation;
-use crate::sink::{Sink, StdoutSink};
+use crate::sink::{JsonLine, Sink, StdoutSink};
 
 /// Default cap on one line's length, in bytes; collectors commonly split
 /// or refuse lines past 64 KiB.
@@ -286,7 +286,7 @@ impl<S: Subscriber> Layer<S> for JsonLayer {
         let emit = |buf: &mut Buffers| {
             buf.clear();
             self.format(event, buf);
-            self.sink.write_line(&buf.line);
+            self.sink.write_json_line(JsonLine::new(&buf.line));
         };
         // A sink that itself logs re-enters here; it gets fresh buffers.
         BUFFERS.with(|b| match b.try_borrow_mut() {

@@ -43,6 +43,30 @@ pub use tcp::{TcpSink, TcpSinkBuilder};
 pub use tls::TlsConfig;
 pub use udp::{MAX_UDP_DATAGRAM, UdpSink, UdpSinkBuilder};
 
+/// A line formatted by observe's [`JsonLayer`](crate::log::JsonLayer): one
+/// JSON object and its trailing `\n`, with no other newline (every string
+/// in it is escaped), so a sink need not scan it for one. Only observe
+/// makes these.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonLine<'a>(&'a str);
+
+impl<'a> JsonLine<'a> {
+    /// `line` must be a line the JSON layer wrote.
+    pub(crate) fn new(line: &'a str) -> Self {
+        debug_assert!(
+            line.ends_with('\n') && !line[..line.len() - 1].contains('\n'),
+            "not a single line: {line:?}"
+        );
+        Self(line)
+    }
+
+    /// The line, `\n` included.
+    #[must_use]
+    pub fn as_str(&self) -> &'a str {
+        self.0
+    }
+}
+
 /// A destination for complete JSON log lines.
 pub trait Sink: Send + Sync + fmt::Debug + 'static {
     /// The sink's name, used as the `sink` label of its metrics.
@@ -50,6 +74,13 @@ pub trait Sink: Send + Sync + fmt::Debug + 'static {
 
     /// Delivers one line; `line` ends with `\n`.
     fn write_line(&self, line: &str);
+
+    /// Delivers one line the JSON layer wrote. The default calls
+    /// [`write_line`](Self::write_line); a sink that guards against
+    /// newlines inside a line can skip that check here.
+    fn write_json_line(&self, line: JsonLine<'_>) {
+        self.write_line(line.as_str());
+    }
 
     /// Delivers everything buffered, waiting at most `timeout`.
     ///
@@ -85,6 +116,12 @@ impl Sink for FanOut {
         }
     }
 
+    fn write_json_line(&self, line: JsonLine<'_>) {
+        for s in &self.sinks {
+            s.write_json_line(line);
+        }
+    }
+
     /// Flushes every sink at once, so one dead collector cannot eat the
     /// others' time: the whole flush takes at most `timeout`.
     fn flush(&self, timeout: Duration) -> bool {
@@ -115,4 +152,20 @@ pub(crate) fn count_dropped(sink: &str, lines: u64) {
         "sink" => sink.to_owned()
     )
     .increment(lines);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fan_out_hands_json_lines_to_every_sink() {
+        let (a, b) = (CaptureSink::new(), CaptureSink::new());
+        let fan = FanOut::new(vec![Arc::new(a.clone()), Arc::new(b.clone())]);
+        fan.write_json_line(JsonLine::new("{\"a\":1}\n"));
+        fan.write_line("{\"b\":2}\n");
+        for sink in [a, b] {
+            assert_eq!(sink.lines(), vec!["{\"a\":1}", "{\"b\":2}"]);
+        }
+    }
 }

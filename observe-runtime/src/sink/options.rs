@@ -175,6 +175,10 @@ macro_rules! queued_sink {
                 self.pipe.push(line);
             }
 
+            fn write_json_line(&self, line: crate::sink::JsonLine<'_>) {
+                self.pipe.push_json(line);
+            }
+
             fn flush(&self, timeout: std::time::Duration) -> bool {
                 self.pipe.flush(timeout)
             }

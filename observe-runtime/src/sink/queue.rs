@@ -138,6 +138,17 @@ impl Queue {
         // json_lines reader. Outside JSON strings a newline is whitespace
         // and inside them it is invalid, so a space keeps valid JSON valid.
         let inner_newline = memchr::memchr(b'\n', body.as_bytes()).is_some();
+        self.push_body(body, inner_newline);
+    }
+
+    /// Queues a line the JSON layer wrote: it holds no newline but its
+    /// last, so it is not scanned for one.
+    pub(crate) fn push_json(&self, line: super::JsonLine<'_>) {
+        let line = line.as_str();
+        self.push_body(line.strip_suffix('\n').unwrap_or(line), false);
+    }
+
+    fn push_body(&self, body: &str, inner_newline: bool) {
         let need = body.len() + 1;
         let mut st = self.lock();
         // The worker's batch counts too: the bound is on every line held.

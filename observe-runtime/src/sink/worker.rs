@@ -315,6 +315,10 @@ impl Pipe {
         self.owner.queue.push(line);
     }
 
+    pub(crate) fn push_json(&self, line: super::JsonLine<'_>) {
+        self.owner.queue.push_json(line);
+    }
+
     pub(crate) fn flush(&self, timeout: Duration) -> bool {
         self.owner.queue.flush(timeout)
     }
