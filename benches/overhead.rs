@@ -10,7 +10,7 @@ mod common;
 use std::hint::black_box;
 
 use common::{run, work};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::Criterion;
 use observe::monitor_performance;
 
 #[tracing::instrument]
@@ -70,12 +70,7 @@ fn anchors(c: &mut Criterion) {
     });
     g.finish();
 
-    let mut g = c.benchmark_group("observe");
-    g.bench_function("disabled/sync", |b| b.iter(|| observed(black_box(1))));
-    g.bench_function("disabled/async", |b| {
-        b.iter(|| run(observed_async(black_box(1))))
-    });
-    g.finish();
+    common::observe_pair(c, "disabled", observed, observed_async);
 
     let mut g = c.benchmark_group("correlation");
     g.bench_function("generate", |b| {
@@ -87,9 +82,4 @@ fn anchors(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group! {
-    name = benches;
-    config = common::criterion();
-    targets = anchors
-}
-criterion_main!(benches);
+common::bench_main!(anchors);

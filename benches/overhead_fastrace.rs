@@ -6,7 +6,7 @@ mod common;
 use std::hint::black_box;
 
 use common::{run, work};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::Criterion;
 use fastrace::collector::{Config, Reporter, SpanRecord};
 use fastrace::prelude::*;
 
@@ -48,9 +48,4 @@ fn anchors(c: &mut Criterion) {
     fastrace::flush();
 }
 
-criterion_group! {
-    name = benches;
-    config = common::criterion();
-    targets = anchors
-}
-criterion_main!(benches);
+common::bench_main!(anchors);

@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::time::{Instant, SystemTime};
 
 use common::{run, work};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::Criterion;
 
 #[autometrics::autometrics]
 fn auto(x: u64) -> u64 {
@@ -123,9 +123,4 @@ fn anchors(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group! {
-    name = benches;
-    config = common::criterion();
-    targets = anchors
-}
-criterion_main!(benches);
+common::bench_main!(anchors);

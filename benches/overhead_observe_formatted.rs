@@ -8,55 +8,16 @@
 
 mod common;
 
-use std::hint::black_box;
-
-use common::{run, work};
-use criterion::{Criterion, criterion_group, criterion_main};
-use observe::sink::Sink;
-use observe::{Observe, monitor_performance};
-
-#[monitor_performance("bench")]
-fn observed(x: u64) -> u64 {
-    work(x)
-}
-
-#[monitor_performance("bench_async")]
-async fn observed_async(x: u64) -> u64 {
-    work(x)
-}
-
-/// Takes every line and keeps none.
-#[derive(Debug)]
-struct Discard;
-
-impl Sink for Discard {
-    fn name(&self) -> &str {
-        "discard"
-    }
-
-    fn write_line(&self, line: &str) {
-        black_box(line);
-    }
-}
+use common::{observed, observed_async};
+use criterion::Criterion;
+use observe::Observe;
 
 fn anchors(c: &mut Criterion) {
     let _guard = Observe::builder("bench")
-        .sink(Discard)
+        .sink(common::Discard)
         .install()
         .expect("install");
-    let mut g = c.benchmark_group("observe");
-    g.bench_function("full_json_discarded/sync", |b| {
-        b.iter(|| observed(black_box(1)))
-    });
-    g.bench_function("full_json_discarded/async", |b| {
-        b.iter(|| run(observed_async(black_box(1))))
-    });
-    g.finish();
+    common::observe_pair(c, "full_json_discarded", observed, observed_async);
 }
 
-criterion_group! {
-    name = benches;
-    config = common::criterion();
-    targets = anchors
-}
-criterion_main!(benches);
+common::bench_main!(anchors);

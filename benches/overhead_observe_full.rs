@@ -4,24 +4,13 @@
 
 mod common;
 
-use std::hint::black_box;
 use std::io::Read;
 use std::net::TcpListener;
 
-use common::{run, work};
-use criterion::{Criterion, criterion_group, criterion_main};
+use common::{observed, observed_async};
+use criterion::Criterion;
+use observe::Observe;
 use observe::sink::TcpSink;
-use observe::{Observe, monitor_performance};
-
-#[monitor_performance("bench")]
-fn observed(x: u64) -> u64 {
-    work(x)
-}
-
-#[monitor_performance("bench_async")]
-async fn observed_async(x: u64) -> u64 {
-    work(x)
-}
 
 /// Accepts connections and discards what they send.
 fn drain() -> std::net::SocketAddr {
@@ -45,19 +34,7 @@ fn anchors(c: &mut Criterion) {
         .sink(sink)
         .install()
         .expect("install");
-    let mut g = c.benchmark_group("observe");
-    g.bench_function("full_json_queued/sync", |b| {
-        b.iter(|| observed(black_box(1)))
-    });
-    g.bench_function("full_json_queued/async", |b| {
-        b.iter(|| run(observed_async(black_box(1))))
-    });
-    g.finish();
+    common::observe_pair(c, "full_json_queued", observed, observed_async);
 }
 
-criterion_group! {
-    name = benches;
-    config = common::criterion();
-    targets = anchors
-}
-criterion_main!(benches);
+common::bench_main!(anchors);

@@ -6,7 +6,7 @@ mod common;
 use std::hint::black_box;
 
 use common::{run, work};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::Criterion;
 
 #[tracing::instrument(err)]
 fn traced(x: u64) -> Result<u64, std::io::Error> {
@@ -33,9 +33,4 @@ fn anchors(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group! {
-    name = benches;
-    config = common::criterion();
-    targets = anchors
-}
-criterion_main!(benches);
+common::bench_main!(anchors);

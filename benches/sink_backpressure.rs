@@ -33,20 +33,6 @@ fn call(entity: &str, n: u64) -> u64 {
     black_box(n).wrapping_mul(3)
 }
 
-/// Formats nothing further and keeps nothing: the no-sink baseline.
-#[derive(Debug)]
-struct Discard;
-
-impl Sink for Discard {
-    fn name(&self) -> &str {
-        "discard"
-    }
-
-    fn write_line(&self, line: &str) {
-        black_box(line);
-    }
-}
-
 fn dispatch(sink: impl Sink) -> Dispatch {
     Dispatch::new(tracing_subscriber::registry().with(JsonLayer::new("bench").with_sink(sink)))
 }
@@ -136,7 +122,7 @@ impl Latency {
 }
 
 fn main() {
-    let baseline = dispatch(Discard);
+    let baseline = dispatch(common::Discard);
     let (sink, full) = full_sink();
 
     let mut c = Criterion::default()

@@ -1,6 +1,7 @@
-//! The body every variant wraps, and a tiny executor for async variants,
-//! shared by the overhead benches so their numbers compare.
-#![allow(dead_code)] // each bench binary uses a part
+//! The body every variant wraps, a tiny executor for async variants, and
+//! the pieces every overhead bench binary repeats, shared so their numbers
+//! compare.
+#![allow(dead_code, unused_macros, unused_imports)] // each bench binary uses a part
 
 use std::future::Future;
 use std::hint::black_box;
@@ -14,6 +15,18 @@ pub(crate) fn work(x: u64) -> u64 {
     black_box(x).wrapping_mul(31).wrapping_add(7)
 }
 
+/// The monitored function of the installed observe rows.
+#[observe::monitor_performance("bench")]
+pub(crate) fn observed(x: u64) -> u64 {
+    work(x)
+}
+
+/// Its async twin.
+#[observe::monitor_performance("bench_async")]
+pub(crate) async fn observed_async(x: u64) -> u64 {
+    work(x)
+}
+
 /// Polls a future that completes without waiting, as an executor would.
 #[inline(always)]
 pub(crate) fn run<F: Future>(f: F) -> F::Output {
@@ -25,6 +38,51 @@ pub(crate) fn run<F: Future>(f: F) -> F::Output {
         }
     }
 }
+
+/// A sink that takes every line and keeps none.
+#[derive(Debug)]
+pub(crate) struct Discard;
+
+impl observe::sink::Sink for Discard {
+    fn name(&self) -> &str {
+        "discard"
+    }
+
+    fn write_line(&self, line: &str) {
+        black_box(line);
+    }
+}
+
+/// Benches one observe mode, `observe/{mode}/sync` and
+/// `observe/{mode}/async`; taken as generic functions, so they inline as
+/// they would at a call site.
+pub(crate) fn observe_pair<S, A, F>(c: &mut criterion::Criterion, mode: &str, sync: S, asynch: A)
+where
+    S: Fn(u64) -> u64,
+    A: Fn(u64) -> F,
+    F: Future<Output = u64>,
+{
+    let mut g = c.benchmark_group("observe");
+    g.bench_function(format!("{mode}/sync"), |b| b.iter(|| sync(black_box(1))));
+    g.bench_function(format!("{mode}/async"), |b| {
+        b.iter(|| run(asynch(black_box(1))))
+    });
+    g.finish();
+}
+
+/// The `main` of a criterion bench binary running `targets` with
+/// [`criterion`]'s settings.
+macro_rules! bench_main {
+    ($($target:path),+ $(,)?) => {
+        criterion::criterion_group! {
+            name = benches;
+            config = common::criterion();
+            targets = $($target),+
+        }
+        criterion::criterion_main!(benches);
+    };
+}
+pub(crate) use bench_main;
 
 /// Criterion settings for nanosecond-scale functions on a noisy machine.
 pub(crate) fn criterion() -> criterion::Criterion {
