@@ -61,6 +61,8 @@ pub(crate) fn post(
     body: &[u8],
     timeout: Duration,
 ) -> io::Result<Response> {
+    // The update fills `tls`, a field only the `tls` feature adds.
+    #[allow(clippy::needless_update)]
     let net = NetOptions {
         connect_timeout: timeout,
         io_timeout: timeout,
