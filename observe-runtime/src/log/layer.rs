@@ -269,6 +269,13 @@ struct Buffers {
 }
 
 impl Buffers {
+    const EMPTY: Self = Self {
+        line: String::new(),
+        message: String::new(),
+        context: String::new(),
+        performance: String::new(),
+    };
+
     fn clear(&mut self) {
         self.line.clear();
         self.message.clear();
@@ -278,7 +285,8 @@ impl Buffers {
 }
 
 thread_local! {
-    static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::default());
+    // Const-initialised, so no access checks a lazy-init state.
+    static BUFFERS: RefCell<Buffers> = const { RefCell::new(Buffers::EMPTY) };
 }
 
 impl<S: Subscriber> Layer<S> for JsonLayer {

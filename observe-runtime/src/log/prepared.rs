@@ -94,7 +94,8 @@ impl Performance {
 }
 
 thread_local! {
-    static PREPARED: RefCell<Members> = RefCell::new(Members::default());
+    // Const-initialised, so no access checks a lazy-init state.
+    static PREPARED: RefCell<Members> = const { RefCell::new(Members::EMPTY) };
 }
 
 fn addr(meta: &tracing_core::Metadata<'_>) -> usize {
@@ -153,6 +154,20 @@ pub(crate) fn with<R>(
 }
 
 impl Members {
+    const EMPTY: Self = Self {
+        meta: 0,
+        at_nanos: 0,
+        fixed_message: "",
+        message: String::new(),
+        context: String::new(),
+        performance: Performance {
+            operation: "",
+            status: "",
+            duration_ns: 0,
+            threshold_ns: None,
+        },
+    };
+
     /// The message as a JSON string, quotes included.
     pub(crate) fn message(&self) -> &str {
         if self.fixed_message.is_empty() {
