@@ -14,7 +14,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use crate::correlation::{self, IdFormat};
 use crate::log::{self, JsonLayer, Redactor};
 use crate::metrics::{
-    self as observe_metrics, MetricsHandle, NativeHistograms, NativeRecorder, names,
+    self as observe_metrics, MetricsHandle, NativeMetrics, NativeRecorder, names,
 };
 use crate::sink::{FanOut, Sink, StdoutSink};
 
@@ -322,7 +322,7 @@ impl ObserveBuilder {
             .iter()
             .find(|(m, _)| m == names::OPERATION_DURATION_SECONDS)
             .map_or(names::DEFAULT_DURATION_BUCKETS, |(_, b)| b.as_slice());
-        let native = Arc::new(NativeHistograms::new(
+        let native = Arc::new(NativeMetrics::new(
             duration_buckets,
             vec![(names::LABEL_SERVICE.to_owned(), self.service.clone())],
         ));

@@ -21,4 +21,4 @@ pub use native::MetricsHandle;
 pub use tee::Tee;
 
 pub(crate) use handles::{Handles, Mode, finish, note_global_recorder, start};
-pub(crate) use native::{NativeHistograms, NativeRecorder};
+pub(crate) use native::{NativeMetrics, NativeRecorder};

@@ -1,4 +1,4 @@
-//! The `operation_duration_seconds` histogram, kept as bucket counts.
+//! The operation metrics, kept by observe instead of the exporter.
 //!
 //! `metrics-exporter-prometheus` stores every histogram sample with a
 //! timestamp in a lock-free bucket and buckets it at scrape time: a clock
@@ -7,12 +7,16 @@
 //! exactly one duration, always into the same configured buckets, so this
 //! histogram is kept here as what the exposition needs (cumulative bucket
 //! counts, an exact sum of nanoseconds): one bucket increment and one sum
-//! increment per sample. [`NativeRecorder`] wraps observe's Prometheus
-//! recorder and takes over the registration of that one metric name;
-//! [`MetricsHandle::render`] appends it to the exporter's text.
+//! increment per sample. The exporter also updates a generation count
+//! beside every counter and gauge value (for its idle timeout), a second
+//! atomic operation per update that `operation_calls_total` and
+//! `operation_in_flight` would pay on every call; they are kept here as
+//! one atomic per series. [`NativeRecorder`] wraps observe's Prometheus
+//! recorder and takes over the registration of these three names;
+//! [`MetricsHandle::render`] appends them to the exporter's text.
 //!
 //! Recorders that wrap observe's (like the InfluxDB aggregator) still see
-//! every sample through the handle they wrap.
+//! every update through the handle they wrap.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -56,17 +60,97 @@ impl HistogramFn for Buckets {
     }
 }
 
-/// Every label set of the native histogram, and how to render them.
+/// A counter or gauge family kept here: one atomic per label set (for a
+/// gauge, its `f64` bits).
 #[derive(Debug)]
-pub(crate) struct NativeHistograms {
+struct Scalars {
+    name: &'static str,
+    /// `counter` or `gauge`.
+    kind: &'static str,
+    series: Mutex<HashMap<Key, Arc<AtomicU64>>>,
+    description: Mutex<Option<SharedString>>,
+}
+
+impl Scalars {
+    fn new(name: &'static str, kind: &'static str) -> Self {
+        Self {
+            name,
+            kind,
+            series: Mutex::new(HashMap::new()),
+            description: Mutex::new(None),
+        }
+    }
+
+    fn value(&self, key: &Key) -> Arc<AtomicU64> {
+        let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(
+            series
+                .entry(key.clone())
+                .or_insert_with(|| Arc::new(AtomicU64::new(0))),
+        )
+    }
+
+    fn describe(&self, description: SharedString) {
+        *self
+            .description
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(description);
+    }
+
+    /// Appends the family in the Prometheus text format, as the exporter
+    /// writes counters and gauges.
+    fn render_into(&self, out: &mut String, labels: impl Fn(&Key) -> String) {
+        let series = sorted(&self.series);
+        if series.is_empty() {
+            return;
+        }
+        write_head(out, self.name, self.kind, &self.description);
+        for (key, value) in series {
+            let labels = labels(&key);
+            let labels = labels.trim_end_matches(',');
+            let bits = value.load(Ordering::Relaxed);
+            let _ = if self.kind == "gauge" {
+                writeln!(out, "{}{{{labels}}} {}", self.name, f64::from_bits(bits))
+            } else {
+                writeln!(out, "{}{{{labels}}} {bits}", self.name)
+            };
+        }
+    }
+}
+
+/// A family's series, copied out of its lock and sorted by labels.
+fn sorted<T>(series: &Mutex<HashMap<Key, Arc<T>>>) -> Vec<(Key, Arc<T>)> {
+    let mut series: Vec<(Key, Arc<T>)> = series
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .map(|(k, v)| (k.clone(), Arc::clone(v)))
+        .collect();
+    series.sort_by(|a, b| a.0.labels().cmp(b.0.labels()));
+    series
+}
+
+/// `# HELP` (when described) and `# TYPE` lines of a family.
+fn write_head(out: &mut String, name: &str, kind: &str, description: &Mutex<Option<SharedString>>) {
+    if let Some(d) = &*description.lock().unwrap_or_else(PoisonError::into_inner) {
+        let _ = writeln!(out, "# HELP {name} {}", escape_help(d));
+    }
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// The operation families kept here, and how to render them.
+#[derive(Debug)]
+pub(crate) struct NativeMetrics {
     bounds: Arc<[f64]>,
     /// `name="value"` pairs put before each series' own labels.
     global_labels: Vec<(String, String)>,
     series: Mutex<HashMap<Key, Arc<Buckets>>>,
     description: Mutex<Option<SharedString>>,
+    calls: Scalars,
+    in_flight: Scalars,
 }
 
-impl NativeHistograms {
+impl NativeMetrics {
     /// `bounds` are the configured buckets (sorted and deduplicated here).
     pub(crate) fn new(bounds: &[f64], global_labels: Vec<(String, String)>) -> Self {
         let mut bounds: Vec<f64> = bounds.iter().copied().filter(|b| b.is_finite()).collect();
@@ -77,6 +161,8 @@ impl NativeHistograms {
             global_labels,
             series: Mutex::new(HashMap::new()),
             description: Mutex::new(None),
+            calls: Scalars::new(names::OPERATION_CALLS_TOTAL, "counter"),
+            in_flight: Scalars::new(names::OPERATION_IN_FLIGHT, "gauge"),
         }
     }
 
@@ -92,28 +178,20 @@ impl NativeHistograms {
         Histogram::from_arc(Arc::clone(buckets))
     }
 
-    /// Appends the histogram family in the Prometheus text format.
+    /// Appends the families in the Prometheus text format.
     pub(crate) fn render_into(&self, out: &mut String) {
-        let mut series: Vec<(Key, Arc<Buckets>)> = self
-            .series
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(k, b)| (k.clone(), Arc::clone(b)))
-            .collect();
+        self.calls.render_into(out, |k| self.labels(k));
+        self.render_histograms(out);
+        self.in_flight.render_into(out, |k| self.labels(k));
+    }
+
+    fn render_histograms(&self, out: &mut String) {
+        let series = sorted(&self.series);
         if series.is_empty() {
             return;
         }
-        series.sort_by(|a, b| a.0.labels().cmp(b.0.labels()));
         let name = names::OPERATION_DURATION_SECONDS;
-        if let Some(d) = &*self
-            .description
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-        {
-            let _ = writeln!(out, "# HELP {name} {}", escape_help(d));
-        }
-        let _ = writeln!(out, "# TYPE {name} histogram");
+        write_head(out, name, "histogram", &self.description);
         for (key, b) in series {
             let labels = self.labels(&key);
             let mut total = 0u64;
@@ -160,34 +238,38 @@ fn escape_help(text: &str) -> String {
     text.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
-/// Wraps observe's Prometheus recorder: the duration histogram is recorded
-/// in [`NativeHistograms`], everything else by the wrapped recorder.
+/// Wraps observe's Prometheus recorder: the operation families are kept in
+/// [`NativeMetrics`], everything else by the wrapped recorder.
 pub(crate) struct NativeRecorder<R> {
     inner: R,
-    native: Arc<NativeHistograms>,
+    native: Arc<NativeMetrics>,
 }
 
 impl<R> NativeRecorder<R> {
-    pub(crate) fn new(inner: R, native: Arc<NativeHistograms>) -> Self {
+    pub(crate) fn new(inner: R, native: Arc<NativeMetrics>) -> Self {
         Self { inner, native }
     }
 }
 
-fn is_native(name: &str) -> bool {
-    name == names::OPERATION_DURATION_SECONDS
-}
-
 impl<R: Recorder> Recorder for NativeRecorder<R> {
     fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.inner.describe_counter(key, unit, description);
+        if key.as_str() == self.native.calls.name {
+            self.native.calls.describe(description);
+        } else {
+            self.inner.describe_counter(key, unit, description);
+        }
     }
 
     fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.inner.describe_gauge(key, unit, description);
+        if key.as_str() == self.native.in_flight.name {
+            self.native.in_flight.describe(description);
+        } else {
+            self.inner.describe_gauge(key, unit, description);
+        }
     }
 
     fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        if is_native(key.as_str()) {
+        if key.as_str() == names::OPERATION_DURATION_SECONDS {
             *self
                 .native
                 .description
@@ -199,15 +281,23 @@ impl<R: Recorder> Recorder for NativeRecorder<R> {
     }
 
     fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
-        self.inner.register_counter(key, metadata)
+        if key.name() == self.native.calls.name {
+            Counter::from_arc(self.native.calls.value(key))
+        } else {
+            self.inner.register_counter(key, metadata)
+        }
     }
 
     fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
-        self.inner.register_gauge(key, metadata)
+        if key.name() == self.native.in_flight.name {
+            Gauge::from_arc(self.native.in_flight.value(key))
+        } else {
+            self.inner.register_gauge(key, metadata)
+        }
     }
 
     fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
-        if is_native(key.name()) {
+        if key.name() == names::OPERATION_DURATION_SECONDS {
             self.native.histogram(key)
         } else {
             self.inner.register_histogram(key, metadata)
@@ -220,11 +310,11 @@ impl<R: Recorder> Recorder for NativeRecorder<R> {
 #[derive(Debug, Clone)]
 pub struct MetricsHandle {
     prometheus: PrometheusHandle,
-    native: Arc<NativeHistograms>,
+    native: Arc<NativeMetrics>,
 }
 
 impl MetricsHandle {
-    pub(crate) fn new(prometheus: PrometheusHandle, native: Arc<NativeHistograms>) -> Self {
+    pub(crate) fn new(prometheus: PrometheusHandle, native: Arc<NativeMetrics>) -> Self {
         Self { prometheus, native }
     }
 
@@ -241,8 +331,8 @@ impl MetricsHandle {
     }
 
     /// The exporter's own handle (its upkeep, its rendering of every
-    /// metric except `operation_duration_seconds`, which
-    /// [`render`](Self::render) adds).
+    /// metric except `operation_calls_total`, `operation_duration_seconds`
+    /// and `operation_in_flight`, which [`render`](Self::render) adds).
     #[must_use]
     pub fn prometheus(&self) -> &PrometheusHandle {
         &self.prometheus
@@ -266,7 +356,7 @@ mod tests {
 
     #[test]
     fn renders_cumulative_buckets_an_exact_sum_and_the_count() {
-        let h = NativeHistograms::new(
+        let h = NativeMetrics::new(
             &[0.01, 0.001, 0.1, 0.01],
             vec![("service".into(), "svc \"a\"".into())],
         );
@@ -293,7 +383,7 @@ mod tests {
 
     #[test]
     fn the_same_key_shares_one_series() {
-        let h = NativeHistograms::new(&[1.0], Vec::new());
+        let h = NativeMetrics::new(&[1.0], Vec::new());
         h.histogram(&key("a", "success")).record(0.5);
         h.histogram(&key("a", "success")).record(0.5);
         h.histogram(&key("a", "error")).record(2.0);
@@ -312,5 +402,52 @@ mod tests {
             "{out}"
         );
         assert!(!out.contains("HELP"), "no description was given: {out}");
+    }
+
+    #[test]
+    fn calls_and_in_flight_are_kept_here_and_render_like_the_exporter() {
+        static META: Metadata<'static> = Metadata::new(module_path!(), metrics::Level::INFO, None);
+        let native = Arc::new(NativeMetrics::new(
+            &[1.0],
+            vec![("service".into(), "svc".into())],
+        ));
+        let recorder = NativeRecorder::new(metrics::NoopRecorder, Arc::clone(&native));
+        recorder.describe_counter(names::OPERATION_CALLS_TOTAL.into(), None, "Calls.".into());
+        let labels = |status: Option<&'static str>| {
+            let mut l = vec![Label::new(names::LABEL_OPERATION, "a")];
+            l.extend(status.map(|s| Label::new(names::LABEL_STATUS, s)));
+            l
+        };
+        let calls = |status| {
+            recorder.register_counter(
+                &Key::from_parts(names::OPERATION_CALLS_TOTAL, labels(Some(status))),
+                &META,
+            )
+        };
+        calls("success").increment(2);
+        calls("error").increment(1);
+        calls("success").increment(1);
+        let in_flight = recorder.register_gauge(
+            &Key::from_parts(names::OPERATION_IN_FLIGHT, labels(None)),
+            &META,
+        );
+        in_flight.increment(1.0);
+        in_flight.increment(1.0);
+        in_flight.decrement(1.0);
+        // Other names go to the wrapped recorder, not here.
+        recorder
+            .register_counter(&Key::from_name("other_total"), &META)
+            .increment(5);
+        let mut out = String::new();
+        native.render_into(&mut out);
+        assert_eq!(
+            out,
+            "# HELP operation_calls_total Calls.\n\
+             # TYPE operation_calls_total counter\n\
+             operation_calls_total{service=\"svc\",operation=\"a\",status=\"error\"} 1\n\
+             operation_calls_total{service=\"svc\",operation=\"a\",status=\"success\"} 3\n\
+             # TYPE operation_in_flight gauge\n\
+             operation_in_flight{service=\"svc\",operation=\"a\"} 1\n"
+        );
     }
 }
