@@ -204,13 +204,7 @@ impl Queue {
                 return Wait::Closed;
             }
             if st.quiet_polls < QUIET_POLLS {
-                st.polling = true;
-                st = self
-                    .work
-                    .wait_timeout(st, POLL)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
-                st.polling = false;
+                st = self.sleep(st, |s| &mut s.polling, POLL);
                 if st.lines > 0 {
                     st.quiet_polls = 0;
                     return Wait::Ready;
@@ -218,13 +212,7 @@ impl Queue {
                 st.quiet_polls += 1;
                 continue;
             }
-            st.worker_idle = true;
-            st = self
-                .work
-                .wait_timeout(st, IDLE_WAKE)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-            st.worker_idle = false;
+            st = self.sleep(st, |s| &mut s.worker_idle, IDLE_WAKE);
             if st.lines == 0 {
                 return if st.closed { Wait::Closed } else { Wait::Idle };
             }
@@ -232,6 +220,24 @@ impl Queue {
             // it goes out with the lines right behind it.
             st.quiet_polls = 0;
         }
+    }
+
+    /// The worker waits for work at most `timeout` with `flag` raised, so
+    /// callers can tell whether (and why) to wake it.
+    fn sleep<'a>(
+        &self,
+        mut st: MutexGuard<'a, State>,
+        flag: fn(&mut State) -> &mut bool,
+        timeout: Duration,
+    ) -> MutexGuard<'a, State> {
+        *flag(&mut st) = true;
+        let mut st = self
+            .work
+            .wait_timeout(st, timeout)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+        *flag(&mut st) = false;
+        st
     }
 
     fn batch_bytes(&self) -> usize {
