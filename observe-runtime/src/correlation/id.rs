@@ -144,13 +144,14 @@ impl CorrelationId {
 }
 
 /// `req_{secs}_{rand:08x}`; every line of a root call carries one, so the
-/// usual ten-digit seconds go in with the rest as one append.
+/// usual ten-digit seconds and the hex go in as whole words.
 fn write_request_id(out: &mut String, secs: u64, rand: u32) {
     if (1_000_000_000..10_000_000_000).contains(&secs) {
-        let mut id = *b"req_0000000000_00000000";
-        id[4..14].copy_from_slice(&json::ten_digits(secs));
-        id[15..].copy_from_slice(&json::hex8(rand));
-        json::push_ascii(out, &id);
+        let (digits, last_two) = json::ten_digits(secs);
+        out.push_str("req_");
+        json::push_word(out, digits, 8);
+        json::push_word(out, last_two | u64::from(b'_') << 16, 3);
+        json::push_word(out, json::hex8(rand), 8);
     } else {
         out.push_str("req_");
         out.push_str(itoa::Buffer::new().format(secs));

@@ -162,34 +162,33 @@ pub(crate) fn write_u64(out: &mut String, v: u64) {
 }
 
 /// Appends `v` as a JSON number.
-/// `"000001002…999"`: every three-digit group, so six digits are two
-/// table reads with no formatting.
-static DIGITS3: [u8; 3000] = {
-    let mut b = [0u8; 3000];
+/// Every three-digit group `000`..`999` in the low three bytes of a `u32`,
+/// first digit lowest, so a group is one load.
+static DIGITS3: [u32; 1000] = {
+    let mut t = [0u32; 1000];
     let mut i = 0;
     while i < 1000 {
         // Each quotient is below 10, so the narrowing casts are lossless.
         #[allow(clippy::cast_possible_truncation)]
         {
-            b[3 * i] = b'0' + (i / 100) as u8;
-            b[3 * i + 1] = b'0' + (i / 10 % 10) as u8;
-            b[3 * i + 2] = b'0' + (i % 10) as u8;
+            t[i] = (b'0' + (i / 100) as u8) as u32
+                | ((b'0' + (i / 10 % 10) as u8) as u32) << 8
+                | ((b'0' + (i % 10) as u8) as u32) << 16;
         }
         i += 1;
     }
-    b
+    t
 };
 
-/// `"000102…ff"`: every byte as two lowercase hex digits.
-static HEX2: [u8; 512] = {
-    let mut b = [0u8; 512];
+/// Every byte as two lowercase hex digits in a `u16`, first digit lowest.
+static HEX2: [u16; 256] = {
+    let mut t = [0u16; 256];
     let mut i = 0;
     while i < 256 {
-        b[2 * i] = HEX[i >> 4];
-        b[2 * i + 1] = HEX[i & 0xF];
+        t[i] = HEX[i >> 4] as u16 | (HEX[i & 0xF] as u16) << 8;
         i += 1;
     }
-    b
+    t
 };
 
 /// Appends `bytes`, which the callers here build from the digit tables,
@@ -213,54 +212,57 @@ pub(crate) fn push_ascii(out: &mut String, bytes: &[u8]) {
     }
 }
 
-/// `v % 1000` as three digits, zero-padded.
+/// Appends the first `len` bytes of `word`, little-endian. The groups
+/// below are built as words in registers and stored whole: building them
+/// byte by byte on the stack and reading them back as words stalled store
+/// forwarding on every line.
 #[inline(always)]
-fn three_digits(v: u64) -> [u8; 3] {
-    // Below 3000, so the narrowing cast is lossless.
+pub(crate) fn push_word(out: &mut String, word: u64, len: usize) {
+    push_ascii(out, &word.to_le_bytes()[..len.min(8)]);
+}
+
+/// `v % 1000` as three digits, zero-padded, in the low three bytes.
+#[inline(always)]
+fn three_digits(v: u64) -> u64 {
+    // Below 1000, so the narrowing cast is lossless.
     #[allow(clippy::cast_possible_truncation)]
-    let i = 3 * (v % 1000) as usize;
-    [DIGITS3[i], DIGITS3[i + 1], DIGITS3[i + 2]]
+    u64::from(DIGITS3[(v % 1000) as usize])
 }
 
-/// `v % 1_000_000` as six digits, zero-padded: the fraction of a timestamp
-/// or a duration.
+/// `v % 1_000_000` as six digits, zero-padded, in the low six bytes: the
+/// fraction of a timestamp or a duration.
 #[inline]
-pub(crate) fn six_digits(v: u32) -> [u8; 6] {
+pub(crate) fn six_digits(v: u32) -> u64 {
     let v = u64::from(v % 1_000_000);
-    let (hi, lo) = (three_digits(v / 1000), three_digits(v));
-    [hi[0], hi[1], hi[2], lo[0], lo[1], lo[2]]
+    three_digits(v / 1000) | three_digits(v) << 24
 }
 
-/// `v % 10^10` as ten digits, zero-padded: Unix seconds until the year
+/// `v % 10^10` as ten digits, zero-padded: the first eight in a word, the
+/// last two in the low bytes of the second. Unix seconds until the year
 /// 2286.
 #[inline]
-pub(crate) fn ten_digits(v: u64) -> [u8; 10] {
+pub(crate) fn ten_digits(v: u64) -> (u64, u64) {
     let v = v % 10_000_000_000;
+    let first = u64::from(b'0') + v / 1_000_000_000;
     let (a, b, c) = (
         three_digits(v / 1_000_000),
         three_digits(v / 1000),
         three_digits(v),
     );
-    // Below 10, so the narrowing cast is lossless.
-    #[allow(clippy::cast_possible_truncation)]
-    let first = b'0' + (v / 1_000_000_000) as u8;
-    [first, a[0], a[1], a[2], b[0], b[1], b[2], c[0], c[1], c[2]]
+    (first | a << 8 | b << 32 | c << 56, c >> 8)
 }
 
-/// `v` as eight lowercase hex digits.
+/// `v` as eight lowercase hex digits in a word, most significant first.
 #[inline]
-pub(crate) fn hex8(v: u32) -> [u8; 8] {
-    let mut out = [0u8; 8];
-    for (pair, byte) in out.chunks_exact_mut(2).zip(v.to_be_bytes()) {
-        let i = 2 * usize::from(byte);
-        pair.copy_from_slice(&HEX2[i..i + 2]);
-    }
-    out
+pub(crate) fn hex8(v: u32) -> u64 {
+    let [b0, b1, b2, b3] = v.to_be_bytes();
+    let h = |b: u8| u64::from(HEX2[usize::from(b)]);
+    h(b0) | h(b1) << 16 | h(b2) << 32 | h(b3) << 48
 }
 
 /// Appends `v` as eight lowercase hex digits.
 pub(crate) fn write_hex8(out: &mut String, v: u32) {
-    push_ascii(out, &hex8(v));
+    push_word(out, hex8(v), 8);
 }
 
 pub(crate) fn write_i64(out: &mut String, v: i64) {
@@ -319,7 +321,7 @@ mod tests {
                 .chain([0, 9, 10, 999, 1000, 999_999, 1_000_000, u32::MAX])
         {
             let mut out = String::new();
-            super::push_ascii(&mut out, &super::six_digits(v));
+            super::push_word(&mut out, super::six_digits(v), 6);
             assert_eq!(out, format!("{:06}", v % 1_000_000));
         }
         for v in (0..20_000_000_000u64).step_by(999_999_937).chain([
@@ -329,8 +331,10 @@ mod tests {
             1_764_465_729,
             9_999_999_999,
         ]) {
+            let (lo, hi) = super::ten_digits(v);
             let mut out = String::new();
-            super::push_ascii(&mut out, &super::ten_digits(v));
+            super::push_word(&mut out, lo, 8);
+            super::push_word(&mut out, hi, 2);
             assert_eq!(out, format!("{:010}", v % 10_000_000_000));
         }
         for v in [0, 1, 0xdead_beef, 0x0f0f_0f0f, u32::MAX, 0x8000_0000] {

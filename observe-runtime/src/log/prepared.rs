@@ -255,15 +255,11 @@ pub(super) fn write_millis(out: &mut String, nanos: u64) {
     let frac = json::six_digits((nanos % 1_000_000) as u32);
     if whole < 10 {
         // The common case, a call under 10 ms, is one append.
-        // Below 10, so the narrowing cast is lossless.
-        #[allow(clippy::cast_possible_truncation)]
-        let digit = b'0' + whole as u8;
-        let [a, b, c, d, e, f] = frac;
-        json::push_ascii(out, &[digit, b'.', a, b, c, d, e, f]);
+        let head = (u64::from(b'0') + whole) | (u64::from(b'.') << 8);
+        json::push_word(out, head | frac << 16, 8);
     } else {
         out.push_str(itoa::Buffer::new().format(whole));
-        let [a, b, c, d, e, f] = frac;
-        json::push_ascii(out, &[b'.', a, b, c, d, e, f]);
+        json::push_word(out, u64::from(b'.') | frac << 8, 7);
     }
 }
 

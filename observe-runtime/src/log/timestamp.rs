@@ -77,8 +77,8 @@ fn write_parts(out: &mut String, secs: u64, micros: u32) {
         })
         .unwrap_or(false);
     if cached {
-        let [a, b, c, d, e, f] = super::json::six_digits(micros);
-        super::json::push_ascii(out, &[a, b, c, d, e, f, b'Z']);
+        let fraction = super::json::six_digits(micros) | u64::from(b'Z') << 48;
+        super::json::push_word(out, fraction, 7);
     } else {
         write_with_prefix(out, &format_prefix(secs), micros);
     }
