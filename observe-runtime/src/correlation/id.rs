@@ -154,7 +154,7 @@ fn write_request_id(out: &mut String, secs: u64, rand: u32) {
         json::push_word(out, json::hex8(rand), 8);
     } else {
         out.push_str("req_");
-        out.push_str(itoa::Buffer::new().format(secs));
+        json::write_u64(out, secs);
         out.push('_');
         json::write_hex8(out, rand);
     }

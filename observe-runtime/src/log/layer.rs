@@ -257,7 +257,6 @@ fn level_name(level: Level) -> &'static str {
 
 /// Per-thread scratch space, reused so a line costs no allocation once
 /// the buffers have grown.
-#[derive(Default)]
 struct Buffers {
     line: String,
     /// The message as a JSON string, quotes included; empty if none.
@@ -299,7 +298,10 @@ impl<S: Subscriber> Layer<S> for JsonLayer {
         // A sink that itself logs re-enters here; it gets fresh buffers.
         BUFFERS.with(|b| match b.try_borrow_mut() {
             Ok(mut buf) => emit(&mut buf),
-            Err(_) => emit(&mut Buffers::default()),
+            Err(_) => {
+                let mut fresh = Buffers::EMPTY;
+                emit(&mut fresh);
+            }
         });
     }
 }

@@ -45,7 +45,6 @@ impl Drop for LayerCount {
 }
 
 /// One operation event's members, as the layer writes them.
-#[derive(Default)]
 pub(crate) struct Members {
     /// Address of the event's metadata; 0 when nothing is prepared.
     meta: usize,
@@ -65,7 +64,7 @@ pub(crate) struct Members {
 }
 
 /// The members of an operation line's `performance` object, as values.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Performance {
     /// Checked at compile time to need no escaping.
     pub(crate) operation: &'static str,
@@ -258,7 +257,7 @@ pub(super) fn write_millis(out: &mut String, nanos: u64) {
         let head = (u64::from(b'0') + whole) | (u64::from(b'.') << 8);
         json::push_word(out, head | frac << 16, 8);
     } else {
-        out.push_str(itoa::Buffer::new().format(whole));
+        json::write_u64(out, whole);
         json::push_word(out, u64::from(b'.') | frac << 8, 7);
     }
 }
