@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use observe::sink::{Sink as _, TcpSink};
-use sink_common::{dispatch, rss_bytes};
+use sink_common::{dispatch, log_in_threads, rss_bytes};
 use support::free_port;
 
 #[test]
@@ -35,21 +35,8 @@ fn a_full_queue_with_the_collector_down_holds_no_more_than_its_capacity() {
     let before = rss_bytes();
 
     let fill = || {
-        std::thread::scope(|s| {
-            for t in 0..THREADS {
-                let d = d.clone();
-                s.spawn(move || {
-                    tracing::dispatcher::with_default(&d, || {
-                        for seq in 0..PER_THREAD {
-                            tracing::info!(
-                                thread = t,
-                                seq,
-                                "a line nobody will receive, number {seq}"
-                            );
-                        }
-                    });
-                });
-            }
+        log_in_threads(&d, THREADS, PER_THREAD, |t, seq| {
+            tracing::info!(thread = t, seq, "a line nobody will receive, number {seq}");
         });
     };
     fill();

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use observe::metrics::names::{LOG_LINES_DROPPED_TOTAL, LOG_LINES_SENT_TOTAL};
 use observe::sink::{Sink as _, TcpSink};
 use sink_common::{
-    counter_reaching, dispatch, parse_all, read_lines, recorder, wait_for_lines, wait_until,
+    counter_reaching, dispatch, log_in_threads, parse_all, read_lines, recorder, wait_for_lines,
+    wait_until,
 };
 use support::{Service, free_port};
 
@@ -34,17 +35,8 @@ fn hundred_thousand_lines_from_four_threads_arrive_once_and_in_order() {
     let d = dispatch("sink-volume", sink.clone());
 
     let start = Instant::now();
-    std::thread::scope(|s| {
-        for t in 0..THREADS {
-            let d = d.clone();
-            s.spawn(move || {
-                tracing::dispatcher::with_default(&d, || {
-                    for seq in 0..PER_THREAD {
-                        tracing::info!(thread = t, seq, "volume line {seq} of thread {t}");
-                    }
-                });
-            });
-        }
+    log_in_threads(&d, THREADS, PER_THREAD, |t, seq| {
+        tracing::info!(thread = t, seq, "volume line {seq} of thread {t}");
     });
     let logged = start.elapsed();
     assert!(sink.flush(Duration::from_secs(60)), "{:?}", sink.stats());

@@ -24,6 +24,23 @@ pub fn dispatch(service: &str, sink: impl Sink) -> Dispatch {
 }
 
 /// The lines of `path` (empty if it does not exist yet).
+/// Logs from `threads` threads at once, each running `log(thread, seq)` for
+/// `seq` in `0..per_thread` with `d` as its dispatcher.
+pub fn log_in_threads(d: &Dispatch, threads: u64, per_thread: u64, log: impl Fn(u64, u64) + Sync) {
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (d, log) = (d.clone(), &log);
+            s.spawn(move || {
+                tracing::dispatcher::with_default(&d, || {
+                    for seq in 0..per_thread {
+                        log(t, seq);
+                    }
+                });
+            });
+        }
+    });
+}
+
 pub fn read_lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .map(|s| s.lines().map(str::to_owned).collect())
