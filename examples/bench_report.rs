@@ -276,30 +276,24 @@ fn extra_sections(md: &mut String, x: &Extra) -> std::fmt::Result {
         .filter(|(id, _)| id.starts_with("sink/tcp_throughput"))
         .collect();
     if !tput.is_empty() {
-        writeln!(md)?;
-        writeln!(
+        section(
             md,
-            "## TCP sink throughput (`cargo bench --bench sink_throughput`)"
+            "TCP sink throughput (`cargo bench --bench sink_throughput`)",
         )?;
-        writeln!(md)?;
-        writeln!(md, "| case | what | median |")?;
-        writeln!(md, "|---|---|---|")?;
+        table_head(md, &["case", "what", "median"])?;
         for (id, (what, v, unit)) in tput {
             writeln!(md, "| `{id}` | {what} | {} |", value(*v, unit))?;
         }
     }
     if get("sink/backpressure/p99/no_sink").is_some() {
-        writeln!(md)?;
-        writeln!(
+        section(
             md,
-            "## Latency with the collector down and the queue full (`cargo bench --bench sink_backpressure`)"
+            "Latency with the collector down and the queue full (`cargo bench --bench sink_backpressure`)",
         )?;
-        writeln!(md)?;
-        writeln!(
+        table_head(
             md,
-            "| per call | no sink | collector down, queue full | ratio |"
+            &["per call", "no sink", "collector down, queue full", "ratio"],
         )?;
-        writeln!(md, "|---|---|---|---|")?;
         for stat in ["mean", "p50", "p99", "p999"] {
             let a = get(&format!("sink/backpressure/{stat}/no_sink"));
             let b = get(&format!("sink/backpressure/{stat}/collector_down"));
@@ -309,22 +303,19 @@ fn extra_sections(md: &mut String, x: &Extra) -> std::fmt::Result {
         }
     }
     if get("compile/plain/dev").is_some() {
-        writeln!(md)?;
-        writeln!(
+        section(
             md,
-            "## Compile time of 200 annotated functions (`benches/compile_time/run.sh`)"
+            "Compile time of 200 annotated functions (`benches/compile_time/run.sh`)",
         )?;
-        writeln!(md)?;
         writeln!(
             md,
             "Clean build of that crate only, dependencies built; median seconds."
         )?;
         writeln!(md)?;
-        writeln!(
+        table_head(
             md,
-            "| attribute | dev | over plain | release | over plain |"
+            &["attribute", "dev", "over plain", "release", "over plain"],
         )?;
-        writeln!(md, "|---|---|---|---|---|")?;
         for (name, label) in [
             ("plain", "none"),
             ("observe", "`#[monitor_performance]`"),
@@ -344,6 +335,19 @@ fn extra_sections(md: &mut String, x: &Extra) -> std::fmt::Result {
         }
     }
     Ok(())
+}
+
+/// `## title`, set off by blank lines.
+fn section(md: &mut String, title: &str) -> std::fmt::Result {
+    writeln!(md)?;
+    writeln!(md, "## {title}")?;
+    writeln!(md)
+}
+
+/// A table's header row and its separator row.
+fn table_head(md: &mut String, columns: &[&str]) -> std::fmt::Result {
+    writeln!(md, "| {} |", columns.join(" | "))?;
+    writeln!(md, "|{}", "---|".repeat(columns.len()))
 }
 
 fn ns(v: f64) -> String {
@@ -386,17 +390,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "the body is a few arithmetic instructions. Reproduce with the commands in the README."
     )?;
     writeln!(md)?;
-    writeln!(md, "| variant | what | ns/call |")?;
-    writeln!(md, "|---|---|---|")?;
+    table_head(&mut md, &["variant", "what", "ns/call"])?;
     for (id, what) in ROWS {
         let v = m.get(*id).map_or_else(|| "not measured".into(), |v| ns(*v));
         writeln!(md, "| `{id}` | {what} | {v} |")?;
     }
-    writeln!(md)?;
-    writeln!(md, "## Targets (ratios within this run)")?;
-    writeln!(md)?;
-    writeln!(md, "| observe | anchor | target | measured | met |")?;
-    writeln!(md, "|---|---|---|---|---|")?;
+    section(&mut md, "Targets (ratios within this run)")?;
+    table_head(&mut md, &["observe", "anchor", "target", "measured", "met"])?;
     for (obs, anchor, rule, ok) in targets(&m) {
         let measured = match (m.get(&obs), m.get(&anchor)) {
             (Some(a), Some(b)) if rule.starts_with("within") => {
