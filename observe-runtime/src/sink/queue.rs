@@ -34,9 +34,10 @@ const IDLE_WAKE: Duration = Duration::from_secs(1);
 /// is a system call (and, on virtual machines, an interrupt to the other
 /// core) paid on a caller's thread. Polling took a logged call to a TCP
 /// sink from 187 to 176 ns (a loop like `overhead_observe_full`'s, median
-/// of 8 interleaved runs) against waking the worker per 64 KiB batch. It is
-/// also the longest a line waits before it is sent while the worker is
-/// busy.
+/// of 8 interleaved runs) against waking the worker per 64 KiB batch. A
+/// line queued while the worker polls is taken at its next look, this long
+/// (plus the timer's slack) at most after the last; one queued while it
+/// sends waits for that send first.
 const POLL: Duration = Duration::from_micros(100);
 
 /// After this many polls in a row find nothing, the worker sleeps until a
