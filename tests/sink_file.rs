@@ -87,6 +87,36 @@ fn rotates_at_the_size_keeping_the_count_and_never_splits_a_line() {
 }
 
 #[test]
+fn lines_taken_together_go_out_in_batches_of_the_set_size_whole_and_in_order() {
+    let dir = temp_dir("batches");
+    let path = dir.join("app.log");
+    // Every take the worker makes holds far more than one batch (and some
+    // lines are longer than a batch): each must still arrive once, whole
+    // and in order.
+    let sink = FileSink::builder(&path)
+        .max_batch_bytes(256)
+        .build()
+        .expect("sink");
+    let d = dispatch("sink-batches", sink.clone());
+    const LINES: u64 = 5_000;
+    tracing::dispatcher::with_default(&d, || {
+        for seq in 0..LINES {
+            let pad = "y".repeat((seq as usize * 13) % 300);
+            tracing::info!(seq, pad = pad.as_str(), "batched line {seq}");
+        }
+    });
+    assert!(sink.flush(Duration::from_secs(30)));
+    let stats = sink.stats();
+    assert_eq!((stats.sent, stats.dropped, stats.queued), (LINES, 0, 0));
+    let seqs: Vec<u64> = parse_all(&read_lines(&path))
+        .iter()
+        .map(|l| l["context"]["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(seqs, (0..LINES).collect::<Vec<_>>());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_line_longer_than_the_limit_gets_a_file_of_its_own() {
     let dir = temp_dir("long");
     let path = dir.join("app.log");

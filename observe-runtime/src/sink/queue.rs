@@ -2,16 +2,21 @@
 //!
 //! Lines are stored back to back, each ending in `\n`, in a ring buffer
 //! reserved at its full capacity: a caller's `push` is a lock, a bounds
-//! check and a `memcpy`, never an allocation. The worker takes a whole
-//! ring by swapping it for its spent batch buffer (reserved the same way),
-//! so callers never wait while a batch is copied; only pages that lines
-//! reach become resident. Either buffer may be the ring when the
-//! destination goes away, so after repeated outages both may have held a
-//! full queue: resident memory stays below twice the capacity (tested over
-//! four outages in `tests/sink_memory.rs`). Copying out of one ring
-//! instead bounds it at the capacity plus a batch, but makes callers wait
-//! behind every copy: the `overhead_observe_full` bench measured 279 ns
-//! per logged call that way, against 205 to 231 ns with the swap.
+//! check and a `memcpy`, never an allocation. The worker takes the whole
+//! ring, whatever its size, by swapping it for its spent batch buffer
+//! (reserved the same way), and cuts it into batches for its destination
+//! after releasing the lock, so callers never wait while lines are copied
+//! or counted. Cutting a batch under the lock made a logged call block on
+//! it (a futex wait) about once per poll whenever more than a batch was
+//! queued; without it, a loop like `overhead_observe_full`'s went from
+//! about 205 to 151-168 ns per call. Only pages that lines reach become
+//! resident. Either buffer may be the ring when the destination goes away,
+//! so after repeated outages both may have held a full queue: resident
+//! memory stays below twice the capacity (tested over four outages in
+//! `tests/sink_memory.rs`). Copying out of one ring instead bounds it at
+//! the capacity plus a batch, but makes callers wait behind every copy:
+//! the `overhead_observe_full` bench measured 279 ns per logged call that
+//! way, against 205 to 231 ns with the swap.
 //!
 //! The capacity bounds every line held, queued or in the batch the worker
 //! is sending, however long the destination is away. When the next line
@@ -247,12 +252,15 @@ impl Queue {
         BATCH_BYTES.min(self.capacity / 4)
     }
 
-    /// Moves whole lines, up to `max_bytes` (or the first line, if it
-    /// alone is longer), into `out`; returns how many.
-    pub(crate) fn take(&self, out: &mut Vec<u8>, max_bytes: usize) -> u64 {
+    /// Moves every queued line into `out` (which it replaces); returns how
+    /// many. The ring is swapped for `out`'s buffer, never copied, so a
+    /// caller queueing a line never waits behind a batch: the worker cuts
+    /// the lines into batches its transport can take (see
+    /// [`Batch`](super::worker::Batch)) after the lock is released.
+    pub(crate) fn take(&self, out: &mut Vec<u8>) -> u64 {
         out.clear();
-        // The ring this batch's buffer becomes if everything is taken;
-        // reserved here, outside the lock, so pushes never allocate.
+        // The ring this buffer becomes; reserved here, outside the lock, so
+        // pushes never allocate.
         let mut spare = VecDeque::from(std::mem::take(out));
         spare.reserve_exact(self.capacity);
         let mut st = self.lock();
@@ -262,30 +270,14 @@ impl Queue {
             *out = Vec::from(spare);
             return 0;
         }
-        let (a, b) = st.buf.as_slices();
-        let cut = cut_point(a, b, max_bytes);
-        // Usually the worker keeps up and takes everything: then swap the
-        // ring for the spare, so callers never wait for a batch to be
-        // copied, and make it contiguous after the lock is released.
-        if cut == st.buf.len() {
-            let taken = std::mem::replace(&mut st.buf, spare);
-            let lines = st.lines;
-            st.lines = 0;
-            st.in_flight += lines;
-            st.in_flight_bytes += cut as u64;
-            drop(st);
-            *out = Vec::from(taken);
-            return lines;
-        }
-        *out = Vec::from(spare);
-        let from_a = cut.min(a.len());
-        out.extend_from_slice(&a[..from_a]);
-        out.extend_from_slice(&b[..cut - from_a]);
-        let lines = count_lines(out);
-        st.buf.drain(..cut);
-        st.lines -= lines;
+        let taken = std::mem::replace(&mut st.buf, spare);
+        let lines = std::mem::take(&mut st.lines);
         st.in_flight += lines;
-        st.in_flight_bytes += cut as u64;
+        st.in_flight_bytes += taken.len() as u64;
+        drop(st);
+        // Contiguous (the ring is only ever appended to after a swap), so
+        // this is a move, not a copy.
+        *out = Vec::from(taken);
         lines
     }
 
@@ -485,28 +477,6 @@ impl Queue {
     }
 }
 
-/// Where to cut the ring (two slices, `a` then `b`, ending in `\n`) so the
-/// cut holds whole lines: after the last `\n` within `max` bytes, or after
-/// the first `\n` if the first line alone is longer.
-fn cut_point(a: &[u8], b: &[u8], max: usize) -> usize {
-    let total = a.len() + b.len();
-    let limit = max.min(total);
-    let in_b = limit.saturating_sub(a.len());
-    if let Some(i) = memchr::memrchr(b'\n', &b[..in_b]) {
-        return a.len() + i + 1;
-    }
-    if let Some(i) = memchr::memrchr(b'\n', &a[..limit.min(a.len())]) {
-        return i + 1;
-    }
-    if let Some(i) = memchr::memchr(b'\n', a) {
-        return i + 1;
-    }
-    match memchr::memchr(b'\n', b) {
-        Some(i) => a.len() + i + 1,
-        None => total,
-    }
-}
-
 /// Lines in a batch: SIMD search, as the worker counts every batch it
 /// resolves and shares the machine with the callers.
 pub(crate) fn count_lines(bytes: &[u8]) -> u64 {
@@ -517,20 +487,10 @@ pub(crate) fn count_lines(bytes: &[u8]) -> u64 {
 mod tests {
     use super::*;
 
-    fn take_all(q: &Queue, max: usize) -> (Vec<u8>, u64) {
+    fn take_all(q: &Queue) -> (Vec<u8>, u64) {
         let mut out = Vec::new();
-        let n = q.take(&mut out, max);
+        let n = q.take(&mut out);
         (out, n)
-    }
-
-    #[test]
-    fn cut_keeps_whole_lines() {
-        assert_eq!(cut_point(b"ab\ncd\n", b"", 4), 3);
-        assert_eq!(cut_point(b"ab\n", b"cd\n", 6), 6);
-        assert_eq!(cut_point(b"ab\n", b"cd\n", 5), 3);
-        assert_eq!(cut_point(b"abcdef\n", b"x\n", 2), 7);
-        assert_eq!(cut_point(b"ab", b"cdef\nx\n", 3), 7);
-        assert_eq!(cut_point(b"", b"ab\n", 10), 3);
     }
 
     #[test]
@@ -541,7 +501,7 @@ mod tests {
         q.push("c\n");
         let s = q.stats();
         assert_eq!((s.queued, s.queued_bytes, s.dropped), (2, 10, 1));
-        let (out, n) = take_all(&q, 100);
+        let (out, n) = take_all(&q);
         assert_eq!((out.as_slice(), n), (&b"aaaa\nbbbb\n"[..], 2));
         q.settle(2, 0, 0, 10);
         assert_eq!(q.stats().sent, 2);
@@ -552,7 +512,7 @@ mod tests {
     fn inner_newlines_become_spaces() {
         let q = Queue::new("t", 100);
         q.push("{\"a\":\n1}\n");
-        let (out, n) = take_all(&q, 100);
+        let (out, n) = take_all(&q);
         assert_eq!((out.as_slice(), n), (&b"{\"a\": 1}\n"[..], 1));
     }
 
@@ -573,7 +533,7 @@ mod tests {
         q.close();
         q.push("b\n");
         assert_eq!(q.stats().dropped, 1);
-        assert!(matches!(take_all(&q, 100), (_, 1)));
+        assert!(matches!(take_all(&q), (_, 1)));
         assert!(matches!(q.wait(), Wait::Closed));
     }
 }

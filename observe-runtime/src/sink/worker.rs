@@ -89,11 +89,20 @@ pub(crate) enum Fate {
 
 /// Lines the worker holds: newline-terminated, back to back. Lines before
 /// `start` are resolved; the counts wait to be settled with the queue.
+///
+/// The worker takes every queued line at once; its transport sees them a
+/// window at a time (`start..end`), each at most the sink's batch size
+/// (or one longer line), so the queue's lock is never held for a copy.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
     data: Vec<u8>,
     start: usize,
+    /// End of the window the transport is given.
+    end: usize,
+    /// Unresolved lines in the window.
     lines: u64,
+    /// Lines after the window.
+    rest: u64,
     /// Bumped whenever a new batch is taken, so a transport can tell a
     /// retry of the same lines from new ones.
     generation: u64,
@@ -106,13 +115,49 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
-    /// The unresolved lines, each ending in `\n`.
+    /// The unresolved lines of the window, each ending in `\n`.
     pub(crate) fn pending(&self) -> &[u8] {
-        &self.data[self.start..]
+        &self.data[self.start..self.end]
     }
 
+    /// Whether the window is resolved (lines may still wait after it).
     pub(crate) fn is_empty(&self) -> bool {
         self.lines == 0
+    }
+
+    /// Holds the `lines` lines just taken into `data` and opens their
+    /// first window.
+    fn load(&mut self, lines: u64, max_bytes: usize) {
+        self.start = 0;
+        self.end = 0;
+        self.lines = 0;
+        self.rest = lines;
+        self.next_window(max_bytes);
+    }
+
+    /// Opens the window after a resolved one: whole lines, at most
+    /// `max_bytes` (or the first line, if it alone is longer). `false`
+    /// when no line is left.
+    fn next_window(&mut self, max_bytes: usize) -> bool {
+        debug_assert_eq!(self.lines, 0, "the window is resolved");
+        if self.rest == 0 {
+            return false;
+        }
+        let rest = &self.data[self.end..];
+        let cut = cut_point(rest, max_bytes);
+        // Usually the whole take fits: no scan to count its lines.
+        let lines = if cut == rest.len() {
+            self.rest
+        } else {
+            count_lines(&rest[..cut])
+        };
+        self.start = self.end;
+        self.end += cut;
+        self.lines = lines;
+        self.rest -= lines;
+        self.attempts = 0;
+        self.generation += 1;
+        true
     }
 
     pub(crate) fn generation(&self) -> u64 {
@@ -170,18 +215,22 @@ impl Batch {
         self.count(Fate::Sent, counts[0]);
         self.count(Fate::Rejected, counts[1]);
         self.lines -= counts[0] + counts[1];
+        let window = kept.len();
+        kept.extend_from_slice(&self.data[self.end..]);
         self.data = kept;
         self.start = 0;
+        self.end = window;
     }
 
-    /// Gives up on every pending line.
+    /// Gives up on every line held, in the window and after it.
     fn drop_all(&mut self) {
-        let len = self.pending().len();
-        let lines = self.lines;
-        self.start += len;
+        let len = self.data.len() - self.start;
+        self.dropped += self.lines + self.rest;
+        self.start = self.data.len();
+        self.end = self.start;
         self.lines = 0;
+        self.rest = 0;
         self.resolved_bytes += len as u64;
-        self.dropped += lines;
     }
 
     fn count(&mut self, fate: Fate, lines: u64) {
@@ -211,6 +260,18 @@ impl Batch {
     fn progressed(&self) -> bool {
         self.sent > 0
     }
+}
+
+/// Where to cut `data` (whole lines, each ending in `\n`) for a window:
+/// after the last `\n` within `max` bytes, or after the first `\n` if the
+/// first line alone is longer.
+fn cut_point(data: &[u8], max: usize) -> usize {
+    if data.len() <= max {
+        return data.len();
+    }
+    memchr::memrchr(b'\n', &data[..max])
+        .or_else(|| memchr::memchr(b'\n', data))
+        .map_or(data.len(), |i| i + 1)
 }
 
 /// Capped exponential backoff with jitter: after the `n`th consecutive
@@ -338,7 +399,7 @@ impl Worker {
     fn run(mut self, mut transport: impl Transport) {
         let mut batch = Batch::default();
         loop {
-            if batch.is_empty() {
+            if batch.is_empty() && !batch.next_window(self.max_batch_bytes) {
                 match self.queue.wait() {
                     Wait::Ready => {}
                     Wait::Idle => {
@@ -357,14 +418,11 @@ impl Worker {
                     }
                     continue;
                 }
-                let n = self.queue.take(&mut batch.data, self.max_batch_bytes);
+                let n = self.queue.take(&mut batch.data);
                 if n == 0 {
                     continue;
                 }
-                batch.start = 0;
-                batch.lines = n;
-                batch.attempts = 0;
-                batch.generation += 1;
+                batch.load(n, self.max_batch_bytes);
             }
             if !transport.is_connected() && !self.connect(&mut transport) {
                 if self.queue.give_up() {
@@ -443,14 +501,15 @@ impl Worker {
 
 #[cfg(test)]
 impl Batch {
-    /// A batch of `data` (whole lines), as the worker would take it.
+    /// A batch of `data` (whole lines) in one window, as the worker would
+    /// take it.
     pub(crate) fn from_lines(data: &[u8]) -> Self {
-        Self {
+        let mut batch = Self {
             data: data.to_vec(),
-            lines: count_lines(data),
-            generation: 1,
             ..Self::default()
-        }
+        };
+        batch.load(count_lines(data), usize::MAX);
+        batch
     }
 
     /// Sent, dropped and rejected lines not yet settled.
@@ -485,11 +544,7 @@ mod tests {
 
     #[test]
     fn batch_resolves_prefixes_and_individual_lines() {
-        let mut batch = Batch {
-            data: b"a\nbb\nccc\ndddd\n".to_vec(),
-            lines: 4,
-            ..Batch::default()
-        };
+        let mut batch = Batch::from_lines(b"a\nbb\nccc\ndddd\n");
         batch.resolve_prefix(2, Fate::Sent);
         assert_eq!(batch.pending(), b"bb\nccc\ndddd\n");
         batch.resolve_each(&[Fate::Keep, Fate::Rejected, Fate::Sent]);
@@ -501,6 +556,58 @@ mod tests {
         assert!(batch.is_empty());
         assert_eq!(batch.dropped, 2);
         assert_eq!(batch.resolved_bytes, 14);
+    }
+
+    #[test]
+    fn cut_keeps_whole_lines() {
+        assert_eq!(cut_point(b"ab\ncd\n", 4), 3);
+        assert_eq!(cut_point(b"ab\ncd\n", 6), 6);
+        assert_eq!(cut_point(b"ab\ncd\n", 5), 3);
+        assert_eq!(cut_point(b"abcdef\nx\n", 2), 7);
+        assert_eq!(cut_point(b"ab\n", 10), 3);
+        assert_eq!(cut_point(b"", 10), 0);
+    }
+
+    #[test]
+    fn a_take_larger_than_a_batch_goes_out_a_window_at_a_time() {
+        let mut batch = Batch::default();
+        batch.data = b"a\nbb\nccc\ndddd\nee\n".to_vec();
+        batch.load(5, 6);
+        assert_eq!(batch.pending(), b"a\nbb\n");
+        let first = batch.generation();
+        batch.resolve_prefix(usize::MAX, Fate::Sent);
+        assert!(batch.is_empty());
+        assert!(batch.next_window(6));
+        assert!(batch.generation() > first, "a window is new lines");
+        // A line longer than the batch size is a window of its own.
+        assert_eq!(batch.pending(), b"ccc\n");
+        batch.resolve_prefix(usize::MAX, Fate::Sent);
+        assert!(batch.next_window(3));
+        assert_eq!(batch.pending(), b"dddd\n");
+        // Refusing lines keeps them, and what follows, in order.
+        batch.resolve_each(&[Fate::Keep]);
+        assert_eq!(batch.pending(), b"dddd\n");
+        batch.resolve_each(&[Fate::Rejected]);
+        assert!(batch.next_window(100));
+        assert_eq!(batch.pending(), b"ee\n");
+        batch.resolve_prefix(usize::MAX, Fate::Sent);
+        assert!(!batch.next_window(100));
+        assert_eq!(batch.counts(), (4, 1, 1));
+        assert_eq!(batch.resolved_bytes, 17);
+    }
+
+    #[test]
+    fn dropping_a_batch_drops_the_lines_after_its_window() {
+        let mut batch = Batch::default();
+        batch.data = b"a\nbb\nccc\n".to_vec();
+        batch.load(3, 2);
+        batch.resolve_prefix(usize::MAX, Fate::Sent);
+        assert!(batch.next_window(2));
+        batch.drop_all();
+        assert!(batch.is_empty());
+        assert!(!batch.next_window(100));
+        assert_eq!(batch.counts(), (1, 2, 0));
+        assert_eq!(batch.resolved_bytes, 9);
     }
 
     #[test]
