@@ -504,11 +504,16 @@ impl Batch {
     /// A batch of `data` (whole lines) in one window, as the worker would
     /// take it.
     pub(crate) fn from_lines(data: &[u8]) -> Self {
+        Self::taken(data, usize::MAX)
+    }
+
+    /// A batch of `data` (whole lines) cut into windows of `max_bytes`.
+    fn taken(data: &[u8], max_bytes: usize) -> Self {
         let mut batch = Self {
             data: data.to_vec(),
             ..Self::default()
         };
-        batch.load(count_lines(data), usize::MAX);
+        batch.load(count_lines(data), max_bytes);
         batch
     }
 
@@ -570,9 +575,7 @@ mod tests {
 
     #[test]
     fn a_take_larger_than_a_batch_goes_out_a_window_at_a_time() {
-        let mut batch = Batch::default();
-        batch.data = b"a\nbb\nccc\ndddd\nee\n".to_vec();
-        batch.load(5, 6);
+        let mut batch = Batch::taken(b"a\nbb\nccc\ndddd\nee\n", 6);
         assert_eq!(batch.pending(), b"a\nbb\n");
         let first = batch.generation();
         batch.resolve_prefix(usize::MAX, Fate::Sent);
@@ -598,9 +601,7 @@ mod tests {
 
     #[test]
     fn dropping_a_batch_drops_the_lines_after_its_window() {
-        let mut batch = Batch::default();
-        batch.data = b"a\nbb\nccc\n".to_vec();
-        batch.load(3, 2);
+        let mut batch = Batch::taken(b"a\nbb\nccc\n", 2);
         batch.resolve_prefix(usize::MAX, Fate::Sent);
         assert!(batch.next_window(2));
         batch.drop_all();
