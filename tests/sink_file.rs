@@ -19,6 +19,25 @@ fn rotated(path: &Path, n: usize) -> PathBuf {
     PathBuf::from(format!("{}.{n}", path.display()))
 }
 
+/// Logs `lines` lines numbered by `seq`, padded to lengths that step by
+/// `step` bytes up to `max`, so cuts fall anywhere inside lines.
+fn log_numbered(d: &tracing::Dispatch, lines: u64, step: usize, max: usize) {
+    tracing::dispatcher::with_default(d, || {
+        for seq in 0..lines {
+            let pad = "x".repeat((seq as usize * step) % max);
+            tracing::info!(seq, pad = pad.as_str(), "numbered line {seq}");
+        }
+    });
+}
+
+/// The `seq` of each line, in file order.
+fn seqs(lines: &[serde_json::Value]) -> Vec<u64> {
+    lines
+        .iter()
+        .map(|l| l["context"]["seq"].as_u64().expect("seq"))
+        .collect()
+}
+
 #[test]
 fn rotates_at_the_size_keeping_the_count_and_never_splits_a_line() {
     const MAX_BYTES: u64 = 64 * 1024;
@@ -33,13 +52,7 @@ fn rotates_at_the_size_keeping_the_count_and_never_splits_a_line() {
         .expect("sink");
     let d = dispatch("sink-file", sink.clone());
     const LINES: u64 = 3_000;
-    tracing::dispatcher::with_default(&d, || {
-        for seq in 0..LINES {
-            // Lengths vary so cuts fall anywhere inside lines.
-            let pad = "x".repeat((seq as usize * 37) % 700);
-            tracing::info!(seq, pad = pad.as_str(), "rotating line {seq}");
-        }
-    });
+    log_numbered(&d, LINES, 37, 700);
     assert!(sink.flush(Duration::from_secs(30)));
     let stats = sink.stats();
     assert_eq!((stats.sent, stats.dropped), (LINES, 0));
@@ -69,10 +82,7 @@ fn rotates_at_the_size_keeping_the_count_and_never_splits_a_line() {
     for f in files.iter().rev() {
         kept.extend(parse_all(&read_lines(f)));
     }
-    let seqs: Vec<u64> = kept
-        .iter()
-        .map(|l| l["context"]["seq"].as_u64().expect("seq"))
-        .collect();
+    let seqs = seqs(&kept);
     let first = LINES - seqs.len() as u64;
     assert_eq!(seqs, (first..LINES).collect::<Vec<_>>());
     // Rotated files were filled close to the limit (lines are < 1.5 KiB).
@@ -99,20 +109,14 @@ fn lines_taken_together_go_out_in_batches_of_the_set_size_whole_and_in_order() {
         .expect("sink");
     let d = dispatch("sink-batches", sink.clone());
     const LINES: u64 = 5_000;
-    tracing::dispatcher::with_default(&d, || {
-        for seq in 0..LINES {
-            let pad = "y".repeat((seq as usize * 13) % 300);
-            tracing::info!(seq, pad = pad.as_str(), "batched line {seq}");
-        }
-    });
+    log_numbered(&d, LINES, 13, 300);
     assert!(sink.flush(Duration::from_secs(30)));
     let stats = sink.stats();
     assert_eq!((stats.sent, stats.dropped, stats.queued), (LINES, 0, 0));
-    let seqs: Vec<u64> = parse_all(&read_lines(&path))
-        .iter()
-        .map(|l| l["context"]["seq"].as_u64().expect("seq"))
-        .collect();
-    assert_eq!(seqs, (0..LINES).collect::<Vec<_>>());
+    assert_eq!(
+        seqs(&parse_all(&read_lines(&path))),
+        (0..LINES).collect::<Vec<_>>()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
