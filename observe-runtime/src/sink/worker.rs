@@ -196,30 +196,37 @@ impl Batch {
     /// Resolves each pending line by `fates` (in order; lines past its end
     /// are kept), keeping only the `Keep` lines.
     pub(crate) fn resolve_each(&mut self, fates: &[Fate]) {
-        let mut kept = Vec::new();
+        let mut kept: Vec<std::ops::Range<usize>> = Vec::new();
         let mut counts = [0u64; 2];
         let mut resolved = 0;
+        let mut at = self.start;
         for (i, line) in self.lines().enumerate() {
-            match fates.get(i).copied().unwrap_or(Fate::Keep) {
-                Fate::Keep => {
-                    kept.extend_from_slice(line);
-                    kept.push(b'\n');
-                    continue;
-                }
+            let len = line.len() + 1;
+            let fate = fates.get(i).copied().unwrap_or(Fate::Keep);
+            match fate {
+                Fate::Keep => kept.push(at..at + len),
                 Fate::Sent => counts[0] += 1,
                 Fate::Rejected => counts[1] += 1,
             }
-            resolved += line.len() as u64 + 1;
+            if fate != Fate::Keep {
+                resolved += len as u64;
+            }
+            at += len;
         }
         self.resolved_bytes += resolved;
         self.count(Fate::Sent, counts[0]);
         self.count(Fate::Rejected, counts[1]);
         self.lines -= counts[0] + counts[1];
-        let window = kept.len();
-        kept.extend_from_slice(&self.data[self.end..]);
-        self.data = kept;
-        self.start = 0;
-        self.end = window;
+        // The kept lines move, in order, to the end of the window, next to
+        // the lines after it: in place, so a refusal never copies (or
+        // allocates) the whole take. Last first, so no line is overwritten
+        // before it moves.
+        let mut to = self.end;
+        for line in kept.into_iter().rev() {
+            to -= line.len();
+            self.data.copy_within(line, to);
+        }
+        self.start = to;
     }
 
     /// Gives up on every line held, in the window and after it.
@@ -597,6 +604,22 @@ mod tests {
         assert!(!batch.next_window(100));
         assert_eq!(batch.counts(), (4, 1, 1));
         assert_eq!(batch.resolved_bytes, 17);
+    }
+
+    #[test]
+    fn lines_kept_from_a_window_stay_in_order_before_the_lines_after_it() {
+        let mut batch = Batch::taken(b"a\nbb\nccc\ndddd\nee\n", 14);
+        assert_eq!(batch.pending(), b"a\nbb\nccc\ndddd\n");
+        batch.resolve_each(&[Fate::Keep, Fate::Sent, Fate::Keep, Fate::Rejected]);
+        assert_eq!(batch.pending(), b"a\nccc\n");
+        assert_eq!(batch.lines().collect::<Vec<_>>(), vec![&b"a"[..], b"ccc"]);
+        batch.resolve_each(&[Fate::Sent]);
+        assert_eq!(batch.pending(), b"ccc\n");
+        batch.resolve_prefix(usize::MAX, Fate::Sent);
+        assert!(batch.next_window(14));
+        assert_eq!(batch.pending(), b"ee\n");
+        assert_eq!(batch.counts(), (3, 1, 1));
+        assert_eq!(batch.resolved_bytes, 14);
     }
 
     #[test]
