@@ -100,9 +100,9 @@ fn rotates_at_the_size_keeping_the_count_and_never_splits_a_line() {
 fn lines_taken_together_go_out_in_batches_of_the_set_size_whole_and_in_order() {
     let dir = temp_dir("batches");
     let path = dir.join("app.log");
-    // Every take the worker makes holds far more than one batch (and some
-    // lines are longer than a batch): each must still arrive once, whole
-    // and in order.
+    // Lines are logged faster than the worker polls, so its takes hold
+    // many batches' worth (and some lines are longer than a batch): each
+    // line must still arrive once, whole and in order.
     let sink = FileSink::builder(&path)
         .max_batch_bytes(256)
         .build()
