@@ -103,8 +103,8 @@ pub(crate) struct Batch {
     lines: u64,
     /// Lines after the window.
     rest: u64,
-    /// Bumped whenever a new batch is taken, so a transport can tell a
-    /// retry of the same lines from new ones.
+    /// Bumped for every new window, so a transport can tell a retry of the
+    /// same lines from new ones.
     generation: u64,
     attempts: u32,
     sent: u64,
@@ -229,13 +229,24 @@ impl Batch {
         self.start = to;
     }
 
-    /// Gives up on every line held, in the window and after it.
+    /// Gives up on the window's unresolved lines; the lines after it get
+    /// their own attempts.
+    fn drop_window(&mut self) {
+        let len = self.end - self.start;
+        self.dropped += self.lines;
+        self.start = self.end;
+        self.lines = 0;
+        self.resolved_bytes += len as u64;
+    }
+
+    /// Gives up on every line held, in the window and after it (the queue
+    /// is closed and its destination gone, or a flush gave up on them).
     fn drop_all(&mut self) {
-        let len = self.data.len() - self.start;
-        self.dropped += self.lines + self.rest;
+        self.drop_window();
+        let len = self.data.len() - self.end;
+        self.dropped += self.rest;
         self.start = self.data.len();
         self.end = self.start;
-        self.lines = 0;
         self.rest = 0;
         self.resolved_bytes += len as u64;
     }
@@ -461,7 +472,7 @@ impl Worker {
                     self.queue.set_error(why);
                     self.backoff.fail();
                     if self.queue.pause(self.backoff.delay()) {
-                        batch.drop_all();
+                        batch.drop_window();
                     }
                 }
             }
@@ -495,13 +506,13 @@ impl Worker {
         if batch.attempts > MAX_PARTIAL_RETRIES {
             self.queue
                 .set_error("lines still refused after retries; dropped".to_owned());
-            batch.drop_all();
+            batch.drop_window();
             return;
         }
         let mut b = Backoff::new(self.backoff.initial, self.backoff.max);
         b.failures = batch.attempts;
         if self.queue.pause(b.delay()) {
-            batch.drop_all();
+            batch.drop_window();
         }
     }
 }
@@ -620,6 +631,19 @@ mod tests {
         assert_eq!(batch.pending(), b"ee\n");
         assert_eq!(batch.counts(), (3, 1, 1));
         assert_eq!(batch.resolved_bytes, 14);
+    }
+
+    #[test]
+    fn dropping_a_window_leaves_the_lines_after_it() {
+        let mut batch = Batch::taken(b"a\nbb\nccc\n", 5);
+        assert_eq!(batch.pending(), b"a\nbb\n");
+        batch.resolve_prefix(2, Fate::Sent);
+        batch.drop_window();
+        assert!(batch.is_empty());
+        assert!(batch.next_window(5));
+        assert_eq!(batch.pending(), b"ccc\n");
+        assert_eq!(batch.counts(), (1, 1, 0));
+        assert_eq!(batch.resolved_bytes, 5);
     }
 
     #[test]
