@@ -9,14 +9,14 @@
 //! or counted. Cutting a batch under the lock, whenever more than a batch
 //! was queued, made the thread of a loop like `overhead_observe_full`'s
 //! block on it (a futex wait) about 3,000 times a second; without it, that
-//! loop went from about 205 to 151-168 ns per call. Only pages that lines reach become
-//! resident. Either buffer may be the ring when the destination goes away,
-//! so after repeated outages both may have held a full queue: resident
-//! memory stays below twice the capacity (tested over four outages in
-//! `tests/sink_memory.rs`). Copying out of one ring instead bounds it at
-//! the capacity plus a batch, but makes callers wait behind every copy:
-//! the `overhead_observe_full` bench measured 279 ns per logged call that
-//! way, against 205 to 231 ns with the swap.
+//! loop went from about 205 to 151-168 ns per call. Only pages that lines
+//! reach become resident. Either buffer may be the ring when the
+//! destination goes away, so after repeated outages both may have held a
+//! full queue: resident memory stays below twice the capacity (tested over
+//! four outages in `tests/sink_memory.rs`). Copying out of one ring instead
+//! bounds it at the capacity plus a batch, but makes callers wait behind
+//! every copy: the `overhead_observe_full` bench measured 279 ns per logged
+//! call that way, against 205 to 231 ns with the swap.
 //!
 //! The capacity bounds every line held, queued or in the batch the worker
 //! is sending, however long the destination is away. When the next line
