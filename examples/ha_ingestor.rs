@@ -177,7 +177,29 @@ impl Drop for ServiceProcess {
     }
 }
 
-fn free_port() -> std::io::Result<u16> {
+/// A port for a service to listen on, none of `taken`. It is found free
+/// here and bound by the service a moment later, so it is drawn from below
+/// the kernel's ephemeral range: a port from `bind(0)` lies inside it,
+/// where any outgoing connection made in that moment (the services connect
+/// to each other) can take it first.
+fn free_port(taken: &[u16]) -> std::io::Result<u16> {
+    const FLOOR: u16 = 10_000;
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    if low > FLOOR + 1_000 {
+        let span = u64::from(low - FLOOR);
+        let random = std::collections::hash_map::RandomState::new();
+        for attempt in 0..64u64 {
+            // Below `span`, so the narrowing is lossless.
+            #[allow(clippy::cast_possible_truncation)]
+            let port = FLOOR + (std::hash::BuildHasher::hash_one(&random, attempt) % span) as u16;
+            if !taken.contains(&port) && StdListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
     Ok(StdListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -193,7 +215,7 @@ pub fn run_pipeline(args: &Args) -> Result<Report, BoxError> {
     for name in SERVICES {
         let port = match (name, args.prometheus) {
             ("admin-api", Some(addr)) => addr.port(),
-            _ => free_port()?,
+            _ => free_port(&ports.values().copied().collect::<Vec<_>>())?,
         };
         ports.insert(name, port);
     }
