@@ -29,6 +29,12 @@
 //! standard error) is a per-operation table from the merged histograms and
 //! one request's lines across all services, found by its correlation ID.
 
+// The tests that include this file load `ports` through their support
+// module too.
+#[allow(clippy::duplicate_mod)]
+#[path = "../tests/support/ports.rs"]
+mod ports;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
@@ -177,30 +183,15 @@ impl Drop for ServiceProcess {
     }
 }
 
-/// A port for a service to listen on, none of `taken`. It is found free
-/// here and bound by the service a moment later, so it is drawn from below
-/// the kernel's ephemeral range: a port from `bind(0)` lies inside it,
-/// where any outgoing connection made in that moment (the services connect
-/// to each other) can take it first.
+/// A port for a service to listen on, none of `taken`: found free here
+/// and bound by the service a moment later, so drawn from below the
+/// ephemeral range (see `ports`).
 fn free_port(taken: &[u16]) -> std::io::Result<u16> {
-    const FLOOR: u16 = 10_000;
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32_768);
-    if low > FLOOR + 1_000 {
-        let span = u64::from(low - FLOOR);
-        let random = std::collections::hash_map::RandomState::new();
-        for attempt in 0..64u64 {
-            // Below `span`, so the narrowing is lossless.
-            #[allow(clippy::cast_possible_truncation)]
-            let port = FLOOR + (std::hash::BuildHasher::hash_one(&random, attempt) % span) as u16;
-            if !taken.contains(&port) && StdListener::bind(("127.0.0.1", port)).is_ok() {
-                return Ok(port);
-            }
-        }
+    let free = |port: u16| !taken.contains(&port) && StdListener::bind(("127.0.0.1", port)).is_ok();
+    match ports::below_ephemeral(free) {
+        Some(port) => Ok(port),
+        None => Ok(StdListener::bind("127.0.0.1:0")?.local_addr()?.port()),
     }
-    Ok(StdListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// Runs the whole pipeline: starts every service as a child process of

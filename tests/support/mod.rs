@@ -3,6 +3,8 @@
 //! server's package on first use) and stopped by PID when dropped.
 #![allow(dead_code, unreachable_pub)] // each test binary uses a part
 
+pub mod ports;
+
 use std::io::Write as _;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -158,21 +160,31 @@ fn unique() -> u64 {
 
 /// A port free for both TCP and UDP on 127.0.0.1 right now, and never
 /// handed out before in this process: tests running in parallel each
-/// release their port before their server binds it, and the kernel may
-/// offer a just-released port again.
+/// release their port before their server binds it. Drawn from below the
+/// ephemeral range (see [`ports`]), or from `bind(0)` where that range
+/// leaves no room.
 pub fn free_port() -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    loop {
-        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
-        let port = tcp.local_addr().expect("addr").port();
-        let mut given = GIVEN
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !given.contains(&port) && UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            given.push(port);
-            return port;
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let free = |port: u16| {
+        !given.contains(&port)
+            && TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", port)).is_ok()
+    };
+    let port = ports::below_ephemeral(free).unwrap_or_else(|| {
+        loop {
+            let tcp = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
+            let port = tcp.local_addr().expect("addr").port();
+            drop(tcp);
+            if free(port) {
+                break port;
+            }
         }
-    }
+    });
+    given.push(port);
+    port
 }
 
 /// What `promtool check metrics` says of `exposition`: empty when it
