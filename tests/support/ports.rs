@@ -9,7 +9,8 @@
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 
-/// Ports below this are left alone (well-known and registered services).
+/// Ports below this, where the well-known and most often configured
+/// service ports lie, are left alone.
 const FLOOR: u16 = 10_000;
 
 /// A random port below the ephemeral range that `usable` accepts (it
