@@ -23,7 +23,6 @@ pub fn dispatch(service: &str, sink: impl Sink) -> Dispatch {
     Dispatch::new(tracing_subscriber::registry().with(JsonLayer::new(service).with_sink(sink)))
 }
 
-/// The lines of `path` (empty if it does not exist yet).
 /// Logs from `threads` threads at once, each running `log(thread, seq)` for
 /// `seq` in `0..per_thread` with `d` as its dispatcher.
 pub fn log_in_threads(d: &Dispatch, threads: u64, per_thread: u64, log: impl Fn(u64, u64) + Sync) {
@@ -41,6 +40,7 @@ pub fn log_in_threads(d: &Dispatch, threads: u64, per_thread: u64, log: impl Fn(
     });
 }
 
+/// The lines of `path` (empty if it does not exist yet).
 pub fn read_lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .map(|s| s.lines().map(str::to_owned).collect())

@@ -161,7 +161,6 @@ pub(crate) fn write_u64(out: &mut String, v: u64) {
     out.push_str(itoa::Buffer::new().format(v));
 }
 
-/// Appends `v` as a JSON number.
 /// Every three-digit group `000`..`999` in the low three bytes of a `u32`,
 /// first digit lowest, so a group is one load.
 static DIGITS3: [u32; 1000] = {
