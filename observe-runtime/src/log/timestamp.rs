@@ -11,14 +11,13 @@
 //! non-negative day counts because pre-epoch times are clamped.
 
 use std::cell::RefCell;
+
+use super::json;
 #[cfg(test)]
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Length of the cached `YYYY-MM-DDTHH:MM:SS.` prefix.
 const PREFIX_LEN: usize = 20;
-
-/// Length of a full `YYYY-MM-DDTHH:MM:SS.ffffffZ` timestamp.
-const TIMESTAMP_LEN: usize = PREFIX_LEN + 7;
 
 /// Unix seconds of 9999-12-31T23:59:59Z, the last second with a four-digit year.
 ///
@@ -67,21 +66,23 @@ fn write_parts(out: &mut String, secs: u64, micros: u32) {
                 return false;
             };
             if cache.0 != secs {
-                let prefix = format_prefix(secs);
                 cache.1.clear();
-                cache.1.extend(prefix.iter().map(|&b| char::from(b)));
+                json::push_ascii(&mut cache.1, &format_prefix(secs));
                 cache.0 = secs;
             }
             out.push_str(&cache.1);
             true
         })
         .unwrap_or(false);
-    if cached {
-        let fraction = super::json::six_digits(micros) | u64::from(b'Z') << 48;
-        super::json::push_word(out, fraction, 7);
-    } else {
-        write_with_prefix(out, &format_prefix(secs), micros);
+    if !cached {
+        json::push_ascii(out, &format_prefix(secs));
     }
+    write_fraction(out, micros);
+}
+
+/// Appends six zero-padded digits of `micros` and `Z`, as one word.
+fn write_fraction(out: &mut String, micros: u32) {
+    json::push_word(out, json::six_digits(micros) | u64::from(b'Z') << 48, 7);
 }
 
 #[cfg(test)]
@@ -91,20 +92,6 @@ fn split(t: SystemTime) -> (u64, u32) {
         Ok(d) if d.as_secs() <= MAX_SECS => (d.as_secs(), d.subsec_micros()),
         Ok(_) => (MAX_SECS, 999_999),
         Err(_) => (0, 0),
-    }
-}
-
-/// Appends `prefix`, six zero-padded digits of `micros` and `Z` to `out`.
-fn write_with_prefix(out: &mut String, prefix: &[u8; PREFIX_LEN], micros: u32) {
-    let mut buf = [0u8; TIMESTAMP_LEN];
-    buf[..PREFIX_LEN].copy_from_slice(prefix);
-    put_digits(&mut buf[PREFIX_LEN..TIMESTAMP_LEN - 1], u64::from(micros));
-    buf[TIMESTAMP_LEN - 1] = b'Z';
-    // The buffer is all ASCII, so the conversion always succeeds; the fallback
-    // only exists so that this path has no panic.
-    match core::str::from_utf8(&buf) {
-        Ok(s) => out.push_str(s),
-        Err(_) => out.extend(buf.iter().map(|&b| char::from(b))),
     }
 }
 
@@ -175,7 +162,8 @@ mod tests {
     fn uncached(t: SystemTime) -> String {
         let (secs, micros) = split(t);
         let mut out = String::new();
-        write_with_prefix(&mut out, &format_prefix(secs), micros);
+        json::push_ascii(&mut out, &format_prefix(secs));
+        write_fraction(&mut out, micros);
         out
     }
 
