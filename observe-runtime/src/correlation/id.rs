@@ -146,18 +146,16 @@ impl CorrelationId {
 /// `req_{secs}_{rand:08x}`; every line of a root call carries one, so the
 /// usual ten-digit seconds and the hex go in as whole words.
 fn write_request_id(out: &mut String, secs: u64, rand: u32) {
+    out.push_str("req_");
     if (1_000_000_000..10_000_000_000).contains(&secs) {
         let (digits, last_two) = json::ten_digits(secs);
-        out.push_str("req_");
         json::push_word(out, digits, 8);
         json::push_word(out, last_two | u64::from(b'_') << 16, 3);
-        json::push_word(out, json::hex8(rand), 8);
     } else {
-        out.push_str("req_");
         json::write_u64(out, secs);
         out.push('_');
-        json::write_hex8(out, rand);
     }
+    json::write_hex8(out, rand);
 }
 
 thread_local! {
