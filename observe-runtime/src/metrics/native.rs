@@ -60,18 +60,18 @@ impl HistogramFn for Buckets {
     }
 }
 
-/// A counter or gauge family kept here: one atomic per label set (for a
-/// gauge, its `f64` bits).
+/// One metric family kept here: a value per label set, and the family's
+/// description.
 #[derive(Debug)]
-struct Scalars {
+struct Family<T> {
     name: &'static str,
-    /// `counter` or `gauge`.
+    /// `counter`, `gauge` or `histogram`.
     kind: &'static str,
-    series: Mutex<HashMap<Key, Arc<AtomicU64>>>,
+    series: Mutex<HashMap<Key, Arc<T>>>,
     description: Mutex<Option<SharedString>>,
 }
 
-impl Scalars {
+impl<T> Family<T> {
     fn new(name: &'static str, kind: &'static str) -> Self {
         Self {
             name,
@@ -81,12 +81,13 @@ impl Scalars {
         }
     }
 
-    fn value(&self, key: &Key) -> Arc<AtomicU64> {
+    /// The value of `key`'s series, made by `make` on first use.
+    fn value(&self, key: &Key, make: impl FnOnce() -> T) -> Arc<T> {
         let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(
             series
                 .entry(key.clone())
-                .or_insert_with(|| Arc::new(AtomicU64::new(0))),
+                .or_insert_with(|| Arc::new(make())),
         )
     }
 
@@ -97,15 +98,39 @@ impl Scalars {
             .unwrap_or_else(PoisonError::into_inner) = Some(description);
     }
 
-    /// Appends the family in the Prometheus text format, as the exporter
-    /// writes counters and gauges.
-    fn render_into(&self, out: &mut String, labels: impl Fn(&Key) -> String) {
-        let series = sorted(&self.series);
+    /// Appends the family's `# HELP` (when described) and `# TYPE` lines
+    /// and returns its series, copied out of the lock and sorted by labels;
+    /// a family with no series writes nothing.
+    fn head(&self, out: &mut String) -> Vec<(Key, Arc<T>)> {
+        let mut series: Vec<(Key, Arc<T>)> = self
+            .series
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| (k.clone(), Arc::clone(v)))
+            .collect();
         if series.is_empty() {
-            return;
+            return series;
         }
-        write_head(out, self.name, self.kind, &self.description);
-        for (key, value) in series {
+        series.sort_by(|a, b| a.0.labels().cmp(b.0.labels()));
+        let name = self.name;
+        if let Some(d) = &*self
+            .description
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            let _ = writeln!(out, "# HELP {name} {}", escape_help(d));
+        }
+        let _ = writeln!(out, "# TYPE {name} {}", self.kind);
+        series
+    }
+}
+
+impl Family<AtomicU64> {
+    /// Appends a counter or gauge family (a gauge's value is `f64` bits)
+    /// in the Prometheus text format, as the exporter writes them.
+    fn render_scalars(&self, out: &mut String, labels: impl Fn(&Key) -> String) {
+        for (key, value) in self.head(out) {
             let labels = labels(&key);
             let labels = labels.trim_end_matches(',');
             let bits = value.load(Ordering::Relaxed);
@@ -118,36 +143,15 @@ impl Scalars {
     }
 }
 
-/// A family's series, copied out of its lock and sorted by labels.
-fn sorted<T>(series: &Mutex<HashMap<Key, Arc<T>>>) -> Vec<(Key, Arc<T>)> {
-    let mut series: Vec<(Key, Arc<T>)> = series
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .map(|(k, v)| (k.clone(), Arc::clone(v)))
-        .collect();
-    series.sort_by(|a, b| a.0.labels().cmp(b.0.labels()));
-    series
-}
-
-/// `# HELP` (when described) and `# TYPE` lines of a family.
-fn write_head(out: &mut String, name: &str, kind: &str, description: &Mutex<Option<SharedString>>) {
-    if let Some(d) = &*description.lock().unwrap_or_else(PoisonError::into_inner) {
-        let _ = writeln!(out, "# HELP {name} {}", escape_help(d));
-    }
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
 /// The operation families kept here, and how to render them.
 #[derive(Debug)]
 pub(crate) struct NativeMetrics {
     bounds: Arc<[f64]>,
     /// `name="value"` pairs put before each series' own labels.
     global_labels: Vec<(String, String)>,
-    series: Mutex<HashMap<Key, Arc<Buckets>>>,
-    description: Mutex<Option<SharedString>>,
-    calls: Scalars,
-    in_flight: Scalars,
+    durations: Family<Buckets>,
+    calls: Family<AtomicU64>,
+    in_flight: Family<AtomicU64>,
 }
 
 impl NativeMetrics {
@@ -159,40 +163,30 @@ impl NativeMetrics {
         Self {
             bounds: bounds.into(),
             global_labels,
-            series: Mutex::new(HashMap::new()),
-            description: Mutex::new(None),
-            calls: Scalars::new(names::OPERATION_CALLS_TOTAL, "counter"),
-            in_flight: Scalars::new(names::OPERATION_IN_FLIGHT, "gauge"),
+            durations: Family::new(names::OPERATION_DURATION_SECONDS, "histogram"),
+            calls: Family::new(names::OPERATION_CALLS_TOTAL, "counter"),
+            in_flight: Family::new(names::OPERATION_IN_FLIGHT, "gauge"),
         }
     }
 
     fn histogram(&self, key: &Key) -> Histogram {
-        let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
-        let buckets = series.entry(key.clone()).or_insert_with(|| {
-            Arc::new(Buckets {
-                bounds: Arc::clone(&self.bounds),
-                counts: (0..=self.bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-                sum_nanos: AtomicU64::new(0),
-            })
-        });
-        Histogram::from_arc(Arc::clone(buckets))
+        Histogram::from_arc(self.durations.value(key, || Buckets {
+            bounds: Arc::clone(&self.bounds),
+            counts: (0..=self.bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_nanos: AtomicU64::new(0),
+        }))
     }
 
     /// Appends the families in the Prometheus text format.
     pub(crate) fn render_into(&self, out: &mut String) {
-        self.calls.render_into(out, |k| self.labels(k));
+        self.calls.render_scalars(out, |k| self.labels(k));
         self.render_histograms(out);
-        self.in_flight.render_into(out, |k| self.labels(k));
+        self.in_flight.render_scalars(out, |k| self.labels(k));
     }
 
     fn render_histograms(&self, out: &mut String) {
-        let series = sorted(&self.series);
-        if series.is_empty() {
-            return;
-        }
-        let name = names::OPERATION_DURATION_SECONDS;
-        write_head(out, name, "histogram", &self.description);
-        for (key, b) in series {
+        let name = self.durations.name;
+        for (key, b) in self.durations.head(out) {
             let labels = self.labels(&key);
             let mut total = 0u64;
             for (i, bound) in b.bounds.iter().enumerate() {
@@ -270,11 +264,7 @@ impl<R: Recorder> Recorder for NativeRecorder<R> {
 
     fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
         if key.as_str() == names::OPERATION_DURATION_SECONDS {
-            *self
-                .native
-                .description
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(description);
+            self.native.durations.describe(description);
         } else {
             self.inner.describe_histogram(key, unit, description);
         }
@@ -282,7 +272,7 @@ impl<R: Recorder> Recorder for NativeRecorder<R> {
 
     fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
         if key.name() == self.native.calls.name {
-            Counter::from_arc(self.native.calls.value(key))
+            Counter::from_arc(self.native.calls.value(key, || AtomicU64::new(0)))
         } else {
             self.inner.register_counter(key, metadata)
         }
@@ -290,7 +280,7 @@ impl<R: Recorder> Recorder for NativeRecorder<R> {
 
     fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
         if key.name() == self.native.in_flight.name {
-            Gauge::from_arc(self.native.in_flight.value(key))
+            Gauge::from_arc(self.native.in_flight.value(key, || AtomicU64::new(0)))
         } else {
             self.inner.register_gauge(key, metadata)
         }
@@ -364,7 +354,7 @@ mod tests {
         for s in [0.0005, 0.002, 0.002, 0.05, 7.0, -1.0, f64::NAN] {
             hist.record(s);
         }
-        *h.description.lock().unwrap() = Some("Durations.".into());
+        h.durations.describe("Durations.".into());
         let mut out = String::new();
         h.render_into(&mut out);
         let l = r#"service="svc \"a\"",operation="db.query",status="success""#;
