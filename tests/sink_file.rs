@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use observe::sink::{FileSink, Sink as _};
-use sink_common::{dispatch, parse_all, read_lines};
+use sink_common::{dispatch, log_in_threads, parse_all, read_lines};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("observe-sink-file-{name}-{}", std::process::id()));
@@ -22,11 +22,9 @@ fn rotated(path: &Path, n: usize) -> PathBuf {
 /// Logs `lines` lines numbered by `seq`, padded to lengths that step by
 /// `step` bytes up to `max`, so cuts fall anywhere inside lines.
 fn log_numbered(d: &tracing::Dispatch, lines: u64, step: usize, max: usize) {
-    tracing::dispatcher::with_default(d, || {
-        for seq in 0..lines {
-            let pad = "x".repeat((seq as usize * step) % max);
-            tracing::info!(seq, pad = pad.as_str(), "numbered line {seq}");
-        }
+    log_in_threads(d, 1, lines, |_, seq| {
+        let pad = "x".repeat((seq as usize * step) % max);
+        tracing::info!(seq, pad = pad.as_str(), "numbered line {seq}");
     });
 }
 
