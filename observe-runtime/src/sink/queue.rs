@@ -15,8 +15,9 @@
 //! full queue: resident memory stays below twice the capacity (tested over
 //! four outages in `tests/sink_memory.rs`). Copying out of one ring instead
 //! bounds it at the capacity plus a batch, but makes callers wait behind
-//! every copy: the `overhead_observe_full` bench measured 279 ns per logged
-//! call that way, against 205 to 231 ns with the swap.
+//! every copy: when that was tried, the `overhead_observe_full` bench
+//! measured 279 ns per logged call that way, against 205 to 231 ns with
+//! the swap.
 //!
 //! The capacity bounds every line held, queued or in the batch the worker
 //! is sending, however long the destination is away. When the next line
