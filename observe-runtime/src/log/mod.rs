@@ -7,7 +7,7 @@
 //! {"timestamp":"2026-11-30T01:22:09.123456Z","level":"INFO","service":"websocket-ingestion",
 //!  "message":"process_event completed","correlation_id":"req_1764465729_1a2b3c4d",
 //!  "context":{"entity_id":"sensor.kitchen"},
-//!  "performance":{"duration_ms":0.412,"operation":"process_event","status":"success"}}
+//!  "performance":{"operation":"process_event","status":"success","duration_ms":0.412}}
 //! ```
 
 pub(crate) mod json;

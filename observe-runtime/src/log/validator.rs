@@ -58,7 +58,7 @@ const ALL_FIELDS: [&str; 7] = [
 /// ```rust
 /// use observe_runtime::log::LogValidator;
 ///
-/// let line = r#"{"timestamp":"2026-11-30T01:22:09.123456Z","level":"INFO","service":"websocket-ingestion","message":"process_event completed","correlation_id":"req_1764465729_1a2b3c4d","context":{"entity_id":"sensor.kitchen"},"performance":{"duration_ms":0.412,"operation":"process_event","status":"success"}}"#;
+/// let line = r#"{"timestamp":"2026-11-30T01:22:09.123456Z","level":"INFO","service":"websocket-ingestion","message":"process_event completed","correlation_id":"req_1764465729_1a2b3c4d","context":{"entity_id":"sensor.kitchen"},"performance":{"operation":"process_event","status":"success","duration_ms":0.412}}"#;
 /// assert!(LogValidator::validate_line(line).is_ok());
 ///
 /// // A duration rendered as a string is a schema violation.
@@ -347,7 +347,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const EXAMPLE: &str = r#"{"timestamp":"2026-11-30T01:22:09.123456Z","level":"INFO","service":"websocket-ingestion","message":"process_event completed","correlation_id":"req_1764465729_1a2b3c4d","context":{"entity_id":"sensor.kitchen"},"performance":{"duration_ms":0.412,"operation":"process_event","status":"success"}}"#;
+    const EXAMPLE: &str = r#"{"timestamp":"2026-11-30T01:22:09.123456Z","level":"INFO","service":"websocket-ingestion","message":"process_event completed","correlation_id":"req_1764465729_1a2b3c4d","context":{"entity_id":"sensor.kitchen"},"performance":{"operation":"process_event","status":"success","duration_ms":0.412}}"#;
 
     fn example() -> Value {
         serde_json::from_str(EXAMPLE).unwrap()

@@ -38,7 +38,7 @@ pub const METRIC_LABEL_SETS_OVERFLOW_TOTAL: &str = "metric_label_sets_overflow_t
 /// Points the InfluxDB push delivered.
 pub const INFLUXDB_POINTS_WRITTEN_TOTAL: &str = "influxdb_points_written_total";
 /// Points the InfluxDB push gave up on, by `reason` (`buffer_full`,
-/// `rejected`, `shutdown`).
+/// `rejected`, `shutdown`, `invalid`).
 pub const INFLUXDB_POINTS_DROPPED_TOTAL: &str = "influxdb_points_dropped_total";
 
 /// Whole-machine CPU usage, 0-100.
