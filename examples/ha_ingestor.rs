@@ -21,9 +21,9 @@
 //! (`--role NAME`), relays their JSON lines to its standard output, and
 //! stops them (by closing their standard input) at the end. The generator
 //! plays Home Assistant's websocket API: `state_changed` events with
-//! `entity_id`, `old_state` and `new_state`; about one in ten is malformed
-//! on purpose and rejected by websocket-ingestion, and the weather-api has
-//! no data for the garage. The correlation ID the generator's call starts
+//! `entity_id`, `old_state` and `new_state`; one in five is malformed on
+//! purpose (a bad `entity_id` or a missing `new_state`) and rejected by
+//! websocket-ingestion, and the weather-api has no data for the garage. The correlation ID the generator's call starts
 //! travels in `X-Correlation-ID` / `traceparent` over every hop, so one
 //! event's lines in all services share it. At the end, the summary (on
 //! standard error) is a per-operation table from the merged histograms and
@@ -1074,7 +1074,7 @@ const ENTITIES: [(&str, &str); 6] = [
 ];
 
 /// A `state_changed` event as Home Assistant's websocket API sends it;
-/// every tenth is malformed on purpose.
+/// one in five is malformed on purpose, in one of two ways.
 fn make_event(n: u64) -> serde_json::Value {
     let (entity, area) = ENTITIES[(n % ENTITIES.len() as u64) as usize];
     let value = format!("{:.1}", 15.0 + (n % 17) as f64 * 0.5);

@@ -5,13 +5,16 @@
 //! final exposition follows them.
 //!
 //! ```text
-//! cargo run --example metrics_backends                      # 10 s, no back-end
+//! # 10 s, no back-end
+//! cargo run --example metrics_backends
+//! # serve /metrics and push to InfluxDB 1.x for 30 s
 //! cargo run --example metrics_backends -- \
-//!     --prometheus 127.0.0.1:9464 \                         # serve /metrics
-//!     --influxdb http://127.0.0.1:8086 --influx-db observe \  # InfluxDB 1.x
+//!     --prometheus 127.0.0.1:9464 \
+//!     --influxdb http://127.0.0.1:8086 --influx-db observe \
 //!     --duration 30
+//! # push to InfluxDB 2.x
 //! cargo run --example metrics_backends -- \
-//!     --influxdb http://127.0.0.1:8086 --org my-org --bucket metrics --token T  # v2
+//!     --influxdb http://127.0.0.1:8086 --org my-org --bucket metrics --token T
 //! ```
 
 use std::net::SocketAddr;
