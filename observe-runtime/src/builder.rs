@@ -182,7 +182,8 @@ impl ObserveBuilder {
         self
     }
 
-    /// Caps each log line at `bytes` (default 32 KiB).
+    /// Caps each log line at `bytes` (default 32 KiB; values below 1024
+    /// count as 1024, so a cut line still has room for its schema).
     pub fn max_line_bytes(mut self, bytes: usize) -> Self {
         self.max_line_bytes = bytes;
         self

@@ -70,7 +70,7 @@ impl ObserveBuilder {
     /// | `OBSERVE_INFLUXDB_ORG`, `OBSERVE_INFLUXDB_BUCKET`, `OBSERVE_INFLUXDB_TOKEN` | InfluxDB 2.x (v2 API; all three) | `acme`, `metrics`, `…` |
     /// | `OBSERVE_INFLUXDB_INTERVAL` | push interval | `10s` |
     /// | `OBSERVE_SYSTEM_METRICS` | `system_metrics` (feature `system-metrics`): the interval, or `off` | `30s` |
-    /// | `OBSERVE_MAX_LINE_BYTES` | [`max_line_bytes`](ObserveBuilder::max_line_bytes) | `32768` |
+    /// | `OBSERVE_MAX_LINE_BYTES` | [`max_line_bytes`](ObserveBuilder::max_line_bytes) (at least 1024) | `32768` |
     /// | `OBSERVE_REDACT` | [`redact`](ObserveBuilder::redact): comma-separated keys, replacing the defaults | `password,token,session` |
     /// | `OBSERVE_ID_FORMAT` | [`id_format`](ObserveBuilder::id_format): `req` or `uuidv7` | `uuidv7` |
     /// | `OBSERVE_FLUSH_TIMEOUT` | [`flush_timeout`](ObserveBuilder::flush_timeout) | `5s` |
@@ -204,8 +204,12 @@ impl EnvConfig {
                     c.metrics_addr = Some(v.parse().map_err(|_| err("an IP:PORT socket address"))?);
                 }
                 "OBSERVE_INFLUXDB" => {
-                    if !(v.starts_with("http://") || v.starts_with("https://")) {
-                        return Err(err("an http:// or https:// URL"));
+                    // The push speaks plain HTTP; say so here rather
+                    // than at install.
+                    if !v.starts_with("http://") {
+                        return Err(err(
+                            "an http:// URL (the InfluxDB push speaks http:// only)",
+                        ));
                     }
                     influx[0] = Some(v.to_owned());
                 }
@@ -508,7 +512,7 @@ mod tests {
     #[test]
     fn influxdb_v2_needs_org_bucket_and_token() {
         let c = parse(&[
-            ("OBSERVE_INFLUXDB", "https://influx:8086"),
+            ("OBSERVE_INFLUXDB", "http://influx:8086"),
             ("OBSERVE_INFLUXDB_ORG", "acme"),
             ("OBSERVE_INFLUXDB_BUCKET", "metrics"),
             ("OBSERVE_INFLUXDB_TOKEN", "t0k"),
@@ -516,7 +520,7 @@ mod tests {
         .expect("valid");
         assert!(matches!(c.influxdb, Some(InfluxEnv::V2 { ref org, .. }) if org == "acme"));
         let e = parse(&[
-            ("OBSERVE_INFLUXDB", "https://influx:8086"),
+            ("OBSERVE_INFLUXDB", "http://influx:8086"),
             ("OBSERVE_INFLUXDB_ORG", "acme"),
         ])
         .expect_err("incomplete");
@@ -552,6 +556,7 @@ mod tests {
             ("OBSERVE_FLUSH_TIMEOUT", "5 parsecs"),
             ("OBSERVE_SYSTEM_METRICS", "0s"),
             ("OBSERVE_INFLUXDB_INTERVAL", "soon"),
+            ("OBSERVE_INFLUXDB", "https://influx:8086"),
         ] {
             let e = parse(&[(var, value)]).expect_err(var);
             assert_eq!((e.var.as_str(), e.value.as_str()), (var, value));
