@@ -47,14 +47,20 @@ fn set_state(s: u8) {
     STATE.with(|c| c.set(s));
 }
 
-#[inline]
-fn take_id() -> Option<CorrelationId> {
-    ID.with(|c| c.borrow_mut().take())
-}
+// `ID` holds memory, so it is destroyed when its thread exits, and a
+// thread-local's destructor that logs may run after that: every access
+// goes through `try_with`, and a gone cell reads as "no ID here" (a panic
+// there would abort the process). `STATE` has no destructor.
 
 #[inline]
-fn put_id(id: CorrelationId) {
-    ID.with(|c| *c.borrow_mut() = Some(id));
+fn take_id() -> Option<CorrelationId> {
+    ID.try_with(|c| c.borrow_mut().take()).ok().flatten()
+}
+
+/// Stores `id`; `false` if the thread's cell is already gone.
+#[inline]
+fn put_id(id: CorrelationId) -> bool {
+    ID.try_with(|c| *c.borrow_mut() = Some(id)).is_ok()
 }
 
 /// Takes the thread's whole state out, leaving no scope open.
@@ -79,10 +85,8 @@ fn put_slot(slot: Slot) {
     match slot {
         Slot::Empty => set_state(CLOSED),
         Slot::Lazy => set_state(LAZY),
-        Slot::Id(id) => {
-            put_id(id);
-            set_state(WITH_ID);
-        }
+        // A scope stays open even where its ID can no longer be kept.
+        Slot::Id(id) => set_state(if put_id(id) { WITH_ID } else { LAZY }),
     }
 }
 
@@ -122,7 +126,7 @@ pub(crate) fn close_root() {
 /// root call.)
 #[inline]
 fn clear_id_memory() {
-    ID.with(|c| {
+    let _ = ID.try_with(|c| {
         let mut id = c.borrow_mut();
         if id.as_ref().is_some_and(CorrelationId::holds_memory) {
             *id = None;
@@ -142,11 +146,12 @@ fn current_at(now: impl FnOnce() -> u64) -> Option<CorrelationId> {
     match state() {
         LAZY => {
             let id = CorrelationId::generate_at(now());
-            put_id(id.clone());
-            set_state(WITH_ID);
+            if put_id(id.clone()) {
+                set_state(WITH_ID);
+            }
             Some(id)
         }
-        WITH_ID => ID.with(|c| c.borrow().clone()),
+        WITH_ID => ID.try_with(|c| c.borrow().clone()).ok().flatten(),
         _ => None,
     }
 }
@@ -157,15 +162,21 @@ fn current_at(now: impl FnOnce() -> u64) -> Option<CorrelationId> {
 /// returning a copy would clone an inbound ID's `Arc` per line.
 pub(crate) fn write_current_or_fresh_at(out: &mut String, unix_nanos: u64) {
     match state() {
-        WITH_ID => ID.with(|c| match &*c.borrow() {
-            Some(id) => id.write_to(out),
-            None => CorrelationId::generate_at(unix_nanos).write_to(out),
-        }),
+        WITH_ID => {
+            let written = ID.try_with(|c| match &*c.borrow() {
+                Some(id) => id.write_to(out),
+                None => CorrelationId::generate_at(unix_nanos).write_to(out),
+            });
+            if written.is_err() {
+                CorrelationId::generate_at(unix_nanos).write_to(out);
+            }
+        }
         LAZY => {
             let id = CorrelationId::generate_at(unix_nanos);
             id.write_to(out);
-            put_id(id);
-            set_state(WITH_ID);
+            if put_id(id) {
+                set_state(WITH_ID);
+            }
         }
         _ => CorrelationId::generate_at(unix_nanos).write_to(out),
     }

@@ -295,14 +295,20 @@ impl<S: Subscriber> Layer<S> for JsonLayer {
             self.format(event, buf);
             self.sink.write_json_line(JsonLine::new(&buf.line));
         };
-        // A sink that itself logs re-enters here; it gets fresh buffers.
-        BUFFERS.with(|b| match b.try_borrow_mut() {
-            Ok(mut buf) => emit(&mut buf),
-            Err(_) => {
-                let mut fresh = Buffers::EMPTY;
-                emit(&mut fresh);
+        // A sink that itself logs re-enters here, and a thread-local's
+        // destructor may log after these buffers are gone: both get fresh
+        // buffers rather than a panic (which would abort the process).
+        let reused = BUFFERS.try_with(|b| match b.try_borrow_mut() {
+            Ok(mut buf) => {
+                emit(&mut buf);
+                true
             }
+            Err(_) => false,
         });
+        if reused != Ok(true) {
+            let mut fresh = Buffers::EMPTY;
+            emit(&mut fresh);
+        }
     }
 }
 
