@@ -30,6 +30,8 @@ mod kw {
 const UNKNOWN_OPTION_HINT: &str = "expected one of: level, context, slow, crate";
 const OPERATION_EXAMPLE: &str =
     "expected an operation name, e.g. #[monitor_performance(\"db.query\")]";
+/// The context key a failed call's line fills in itself.
+const RESERVED_CONTEXT_KEY: &str = "error_type";
 const CONTEXT_FORM: &str = "expected `key = expr` in context, e.g. context(user_id = user.id)";
 const DURATION_FORMAT: &str =
     "expected a number followed by ns, us, ms, s or m, e.g. slow = \"250ms\"";
@@ -288,8 +290,17 @@ fn looks_like_misspelled_name(input: ParseStream<'_>) -> bool {
         && !input.peek2(token::Paren)
 }
 
-/// Enforces `[a-zA-Z_][a-zA-Z0-9_.:-]*`, the shape metric and log backends
-/// accept without escaping.
+/// Whether `name` is `[a-zA-Z_][a-zA-Z0-9_.:-]*`, the shape metric and log
+/// backends accept without escaping.
+pub(crate) fn is_valid_operation(name: &str) -> bool {
+    let mut chars = name.chars();
+    let valid_start = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    valid_start && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
+}
+
+/// Enforces [`is_valid_operation`] on an explicit name.
 fn validate_operation(lit: &LitStr) -> syn::Result<()> {
     let name = lit.value();
     if name.is_empty() {
@@ -299,12 +310,7 @@ fn validate_operation(lit: &LitStr) -> syn::Result<()> {
              e.g. #[monitor_performance(\"db.query\")]",
         ));
     }
-    let mut chars = name.chars();
-    let valid_start = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    let valid_rest = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
-    if valid_start && valid_rest {
+    if is_valid_operation(&name) {
         Ok(())
     } else {
         Err(Error::new_spanned(
@@ -413,6 +419,14 @@ fn parse_context_value(input: ParseStream<'_>, key_span: Span) -> syn::Result<Ve
                     errors.push(Error::new_spanned(
                         key_tokens,
                         format!("duplicate context key `{}`", field.key),
+                    ));
+                } else if field.key == RESERVED_CONTEXT_KEY {
+                    // A second `error_type` member would make the line's
+                    // `context` an object with a duplicate key.
+                    errors.push(Error::new_spanned(
+                        key_tokens,
+                        "context key `error_type` is reserved: a failed call's line \
+                         carries its error's type under it; pick another key",
                     ));
                 } else {
                     fields.push(field);

@@ -14,7 +14,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned as _;
 use syn::{Error, Ident, Path};
 
-use crate::args::{Args, ValueKind};
+use crate::args::{Args, ValueKind, is_valid_operation};
 use crate::item::{Body, Function};
 
 /// The whole macro: parse, validate, expand, and on error return the
@@ -23,7 +23,10 @@ pub(crate) fn monitor_performance(args: TokenStream, item: TokenStream) -> Token
     let args = syn::parse2::<Args>(args);
     let function = Function::parse(item.clone());
     match (args, function) {
-        (Ok(args), Ok(Some(function))) => expand(&args, function),
+        (Ok(args), Ok(Some(function))) => match default_name_error(&args, &function) {
+            Some(e) => fallback(&e, item),
+            None => expand(&args, function),
+        },
         // Not valid Rust: let rustc report the real error on the user's tokens.
         (Ok(_), Ok(None)) => item,
         (Err(mut e), Err(item_error)) => {
@@ -32,6 +35,30 @@ pub(crate) fn monitor_performance(args: TokenStream, item: TokenStream) -> Token
         }
         (Err(e), _) | (_, Err(e)) => fallback(&e, item),
     }
+}
+
+/// Without an explicit name the function's name is the operation's, so it
+/// must have the operation name's shape (a non-ASCII identifier has not).
+fn default_name_error(args: &Args, function: &Function) -> Option<Error> {
+    if args.operation.is_some() {
+        return None;
+    }
+    let ident = &function.sig.ident;
+    let name = operation_from_ident(ident);
+    (!is_valid_operation(&name)).then(|| {
+        Error::new_spanned(
+            ident,
+            format!(
+                "the function name `{name}` is not a valid operation name (letters, digits, `_`, \
+                 `.`, `:` or `-`, ASCII only); name the operation explicitly, \
+                 e.g. #[monitor_performance(\"my_operation\")]"
+            ),
+        )
+    })
+}
+
+fn operation_from_ident(ident: &Ident) -> String {
+    ident.to_string().trim_start_matches("r#").to_owned()
 }
 
 fn fallback(error: &Error, item: TokenStream) -> TokenStream {
@@ -152,7 +179,7 @@ fn expand(args: &Args, f: Function) -> TokenStream {
 fn callsite(args: &Args, krate: &Path, names: &Names, fn_name: &Ident) -> TokenStream {
     let operation = match &args.operation {
         Some(lit) => lit.value(),
-        None => fn_name.to_string().trim_start_matches("r#").to_owned(),
+        None => operation_from_ident(fn_name),
     };
     let level = Ident::new(
         args.level.map_or("INFO", |l| l.as_ident_str()),

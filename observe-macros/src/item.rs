@@ -85,6 +85,16 @@ impl Function {
                  cannot run at compile time",
             ));
         }
+        if let Some(a) = f.attrs.iter().find(|a| a.path().is_ident("track_caller")) {
+            // The body runs in a closure, and closures cannot inherit the
+            // caller's location on stable Rust: it would silently point
+            // into the function instead.
+            return Err(Error::new_spanned(
+                a,
+                "#[monitor_performance] cannot be combined with #[track_caller]: the body runs \
+                 inside a closure, where `Location::caller()` would report the function itself",
+            ));
+        }
         Ok(())
     }
 
