@@ -49,7 +49,8 @@ pub const SYSTEM_MEMORY_USED_BYTES: &str = "system_memory_used_bytes";
 pub const SYSTEM_MEMORY_USAGE_PERCENT: &str = "system_memory_usage_percent";
 /// Space available to unprivileged users, in bytes, by `mount`.
 pub const SYSTEM_DISK_FREE_BYTES: &str = "system_disk_free_bytes";
-/// Space in use, 0-100, by `mount`.
+/// Share of a file system's size unavailable to unprivileged users, 0-100,
+/// by `mount`: blocks reserved for root count as in use.
 pub const SYSTEM_DISK_USAGE_PERCENT: &str = "system_disk_usage_percent";
 /// Bytes received since boot, by `interface`.
 pub const SYSTEM_NETWORK_RECEIVE_BYTES_TOTAL: &str = "system_network_receive_bytes_total";
@@ -57,8 +58,8 @@ pub const SYSTEM_NETWORK_RECEIVE_BYTES_TOTAL: &str = "system_network_receive_byt
 pub const SYSTEM_NETWORK_TRANSMIT_BYTES_TOTAL: &str = "system_network_transmit_bytes_total";
 /// Resident memory of this process, in bytes.
 pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "process_resident_memory_bytes";
-/// CPU time this process used, user and system, in whole seconds (the
-/// `metrics` facade's counters are integers).
+/// CPU time this process used, user and system, in whole seconds rounded
+/// down (the `metrics` facade's counters are integers).
 pub const PROCESS_CPU_SECONDS_TOTAL: &str = "process_cpu_seconds_total";
 
 /// Label holding a metric's name (overflow counter, Influx `metric` tag).

@@ -9,7 +9,14 @@
 //! | `system_disk_free_bytes`, `system_disk_usage_percent` | gauge | `mount` |
 //! | `system_network_receive_bytes_total`, `system_network_transmit_bytes_total` | counter | `interface` |
 //! | `process_resident_memory_bytes` | gauge | |
-//! | `process_cpu_seconds_total` | counter (whole seconds) | |
+//! | `process_cpu_seconds_total` | counter (whole seconds, rounded down) | |
+//!
+//! `system_disk_free_bytes` is the space unprivileged processes may still
+//! use (statvfs `f_bavail`, psutil's `disk_usage().free`), and
+//! `system_disk_usage_percent` is `100 × (size − available) / size`: blocks
+//! reserved for root count as in use, so it reads higher than `df`'s `Use%`
+//! on a file system that reserves blocks. `df`'s figure needs the free-block
+//! count (statvfs `f_bfree`), which sysinfo does not pass on.
 //!
 //! A sample that fails in part records what it could; the first failure is
 //! logged once (WARN, target `observe::system`) and the sampler backs off,
@@ -136,17 +143,20 @@ impl SystemSampler {
         self.disks.refresh(true);
         let mut mounts = HashSet::new();
         for disk in self.disks.list() {
-            let total = disk.total_space();
+            let available = disk.available_space();
+            let Some(unavailable_percent) = disk_unavailable_percent(disk.total_space(), available)
+            else {
+                continue;
+            };
             let mount = disk.mount_point().to_string_lossy().into_owned();
             // Bind mounts list one file system several times.
-            if total == 0 || !mounts.insert(mount.clone()) {
+            if !mounts.insert(mount.clone()) {
                 continue;
             }
-            let free = disk.available_space();
             metrics::gauge!(names::SYSTEM_DISK_FREE_BYTES, names::LABEL_MOUNT => mount.clone())
-                .set(as_f64(free));
+                .set(as_f64(available));
             metrics::gauge!(names::SYSTEM_DISK_USAGE_PERCENT, names::LABEL_MOUNT => mount)
-                .set(as_f64(total.saturating_sub(free)) / as_f64(total) * 100.0);
+                .set(unavailable_percent);
         }
         if mounts.is_empty() {
             problems.push("no file systems listed".into());
@@ -181,7 +191,7 @@ impl SystemSampler {
                         metrics::gauge!(names::PROCESS_RESIDENT_MEMORY_BYTES)
                             .set(as_f64(p.memory()));
                         metrics::counter!(names::PROCESS_CPU_SECONDS_TOTAL)
-                            .absolute(p.accumulated_cpu_time() / 1000);
+                            .absolute(whole_cpu_seconds(p.accumulated_cpu_time()));
                     }
                     None => problems.push(format!("process {pid} not found")),
                 }
@@ -219,6 +229,27 @@ fn as_f64(v: u64) -> f64 {
     v as f64
 }
 
+/// `system_disk_usage_percent`: `100 × (size − available) / size`, `None`
+/// for a file system of size 0. Blocks reserved for root count as in use,
+/// so it reads above `df`'s `Use%` where blocks are reserved: `df` needs
+/// the free-block count (statvfs `f_bfree`), which sysinfo does not pass
+/// on, and calling statvfs directly would take `unsafe` or a new crate.
+fn disk_unavailable_percent(size: u64, available: u64) -> Option<f64> {
+    (size != 0).then(|| as_f64(size.saturating_sub(available)) / as_f64(size) * 100.0)
+}
+
+/// `process_cpu_seconds_total`, from sysinfo's accumulated milliseconds.
+///
+/// Whole seconds, rounded down, because the facade's counters are `u64`
+/// and promtool rejects both alternatives: a `_total` gauge holding
+/// fractions, and a counter in milliseconds. Nothing accumulates an error:
+/// each sample is recorded with `absolute`, so a sample's sub-second rest
+/// is in the next one's total. The cost is resolution: `rate()` over W
+/// seconds is off by under 1/W.
+fn whole_cpu_seconds(accumulated_cpu_ms: u64) -> u64 {
+    accumulated_cpu_ms / 1000
+}
+
 fn describe() {
     use metrics::Unit;
     metrics::describe_gauge!(
@@ -239,12 +270,15 @@ fn describe() {
     metrics::describe_gauge!(
         names::SYSTEM_DISK_FREE_BYTES,
         Unit::Bytes,
-        "Space available on a file system."
+        "Space on a file system available to unprivileged processes (statvfs f_bavail; \
+         blocks reserved for root are not included)."
     );
     metrics::describe_gauge!(
         names::SYSTEM_DISK_USAGE_PERCENT,
         Unit::Percent,
-        "Space in use on a file system."
+        "Share of a file system's size unavailable to unprivileged processes, \
+         100 * (size - available) / size; blocks reserved for root count as in use, \
+         so it reads higher than df's Use% when a file system reserves blocks."
     );
     metrics::describe_counter!(
         names::SYSTEM_NETWORK_RECEIVE_BYTES_TOTAL,
@@ -264,7 +298,8 @@ fn describe() {
     metrics::describe_counter!(
         names::PROCESS_CPU_SECONDS_TOTAL,
         Unit::Seconds,
-        "CPU time used by this process, in whole seconds."
+        "User and system CPU time used by this process, in whole seconds rounded down \
+         (counters are integers)."
     );
 }
 
@@ -382,6 +417,65 @@ mod tests {
                 "{name} in {keys:?}"
             );
         }
+    }
+
+    /// statvfs of an ext `/` with 4 KiB blocks and many blocks reserved,
+    /// as `stat -f /` printed it; `df` said `Use% 81%` (80.4, rounded up).
+    const BLOCK: u64 = 4096;
+    const BLOCKS: u64 = 66_053_021;
+    const FREE_BLOCKS: u64 = 46_894_027;
+    const AVAILABLE_BLOCKS: u64 = 4_662_478;
+
+    /// `df`'s `Use%` and psutil's `disk_usage().percent`, which need `free`.
+    #[allow(clippy::cast_precision_loss)]
+    fn df_percent(size: u64, free: u64, available: u64) -> f64 {
+        let used = (size - free) as f64;
+        used / (used + available as f64) * 100.0
+    }
+
+    #[test]
+    fn disk_usage_counts_the_blocks_reserved_for_root_as_in_use() {
+        let (size, free, available) = (
+            BLOCKS * BLOCK,
+            FREE_BLOCKS * BLOCK,
+            AVAILABLE_BLOCKS * BLOCK,
+        );
+        let ours = disk_unavailable_percent(size, available).expect("size > 0");
+        assert!((ours - 92.941).abs() < 0.001, "{ours}");
+        let df = df_percent(size, free, available);
+        assert!((df - 80.428).abs() < 0.001, "{df}");
+        // The gap is the reserved blocks, which size and available alone
+        // cannot tell from used ones.
+        assert!(ours > df);
+    }
+
+    #[test]
+    fn disk_usage_is_dfs_figure_when_no_blocks_are_reserved() {
+        for (size, available) in [
+            (BLOCKS * BLOCK, AVAILABLE_BLOCKS * BLOCK),
+            (1_000, 250),
+            (1_000, 1_000),
+            (1_000, 0),
+            (u64::MAX, u64::MAX / 3),
+        ] {
+            let ours = disk_unavailable_percent(size, available).expect("size > 0");
+            let df = df_percent(size, available, available);
+            assert!(
+                (ours - df).abs() < 1e-9,
+                "{size} {available}: {ours} vs {df}"
+            );
+        }
+    }
+
+    #[test]
+    fn disk_usage_edge_cases() {
+        assert_eq!(disk_unavailable_percent(0, 0), None);
+        assert_eq!(disk_unavailable_percent(0, 5), None);
+        assert_eq!(disk_unavailable_percent(1_000, 0), Some(100.0));
+        assert_eq!(disk_unavailable_percent(1_000, 1_000), Some(0.0));
+        // A file system cannot have more available than its size; if one
+        // reports it, the figure stays at 0 rather than going negative.
+        assert_eq!(disk_unavailable_percent(1_000, 2_000), Some(0.0));
     }
 
     #[test]
