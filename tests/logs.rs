@@ -121,7 +121,15 @@ fn long_lines_are_truncated_and_marked() {
     let v: serde_json::Value = serde_json::from_str(&lines[0]).expect("json");
     assert_eq!(v["context"]["truncated"], true);
     assert!(v["context"]["original_bytes"].as_u64().expect("number") > 20_000);
-    assert!(v["message"].as_str().expect("message").ends_with("..."));
+    let message = v["message"].as_str().expect("message");
+    let kept = message.strip_suffix("...").expect("marked as cut");
+    assert!(big.starts_with(kept));
+    // The cut keeps what fits: each kept char is 4 bytes once escaped.
+    assert!(
+        kept.len() * 4 / 3 > 1_500,
+        "kept {} bytes: {message:?}",
+        kept.len()
+    );
 }
 
 #[monitor_performance("probe")]

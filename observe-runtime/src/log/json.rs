@@ -310,8 +310,74 @@ pub(crate) fn truncate_at_char_boundary(s: &str, max_bytes: usize) -> &str {
     s.get(..end).unwrap_or_default()
 }
 
+/// The longest prefix of `s`, the escaped contents of a JSON string as
+/// [`write_escaped`] writes them, of at most `max_bytes` that ends neither
+/// inside a character nor inside an escape sequence.
+///
+/// Walks forward from the start: looking back from the cut cannot tell an
+/// escaped backslash (`\\`) from the start of an escape.
+pub(crate) fn truncate_escaped(s: &str, max_bytes: usize) -> &str {
+    if s.len() <= max_bytes {
+        return s;
+    }
+    let bytes = s.as_bytes();
+    let mut end = 0;
+    while end < bytes.len() {
+        let step = match bytes[end] {
+            b'\\' if bytes.get(end + 1) == Some(&b'u') => 6,
+            b'\\' => 2,
+            b if b < 0x80 => 1,
+            _ => s
+                .get(end..)
+                .and_then(|rest| rest.chars().next())
+                .map_or(1, char::len_utf8),
+        };
+        if end + step > max_bytes {
+            break;
+        }
+        end += step;
+    }
+    // Only a malformed escape at the very end could leave `end` off a
+    // character boundary; fall back to one.
+    truncate_at_char_boundary(s, end)
+}
+
 #[cfg(test)]
 mod tests {
+    fn escaped_contents(s: &str) -> String {
+        let mut out = String::new();
+        super::write_escaped(&mut out, s);
+        out[1..out.len() - 1].to_owned()
+    }
+
+    #[test]
+    fn truncate_escaped_keeps_whole_escapes_and_all_that_fits() {
+        for raw in [
+            r#"{"a":"b","c":[1,2]}"#.repeat(40),
+            r"C:\Users\svc\AppData".repeat(40),
+            "\\".repeat(200),
+            "\u{1}\u{1f}\n".repeat(100),
+            "é\"\u{2028}x".repeat(100),
+        ] {
+            let s = escaped_contents(&raw);
+            for max in 0..=s.len().min(300) {
+                let kept = truncate_escaped(&s, max);
+                assert!(kept.len() <= max);
+                // Nothing but the escape or character the cut fell in is lost.
+                assert!(max - kept.len() < 6, "{max}: kept {} of {s:?}", kept.len());
+                // What is kept is a whole JSON string's contents.
+                let parsed: String =
+                    serde_json::from_str(&format!("\"{kept}\"")).expect("whole escapes");
+                assert!(raw.starts_with(&parsed));
+            }
+        }
+        assert_eq!(truncate_escaped("abc", 10), "abc");
+        // Malformed input (never written here) still gets a boundary.
+        assert_eq!(truncate_escaped("ab\\", 2), "ab");
+        assert_eq!(truncate_escaped("\\uéé", 4), "");
+        assert_eq!(truncate_escaped("\\uxxx\u{e9}", 6), "\\uxxx");
+    }
+
     #[test]
     fn fixed_width_digits_match_the_formatter() {
         for v in

@@ -190,20 +190,13 @@ impl JsonLayer {
         let room = self.max_line_bytes.saturating_sub(fixed);
         let mut cut = String::with_capacity(room + 16);
         cut.push('"');
-        // The message is already escaped: cut it at a char boundary that is
-        // not inside an escape sequence.
+        // The message is already escaped: cut it where no character or
+        // escape sequence is split.
         let inner = message
             .strip_prefix('"')
             .and_then(|m| m.strip_suffix('"'))
             .unwrap_or("");
-        let mut end = json::truncate_at_char_boundary(inner, room).len();
-        while let Some(pos) = inner[..end].rfind('\\') {
-            if end - pos > 6 {
-                break;
-            }
-            end = pos;
-        }
-        cut.push_str(&inner[..end]);
+        cut.push_str(json::truncate_escaped(inner, room));
         cut.push_str("...\"");
         *message = cut;
         write_line(
