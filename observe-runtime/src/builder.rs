@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::filter::{LevelFilter, Targets};
@@ -120,7 +120,8 @@ impl ObserveBuilder {
     /// Starts a component during [`install`](Self::install), before anything
     /// global is installed; if any component fails, the ones already started
     /// are stopped and nothing is installed. The returned [`Background`] is
-    /// stopped when the guard drops, after the sinks are flushed.
+    /// stopped when the guard drops, after the sinks are flushed; what it
+    /// logs while stopping is flushed after it, within the flush timeout.
     pub fn on_install<F>(mut self, start: F) -> Self
     where
         F: FnOnce(&InstallContext<'_>) -> Result<Box<dyn Background>, InstallError>
@@ -212,9 +213,12 @@ impl ObserveBuilder {
     ///
     /// # Errors
     ///
-    /// Fails, installing nothing, if a global subscriber or (with
-    /// Prometheus on) a global metrics recorder is already installed, or if
-    /// the histogram buckets are invalid.
+    /// Fails, installing nothing and stopping every component it started,
+    /// if a global subscriber or (with Prometheus on) a global metrics
+    /// recorder is already installed, if the histogram buckets are invalid,
+    /// or if a component cannot start. (Only another thread installing a
+    /// subscriber in the instant between observe's check and its own
+    /// install could leave the recorder installed without the subscriber.)
     pub fn install(mut self) -> Result<ObserveGuard, InstallError> {
         if tracing_core::dispatcher::has_been_set() {
             return Err(InstallError::SubscriberAlreadySet);
@@ -229,6 +233,28 @@ impl ObserveBuilder {
         };
         let background = self.start_components(prometheus.as_ref().map(|(_, h)| h))?;
 
+        // The recorder goes first: its check above cannot see every
+        // recorder (a zero-sized one looks like none), and a refused
+        // recorder must leave no subscriber behind, which cannot be undone.
+        let handle = match prometheus {
+            Some((recorder, handle)) => {
+                let installed = if self.recorder_layers.0.is_empty() {
+                    metrics::set_global_recorder(recorder).is_ok()
+                } else {
+                    let wrapped = std::mem::take(&mut self.recorder_layers.0)
+                        .into_iter()
+                        .fold(Box::new(recorder) as BoxedRecorder, |r, wrap| wrap(r));
+                    metrics::set_global_recorder(wrapped).is_ok()
+                };
+                if !installed {
+                    stop_all(background);
+                    return Err(InstallError::RecorderAlreadySet);
+                }
+                Some(handle)
+            }
+            None => None,
+        };
+
         let sink: Arc<dyn Sink> = match self.sinks.len() {
             0 => Arc::new(StdoutSink),
             1 => Arc::clone(&self.sinks[0]),
@@ -239,8 +265,10 @@ impl ObserveBuilder {
             .with_shared_sink(Arc::clone(&sink))
             .with_max_line_bytes(self.max_line_bytes);
         let subscriber = tracing_subscriber::registry().with(filter).with(layer);
-        tracing::subscriber::set_global_default(subscriber)
-            .map_err(|_| InstallError::SubscriberAlreadySet)?;
+        if tracing::subscriber::set_global_default(subscriber).is_err() {
+            stop_all(background);
+            return Err(InstallError::SubscriberAlreadySet);
+        }
 
         if let Some(r) = self.redactor {
             log::set_redactor(r);
@@ -248,25 +276,11 @@ impl ObserveBuilder {
         correlation::set_id_format(self.id_format);
         crate::clock::warm_up();
 
-        let (handle, upkeep) = match prometheus {
-            Some((recorder, handle)) => {
-                if self.recorder_layers.0.is_empty() {
-                    metrics::set_global_recorder(recorder)
-                        .map_err(|_| InstallError::RecorderAlreadySet)?;
-                } else {
-                    let wrapped = std::mem::take(&mut self.recorder_layers.0)
-                        .into_iter()
-                        .fold(Box::new(recorder) as BoxedRecorder, |r, wrap| wrap(r));
-                    metrics::set_global_recorder(wrapped)
-                        .map_err(|_| InstallError::RecorderAlreadySet)?;
-                }
-                observe_metrics::note_global_recorder();
-                describe_metrics();
-                let upkeep = Upkeep::start(handle.prometheus().clone());
-                (Some(handle), Some(upkeep))
-            }
-            None => (None, None),
-        };
+        let upkeep = handle.as_ref().map(|handle| {
+            observe_metrics::note_global_recorder();
+            describe_metrics();
+            Upkeep::start(handle.prometheus().clone())
+        });
         Ok(ObserveGuard {
             prometheus: handle,
             sink,
@@ -290,9 +304,7 @@ impl ObserveBuilder {
             match start(&ctx) {
                 Ok(b) => started.push(b),
                 Err(e) => {
-                    for b in started.into_iter().rev() {
-                        b.stop(Duration::ZERO);
-                    }
+                    stop_all(started);
                     return Err(e);
                 }
             }
@@ -330,6 +342,13 @@ impl ObserveBuilder {
         let recorder = builder.build_recorder();
         let handle = MetricsHandle::new(recorder.handle(), Arc::clone(&native));
         Ok((NativeRecorder::new(recorder, native), handle))
+    }
+}
+
+/// Stops components an install started before it failed, newest first.
+fn stop_all(started: Vec<Box<dyn Background>>) {
+    for b in started.into_iter().rev() {
+        b.stop(Duration::ZERO);
     }
 }
 
@@ -459,10 +478,15 @@ impl ObserveGuard {
 
 impl Drop for ObserveGuard {
     fn drop(&mut self) {
+        let deadline = Instant::now() + self.flush_timeout;
         self.sink.flush(self.flush_timeout);
         for b in std::mem::take(&mut self.background).into_iter().rev() {
             b.stop(self.flush_timeout);
         }
+        // Components may log while they stop (a push's last failure):
+        // those lines get whatever is left of the flush time.
+        self.sink
+            .flush(deadline.saturating_duration_since(Instant::now()));
         if let Some(u) = self.upkeep.take() {
             u.stop();
         }
