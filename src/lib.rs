@@ -201,9 +201,33 @@
 
 pub use observe_macros::monitor_performance;
 pub use observe_runtime::{
-    CorrelationId, InstallError, Observe, ObserveBuilder, ObserveGuard, Status, correlation, log,
-    metrics, operation, sink, testing,
+    Background, CorrelationId, InstallContext, InstallError, Observe, ObserveBuilder, ObserveGuard,
+    Status, correlation, log, metrics, operation, sink, testing,
 };
+
+/// What a service that monitors its functions needs in scope:
+/// `use observe::prelude::*;`.
+///
+/// ```
+/// use observe::prelude::*;
+///
+/// #[monitor_performance("db.query")]
+/// async fn query(id: u64) -> u64 {
+///     id
+/// }
+///
+/// # fn main() {
+/// let id: CorrelationId = "job-42".parse().unwrap();
+/// // `with_correlation` comes from `FutureExt`.
+/// let fut = query(7).with_correlation(id);
+/// # drop(fut);
+/// # let _ = Observe::builder("svc");
+/// # }
+/// ```
+pub mod prelude {
+    pub use crate::correlation::FutureExt as _;
+    pub use crate::{CorrelationId, Observe, monitor_performance};
+}
 
 /// Spawning that keeps the correlation ID: `spawn` and `spawn_blocking`
 /// (feature `tokio`) and `thread::spawn`. A bare `tokio::spawn` or
