@@ -8,6 +8,10 @@
 //! would stay a no-op forever), and a thread-scoped recorder
 //! (`metrics::with_local_recorder`, [`crate::testing`]) gets its metrics
 //! registered per call, so it always sees its own calls.
+//!
+//! "No recorder" is told apart by size, inline: `metrics` hands out its
+//! zero-sized no-op recorder then, and a zero-sized recorder of the user's
+//! own is taken for it (documented in troubleshooting).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
