@@ -1,15 +1,16 @@
 //! A tiny blocking HTTP listener serving the Prometheus exposition on
-//! `GET /metrics`: one thread, one short request at a time, no async
-//! runtime. Scrapes are rare and small; the exporter's own listener would
-//! bring hyper and tokio for the same job.
+//! `GET /metrics`, with no async runtime: scrapes are rare and small, and
+//! the exporter's own listener would bring hyper and tokio for the same
+//! job. Each connection gets its own short-lived thread, capped in number
+//! and in time, so one slow or stuck client cannot hold up a scrape.
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
-use std::sync::Arc;
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::builder::Background;
 
@@ -18,14 +19,32 @@ use crate::builder::Background;
 pub const DEFAULT_LISTEN_ADDR: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9000));
 
-/// How long one client may take to send its request or read the answer.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time for a client to send its whole request head. A deadline for the
+/// whole head, not per read: a client dribbling a byte at a time would
+/// otherwise keep its connection (and a slot) for as long as it likes.
+/// Scrapers send the head in one packet, so this is generous.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(3);
+/// Time to write the answer. Prometheus' own scrape timeout defaults to
+/// 10 s, so a reader slower than this has given up anyway.
+const RESPONSE_DEADLINE: Duration = Duration::from_secs(10);
 /// Longest request head read.
 const MAX_REQUEST: usize = 8 * 1024;
+/// Connections served at once. A few concurrent scrapers (an HA pair, a
+/// curl) fit; beyond that a flood gets 503 rather than a thread each.
+const MAX_CONNECTIONS: usize = 8;
+/// How long [`MetricsListener::stop`] and dropping wait for requests in
+/// progress. A normal request takes milliseconds; a slow client is left to
+/// its deadline on its own thread rather than holding up shutdown.
+const STOP_GRACE: Duration = Duration::from_secs(1);
 
 type Render = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// Serves `render()` on `GET /metrics` (and `HEAD`) until stopped.
+///
+/// Each connection is served on its own thread, at most a handful at once
+/// (more are answered `503 Service Unavailable`), and must send its
+/// request within a few seconds, so a slow or stuck client delays no one
+/// else.
 ///
 /// [`ObserveBuilder::metrics_listener`](crate::ObserveBuilder::metrics_listener)
 /// starts one for the Prometheus recorder; use it directly to serve any
@@ -50,6 +69,7 @@ pub struct MetricsListener {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    active: Arc<Active>,
 }
 
 impl fmt::Debug for MetricsListener {
@@ -86,15 +106,17 @@ impl MetricsListener {
         let addr = listener.local_addr()?;
         listener.set_nonblocking(false)?;
         let stop = Arc::new(AtomicBool::new(false));
+        let active = Arc::new(Active::default());
         let render: Render = Arc::new(render);
-        let flag = Arc::clone(&stop);
+        let (flag, slots) = (Arc::clone(&stop), Arc::clone(&active));
         let thread = std::thread::Builder::new()
             .name("observe-metrics-listener".into())
-            .spawn(move || accept_loop(&listener, &flag, &render))?;
+            .spawn(move || accept_loop(&listener, &flag, &slots, &render))?;
         Ok(Self {
             addr,
             stop,
             thread: Some(thread),
+            active,
         })
     }
 
@@ -104,12 +126,13 @@ impl MetricsListener {
         self.addr
     }
 
-    /// Stops accepting and waits for the request in progress.
+    /// Stops accepting and waits briefly (about a second at most) for the
+    /// requests in progress.
     pub fn stop(mut self) {
-        self.shut_down();
+        self.shut_down(STOP_GRACE);
     }
 
-    fn shut_down(&mut self) {
+    fn shut_down(&mut self, grace: Duration) {
         self.stop.store(true, Ordering::SeqCst);
         let Some(thread) = self.thread.take() else {
             return;
@@ -126,42 +149,122 @@ impl MetricsListener {
             let _ = thread.join();
         }
         // Otherwise the thread exits at its next connection; never hang.
+        self.active.wait_idle(grace);
     }
 }
 
 impl Drop for MetricsListener {
     fn drop(&mut self) {
-        self.shut_down();
+        self.shut_down(STOP_GRACE);
     }
 }
 
 impl Background for MetricsListener {
-    fn stop(mut self: Box<Self>, _timeout: Duration) {
-        self.shut_down();
+    fn stop(mut self: Box<Self>, timeout: Duration) {
+        self.shut_down(timeout);
     }
 }
 
-fn accept_loop(listener: &TcpListener, stop: &AtomicBool, render: &Render) {
+/// Connections being served, so that the accept loop can cap them and
+/// shutdown can wait for them.
+#[derive(Default)]
+struct Active {
+    count: Mutex<usize>,
+    idle: Condvar,
+}
+
+impl Active {
+    fn try_acquire(self: &Arc<Self>) -> Option<Slot> {
+        let mut count = self.count.lock().unwrap_or_else(PoisonError::into_inner);
+        if *count >= MAX_CONNECTIONS {
+            return None;
+        }
+        *count += 1;
+        Some(Slot(Arc::clone(self)))
+    }
+
+    fn wait_idle(&self, grace: Duration) {
+        let count = self.count.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = self
+            .idle
+            .wait_timeout_while(count, grace, |n| *n > 0)
+            .unwrap_or_else(PoisonError::into_inner);
+    }
+}
+
+/// One connection's place under [`MAX_CONNECTIONS`], given back on drop,
+/// so also when `render` panics on the connection's thread.
+struct Slot(Arc<Active>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut count = self.0.count.lock().unwrap_or_else(PoisonError::into_inner);
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            self.0.idle.notify_all();
+        }
+    }
+}
+
+fn accept_loop(listener: &TcpListener, stop: &AtomicBool, active: &Arc<Active>, render: &Render) {
     for conn in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             return;
         }
         match conn {
-            Ok(stream) => {
-                let _ = handle(stream, render);
-            }
+            Ok(stream) => match active.try_acquire() {
+                Some(slot) => {
+                    let render = Arc::clone(render);
+                    // If the thread cannot be spawned the closure is dropped,
+                    // closing the connection and freeing the slot.
+                    let _ = std::thread::Builder::new()
+                        .name("observe-metrics-conn".into())
+                        .spawn(move || {
+                            let _slot = slot;
+                            let _ = handle(stream, &render);
+                        });
+                }
+                None => refuse_busy(&stream),
+            },
             // E.g. out of file descriptors: wait rather than spin.
             Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }
     }
 }
 
+/// Answers 503 on the accept thread, which must never wait on a client.
+fn refuse_busy(stream: &TcpStream) {
+    // A short head fits in any fresh socket's send buffer, so a
+    // non-blocking write goes through at once; if it doesn't, the client
+    // just sees the connection close.
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    let head = response_head("503 Service Unavailable", &[("Retry-After", "1")], 0);
+    let mut out = stream;
+    let _ = out.write_all(head.as_bytes());
+    let _ = stream.shutdown(Shutdown::Write);
+    // Closing with unread request bytes sends a reset, which can destroy
+    // the 503 before the client reads it; read what has already arrived.
+    let mut sink = [0u8; 1024];
+    let mut input = stream;
+    for _ in 0..MAX_REQUEST / sink.len() {
+        match input.read(&mut sink) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+}
+
 fn handle(mut stream: TcpStream, render: &Render) -> io::Result<()> {
-    stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
-    stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
+    // Accepted sockets inherit non-blocking mode on some systems; the
+    // timeouts below only work on a blocking one.
+    stream.set_nonblocking(false)?;
+    let request_deadline = Instant::now() + REQUEST_DEADLINE;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+    let mut scanned = 0;
+    loop {
         if buf.len() > MAX_REQUEST {
             return respond(
                 &mut stream,
@@ -171,11 +274,23 @@ fn handle(mut stream: TcpStream, render: &Render) -> io::Result<()> {
                 true,
             );
         }
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(());
+        let Some(left) = remaining(request_deadline) else {
+            return respond(&mut stream, "408 Request Timeout", &[], "", true);
+        };
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(&mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            // A timed-out read is caught by the deadline check above.
+            Err(e) if is_retryable(&e) => continue,
+            Err(e) => return Err(e),
         }
-        buf.extend_from_slice(&chunk[..n]);
+        // Rescan only the new bytes (and the three before, for a `\r\n\r\n`
+        // split across reads): a dribbling client must not cost quadratic time.
+        if buf[scanned..].windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+        scanned = buf.len().saturating_sub(3);
     }
     let head = String::from_utf8_lossy(&buf);
     let mut parts = head.lines().next().unwrap_or("").split(' ');
@@ -206,17 +321,24 @@ fn handle(mut stream: TcpStream, render: &Render) -> io::Result<()> {
     }
 }
 
-fn respond(
-    stream: &mut TcpStream,
-    status: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-    send_body: bool,
-) -> io::Result<()> {
-    let mut head = format!(
-        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
+/// Time left before `deadline`, or `None` once it has passed (a zero
+/// timeout is an error for the socket calls).
+fn remaining(deadline: Instant) -> Option<Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|left| !left.is_zero())
+}
+
+fn is_retryable(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+fn response_head(status: &str, headers: &[(&str, &str)], body_len: usize) -> String {
+    let mut head =
+        format!("HTTP/1.1 {status}\r\nContent-Length: {body_len}\r\nConnection: close\r\n");
     for (k, v) in headers {
         head.push_str(k);
         head.push_str(": ");
@@ -224,11 +346,39 @@ fn respond(
         head.push_str("\r\n");
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes())?;
+    head
+}
+
+fn respond(
+    stream: &mut TcpStream,
+    status: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+    send_body: bool,
+) -> io::Result<()> {
+    let deadline = Instant::now() + RESPONSE_DEADLINE;
+    let head = response_head(status, headers, body.len());
+    write_all_by(stream, head.as_bytes(), deadline)?;
     if send_body {
-        stream.write_all(body.as_bytes())?;
+        write_all_by(stream, body.as_bytes(), deadline)?;
     }
     stream.flush()
+}
+
+/// `write_all` against one deadline for the whole answer, not per write,
+/// so a client reading a byte at a time cannot keep its thread forever.
+fn write_all_by(stream: &mut TcpStream, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let left = remaining(deadline).ok_or(io::ErrorKind::TimedOut)?;
+        stream.set_write_timeout(Some(left))?;
+        match stream.write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
+            Err(e) if is_retryable(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -265,6 +415,36 @@ mod tests {
             TcpStream::connect(a).is_err(),
             "stopped listeners free the port"
         );
+    }
+
+    #[test]
+    fn connections_beyond_the_cap_get_503_without_waiting() {
+        let l = MetricsListener::bind("127.0.0.1:0".parse().expect("addr"), || "a 1\n".into())
+            .expect("bind");
+        let a = l.local_addr();
+        let idle: Vec<TcpStream> = (0..MAX_CONNECTIONS)
+            .map(|_| TcpStream::connect(a).expect("connect"))
+            .collect();
+        // Sends nothing, so closing leaves no unread bytes to turn the
+        // answer into a reset.
+        let mut over = TcpStream::connect(a).expect("connect");
+        over.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let mut busy = String::new();
+        over.read_to_string(&mut busy).expect("read");
+        assert!(busy.starts_with("HTTP/1.1 503 "), "{busy}");
+        assert!(busy.contains("Retry-After: 1\r\n"), "{busy}");
+        drop(idle);
+        let served = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ok = request(a, "GET /metrics HTTP/1.1\r\n\r\n");
+            if ok.starts_with("HTTP/1.1 200 OK") {
+                break;
+            }
+            assert!(Instant::now() < served, "slots never freed: {ok}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        l.stop();
     }
 
     #[test]
