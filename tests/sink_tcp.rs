@@ -282,3 +282,34 @@ fn collector_killed_mid_stream_and_restarted() {
         stats.sent
     );
 }
+
+#[test]
+fn a_collector_that_stops_reading_has_every_line_counted_at_the_flush_deadline() {
+    // Accepts, then never reads: the worker's write blocks once the
+    // socket buffers fill, for the connection's whole I/O timeout.
+    let stalled = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = stalled.local_addr().expect("addr");
+    let held = std::thread::spawn(move || stalled.accept().map(|(conn, _)| conn));
+    let sink = TcpSink::builder(addr.to_string())
+        .name("tcp-stalled")
+        .capacity_bytes(64 * 1024 * 1024)
+        .io_timeout(Duration::from_secs(60))
+        .build()
+        .expect("sink");
+    const LINES: u64 = 100_000;
+    let pad = "x".repeat(300);
+    for n in 0..LINES {
+        sink.write_line(&format!("{{\"n\":{n},\"pad\":\"{pad}\"}}"));
+    }
+    let start = Instant::now();
+    assert!(!sink.flush(Duration::from_secs(1)), "{:?}", sink.stats());
+    let waited = start.elapsed();
+    let stats = sink.stats();
+    // Nothing is left uncounted, although the worker's write is still
+    // blocked (and will be for up to a minute).
+    assert_eq!(stats.queued, 0, "{stats:?}");
+    assert_eq!(stats.sent + stats.dropped, LINES, "{stats:?}");
+    assert!(stats.dropped > 0, "{stats:?}");
+    assert!(waited < Duration::from_secs(30), "flush took {waited:?}");
+    drop(held);
+}

@@ -20,14 +20,17 @@ pub struct SinkStats {
     /// loses what was still in the kernel's socket buffers.
     pub sent: u64,
     /// Lines given up: queue full, too large for a datagram, refused by the
-    /// destination, or still queued at a flush deadline.
+    /// destination, or still queued or being written at a flush deadline
+    /// (a write that completes after the deadline does not count them
+    /// again, as sent).
     pub dropped: u64,
     /// Of `dropped`, the lines the destination refused (per-item `_bulk`
     /// errors, datagrams over the size limit).
     pub rejected: u64,
     /// Lines waiting, including the batch the worker is sending.
     pub queued: u64,
-    /// Bytes of `queued`.
+    /// Bytes of `queued`, and of lines given up at a flush deadline that the
+    /// worker's blocked write still holds.
     pub queued_bytes: u64,
     /// The queue's capacity in bytes.
     pub capacity_bytes: u64,

@@ -88,6 +88,10 @@ struct State {
     /// A flush gave up waiting: the worker drops the batch it holds
     /// instead of retrying it.
     abandon: bool,
+    /// Lines of the worker's batch a flush counted as dropped when it ran
+    /// out of time, still to be settled by the worker; they are not
+    /// counted again, whatever their fate.
+    counted_early: u64,
 }
 
 #[derive(Default)]
@@ -132,6 +136,7 @@ impl Queue {
                 flushers: 0,
                 closed: false,
                 abandon: false,
+                counted_early: 0,
             }),
             work: Condvar::new(),
             drained: Condvar::new(),
@@ -288,19 +293,26 @@ impl Queue {
         if sent + dropped == 0 {
             return;
         }
+        let mut st = self.lock();
+        // The batch's lines a flush already counted come first: the worker
+        // holds one take at a time, and these are its lines.
+        let early = st.counted_early.min(sent + dropped);
+        st.counted_early -= early;
+        let early_dropped = early.min(dropped);
+        let (sent, dropped) = (sent - (early - early_dropped), dropped - early_dropped);
+        let rejected = rejected.min(dropped);
+        st.in_flight = st.in_flight.saturating_sub(sent + dropped);
+        st.in_flight_bytes = st.in_flight_bytes.saturating_sub(bytes);
+        if st.in_flight == 0 && st.counted_early == 0 {
+            st.abandon = false;
+        }
+        let wake = st.flushers > 0;
+        drop(st);
         let c = &self.counters;
         c.sent.fetch_add(sent, Ordering::Relaxed);
         c.unpublished_sent.fetch_add(sent, Ordering::Relaxed);
         c.rejected.fetch_add(rejected, Ordering::Relaxed);
         self.count_dropped(dropped);
-        let mut st = self.lock();
-        st.in_flight = st.in_flight.saturating_sub(sent + dropped);
-        st.in_flight_bytes = st.in_flight_bytes.saturating_sub(bytes);
-        if st.in_flight == 0 {
-            st.abandon = false;
-        }
-        let wake = st.flushers > 0;
-        drop(st);
         if wake {
             self.drained.notify_all();
         }
@@ -351,11 +363,17 @@ impl Queue {
         let left = if done {
             0
         } else {
-            // A batch the worker holds is dropped by it (and counted) when
-            // its current attempt ends, without waiting out a backoff.
+            // The worker drops the batch it holds when its current attempt
+            // ends, without waiting out a backoff; but that attempt may be
+            // a write blocked for the connection's whole timeout, past the
+            // process's exit. Its lines are counted as dropped now (even
+            // if that write completes after all), so the counts a final
+            // metrics push or the caller reads are whole.
             st.abandon = st.in_flight > 0;
+            let in_write = std::mem::take(&mut st.in_flight);
+            st.counted_early += in_write;
             st.buf.clear();
-            std::mem::take(&mut st.lines)
+            std::mem::take(&mut st.lines) + in_write
         };
         drop(st);
         if !done {
@@ -515,6 +533,36 @@ mod tests {
         q.push("{\"a\":\n1}\n");
         let (out, n) = take_all(&q);
         assert_eq!((out.as_slice(), n), (&b"{\"a\": 1}\n"[..], 1));
+    }
+
+    #[test]
+    fn flush_at_the_deadline_counts_the_worker_s_lines_once() {
+        let q = Queue::new("t", 100);
+        q.push("a\n");
+        q.push("b\n");
+        q.push("c\n");
+        assert_eq!(take_all(&q).1, 3);
+        q.push("d\n");
+        // The worker is stuck writing its three lines: all four are given
+        // up, and counted, when the flush runs out of time.
+        assert!(!q.flush(Duration::from_millis(1)));
+        let s = q.stats();
+        assert_eq!((s.queued, s.sent, s.dropped), (0, 0, 4));
+        assert!(q.give_up(), "the worker drops the rest of its batch");
+        // Its write ends: one line went through, then the batch is dropped.
+        // Neither is counted again.
+        q.settle(1, 0, 0, 2);
+        assert!(q.give_up(), "two of the batch's lines are still held");
+        q.settle(0, 2, 1, 4);
+        let s = q.stats();
+        assert_eq!((s.sent, s.dropped, s.rejected), (0, 4, 0));
+        assert!(!q.give_up());
+        // Later lines count as usual.
+        q.push("e\n");
+        assert_eq!(take_all(&q).1, 1);
+        q.settle(1, 0, 0, 2);
+        assert_eq!((q.stats().sent, q.stats().dropped), (1, 4));
+        assert!(q.flush(Duration::ZERO));
     }
 
     #[test]
