@@ -5,11 +5,14 @@
 //! trace-id, else a new ID. Inbound values are untrusted: anything but
 //! 1..=128 characters of `[A-Za-z0-9._:-]` is discarded, counted in
 //! `correlation_ids_rejected_total{header}`, and never logged. Outbound, both
-//! headers are written: the ID, and a `traceparent` with the same trace-id
-//! for the whole request and a fresh span id per call.
+//! headers are written: the ID, and a `traceparent` with a fresh span id per
+//! call in the request's trace: the inbound `traceparent`'s trace-id and
+//! flags when the request came with one (also when its `X-Correlation-ID`
+//! won), else a trace-id derived from the ID, sampled.
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
+use super::id::TraceContext;
 use super::{CorrelationId, current};
 use crate::metrics::names;
 
@@ -96,13 +99,20 @@ impl Propagator {
                 None => rejections[0] = Some((self.header.clone(), "not visible ASCII")),
             }
         }
-        if found.is_none() {
-            if let Some(value) = headers.get(&TRACEPARENT) {
-                match value.to_str().ok().and_then(TraceParent::parse) {
-                    Some(tp) => found = Some((tp.correlation_id(), Source::TraceParent)),
-                    None => rejections[1] = Some((TRACEPARENT, "not a valid W3C traceparent")),
+        if let Some(value) = headers.get(&TRACEPARENT) {
+            let parsed = value.to_str().ok().and_then(TraceParent::parse);
+            found = match (found, parsed) {
+                // The header's ID names the request; its trace goes on
+                // with it, so outbound calls stay in the caller's trace.
+                (Some((id, source)), Some(tp)) => Some((id.with_trace(tp.context()), source)),
+                (None, Some(tp)) => Some((tp.correlation_id(), Source::TraceParent)),
+                (None, None) => {
+                    rejections[1] = Some((TRACEPARENT, "not a valid W3C traceparent"));
+                    None
                 }
-            }
+                // Unused, so not reported.
+                (found @ Some(_), None) => found,
+            };
         }
         let (id, source) = found.unwrap_or_else(|| (CorrelationId::generate(), Source::Generated));
         // Reported under the ID the request ends up with, so the line joins
@@ -120,16 +130,22 @@ impl Propagator {
         self.inject_id(&id, headers);
     }
 
-    /// Writes `id` and a matching `traceparent` into outgoing headers.
+    /// Writes `id` and a matching `traceparent` into outgoing headers: the
+    /// trace the ID's request arrived in (its trace-id and flags), else one
+    /// derived from the ID, sampled.
     pub fn inject_id(&self, id: &CorrelationId, headers: &mut HeaderMap) {
         // Every form of ID is visible ASCII, so this cannot fail.
         if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
             headers.insert(self.header.clone(), v);
         }
-        let tp = TraceParent {
+        let trace = id.trace_context().unwrap_or_else(|| TraceContext {
             trace_id: trace_id_for(id),
-            parent_id: fresh_span_id(),
             flags: 1,
+        });
+        let tp = TraceParent {
+            trace_id: trace.trace_id,
+            parent_id: fresh_span_id(),
+            flags: trace.flags,
         };
         if let Ok(v) = HeaderValue::from_str(&tp.to_string()) {
             headers.insert(TRACEPARENT, v);
@@ -199,10 +215,18 @@ impl TraceParent {
         })
     }
 
-    /// The trace-id as a correlation ID: its 32 lowercase hex digits.
+    /// The trace-id as a correlation ID: its 32 lowercase hex digits. The
+    /// ID keeps the trace's flags for outbound calls.
     #[must_use]
     pub fn correlation_id(&self) -> CorrelationId {
-        CorrelationId::from_trace_id(self.trace_id)
+        CorrelationId::in_trace(self.context())
+    }
+
+    fn context(&self) -> TraceContext {
+        TraceContext {
+            trace_id: self.trace_id,
+            flags: self.flags,
+        }
     }
 }
 
@@ -331,6 +355,53 @@ mod tests {
         Propagator::default().inject_id(&from_trace, &mut c);
         let tc = TraceParent::parse(c[TRACEPARENT].to_str().expect("ascii")).expect("valid");
         assert_eq!(tc.trace_id, ta.trace_id);
+    }
+
+    /// The `traceparent` one hop sends on, for a request with `inbound`.
+    fn next_hop(inbound: &[(HeaderName, &'static str)]) -> (CorrelationId, TraceParent) {
+        let mut h = HeaderMap::new();
+        for (name, value) in inbound {
+            h.insert(name, HeaderValue::from_static(value));
+        }
+        let id = extract(&h);
+        // Carried through the request's scope, as a handler's calls see it.
+        let out = super::super::scope(id.clone(), || {
+            let mut out = HeaderMap::new();
+            inject(&mut out);
+            out
+        });
+        let tp = TraceParent::parse(out[TRACEPARENT].to_str().expect("ascii")).expect("valid");
+        (id, tp)
+    }
+
+    #[test]
+    fn outbound_traceparent_continues_the_inbound_trace_and_its_flags() {
+        const INBOUND: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+        let inbound = TraceParent::parse(INBOUND).expect("valid");
+        // Both headers: the ID is the header's, the trace is the caller's.
+        let (id, tp) = next_hop(&[(X_CORRELATION_ID, "abc-123"), (TRACEPARENT, INBOUND)]);
+        assert_eq!(id, "abc-123".parse().expect("valid"));
+        assert_eq!((tp.trace_id, tp.flags), (inbound.trace_id, 0));
+        assert_ne!(tp.parent_id, inbound.parent_id);
+        // Only the trace: its flags go on too ("not sampled" stays so).
+        let (id, tp) = next_hop(&[(TRACEPARENT, INBOUND)]);
+        assert_eq!(id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!((tp.trace_id, tp.flags), (inbound.trace_id, 0));
+        // Only the ID: a trace derived from it, sampled, as before.
+        let (_, tp) = next_hop(&[(X_CORRELATION_ID, "abc-123")]);
+        assert_eq!(
+            (tp.trace_id, tp.flags),
+            (trace_id_for(&id_of("abc-123")), 1)
+        );
+        assert_ne!(tp.trace_id, inbound.trace_id);
+        // An invalid traceparent next to a valid ID changes nothing.
+        let (id, tp) = next_hop(&[(X_CORRELATION_ID, "abc-123"), (TRACEPARENT, "00-zz")]);
+        assert_eq!(id.to_string(), "abc-123");
+        assert_eq!(tp.trace_id, trace_id_for(&id_of("abc-123")));
+    }
+
+    fn id_of(s: &str) -> CorrelationId {
+        s.parse().expect("valid")
     }
 
     #[test]

@@ -41,8 +41,25 @@ enum Repr {
     Uuid(u128),
     /// Validated text from outside the process.
     Shared(Arc<str>),
-    /// A W3C trace-id, formatted as 32 lowercase hex digits on demand.
-    Trace(u128),
+    /// Validated text from outside, and the W3C trace the same request
+    /// carried, which outbound calls continue.
+    SharedInTrace(Arc<InTrace>),
+    /// A W3C trace-id, formatted as 32 lowercase hex digits on demand,
+    /// with the trace's flags.
+    Trace { id: u128, flags: u8 },
+}
+
+struct InTrace {
+    text: Arc<str>,
+    trace: TraceContext,
+}
+
+/// The W3C trace a request arrived in: what an outbound `traceparent`
+/// carries on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TraceContext {
+    pub(crate) trace_id: u128,
+    pub(crate) flags: u8,
 }
 
 /// Which form new correlation IDs take.
@@ -110,13 +127,52 @@ impl CorrelationId {
     /// The ID spelled as a W3C trace-id (32 lowercase hex digits).
     #[must_use]
     pub fn from_trace_id(trace_id: u128) -> Self {
-        Self(Repr::Trace(trace_id))
+        Self::in_trace(TraceContext { trace_id, flags: 1 })
+    }
+
+    /// The trace's own ID, for a request whose `traceparent` is all it has.
+    pub(crate) fn in_trace(trace: TraceContext) -> Self {
+        Self(Repr::Trace {
+            id: trace.trace_id,
+            flags: trace.flags,
+        })
+    }
+
+    /// This (inbound) ID, remembering the trace its request arrived in;
+    /// other forms already are, or have, their own trace.
+    #[must_use]
+    pub(crate) fn with_trace(self, trace: TraceContext) -> Self {
+        match self.0 {
+            Repr::Shared(text) => Self(Repr::SharedInTrace(Arc::new(InTrace { text, trace }))),
+            other => Self(other),
+        }
+    }
+
+    /// The trace the ID's request arrived in, if it came with one.
+    pub(crate) fn trace_context(&self) -> Option<TraceContext> {
+        match &self.0 {
+            Repr::SharedInTrace(t) => Some(t.trace),
+            Repr::Trace { id, flags } => Some(TraceContext {
+                trace_id: *id,
+                flags: *flags,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Text from outside the process, when the ID is that.
+    fn shared_text(&self) -> Option<&str> {
+        match &self.0 {
+            Repr::Shared(s) => Some(s),
+            Repr::SharedInTrace(t) => Some(&t.text),
+            _ => None,
+        }
     }
 
     /// Whether the ID keeps text from outside alive (the other forms are
     /// plain numbers).
     pub(crate) fn holds_memory(&self) -> bool {
-        matches!(self.0, Repr::Shared(_))
+        self.shared_text().is_some()
     }
 
     /// Writes the ID's text to `out` without allocating.
@@ -132,7 +188,8 @@ impl CorrelationId {
                 );
             }
             Repr::Shared(s) => out.push_str(s),
-            Repr::Trace(t) => {
+            Repr::SharedInTrace(t) => out.push_str(&t.text),
+            Repr::Trace { id: t, .. } => {
                 for shift in [96, 64, 32, 0] {
                     // The truncation picks the 32 bits at `shift`.
                     #[allow(clippy::cast_possible_truncation)]
@@ -247,9 +304,9 @@ impl FromStr for CorrelationId {
 
 impl fmt::Display for CorrelationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            Repr::Shared(s) => f.write_str(s),
-            _ => {
+        match self.shared_text() {
+            Some(s) => f.write_str(s),
+            None => {
                 let mut s = String::with_capacity(40);
                 self.write_to(&mut s);
                 f.write_str(&s)
@@ -260,9 +317,9 @@ impl fmt::Display for CorrelationId {
 
 impl serde::Serialize for CorrelationId {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match &self.0 {
-            Repr::Shared(s) => serializer.serialize_str(s),
-            _ => {
+        match self.shared_text() {
+            Some(s) => serializer.serialize_str(s),
+            None => {
                 let mut s = String::with_capacity(40);
                 self.write_to(&mut s);
                 serializer.serialize_str(&s)
@@ -294,8 +351,10 @@ impl PartialEq for CorrelationId {
                 a == c && b == d
             }
             (Repr::Uuid(a), Repr::Uuid(b)) => a == b,
-            (Repr::Shared(a), Repr::Shared(b)) => a == b,
-            (Repr::Trace(a), Repr::Trace(b)) => a == b,
+            (Repr::Trace { id: a, .. }, Repr::Trace { id: b, .. }) => a == b,
+            _ if self.shared_text().is_some() && other.shared_text().is_some() => {
+                self.shared_text() == other.shared_text()
+            }
             // Different representations can still spell the same text.
             _ => self.to_string() == other.to_string(),
         }
