@@ -125,7 +125,20 @@ fn expand(args: &Args, f: Function) -> TokenStream {
         // and the call's correlation scope: the guard, the body and a
         // "cancelled" line from the guard's drop share one ID.
         Body::Plain(block) if is_async => {
-            let monitored = monitored(args, &krate, &names, &quote!(async move #block));
+            // The hint again inside the block: an async block's output is
+            // inferred from its own returns, so only a return of the
+            // declared type lets the tail coerce to it (`&String` to
+            // `&str`, a box to `Box<dyn ..>`), as in a plain `async fn`.
+            let body = quote! {
+                async move {
+                    #[allow(unreachable_code)]
+                    if false {
+                        return #hint.never();
+                    }
+                    #block
+                }
+            };
+            let monitored = monitored(args, &krate, &names, &body);
             quote! {
                 #hint_stmt
                 #monitored.await

@@ -43,6 +43,13 @@ struct Call {
     started: bool,
 }
 
+// The call's handles into the recorder and the callsite are shared and
+// not unwind safe by type, but a caught panic leaves nothing of theirs half
+// updated: the guard records it as the call's outcome. Without these, a
+// monitored future could not go through `catch_unwind` as its body can.
+impl std::panic::UnwindSafe for Call {}
+impl std::panic::RefUnwindSafe for Call {}
+
 impl Drop for Call {
     #[inline(always)]
     fn drop(&mut self) {
