@@ -169,3 +169,27 @@ fn slow_call_logs_warn() {
     assert!(line["performance"]["duration_ms"].as_f64().expect("number") >= 5.0);
     assert_eq!(line["performance"]["threshold_ms"], 1.0);
 }
+
+#[monitor_performance(context(first = readings[0]))]
+fn first_reading(readings: &[u32]) -> u32 {
+    readings.iter().sum()
+}
+
+#[test]
+fn a_context_value_that_panics_is_the_call_s_panic() {
+    let c = testing::capture(|| std::panic::catch_unwind(|| first_reading(&[])));
+    assert!(c.output.is_err());
+    let line = only_line(&c);
+    assert_eq!(line["message"], "first_reading panicked");
+    assert_eq!(line["performance"]["status"], "panic");
+    assert_eq!(
+        c.metrics
+            .counter("operation_calls_total", &labels("first_reading", "panic")),
+        Some(1)
+    );
+    assert_eq!(
+        c.metrics
+            .gauge("operation_in_flight", &[("operation", "first_reading")]),
+        Some(0.0)
+    );
+}

@@ -205,10 +205,6 @@ impl Guard {
         context: impl FnOnce() -> Option<String>,
     ) {
         let may_log = logging && (known_to_log || self.callsite.may_log());
-        // Kept only by a guard that will log, whose close frees it.
-        if may_log {
-            *self.context = context();
-        }
         if logging {
             if !sync {
                 self.flags |= SCOPED;
@@ -220,6 +216,13 @@ impl Guard {
             self.flags |= ACTIVE;
         }
         self.start = clock::now();
+        // Rendered last, once the guard is active and timing: a context
+        // value that panics is then recorded as the call's panic, and
+        // counted out of the in-flight gauge. Kept only by a guard that
+        // will log, whose close frees it.
+        if may_log {
+            *self.context = context();
+        }
     }
 
     /// Whether this (async) call runs in a correlation scope.
