@@ -33,6 +33,9 @@ pub const MAX_LEN: usize = 128;
 #[derive(Clone)]
 pub struct CorrelationId(Repr);
 
+// The trace an ID carries is only read by HTTP propagation (feature
+// `http`); without it, it is kept but never read.
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
 #[derive(Clone)]
 enum Repr {
     /// `req_{secs}_{rand:08x}`: formatted on demand.
@@ -49,6 +52,7 @@ enum Repr {
     Trace { id: u128, flags: u8 },
 }
 
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
 struct InTrace {
     text: Arc<str>,
     trace: TraceContext,
@@ -140,6 +144,7 @@ impl CorrelationId {
 
     /// This (inbound) ID, remembering the trace its request arrived in;
     /// other forms already are, or have, their own trace.
+    #[cfg(feature = "http")]
     #[must_use]
     pub(crate) fn with_trace(self, trace: TraceContext) -> Self {
         match self.0 {
@@ -149,6 +154,7 @@ impl CorrelationId {
     }
 
     /// The trace the ID's request arrived in, if it came with one.
+    #[cfg(feature = "http")]
     pub(crate) fn trace_context(&self) -> Option<TraceContext> {
         match &self.0 {
             Repr::SharedInTrace(t) => Some(t.trace),
