@@ -114,24 +114,29 @@ fn error_logs_error_with_type_and_message() {
     );
 }
 
-#[test]
-fn panic_is_recorded_and_propagates() {
-    let c = testing::capture(|| std::panic::catch_unwind(explode));
+/// One ERROR "panicked" line for `op`, counted as a panic, and the call
+/// out of the in-flight gauge; the panic itself propagated.
+fn assert_panicked<T>(c: &Captured<std::thread::Result<T>>, op: &str) {
     assert!(c.output.is_err(), "the panic must propagate");
-    let line = only_line(&c);
+    let line = only_line(c);
     assert_eq!(line["level"], "ERROR");
-    assert_eq!(line["message"], "explode panicked");
+    assert_eq!(line["message"], format!("{op} panicked"));
     assert_eq!(line["performance"]["status"], "panic");
     assert_eq!(
         c.metrics
-            .counter("operation_calls_total", &labels("explode", "panic")),
+            .counter("operation_calls_total", &labels(op, "panic")),
         Some(1)
     );
     assert_eq!(
-        c.metrics
-            .gauge("operation_in_flight", &[("operation", "explode")]),
+        c.metrics.gauge("operation_in_flight", &[("operation", op)]),
         Some(0.0)
     );
+}
+
+#[test]
+fn panic_is_recorded_and_propagates() {
+    let c = testing::capture(|| std::panic::catch_unwind(explode));
+    assert_panicked(&c, "explode");
 }
 
 #[test]
@@ -178,18 +183,5 @@ fn first_reading(readings: &[u32]) -> u32 {
 #[test]
 fn a_context_value_that_panics_is_the_call_s_panic() {
     let c = testing::capture(|| std::panic::catch_unwind(|| first_reading(&[])));
-    assert!(c.output.is_err());
-    let line = only_line(&c);
-    assert_eq!(line["message"], "first_reading panicked");
-    assert_eq!(line["performance"]["status"], "panic");
-    assert_eq!(
-        c.metrics
-            .counter("operation_calls_total", &labels("first_reading", "panic")),
-        Some(1)
-    );
-    assert_eq!(
-        c.metrics
-            .gauge("operation_in_flight", &[("operation", "first_reading")]),
-        Some(0.0)
-    );
+    assert_panicked(&c, "first_reading");
 }
