@@ -85,13 +85,18 @@ struct State {
     /// Every handle to the sink is gone: the worker delivers what it can
     /// and stops.
     closed: bool,
-    /// A flush gave up waiting: the worker drops the batch it holds
-    /// instead of retrying it.
-    abandon: bool,
     /// Lines of the worker's batch a flush counted as dropped when it ran
     /// out of time, still to be settled by the worker; they are not
-    /// counted again, whatever their fate.
+    /// counted again, whatever their fate. While there are any, the worker
+    /// drops its batch instead of retrying it.
     counted_early: u64,
+}
+
+impl State {
+    /// The queue is closed or a flush gave up on the worker's batch.
+    fn giving_up(&self) -> bool {
+        self.closed || self.counted_early > 0
+    }
 }
 
 #[derive(Default)]
@@ -135,7 +140,6 @@ impl Queue {
                 quiet_polls: 0,
                 flushers: 0,
                 closed: false,
-                abandon: false,
                 counted_early: 0,
             }),
             work: Condvar::new(),
@@ -270,7 +274,6 @@ impl Queue {
         let mut spare = VecDeque::from(std::mem::take(out));
         spare.reserve_exact(self.capacity);
         let mut st = self.lock();
-        st.abandon = false;
         if st.lines == 0 {
             drop(st);
             *out = Vec::from(spare);
@@ -303,9 +306,6 @@ impl Queue {
         let rejected = rejected.min(dropped);
         st.in_flight = st.in_flight.saturating_sub(sent + dropped);
         st.in_flight_bytes = st.in_flight_bytes.saturating_sub(bytes);
-        if st.in_flight == 0 && st.counted_early == 0 {
-            st.abandon = false;
-        }
         let wake = st.flushers > 0;
         drop(st);
         let c = &self.counters;
@@ -369,7 +369,6 @@ impl Queue {
             // process's exit. Its lines are counted as dropped now (even
             // if that write completes after all), so the counts a final
             // metrics push or the caller reads are whole.
-            st.abandon = st.in_flight > 0;
             let in_write = std::mem::take(&mut st.in_flight);
             st.counted_early += in_write;
             st.buf.clear();
@@ -398,8 +397,7 @@ impl Queue {
     /// Whether the worker should stop retrying the batch it holds: the
     /// queue is closed or a flush gave up on it.
     pub(crate) fn give_up(&self) -> bool {
-        let st = self.lock();
-        st.closed || st.abandon
+        self.lock().giving_up()
     }
 
     /// Sleeps for `pause`, waking early if the queue closes or a flush
@@ -408,7 +406,7 @@ impl Queue {
         let deadline = Instant::now().checked_add(pause);
         let mut st = self.lock();
         loop {
-            if st.closed || st.abandon {
+            if st.giving_up() {
                 return true;
             }
             let now = Instant::now();
