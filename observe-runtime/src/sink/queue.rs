@@ -494,12 +494,6 @@ impl Queue {
     }
 }
 
-/// Lines in a batch: SIMD search, as the worker counts every batch it
-/// resolves and shares the machine with the callers.
-pub(crate) fn count_lines(bytes: &[u8]) -> u64 {
-    memchr::memchr_iter(b'\n', bytes).count() as u64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
