@@ -337,8 +337,8 @@ pub(crate) fn truncate_escaped(s: &str, max_bytes: usize) -> &str {
         }
         end += step;
     }
-    // Only a malformed escape at the very end could leave `end` off a
-    // character boundary; fall back to one.
+    // A malformed escape (never written here) can end inside a character;
+    // fall back to that character's start.
     truncate_at_char_boundary(s, end)
 }
 

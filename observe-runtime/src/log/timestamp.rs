@@ -11,10 +11,10 @@
 //! non-negative day counts because pre-epoch times are clamped.
 
 use std::cell::RefCell;
-
-use super::json;
 #[cfg(test)]
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::json;
 
 /// Length of the cached `YYYY-MM-DDTHH:MM:SS.` prefix.
 const PREFIX_LEN: usize = 20;
