@@ -365,7 +365,7 @@ mod tests {
         }
         let id = extract(&h);
         // Carried through the request's scope, as a handler's calls see it.
-        let out = super::super::scope(id.clone(), || {
+        let out = crate::correlation::scope(id.clone(), || {
             let mut out = HeaderMap::new();
             inject(&mut out);
             out
