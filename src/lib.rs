@@ -141,8 +141,10 @@
 //! shows in a few places:
 //!
 //! - **Context values** are evaluated only when the call's line can be
-//!   written (a subscriber enables it): keep them free of side effects. One
-//!   that panics is recorded as the call's panic.
+//!   written (a subscriber enables it): keep them free of side effects. A
+//!   sync call evaluates them once its clock has started, so one that
+//!   panics is recorded as the call's panic, and their cost is in its
+//!   duration.
 //! - **Parameters** taken by value are dropped in the order the body first
 //!   uses them, not in reverse order of declaration.
 //! - **A cancelled `async` call**: when its future is dropped unfinished,
