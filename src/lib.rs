@@ -236,7 +236,7 @@
 pub use observe_macros::monitor_performance;
 pub use observe_runtime::{
     Background, CorrelationId, InstallContext, InstallError, Observe, ObserveBuilder, ObserveGuard,
-    Status, correlation, log, metrics, operation, sink, testing,
+    Status, correlation, log, metrics, operation, record, sink, testing,
 };
 
 /// What a service that monitors its functions needs in scope:

@@ -3,7 +3,8 @@
 
 pub use crate::__callsite;
 pub use crate::operation::{
-    Callsite, ContextWriter, DescribeDebug, DescribeDisplay, DescribeName, ErrWrap, FIELDS, Guard,
-    Hint, IsResult, NotResult, Wrap, call_once, debug, display, monitored,
+    Callsite, ContextWriter, DescribeDebug, DescribeDisplay, DescribeName, ErrWrap, Guard, Hint,
+    IsResult, NotResult, Wrap, call_once, debug, display, monitored,
 };
+pub use crate::record::{EVENT_NAME, FIELDS};
 pub use tracing_core;

@@ -6,6 +6,7 @@
 //!
 //! - [`correlation`]: the correlation ID, its scopes and future adapters.
 //! - [`operation`]: per-callsite metadata, the call guard, outcomes.
+//! - [`record`]: one finished call as typed data, and its consumers.
 //! - [`log`]: the JSON `tracing` layer, validator and redaction.
 //! - [`sink`]: where lines go (stdout, in-memory capture).
 //! - [`metrics`]: metric names and per-callsite handles.
@@ -19,6 +20,7 @@ pub mod correlation;
 pub mod log;
 pub mod metrics;
 pub mod operation;
+pub mod record;
 pub mod sink;
 #[cfg(feature = "system-metrics")]
 pub mod system;

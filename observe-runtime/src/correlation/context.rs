@@ -156,6 +156,13 @@ fn current_at(now: impl FnOnce() -> u64) -> Option<CorrelationId> {
     }
 }
 
+/// The ID a line written at `unix_nanos` carries: the current one, made
+/// now with that time if the open scope had none yet, or a fresh one (not
+/// stored) outside every scope.
+pub(crate) fn current_or_fresh_at(unix_nanos: u64) -> CorrelationId {
+    current_at(|| unix_nanos).unwrap_or_else(|| CorrelationId::generate_at(unix_nanos))
+}
+
 /// Appends the ID a log line written at `unix_nanos` carries: the current
 /// one, made now (with that time, no clock read) if the open scope had none
 /// yet, or a fresh one (not stored) outside every scope. Written in place:

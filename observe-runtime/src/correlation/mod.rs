@@ -28,7 +28,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 pub use context::{FutureExt, WithCorrelation, current, scope};
 pub(crate) use context::{
-    Slot, close_root, in_slot, in_slot_then, join_slot, open_root, write_current_or_fresh_at,
+    Slot, close_root, current_or_fresh_at, in_slot, in_slot_then, join_slot, open_root,
+    write_current_or_fresh_at,
 };
 pub use id::{CorrelationId, IdFormat, MAX_LEN, ParseCorrelationIdError};
 pub use task::thread;

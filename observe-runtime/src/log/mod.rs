@@ -12,10 +12,11 @@
 
 pub(crate) mod json;
 mod layer;
-pub(crate) mod prepared;
 mod redact;
 mod timestamp;
 mod validator;
+mod visitor;
+mod writer;
 
 use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 

@@ -14,19 +14,6 @@ use tracing_core::{Level, Metadata};
 
 use crate::metrics::Handles;
 
-/// Field names of the events a monitored call emits, in the order the
-/// guard fills them.
-#[doc(hidden)]
-pub const FIELDS: &[&str] = &[
-    "message",
-    "operation",
-    "status",
-    "duration_ns",
-    "error_type",
-    "context",
-    "threshold_ns",
-];
-
 /// The fixed messages of one operation as JSON strings (quotes included),
 /// built at compile time, indexed by [`Message`].
 #[doc(hidden)]
@@ -231,7 +218,7 @@ macro_rules! __callsite {
             static SUCCESS: __tc::callsite::DefaultCallsite =
                 __tc::callsite::DefaultCallsite::new(&SUCCESS_META);
             static SUCCESS_META: __tc::Metadata<'static> = __tc::Metadata::new(
-                "observe operation",
+                $crate::__private::EVENT_NAME,
                 ::core::module_path!(),
                 __tc::Level::$level,
                 ::core::option::Option::Some($file),
@@ -246,7 +233,7 @@ macro_rules! __callsite {
             static WARN: __tc::callsite::DefaultCallsite =
                 __tc::callsite::DefaultCallsite::new(&WARN_META);
             static WARN_META: __tc::Metadata<'static> = __tc::Metadata::new(
-                "observe operation",
+                $crate::__private::EVENT_NAME,
                 ::core::module_path!(),
                 __tc::Level::WARN,
                 ::core::option::Option::Some($file),
@@ -261,7 +248,7 @@ macro_rules! __callsite {
             static ERROR: __tc::callsite::DefaultCallsite =
                 __tc::callsite::DefaultCallsite::new(&ERROR_META);
             static ERROR_META: __tc::Metadata<'static> = __tc::Metadata::new(
-                "observe operation",
+                $crate::__private::EVENT_NAME,
                 ::core::module_path!(),
                 __tc::Level::ERROR,
                 ::core::option::Option::Some($file),

@@ -6,35 +6,20 @@
 //! outcome. A guard dropped unfinished records `panic` if the thread is
 //! unwinding, and `cancelled` otherwise (its future was dropped mid-call).
 
-use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::time::Duration;
 
-use tracing_core::field::Value;
-use tracing_core::{Event, Level};
+use tracing_core::Level;
 
-use super::callsite::{Callsite, FixedMessage, LogSite, Message};
+use super::callsite::{Callsite, Message};
 use super::context::ContextWriter;
 use super::outcome::{ErrorInfo, Status};
 use crate::clock::{self, Start};
 use crate::correlation;
-use crate::log::prepared::{self, Members, Performance};
 use crate::metrics::{self, Mode};
-
-thread_local! {
-    /// Address of the metadata of the operation event being dispatched on
-    /// this thread, so the JSON layer can trust that event's `context` field
-    /// as JSON it need not re-escape; 0 when none.
-    static EMITTING: Cell<usize> = const { Cell::new(0) };
-}
-
-/// Whether `meta` is the metadata of the operation event this thread is
-/// dispatching right now.
-pub(crate) fn is_emitting(meta: &tracing_core::Metadata<'_>) -> bool {
-    EMITTING.with(|e| e.get() == std::ptr::from_ref(meta) as usize)
-}
+use crate::record::{self, CallError, CallRecord};
 
 /// Carries a function's return type `R` through the expansion. It is
 /// returned on a dead branch (`if false { return hint.never(); }`) so `R`
@@ -293,19 +278,31 @@ impl Guard {
             Status::Cancelled => Some(Message::Cancelled),
             Status::Error => None,
         };
-        let record = Line {
-            site,
-            fixed: fixed.map(|m| cs.message(m)),
-            error,
-            operation: cs.operation(),
-            status: status.as_str(),
-            duration_ns: u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
-            error_type,
-            context: (*self.context).as_deref(),
-            threshold_ns: slow.then(|| cs.slow_nanos()),
-            end,
+        let message = match fixed {
+            Some(m) => {
+                let m = cs.message(m);
+                record::Message::Fixed {
+                    text: m.text,
+                    quoted: m.quoted,
+                }
+            }
+            None => record::Message::Failed,
         };
-        record.dispatch();
+        let call = CallRecord {
+            meta: site.meta,
+            operation: cs.operation(),
+            status,
+            message,
+            duration_ns: u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
+            end_unix_nanos: clock::unix_nanos_at(end),
+            error: error.zip(error_type).map(|(e, t)| CallError {
+                type_name: t,
+                message: e,
+            }),
+            context: (*self.context).as_deref(),
+            slow_threshold_ns: slow.then(|| cs.slow_nanos()),
+        };
+        record::emit(&call);
     }
 }
 
@@ -361,241 +358,4 @@ fn render(context: impl FnOnce(&mut ContextWriter)) -> Option<String> {
     let mut w = ContextWriter::default();
     context(&mut w);
     w.into_json()
-}
-
-/// The message of a failed call: `"{op} failed: {error}"`.
-struct Failed<'a> {
-    operation: &'static str,
-    error: Option<&'a ErrorInfo<'a>>,
-}
-
-impl fmt::Display for Failed<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.error {
-            Some(e) => write!(f, "{} failed: {e}", self.operation),
-            None => write!(f, "{} failed", self.operation),
-        }
-    }
-}
-
-/// One operation event, ready to dispatch.
-struct Line<'a> {
-    site: LogSite,
-    /// The fixed message, or `None` for a failure's `"{op} failed: {error}"`.
-    fixed: Option<FixedMessage>,
-    error: Option<&'a ErrorInfo<'a>>,
-    operation: &'static str,
-    status: &'static str,
-    duration_ns: u64,
-    error_type: Option<&'a str>,
-    context: Option<&'a str>,
-    threshold_ns: Option<u64>,
-    /// Raw clock reading at the end of the call.
-    end: u64,
-}
-
-impl Line<'_> {
-    fn failed(&self) -> Failed<'_> {
-        Failed {
-            operation: self.operation,
-            error: self.error,
-        }
-    }
-
-    /// Renders the members the JSON layer would otherwise visit the event
-    /// for, in the same order and form.
-    fn prepare(&self, m: &mut Members) {
-        m.at_nanos = clock::unix_nanos_at(self.end);
-        match self.fixed {
-            Some(message) => m.fixed_message(message.quoted),
-            None => m.display_message(self.failed()),
-        }
-        m.performance = Performance {
-            operation: self.operation,
-            status: self.status,
-            duration_ns: self.duration_ns,
-            threshold_ns: self.threshold_ns,
-        };
-        if let Some(t) = self.error_type {
-            m.context_str("error_type", t);
-        }
-        if let Some(c) = self.context {
-            m.context_json(c);
-        }
-    }
-
-    fn dispatch(&self) {
-        let meta = self.site.meta;
-        let fields = meta.fields();
-        let mut it = fields.iter();
-        let (
-            Some(f_message),
-            Some(f_operation),
-            Some(f_status),
-            Some(f_duration),
-            Some(f_error_type),
-            Some(f_context),
-            Some(f_threshold),
-        ) = (
-            it.next(),
-            it.next(),
-            it.next(),
-            it.next(),
-            it.next(),
-            it.next(),
-            it.next(),
-        )
-        else {
-            return;
-        };
-        let fixed;
-        let failed;
-        let message: &dyn Value = match self.fixed {
-            Some(m) => {
-                fixed = m.text;
-                &fixed
-            }
-            None => {
-                failed = tracing_core::field::display(self.failed());
-                &failed
-            }
-        };
-        let values: [(&tracing_core::Field, Option<&dyn Value>); 7] = [
-            (&f_message, Some(message)),
-            (&f_operation, Some(&self.operation)),
-            (&f_status, Some(&self.status)),
-            (&f_duration, Some(&self.duration_ns)),
-            (
-                &f_error_type,
-                self.error_type.as_ref().map(|v| v as &dyn Value),
-            ),
-            (&f_context, self.context.as_ref().map(|v| v as &dyn Value)),
-            (
-                &f_threshold,
-                self.threshold_ns.as_ref().map(|v| v as &dyn Value),
-            ),
-        ];
-        let value_set = fields.value_set(&values);
-        let prepared = prepared::prepare(meta, |m| self.prepare(m));
-        let prev = EMITTING.with(|e| e.replace(std::ptr::from_ref(meta) as usize));
-        Event::dispatch(meta, &value_set);
-        EMITTING.with(|e| e.set(prev));
-        if prepared {
-            prepared::clear();
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::log::JsonLayer;
-    use crate::operation::{DescribeDisplay as _, ErrWrap};
-    use crate::sink::CaptureSink;
-    use tracing_subscriber::layer::SubscriberExt as _;
-
-    crate::__callsite!(PLAIN, "unit.plain", INFO, 0u64, file!(), line!());
-    crate::__callsite!(SLOW, "unit.slow", INFO, 1u64, file!(), line!());
-
-    /// Every kind of line a call writes: success with context, error,
-    /// slow, cancelled.
-    fn calls() {
-        let mut g = Guard::new(&PLAIN);
-        g.enter_with(|w| {
-            w.field("entity", "sensor \"kitchen\"\n");
-            w.field("count", &3u64);
-        });
-        g.success();
-        drop(g);
-        let err = std::io::Error::other("disk \"full\"\tnow");
-        let mut g = Guard::new(&PLAIN);
-        g.enter_with(|w| w.field("entity", "a"));
-        g.error((&ErrWrap(&err)).__observe_describe());
-        drop(g);
-        let mut g = Guard::new(&SLOW);
-        g.enter();
-        std::thread::sleep(Duration::from_millis(1));
-        g.success();
-        drop(g);
-        Guard::new(&PLAIN).enter();
-    }
-
-    /// The line without what differs from call to call.
-    fn stable(line: &str) -> serde_json::Value {
-        let mut v: serde_json::Value = serde_json::from_str(line).expect("JSON line");
-        let obj = v.as_object_mut().expect("object");
-        obj.remove("timestamp");
-        obj.remove("correlation_id");
-        let perf = obj["performance"].as_object_mut().expect("performance");
-        assert!(perf.remove("duration_ms").is_some_and(|d| d.is_f64()));
-        v
-    }
-
-    /// Runs `calls` with the members visited, then prepared, through a
-    /// layer capping lines at `max`; returns (visited, prepared) lines.
-    fn both_ways(max: usize, calls: fn()) -> (Vec<String>, Vec<String>) {
-        let capture = CaptureSink::new();
-        let subscriber = tracing_subscriber::registry().with(
-            JsonLayer::new("unit")
-                .with_sink(capture.clone())
-                .with_max_line_bytes(max),
-        );
-        tracing_core::dispatcher::with_default(&tracing_core::Dispatch::new(subscriber), || {
-            crate::log::prepared::while_busy(calls);
-            calls();
-        });
-        let lines = capture.lines();
-        let half = lines.len() / 2;
-        (lines[..half].to_vec(), lines[half..].to_vec())
-    }
-
-    fn assert_same(visited: &[String], prepared: &[String]) {
-        assert_eq!(visited.len(), prepared.len());
-        for (v, p) in visited.iter().zip(prepared) {
-            assert_eq!(stable(v), stable(p));
-            // Same members in the same order, not just the same values.
-            let key_order = |l: &str| {
-                l.split('"')
-                    .filter(|t| t.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>()
-            };
-            assert_eq!(key_order(v), key_order(p));
-        }
-    }
-
-    #[test]
-    fn prepared_lines_cut_like_visited_lines() {
-        fn long() {
-            let mut g = Guard::new(&PLAIN);
-            g.enter_with(|w| w.field("payload", "x\"y".repeat(1500).as_str()));
-            g.success();
-        }
-        let (visited, prepared) = both_ways(1024, long);
-        assert_eq!(prepared.len(), 1);
-        assert!(prepared[0].len() <= 1024, "{}", prepared[0].len());
-        assert!(
-            prepared[0].contains(r#""truncated":true"#),
-            "{}",
-            prepared[0]
-        );
-        assert_same(&visited, &prepared);
-    }
-
-    #[test]
-    fn prepared_lines_equal_visited_lines() {
-        let (visited, prepared) = both_ways(crate::log::DEFAULT_MAX_LINE_BYTES, calls);
-        assert_eq!(prepared.len(), 4, "{prepared:#?}");
-        assert_same(&visited, &prepared);
-        assert!(
-            prepared[1].contains(r#""error_type":"Error""#),
-            "{}",
-            prepared[1]
-        );
-        assert!(
-            prepared[2].contains(r#""threshold_ms":0.000001"#),
-            "{}",
-            prepared[2]
-        );
-    }
 }

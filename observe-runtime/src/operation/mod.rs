@@ -6,9 +6,8 @@ mod guard;
 mod monitored;
 mod outcome;
 
-pub use callsite::{Callsite, FIELDS, Messages};
+pub use callsite::{Callsite, Messages};
 pub use context::{ContextValue, ContextWriter, DebugValue, DisplayValue, debug, display};
-pub(crate) use guard::is_emitting;
 pub use guard::{Guard, Hint, call_once};
 pub use monitored::{Monitored, monitored};
 pub use outcome::{

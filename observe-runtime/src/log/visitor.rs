@@ -1,0 +1,105 @@
+//! An ordinary `tracing` event's fields, as a line's message and context
+//! members.
+
+use std::fmt;
+
+use tracing_core::Event;
+use tracing_core::field::{Field, Visit};
+
+use super::writer::write_display;
+use super::{REDACTED, json, redactor};
+
+/// The message (a JSON string, quotes included; empty if none) and the
+/// context members of one event.
+pub(super) struct Fields {
+    pub(super) message: String,
+    pub(super) context: String,
+}
+
+impl Fields {
+    pub(super) const EMPTY: Self = Self {
+        message: String::new(),
+        context: String::new(),
+    };
+
+    /// Replaces what these fields held with `event`'s.
+    pub(super) fn visit(&mut self, event: &Event<'_>) {
+        self.message.clear();
+        self.context.clear();
+        event.record(self);
+    }
+
+    /// Starts the context member of `field`; `None` when its key looks
+    /// secret and its value has been written as redacted.
+    fn member(&mut self, field: &Field) -> Option<&mut String> {
+        let name = field.name();
+        if !self.context.is_empty() {
+            self.context.push(',');
+        }
+        json::write_escaped(&mut self.context, name);
+        self.context.push(':');
+        if redactor().is_secret(name) {
+            json::write_escaped(&mut self.context, REDACTED);
+            return None;
+        }
+        Some(&mut self.context)
+    }
+}
+
+impl Visit for Fields {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if let Some(out) = self.member(field) {
+            json::write_f64(out, value);
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if let Some(out) = self.member(field) {
+            json::write_i64(out, value);
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if let Some(out) = self.member(field) {
+            json::write_u64(out, value);
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if let Some(out) = self.member(field) {
+            json::write_bool(out, value);
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message.clear();
+            json::write_escaped(&mut self.message, value);
+        } else if let Some(out) = self.member(field) {
+            json::write_escaped(out, value);
+        }
+    }
+
+    fn record_bytes(&mut self, field: &Field, value: &[u8]) {
+        if let Some(out) = self.member(field) {
+            json::write_escaped_bytes(out, value);
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.record_debug(field, &format_args!("{value}"));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let out = if field.name() == "message" {
+            self.message.clear();
+            &mut self.message
+        } else {
+            match self.member(field) {
+                Some(out) => out,
+                None => return,
+            }
+        };
+        write_display(out, format_args!("{value:?}"));
+    }
+}

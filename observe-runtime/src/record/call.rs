@@ -1,0 +1,204 @@
+//! The record of one finished call.
+
+use std::fmt;
+use std::time::Duration;
+
+use tracing_core::{Level, Metadata};
+
+use crate::correlation::{self, CorrelationId};
+use crate::operation::Status;
+
+/// One finished monitored call, as its guard saw it.
+///
+/// Handed to each [`CallConsumer`](super::CallConsumer) while the call's
+/// correlation scope is still current, and only borrowed: a consumer copies
+/// what it keeps.
+pub struct CallRecord<'a> {
+    pub(crate) meta: &'static Metadata<'static>,
+    pub(crate) operation: &'static str,
+    pub(crate) status: Status,
+    pub(crate) message: Message,
+    pub(crate) duration_ns: u64,
+    pub(crate) end_unix_nanos: u64,
+    pub(crate) error: Option<CallError<'a>>,
+    pub(crate) context: Option<&'a str>,
+    pub(crate) slow_threshold_ns: Option<u64>,
+}
+
+/// How a record's message is made.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Message {
+    /// A fixed message (`"{op} completed"` and the like), and the same as a
+    /// JSON string with its quotes: operation names are checked at compile
+    /// time to need no escaping.
+    Fixed {
+        text: &'static str,
+        quoted: &'static str,
+    },
+    /// `"{op} failed: {error}"`, rendered when written.
+    Failed,
+}
+
+/// The error a failed call returned.
+#[derive(Clone, Copy)]
+pub struct CallError<'a> {
+    pub(crate) type_name: &'a str,
+    pub(crate) message: &'a dyn fmt::Display,
+}
+
+impl CallError<'_> {
+    /// The error's short type name (`io::Error` is `Error`,
+    /// `my::E<alloc::string::String>` is `E<String>`): the log's
+    /// `context.error_type` and the metrics' `error_type` label.
+    #[must_use]
+    pub fn type_name(&self) -> &str {
+        self.type_name
+    }
+}
+
+impl fmt::Display for CallError<'_> {
+    /// The error's `Display`, else its `Debug`, else its short type name.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.message.fmt(f)
+    }
+}
+
+impl fmt::Debug for CallError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallError")
+            .field("type_name", &self.type_name)
+            .field("message", &format_args!("{}", self.message))
+            .finish()
+    }
+}
+
+impl<'a> CallRecord<'a> {
+    /// The operation name.
+    #[must_use]
+    pub fn operation(&self) -> &'static str {
+        self.operation
+    }
+
+    /// How the call ended.
+    #[must_use]
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The level of the call's line: the success level, WARN for a slow or
+    /// cancelled call, ERROR for an error or a panic.
+    #[must_use]
+    pub fn level(&self) -> Level {
+        *self.meta.level()
+    }
+
+    /// The `tracing` metadata of the call's line: its level, and the
+    /// annotated function's module, file and line.
+    #[must_use]
+    pub fn metadata(&self) -> &'static Metadata<'static> {
+        self.meta
+    }
+
+    /// The call's message: `"{op} completed"`, `"{op} failed: {error}"`,
+    /// `"{op} panicked"`, `"{op} cancelled"` or `"{op} slow"`.
+    #[must_use]
+    pub fn message(&self) -> impl fmt::Display + '_ {
+        MessageText(self)
+    }
+
+    /// How long the call took (async calls: from first poll to the end).
+    #[must_use]
+    pub fn duration(&self) -> Duration {
+        Duration::from_nanos(self.duration_ns)
+    }
+
+    /// The call's duration in nanoseconds.
+    #[must_use]
+    pub fn duration_nanos(&self) -> u64 {
+        self.duration_ns
+    }
+
+    /// When the call ended, in nanoseconds since the Unix epoch (also the
+    /// time of its log line).
+    #[must_use]
+    pub fn end_unix_nanos(&self) -> u64 {
+        self.end_unix_nanos
+    }
+
+    /// When the call started, in nanoseconds since the Unix epoch.
+    #[must_use]
+    pub fn start_unix_nanos(&self) -> u64 {
+        self.end_unix_nanos.saturating_sub(self.duration_ns)
+    }
+
+    /// The error of a call that returned `Err`.
+    #[must_use]
+    pub fn error(&self) -> Option<&CallError<'a>> {
+        self.error.as_ref()
+    }
+
+    /// The call's `context(..)` fields as the members of a JSON object
+    /// (`"entity_id":"sensor.kitchen","attempt":2`), secret-looking keys
+    /// already redacted; empty when it has none. `error_type` is not among
+    /// them: see [`error`](Self::error).
+    #[must_use]
+    pub fn context_json(&self) -> &str {
+        self.context.unwrap_or_default()
+    }
+
+    /// The slow threshold a successful call crossed; `None` unless this is
+    /// a "slow" line.
+    #[must_use]
+    pub fn slow_threshold(&self) -> Option<Duration> {
+        self.slow_threshold_ns.map(Duration::from_nanos)
+    }
+
+    /// The correlation ID the call ran under (made now, with the call's end
+    /// time, if its scope had none yet).
+    #[must_use]
+    pub fn correlation_id(&self) -> CorrelationId {
+        correlation::current_or_fresh_at(self.end_unix_nanos)
+    }
+
+    /// Appends the correlation ID without copying it.
+    pub(crate) fn write_correlation_id(&self, out: &mut String) {
+        correlation::write_current_or_fresh_at(out, self.end_unix_nanos);
+    }
+
+    /// The message as a JSON string with its quotes, when it is fixed.
+    pub(crate) fn quoted_message(&self) -> Option<&'static str> {
+        match self.message {
+            Message::Fixed { quoted, .. } => Some(quoted),
+            Message::Failed => None,
+        }
+    }
+}
+
+impl fmt::Debug for CallRecord<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallRecord")
+            .field("operation", &self.operation)
+            .field("status", &self.status)
+            .field("level", self.meta.level())
+            .field("duration", &self.duration())
+            .field("end_unix_nanos", &self.end_unix_nanos)
+            .field("error", &self.error)
+            .field("context", &self.context_json())
+            .field("slow_threshold", &self.slow_threshold())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A record's message, rendered on demand.
+struct MessageText<'r, 'a>(&'r CallRecord<'a>);
+
+impl fmt::Display for MessageText<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.0;
+        match (r.message, &r.error) {
+            (Message::Fixed { text, .. }, _) => f.write_str(text),
+            (Message::Failed, Some(e)) => write!(f, "{} failed: {e}", r.operation),
+            (Message::Failed, None) => write!(f, "{} failed", r.operation),
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Call records: what a consumer of finished calls receives, and that
+//! other layers still see each call as a `tracing` event.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use observe::Status;
+use observe::correlation::{self, CorrelationId};
+use observe::log::JsonLayer;
+use observe::monitor_performance;
+use observe::record::{CallConsumer, CallRecord, EVENT_NAME};
+use observe::sink::CaptureSink;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
+
+/// What a consumer copied out of each record.
+#[derive(Debug, Clone, PartialEq)]
+struct Seen {
+    operation: String,
+    status: Status,
+    level: tracing::Level,
+    message: String,
+    error: Option<(String, String)>,
+    context: String,
+    correlation_id: String,
+    duration: Duration,
+    span_ok: bool,
+    slow_threshold: Option<Duration>,
+    module: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Keep(Mutex<Vec<Seen>>);
+
+impl CallConsumer for Keep {
+    fn on_call(&self, call: &CallRecord<'_>) {
+        let seen = Seen {
+            operation: call.operation().to_owned(),
+            status: call.status(),
+            level: call.level(),
+            message: call.message().to_string(),
+            error: call
+                .error()
+                .map(|e| (e.type_name().to_owned(), e.to_string())),
+            context: call.context_json().to_owned(),
+            correlation_id: call.correlation_id().to_string(),
+            duration: call.duration(),
+            span_ok: call.end_unix_nanos() - call.start_unix_nanos() == call.duration_nanos(),
+            slow_threshold: call.slow_threshold(),
+            module: call.metadata().module_path().map(str::to_owned),
+        };
+        self.0.lock().unwrap().push(seen);
+    }
+}
+
+/// Counts the `tracing` events of monitored calls another layer sees.
+#[derive(Debug, Default, Clone)]
+struct CountCallEvents(Arc<Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> Layer<S> for CountCallEvents {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        if event.metadata().name() == EVENT_NAME {
+            self.0
+                .lock()
+                .unwrap()
+                .push(event.metadata().level().to_string());
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Refused;
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("quota \"exceeded\"")
+    }
+}
+
+#[monitor_performance("rec.store", context(entity = entity))]
+fn store(entity: &str) -> Result<u32, Refused> {
+    if entity.is_empty() {
+        Err(Refused)
+    } else {
+        Ok(1)
+    }
+}
+
+#[monitor_performance("rec.slow", slow = "1ms")]
+fn slow() {
+    std::thread::sleep(Duration::from_millis(3));
+}
+
+#[test]
+fn a_consumer_receives_each_finished_call_as_typed_data() {
+    let keep = Arc::new(Keep::default());
+    let events = CountCallEvents::default();
+    let capture = CaptureSink::new();
+    let subscriber = tracing_subscriber::registry().with(events.clone()).with(
+        JsonLayer::new("rec")
+            .with_sink(capture.clone())
+            .with_call_consumer(keep.clone()),
+    );
+    let id: CorrelationId = "req-rec".parse().unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        correlation::scope(id, || {
+            let _ = store("sensor.kitchen");
+            let _ = store("");
+            slow();
+        });
+    });
+    let seen = keep.0.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3, "{seen:#?}");
+    let [ok, failed, slow] = [&seen[0], &seen[1], &seen[2]];
+    assert_eq!(ok.operation, "rec.store");
+    assert_eq!(ok.status, Status::Success);
+    assert_eq!(ok.level, tracing::Level::INFO);
+    assert_eq!(ok.message, "rec.store completed");
+    assert_eq!(ok.error, None);
+    assert_eq!(ok.context, r#""entity":"sensor.kitchen""#);
+    assert_eq!(ok.module.as_deref(), Some(module_path!()));
+    assert_eq!(failed.status, Status::Error);
+    assert_eq!(failed.level, tracing::Level::ERROR);
+    assert_eq!(failed.message, r#"rec.store failed: quota "exceeded""#);
+    assert_eq!(
+        failed.error,
+        Some(("Refused".to_owned(), r#"quota "exceeded""#.to_owned()))
+    );
+    assert_eq!(failed.context, r#""entity":"""#);
+    assert_eq!(slow.level, tracing::Level::WARN);
+    assert_eq!(slow.message, "rec.slow slow");
+    assert_eq!(slow.slow_threshold, Some(Duration::from_millis(1)));
+    assert!(
+        slow.duration >= Duration::from_millis(3),
+        "{:?}",
+        slow.duration
+    );
+    for s in &seen {
+        assert_eq!(s.correlation_id, "req-rec");
+        assert!(s.span_ok, "{s:?}");
+    }
+    // The JSON layer wrote one line per call, from the same records.
+    let lines = capture.lines();
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    let failed_line: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+    assert_eq!(failed_line["message"], failed.message);
+    assert_eq!(failed_line["context"]["error_type"], "Refused");
+    // Another layer saw each call as an ordinary event.
+    assert_eq!(*events.0.lock().unwrap(), ["INFO", "ERROR", "WARN"]);
+}
+
+#[test]
+fn without_a_json_layer_calls_still_reach_other_layers() {
+    let events = CountCallEvents::default();
+    let subscriber = tracing_subscriber::registry().with(events.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        let _ = store("a");
+    });
+    assert_eq!(*events.0.lock().unwrap(), ["INFO"]);
+}
