@@ -12,6 +12,7 @@ pub mod line_protocol;
 mod listener;
 pub mod names;
 mod native;
+mod shard;
 mod tee;
 
 pub use collector::MetricsCollector;

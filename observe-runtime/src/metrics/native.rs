@@ -20,24 +20,35 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use metrics::{
-    Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
+    SharedString, Unit,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::names;
+use super::shard::Cells;
 
-/// One label set's histogram.
+/// One label set's histogram: per shard, a count per bound, the overflow
+/// (`+Inf`) count, and the sum of nanoseconds.
 #[derive(Debug)]
 struct Buckets {
     /// Upper bounds, ascending.
     bounds: Arc<[f64]>,
-    /// One count per bound, then the overflow (`+Inf`) count.
-    counts: Box<[AtomicU64]>,
-    sum_nanos: AtomicU64,
+    cells: Cells,
+}
+
+impl Buckets {
+    fn new(bounds: Arc<[f64]>) -> Self {
+        let cells = Cells::new(bounds.len() + 2);
+        Self { bounds, cells }
+    }
+
+    fn sum_index(&self) -> usize {
+        self.bounds.len() + 1
+    }
 }
 
 impl HistogramFn for Buckets {
@@ -49,14 +60,71 @@ impl HistogramFn for Buckets {
             .iter()
             .position(|&b| seconds <= b)
             .unwrap_or(self.bounds.len());
-        self.counts[i].fetch_add(1, Ordering::Relaxed);
         // Rounded to the nearest nanosecond by adding a half before the
         // truncating cast (`seconds` is not negative here), which costs no
         // libm call; the cast saturates, so a duration past 584 years cannot
         // overflow the sum into nonsense.
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let nanos = (seconds * 1e9 + 0.5) as u64;
-        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.cells.add_two(i, self.sum_index(), nanos);
+    }
+}
+
+/// A counter kept in shards.
+#[derive(Debug)]
+struct ShardedCounter(Cells);
+
+impl CounterFn for ShardedCounter {
+    fn increment(&self, value: u64) {
+        self.0.add(0, value);
+    }
+
+    /// Raises the counter to `value` if it is below (counters never go
+    /// down).
+    fn absolute(&self, value: u64) {
+        let now = self.0.sum(0);
+        if value > now {
+            self.0.add(0, value - now);
+        }
+    }
+}
+
+/// A gauge kept in shards, in whole steps: the in-flight gauge only ever
+/// moves by one, and whole steps can be added up exactly (a fractional
+/// step is rounded).
+#[derive(Debug)]
+struct ShardedGauge(Cells);
+
+impl ShardedGauge {
+    fn value(&self) -> i64 {
+        // Shards hold two's-complement steps; their wrapping sum is the
+        // signed value.
+        #[allow(clippy::cast_possible_wrap)]
+        let v = self.0.sum(0) as i64;
+        v
+    }
+}
+
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn steps(value: f64) -> u64 {
+    value.round() as i64 as u64
+}
+
+impl GaugeFn for ShardedGauge {
+    fn increment(&self, value: f64) {
+        self.0.add(0, steps(value));
+    }
+
+    fn decrement(&self, value: f64) {
+        self.0.add(0, steps(-value));
+    }
+
+    /// Moves the gauge to `value` by adding the difference in this
+    /// thread's shard.
+    fn set(&self, value: f64) {
+        #[allow(clippy::cast_precision_loss)]
+        let now = self.value() as f64;
+        self.0.add(0, steps(value - now));
     }
 }
 
@@ -98,10 +166,8 @@ impl<T> Family<T> {
             .unwrap_or_else(PoisonError::into_inner) = Some(description);
     }
 
-    /// Appends the family's `# HELP` (when described) and `# TYPE` lines
-    /// and returns its series, copied out of the lock and sorted by labels;
-    /// a family with no series writes nothing.
-    fn head(&self, out: &mut String) -> Vec<(Key, Arc<T>)> {
+    /// The family's series, copied out of the lock and sorted by labels.
+    fn series(&self) -> Vec<(Key, Arc<T>)> {
         let mut series: Vec<(Key, Arc<T>)> = self
             .series
             .lock()
@@ -109,10 +175,12 @@ impl<T> Family<T> {
             .iter()
             .map(|(k, v)| (k.clone(), Arc::clone(v)))
             .collect();
-        if series.is_empty() {
-            return series;
-        }
         series.sort_by(|a, b| a.0.labels().cmp(b.0.labels()));
+        series
+    }
+
+    /// Appends the family's `# HELP` (when described) and `# TYPE` lines.
+    fn head(&self, out: &mut String) {
         let name = self.name;
         if let Some(d) = &*self
             .description
@@ -122,23 +190,59 @@ impl<T> Family<T> {
             let _ = writeln!(out, "# HELP {name} {}", escape_help(d));
         }
         let _ = writeln!(out, "# TYPE {name} {}", self.kind);
-        series
     }
 }
 
-impl Family<AtomicU64> {
-    /// Appends a counter or gauge family (a gauge's value is `f64` bits)
-    /// in the Prometheus text format, as the exporter writes them.
-    fn render_scalars(&self, out: &mut String, labels: impl Fn(&Key) -> String) {
-        for (key, value) in self.head(out) {
+impl Family<ShardedCounter> {
+    /// Appends the counters in the Prometheus text format, as the exporter
+    /// writes them; a series whose label `status` is neither `success` nor
+    /// `error` appears once it is above zero.
+    fn render(&self, out: &mut String, labels: impl Fn(&Key) -> String) {
+        let series = self.series();
+        let shown: Vec<_> = series
+            .iter()
+            .map(|(k, v)| (k, v.0.sum(0)))
+            .filter(|(k, v)| *v > 0 || always_shown(k))
+            .collect();
+        if shown.is_empty() {
+            return;
+        }
+        self.head(out);
+        for (key, value) in shown {
+            let labels = labels(key);
+            let _ = writeln!(
+                out,
+                "{}{{{}}} {value}",
+                self.name,
+                labels.trim_end_matches(',')
+            );
+        }
+    }
+}
+
+/// Whether a series is shown from its first call: `rate()` over a series
+/// that appears only with its first error misses that error, so `success`
+/// and `error` exist from the start; other outcomes are rare, and appear
+/// when they first happen.
+fn always_shown(key: &Key) -> bool {
+    key.labels()
+        .find(|l| l.key() == names::LABEL_STATUS)
+        .is_none_or(|l| matches!(l.value(), "success" | "error"))
+}
+
+impl Family<ShardedGauge> {
+    /// Appends the gauges in the Prometheus text format.
+    fn render(&self, out: &mut String, labels: impl Fn(&Key) -> String) {
+        let series = self.series();
+        if series.is_empty() {
+            return;
+        }
+        self.head(out);
+        for (key, value) in series {
             let labels = labels(&key);
-            let labels = labels.trim_end_matches(',');
-            let bits = value.load(Ordering::Relaxed);
-            let _ = if self.kind == "gauge" {
-                writeln!(out, "{}{{{labels}}} {}", self.name, f64::from_bits(bits))
-            } else {
-                writeln!(out, "{}{{{labels}}} {bits}", self.name)
-            };
+            #[allow(clippy::cast_precision_loss)]
+            let v = value.value() as f64;
+            let _ = writeln!(out, "{}{{{}}} {v}", self.name, labels.trim_end_matches(','));
         }
     }
 }
@@ -150,8 +254,8 @@ pub(crate) struct NativeMetrics {
     /// `name="value"` pairs put before each series' own labels.
     global_labels: Vec<(String, String)>,
     durations: Family<Buckets>,
-    calls: Family<AtomicU64>,
-    in_flight: Family<AtomicU64>,
+    calls: Family<ShardedCounter>,
+    in_flight: Family<ShardedGauge>,
 }
 
 impl NativeMetrics {
@@ -170,33 +274,48 @@ impl NativeMetrics {
     }
 
     fn histogram(&self, key: &Key) -> Histogram {
-        Histogram::from_arc(self.durations.value(key, || Buckets {
-            bounds: Arc::clone(&self.bounds),
-            counts: (0..=self.bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-            sum_nanos: AtomicU64::new(0),
-        }))
+        Histogram::from_arc(
+            self.durations
+                .value(key, || Buckets::new(Arc::clone(&self.bounds))),
+        )
     }
 
     /// Appends the families in the Prometheus text format.
     pub(crate) fn render_into(&self, out: &mut String) {
-        self.calls.render_scalars(out, |k| self.labels(k));
+        self.calls.render(out, |k| self.labels(k));
         self.render_histograms(out);
-        self.in_flight.render_scalars(out, |k| self.labels(k));
+        self.in_flight.render(out, |k| self.labels(k));
     }
 
+    /// Appends the histograms that have samples: a label set appears with
+    /// its first call.
     fn render_histograms(&self, out: &mut String) {
         let name = self.durations.name;
-        for (key, b) in self.durations.head(out) {
+        let shown: Vec<_> = self
+            .durations
+            .series()
+            .into_iter()
+            .map(|(key, b)| {
+                let counts: Vec<u64> = (0..=b.bounds.len()).map(|i| b.cells.sum(i)).collect();
+                (key, b, counts)
+            })
+            .filter(|(_, _, counts)| counts.iter().any(|&c| c > 0))
+            .collect();
+        if shown.is_empty() {
+            return;
+        }
+        self.durations.head(out);
+        for (key, b, counts) in shown {
             let labels = self.labels(&key);
             let mut total = 0u64;
-            for (i, bound) in b.bounds.iter().enumerate() {
-                total += b.counts[i].load(Ordering::Relaxed);
+            for (bound, count) in b.bounds.iter().zip(&counts) {
+                total += count;
                 let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{bound}\"}} {total}");
             }
-            total += b.counts[b.bounds.len()].load(Ordering::Relaxed);
+            total += counts[b.bounds.len()];
             let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {total}");
             #[allow(clippy::cast_precision_loss)]
-            let sum = b.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+            let sum = b.cells.sum(b.sum_index()) as f64 / 1e9;
             let labels = labels.trim_end_matches(',');
             let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
             let _ = writeln!(out, "{name}_count{{{labels}}} {total}");
@@ -272,7 +391,11 @@ impl<R: Recorder> Recorder for NativeRecorder<R> {
 
     fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
         if key.name() == self.native.calls.name {
-            Counter::from_arc(self.native.calls.value(key, || AtomicU64::new(0)))
+            Counter::from_arc(
+                self.native
+                    .calls
+                    .value(key, || ShardedCounter(Cells::new(1))),
+            )
         } else {
             self.inner.register_counter(key, metadata)
         }
@@ -280,7 +403,11 @@ impl<R: Recorder> Recorder for NativeRecorder<R> {
 
     fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
         if key.name() == self.native.in_flight.name {
-            Gauge::from_arc(self.native.in_flight.value(key, || AtomicU64::new(0)))
+            Gauge::from_arc(
+                self.native
+                    .in_flight
+                    .value(key, || ShardedGauge(Cells::new(1))),
+            )
         } else {
             self.inner.register_gauge(key, metadata)
         }
