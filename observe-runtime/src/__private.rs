@@ -4,6 +4,6 @@
 pub use crate::__callsite;
 pub use crate::operation::{
     Callsite, ContextWriter, DescribeDebug, DescribeDisplay, DescribeName, ErrWrap, FIELDS, Guard,
-    Hint, IsResult, NotResult, Wrap, call_once, debug, display, monitored,
+    Hint, IsResult, NotResult, Wrap, call_once, debug, display, is_valid_operation, monitored,
 };
 pub use tracing_core;

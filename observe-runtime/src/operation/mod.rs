@@ -6,7 +6,7 @@ mod guard;
 mod monitored;
 mod outcome;
 
-pub use callsite::{Callsite, FIELDS, Messages};
+pub use callsite::{Callsite, FIELDS, Messages, is_valid_operation};
 pub use context::{ContextValue, ContextWriter, DebugValue, DisplayValue, debug, display};
 pub(crate) use guard::is_emitting;
 pub use guard::{Guard, Hint, call_once};
