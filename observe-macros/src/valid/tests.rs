@@ -9,6 +9,54 @@ use crate::test_util::{errors, item_errors, parse, single_error};
 
 // ---- operation name ----------------------------------------------------
 
+/// One table for the name rule of both crates: the macro's, which
+/// rejects names at compile time, and the runtime's, which every
+/// callsite asserts in a `const` context.
+#[test]
+fn operation_rule_agrees_with_the_runtime() {
+    let table = [
+        ("a", true),
+        ("Z", true),
+        ("_", true),
+        ("_x", true),
+        ("__", true),
+        ("x1", true),
+        ("db.query", true),
+        ("svc::handler", true),
+        ("get-user_2", true),
+        ("A9._:-", true),
+        ("a.", true),
+        ("a:", true),
+        ("a-", true),
+        ("", false),
+        ("1abc", false),
+        ("9", false),
+        (".a", false),
+        (":a", false),
+        ("-a", false),
+        ("a b", false),
+        (" a", false),
+        ("a ", false),
+        ("a\tb", false),
+        ("a/b", false),
+        ("a@b", false),
+        ("a\0", false),
+        ("é", false),
+        ("café", false),
+        ("a\u{b5}", false),
+        ("\u{3bc}", false),
+        ("a\u{200b}", false),
+    ];
+    for (name, expected) in table {
+        assert_eq!(is_valid_operation(name), expected, "macro rule on {name:?}");
+        assert_eq!(
+            observe_runtime::__private::is_valid_operation(name),
+            expected,
+            "runtime rule on {name:?}"
+        );
+    }
+}
+
 #[test]
 fn name_allowed_characters() {
     for name in [
