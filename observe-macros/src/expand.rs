@@ -1,70 +1,24 @@
-//! Writes the instrumented function.
+//! Writes the instrumented function from arguments and an item that passed
+//! validation; nothing here rejects input.
 //!
 //! A sync body runs as `call_once(move || body)` so `return` and `?` end
 //! the body, not the wrapper; an async body runs as an `async move` block,
 //! and the guard with it inside the call's correlation scope future. Either
 //! way a typed hint is first returned on a dead branch
-//! (`if false { return hint.never(); }`), which
-//! fixes the body's type to the function's return type before the body is
-//! checked, so `?`, elided lifetimes and type errors behave as they did. The signature and attributes are
-//! re-emitted unchanged, so lints and errors point at the user's code.
+//! (`if false { return hint.never(); }`), which fixes the body's type to the
+//! function's return type before the body is checked, so `?`, elided
+//! lifetimes and type errors behave as they did. The signature and
+//! attributes are re-emitted unchanged, so lints and errors point at the
+//! user's code.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned as _;
-use syn::{Error, Ident, Path};
+use syn::{Ident, LitStr, Path};
 
-use crate::args::{Args, ValueKind, is_valid_operation};
+use crate::args::Args;
+use crate::context::ValueKind;
 use crate::item::{Body, Function};
-
-/// The whole macro: parse, validate, expand, and on error return the
-/// compile errors together with the untouched item (no knock-on errors).
-pub(crate) fn monitor_performance(args: TokenStream, item: TokenStream) -> TokenStream {
-    let args = syn::parse2::<Args>(args);
-    let function = Function::parse(item.clone());
-    match (args, function) {
-        (Ok(args), Ok(Some(function))) => match default_name_error(&args, &function) {
-            Some(e) => fallback(&e, item),
-            None => expand(&args, function),
-        },
-        // Not valid Rust: let rustc report the real error on the user's tokens.
-        (Ok(_), Ok(None)) => item,
-        (Err(mut e), Err(item_error)) => {
-            e.combine(item_error);
-            fallback(&e, item)
-        }
-        (Err(e), _) | (_, Err(e)) => fallback(&e, item),
-    }
-}
-
-/// Without an explicit name the function's name is the operation's, so it
-/// must have the operation name's shape (a non-ASCII identifier has not).
-fn default_name_error(args: &Args, function: &Function) -> Option<Error> {
-    if args.operation.is_some() {
-        return None;
-    }
-    let ident = &function.sig.ident;
-    let name = operation_from_ident(ident);
-    (!is_valid_operation(&name)).then(|| {
-        Error::new_spanned(
-            ident,
-            format!(
-                "the function name `{name}` is not a valid operation name (letters, digits, `_`, \
-                 `.`, `:` or `-`, ASCII only); name the operation explicitly, \
-                 e.g. #[monitor_performance(\"my_operation\")]"
-            ),
-        )
-    })
-}
-
-fn operation_from_ident(ident: &Ident) -> String {
-    ident.to_string().trim_start_matches("r#").to_owned()
-}
-
-fn fallback(error: &Error, item: TokenStream) -> TokenStream {
-    let error = error.to_compile_error();
-    quote!(#error #item)
-}
 
 /// Local names of the expansion; mixed-site so no user name can clash.
 struct Names {
@@ -90,11 +44,15 @@ impl Names {
     }
 }
 
-fn expand(args: &Args, f: Function) -> TokenStream {
+/// The instrumented function.
+pub(crate) fn expand(args: &Args, f: Function) -> TokenStream {
     let krate: Path = args
-        .krate
-        .clone()
+        .krate()
+        .cloned()
         .unwrap_or_else(|| syn::parse_quote!(::observe));
+    let operation = args
+        .operation()
+        .map_or_else(|| f.default_operation(), LitStr::value);
     let names = Names::new();
     let diverges = f.diverges();
     let Function {
@@ -106,7 +64,7 @@ fn expand(args: &Args, f: Function) -> TokenStream {
     } = f;
     let is_async = sig.asyncness.is_some();
 
-    let callsite = callsite(args, &krate, &names, &sig.ident);
+    let callsite = callsite(args, &operation, &krate, &names, &sig.ident);
     let Names { result, hint, .. } = &names;
     // Returned on a dead branch, `hint` takes the function's return type
     // before the body is checked: the body then infers against it (so `?`
@@ -189,21 +147,20 @@ fn expand(args: &Args, f: Function) -> TokenStream {
 }
 
 /// The function's static callsite.
-fn callsite(args: &Args, krate: &Path, names: &Names, fn_name: &Ident) -> TokenStream {
-    let operation = match &args.operation {
-        Some(lit) => lit.value(),
-        None => operation_from_ident(fn_name),
-    };
+fn callsite(
+    args: &Args,
+    operation: &str,
+    krate: &Path,
+    names: &Names,
+    fn_name: &Ident,
+) -> TokenStream {
     let level = Ident::new(
-        args.level.map_or("INFO", |l| l.as_ident_str()),
+        args.level().map_or("INFO", |l| l.as_ident_str()),
         Span::call_site(),
     );
-    let slow = args.slow.as_ref().map_or_else(
+    let slow = args.slow().map_or_else(
         || quote!(0u64),
-        |s| {
-            let nanos = s.nanos;
-            quote_spanned!(s.lit.span()=> #nanos)
-        },
+        |(nanos, lit)| quote_spanned!(lit.span()=> #nanos),
     );
     let name = &names.callsite;
     // `file!()`/`line!()` spanned on the function name report its location.
@@ -234,11 +191,10 @@ fn guard(args: &Args, krate: &Path, names: &Names) -> TokenStream {
 
 /// `|ctx| { ctx.field("key", &value); .. }`, or `None` without context.
 fn context_writer(args: &Args, krate: &Path, names: &Names) -> Option<TokenStream> {
-    if args.context.is_empty() {
-        return None;
-    }
+    let mut fields = args.context().peekable();
+    fields.peek()?;
     let ctx = &names.ctx;
-    let fields = args.context.iter().map(|field| {
+    let fields = fields.map(|field| {
         let key = syn::LitStr::new(&field.key, field.key_span);
         let expr = &field.expr;
         // Spanned on the value, so a value that cannot be logged is

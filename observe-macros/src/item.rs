@@ -1,11 +1,13 @@
-//! The annotated item: which function shapes are accepted, and how an
-//! `#[async_trait]` body is recognised.
+//! The annotated item, parsed into a small model: a function (and how its
+//! body is shaped, including the body `#[async_trait]` writes), a function
+//! without a body, or something else. Whether it is accepted is for `valid`
+//! to say.
 
 use proc_macro2::TokenStream;
-use syn::spanned::Spanned as _;
-use syn::{Attribute, Block, Error, Expr, ItemFn, Signature, Stmt, Visibility};
+use syn::{Attribute, Block, Expr, ItemFn, Signature, Stmt, TraitItemFn, Visibility};
 
-/// A function the attribute can instrument.
+/// A function with a body.
+#[derive(Debug)]
 pub(crate) struct Function {
     pub(crate) outer_attrs: Vec<Attribute>,
     pub(crate) inner_attrs: Vec<Attribute>,
@@ -15,6 +17,7 @@ pub(crate) struct Function {
 }
 
 /// What the function's body is.
+#[derive(Debug)]
 pub(crate) enum Body {
     /// A plain block, of a sync or an `async fn`.
     Plain(Block),
@@ -27,33 +30,43 @@ pub(crate) enum Body {
     },
 }
 
-impl Function {
-    /// Parses and checks the annotated item.
+/// What the attribute was put on.
+#[derive(Debug)]
+pub(crate) enum Item {
+    /// A function with a body.
+    Fn(Function),
+    /// A function signature without a body (`fn f(&self);` in a trait).
+    Bodiless(TraitItemFn),
+    /// Anything else: a struct, an impl block, ...
+    Other(syn::Item),
+}
+
+impl Item {
+    /// Parses the annotated item.
     ///
-    /// `Ok(None)` means the tokens are not valid Rust at all: the caller
+    /// `None` means the tokens are not valid Rust at all: the caller
     /// re-emits them untouched so rustc reports the real syntax error.
-    pub(crate) fn parse(tokens: TokenStream) -> Result<Option<Self>, Error> {
-        let item: syn::Item = match syn::parse2(tokens.clone()) {
+    pub(crate) fn parse(tokens: TokenStream) -> Option<Self> {
+        let item = match syn::parse2::<syn::Item>(tokens) {
+            Ok(syn::Item::Fn(f)) => return Some(Item::Fn(Function::from_syn(f))),
             Ok(item) => item,
-            Err(_) => return Ok(None),
+            Err(_) => return None,
         };
-        let f = match item {
-            syn::Item::Fn(f) => f,
-            syn::Item::Verbatim(v) if looks_like_bodiless_fn(&v) => {
-                return Err(Error::new_spanned(
-                    v,
-                    "#[monitor_performance] needs a function body; put it on the implementation, \
-                     or on a trait method with a default body",
-                ));
+        // syn keeps a body-less `fn` outside a trait as verbatim tokens; read
+        // them as a trait method, whose body is optional.
+        if let syn::Item::Verbatim(tokens) = &item {
+            if let Ok(f) = syn::parse2::<TraitItemFn>(tokens.clone()) {
+                if f.default.is_none() {
+                    return Some(Item::Bodiless(f));
+                }
             }
-            other => {
-                return Err(Error::new(
-                    item_kind_span(&other),
-                    "#[monitor_performance] can only be applied to functions and methods",
-                ));
-            }
-        };
-        Self::check(&f)?;
+        }
+        Some(Item::Other(item))
+    }
+}
+
+impl Function {
+    fn from_syn(f: ItemFn) -> Self {
         let ItemFn {
             attrs,
             vis,
@@ -68,64 +81,29 @@ impl Function {
         } else {
             Body::Plain(*block)
         };
-        Ok(Some(Self {
+        Self {
             outer_attrs,
             inner_attrs,
             vis,
             sig,
             body,
-        }))
+        }
     }
 
-    fn check(f: &ItemFn) -> Result<(), Error> {
-        if let Some(c) = &f.sig.constness {
-            return Err(Error::new_spanned(
-                c,
-                "#[monitor_performance] cannot be applied to a `const fn`: timing and logging \
-                 cannot run at compile time",
-            ));
-        }
-        if let Some(a) = f.attrs.iter().find(|a| a.path().is_ident("track_caller")) {
-            // The body runs in a closure, and closures cannot inherit the
-            // caller's location on stable Rust: it would silently point
-            // into the function instead.
-            return Err(Error::new_spanned(
-                a,
-                "#[monitor_performance] cannot be combined with #[track_caller]: the body runs \
-                 inside a closure, where `Location::caller()` would report the function itself",
-            ));
-        }
-        Ok(())
+    /// The operation name when the attribute gives none: the function's
+    /// name, without any `r#`.
+    pub(crate) fn default_operation(&self) -> String {
+        self.sig
+            .ident
+            .to_string()
+            .trim_start_matches("r#")
+            .to_owned()
     }
 
     /// Whether the function never returns (`-> !`), so nothing follows its
     /// body.
     pub(crate) fn diverges(&self) -> bool {
         matches!(&self.sig.output, syn::ReturnType::Type(_, ty) if matches!(**ty, syn::Type::Never(_)))
-    }
-}
-
-fn looks_like_bodiless_fn(tokens: &TokenStream) -> bool {
-    let s = tokens.to_string();
-    s.contains("fn ") && s.trim_end().ends_with(';')
-}
-
-/// The span of the keyword that says what the item is (`struct`, `impl`..).
-fn item_kind_span(item: &syn::Item) -> proc_macro2::Span {
-    use syn::Item;
-    match item {
-        Item::Struct(i) => i.struct_token.span,
-        Item::Enum(i) => i.enum_token.span,
-        Item::Impl(i) => i.impl_token.span,
-        Item::Trait(i) => i.trait_token.span,
-        Item::Mod(i) => i.mod_token.span,
-        Item::Const(i) => i.const_token.span,
-        Item::Static(i) => i.static_token.span,
-        Item::Type(i) => i.type_token.span,
-        Item::Use(i) => i.use_token.span,
-        Item::Union(i) => i.union_token.span,
-        Item::Macro(i) => i.mac.path.span(),
-        other => other.span(),
     }
 }
 
@@ -160,4 +138,185 @@ fn async_trait_body(block: &Block) -> Option<Body> {
         pin_path: path.clone(),
         inner: async_block.block.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    use super::*;
+
+    fn parse(tokens: TokenStream) -> Item {
+        match Item::parse(tokens.clone()) {
+            Some(item) => item,
+            None => panic!("`{tokens}` should parse"),
+        }
+    }
+
+    #[test]
+    fn function_with_body() {
+        for tokens in [
+            quote!(
+                fn f() {}
+            ),
+            quote!(
+                pub async fn f(&self) -> u32 {
+                    1
+                }
+            ),
+            quote!(
+                #[inline]
+                unsafe fn f<T: Copy>(t: T) -> T
+                where
+                    T: Send,
+                {
+                    t
+                }
+            ),
+        ] {
+            assert!(matches!(parse(tokens), Item::Fn(_)));
+        }
+    }
+
+    #[test]
+    fn function_without_body() {
+        for tokens in [
+            quote!(
+                fn f(&self);
+            ),
+            quote!(
+                async fn f(&self) -> u32;
+            ),
+            quote!(
+                #[doc = "x"]
+                unsafe fn f<T>()
+                where
+                    T: Send;
+            ),
+        ] {
+            assert!(matches!(parse(tokens), Item::Bodiless(_)));
+        }
+    }
+
+    #[test]
+    fn other_items() {
+        for tokens in [
+            quote!(
+                struct S;
+            ),
+            quote!(impl S { fn f(); }),
+            // Mentions `fn` and ends in `;`, yet is no function.
+            quote!(
+                type F = fn();
+            ),
+            quote!(
+                const X: fn() = f;
+            ),
+            quote!(
+                static S: fn() = f;
+            ),
+        ] {
+            assert!(matches!(parse(tokens), Item::Other(_)));
+        }
+    }
+
+    #[test]
+    fn not_rust() {
+        assert!(Item::parse(quote!(fn f() { let })).is_none());
+        assert!(Item::parse(quote!(fn)).is_none());
+    }
+
+    #[test]
+    fn attributes_split_by_style() {
+        let Item::Fn(f) = parse(quote!(
+            #[inline]
+            fn f() {
+                #![allow(unused)]
+            }
+        )) else {
+            panic!("a function");
+        };
+        assert_eq!(f.outer_attrs.len(), 1);
+        assert_eq!(f.inner_attrs.len(), 1);
+    }
+
+    #[test]
+    fn async_trait_body_is_recognised() {
+        let Item::Fn(f) = parse(quote!(
+            fn get<'a>(&'a self) -> Pin<Box<dyn Future<Output = u32> + Send + 'a>> {
+                let __self = self;
+                Box::pin(async move { 1 })
+            }
+        )) else {
+            panic!("a function");
+        };
+        assert!(matches!(&f.body, Body::AsyncTrait { stmts, .. } if stmts.len() == 1));
+
+        // Not `async move`, not `Box::pin`, or an `async fn`: a plain body.
+        for tokens in [
+            quote!(
+                fn get(&self) -> Pin<Box<dyn Future<Output = u32>>> {
+                    Box::pin(async { 1 })
+                }
+            ),
+            quote!(
+                fn get(&self) -> Pin<Box<dyn Future<Output = u32>>> {
+                    pin(async move { 1 })
+                }
+            ),
+            quote!(
+                async fn get(&self) -> Pin<Box<dyn Future<Output = u32>>> {
+                    Box::pin(async move { 1 })
+                }
+            ),
+        ] {
+            let Item::Fn(f) = parse(tokens) else {
+                panic!("a function");
+            };
+            assert!(matches!(f.body, Body::Plain(_)));
+        }
+    }
+
+    #[test]
+    fn default_operation_drops_raw_prefix() {
+        let Item::Fn(f) = parse(quote!(
+            fn r#match() {}
+        )) else {
+            panic!("a function");
+        };
+        assert_eq!(f.default_operation(), "match");
+    }
+
+    #[test]
+    fn diverges() {
+        for (tokens, expected) in [
+            (
+                quote!(
+                    fn f() -> ! {
+                        loop {}
+                    }
+                ),
+                true,
+            ),
+            (
+                quote!(
+                    fn f() -> u8 {
+                        0
+                    }
+                ),
+                false,
+            ),
+            (
+                quote!(
+                    fn f() {}
+                ),
+                false,
+            ),
+        ] {
+            let Item::Fn(f) = parse(tokens) else {
+                panic!("a function");
+            };
+            assert_eq!(f.diverges(), expected);
+        }
+    }
 }

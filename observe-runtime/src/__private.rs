@@ -4,7 +4,7 @@
 pub use crate::__callsite;
 pub use crate::operation::{
     Callsite, ContextWriter, DescribeDebug, DescribeDisplay, DescribeName, ErrWrap, Guard, Hint,
-    IsResult, NotResult, Wrap, call_once, debug, display, monitored,
+    IsResult, NotResult, Wrap, call_once, debug, display, is_valid_operation, monitored,
 };
 pub use crate::record::{EVENT_NAME, FIELDS};
 pub use tracing_core;

@@ -73,7 +73,8 @@ pub(crate) fn logging_possible() -> bool {
 }
 
 /// `[a-zA-Z_][a-zA-Z0-9_.:-]*`, the names `#[monitor_performance]` accepts.
-const fn is_valid_operation(name: &str) -> bool {
+#[doc(hidden)]
+pub const fn is_valid_operation(name: &str) -> bool {
     let b = name.as_bytes();
     if b.is_empty() || !(b[0].is_ascii_alphabetic() || b[0] == b'_') {
         return false;

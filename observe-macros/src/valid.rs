@@ -1,0 +1,241 @@
+//! Every semantic check: what the parsers could read but the attribute does
+//! not allow.
+//!
+//! Errors are never returned early: all of them are combined into one
+//! [`syn::Error`], each at its offending tokens. The parsers' own errors
+//! (kept in the model where they occurred) are reported here too, in source
+//! order with the others, so the user reads them top to bottom.
+
+use proc_macro2::Span;
+use syn::spanned::Spanned as _;
+use syn::{Error, LitStr};
+
+use crate::args::{Arg, Args, CratePath, Key, Opt, Value};
+use crate::context::ContextEntry;
+use crate::item::{Function, Item};
+
+/// The context key a failed call's line fills in itself.
+const RESERVED_CONTEXT_KEY: &str = "error_type";
+
+/// Checks the attribute's arguments and, when the tokens it was put on are
+/// valid Rust, the item.
+pub(crate) fn validate(args: &Args, item: Option<&Item>) -> syn::Result<()> {
+    let mut errors = Errors::default();
+    check_args(args, &mut errors);
+    match item {
+        Some(Item::Fn(function)) => check_function(function, args, &mut errors),
+        Some(Item::Bodiless(f)) => errors.push(Error::new_spanned(
+            f,
+            "#[monitor_performance] needs a function body; put it on the implementation, \
+             or on a trait method with a default body",
+        )),
+        Some(Item::Other(other)) => errors.push(Error::new(
+            item_kind_span(other),
+            "#[monitor_performance] can only be applied to functions and methods",
+        )),
+        None => {}
+    }
+    errors.finish()
+}
+
+/// Whether `name` is `[a-zA-Z_][a-zA-Z0-9_.:-]*`, the shape metric and log
+/// backends accept without escaping. The runtime enforces the same rule on
+/// every callsite; a unit test holds the two to one table.
+pub(crate) fn is_valid_operation(name: &str) -> bool {
+    let mut chars = name.chars();
+    let valid_start = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    valid_start && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
+}
+
+/// Collects errors so checking can continue past the first one.
+#[derive(Debug, Default)]
+struct Errors(Option<Error>);
+
+impl Errors {
+    fn push(&mut self, error: Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+fn check_args(args: &Args, errors: &mut Errors) {
+    // Options already seen, so a repeat is reported even when the first
+    // occurrence had an invalid value.
+    let mut seen: Vec<Key> = Vec::new();
+    for (index, arg) in args.list.iter().enumerate() {
+        match arg {
+            // A missing comma is recorded after the argument it follows, so
+            // it never takes the first place.
+            Arg::Name(lit) if index == 0 => check_operation(lit, errors),
+            Arg::Name(lit) => errors.push(Error::new_spanned(
+                lit,
+                "the operation name must be the first argument, \
+                 e.g. #[monitor_performance(\"db.query\", level = \"debug\")]",
+            )),
+            Arg::Option(Opt {
+                key,
+                key_span,
+                value,
+            }) => {
+                if seen.contains(key) {
+                    errors.push(Error::new(
+                        *key_span,
+                        format!("duplicate option `{}`", key.name()),
+                    ));
+                } else {
+                    seen.push(*key);
+                }
+                match value {
+                    Ok(value) => check_value(value, errors),
+                    Err(error) => errors.push(error.clone()),
+                }
+            }
+            Arg::Malformed(error) => errors.push(error.clone()),
+        }
+    }
+}
+
+/// Enforces [`is_valid_operation`] on an explicit name.
+fn check_operation(lit: &LitStr, errors: &mut Errors) {
+    let name = lit.value();
+    if name.is_empty() {
+        errors.push(Error::new_spanned(
+            lit,
+            "operation name is empty; omit it or give a name, \
+             e.g. #[monitor_performance(\"db.query\")]",
+        ));
+    } else if !is_valid_operation(&name) {
+        errors.push(Error::new_spanned(
+            lit,
+            format!(
+                "invalid operation name `{name}`: use letters, digits, `_`, `.`, `:` or `-`, \
+                 starting with a letter or `_`"
+            ),
+        ));
+    }
+}
+
+fn check_value(value: &Value, errors: &mut Errors) {
+    match value {
+        Value::Level(arg) if arg.level.is_none() => errors.push(Error::new_spanned(
+            &arg.lit,
+            format!(
+                "invalid level `{}`; expected one of: trace, debug, info, warn, error",
+                arg.lit.value()
+            ),
+        )),
+        Value::Slow(arg) => {
+            if let Err(reason) = arg.nanos {
+                errors.push(Error::new_spanned(
+                    &arg.lit,
+                    format!("invalid duration `{}`: {reason}", arg.lit.value()),
+                ));
+            }
+        }
+        Value::Crate(CratePath::Str { lit, path: None }) => errors.push(Error::new_spanned(
+            lit,
+            format!(
+                "invalid crate path `{}`, e.g. crate = ::observe",
+                lit.value()
+            ),
+        )),
+        Value::Context(entries) => check_context(entries, errors),
+        Value::Level(_) | Value::Crate(_) => {}
+    }
+}
+
+fn check_context(entries: &[ContextEntry], errors: &mut Errors) {
+    let mut keys: Vec<&str> = Vec::new();
+    for entry in entries {
+        let field = match entry {
+            ContextEntry::Field(field) => field,
+            ContextEntry::Malformed(error) => {
+                errors.push(error.clone());
+                continue;
+            }
+        };
+        if keys.contains(&field.key.as_str()) {
+            errors.push(Error::new_spanned(
+                &field.key_tokens,
+                format!("duplicate context key `{}`", field.key),
+            ));
+        } else if field.key == RESERVED_CONTEXT_KEY {
+            // A second `error_type` member would make the line's `context`
+            // an object with a duplicate key.
+            errors.push(Error::new_spanned(
+                &field.key_tokens,
+                "context key `error_type` is reserved: a failed call's line \
+                 carries its error's type under it; pick another key",
+            ));
+        } else {
+            keys.push(&field.key);
+        }
+    }
+}
+
+fn check_function(f: &Function, args: &Args, errors: &mut Errors) {
+    if let Some(c) = &f.sig.constness {
+        errors.push(Error::new_spanned(
+            c,
+            "#[monitor_performance] cannot be applied to a `const fn`: timing and logging \
+             cannot run at compile time",
+        ));
+    }
+    let mut attrs = f.outer_attrs.iter().chain(&f.inner_attrs);
+    if let Some(a) = attrs.find(|a| a.path().is_ident("track_caller")) {
+        // The body runs in a closure, and closures cannot inherit the
+        // caller's location on stable Rust: it would silently point into
+        // the function instead.
+        errors.push(Error::new_spanned(
+            a,
+            "#[monitor_performance] cannot be combined with #[track_caller]: the body runs \
+             inside a closure, where `Location::caller()` would report the function itself",
+        ));
+    }
+    // Without an explicit name the function's name is the operation's, so
+    // it must have the operation name's shape (a non-ASCII identifier has
+    // not).
+    if args.operation().is_none() {
+        let name = f.default_operation();
+        if !is_valid_operation(&name) {
+            errors.push(Error::new_spanned(
+                &f.sig.ident,
+                format!(
+                    "the function name `{name}` is not a valid operation name (letters, digits, \
+                     `_`, `.`, `:` or `-`, ASCII only); name the operation explicitly, \
+                     e.g. #[monitor_performance(\"my_operation\")]"
+                ),
+            ));
+        }
+    }
+}
+
+/// The span of the keyword that says what the item is (`struct`, `impl`..).
+fn item_kind_span(item: &syn::Item) -> Span {
+    use syn::Item;
+    match item {
+        Item::Struct(i) => i.struct_token.span,
+        Item::Enum(i) => i.enum_token.span,
+        Item::Impl(i) => i.impl_token.span,
+        Item::Trait(i) => i.trait_token.span,
+        Item::Mod(i) => i.mod_token.span,
+        Item::Const(i) => i.const_token.span,
+        Item::Static(i) => i.static_token.span,
+        Item::Type(i) => i.type_token.span,
+        Item::Use(i) => i.use_token.span,
+        Item::Union(i) => i.union_token.span,
+        Item::Macro(i) => i.mac.path.span(),
+        other => other.span(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
