@@ -11,6 +11,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 
+use crate::base::Background;
 use crate::correlation::{self, IdFormat};
 use crate::log::{self, JsonLayer, Redactor};
 use crate::metrics::{
@@ -51,13 +52,6 @@ impl Observe {
             recorder_layers: RecorderLayers::default(),
         }
     }
-}
-
-/// Work that runs in the background while observe is installed (an HTTP
-/// listener, a push loop, a sampler), stopped when the guard drops.
-pub trait Background: Send + fmt::Debug {
-    /// Stops, delivering what it still holds, within `timeout`.
-    fn stop(self: Box<Self>, timeout: Duration);
 }
 
 /// What a component started by [`ObserveBuilder::on_install`] may use.
@@ -274,7 +268,7 @@ impl ObserveBuilder {
             log::set_redactor(r);
         }
         correlation::set_id_format(self.id_format);
-        crate::clock::warm_up();
+        crate::base::clock::warm_up();
 
         let upkeep = handle.as_ref().map(|handle| {
             observe_metrics::note_global_recorder();

@@ -12,9 +12,9 @@
 //! - [`testing`]: run code and get its parsed lines and a metrics snapshot.
 //! - [`Observe`]: the builder that installs it all.
 
+mod base;
 pub mod builder;
 mod builder_env;
-mod clock;
 pub mod correlation;
 pub mod log;
 pub mod metrics;
@@ -27,8 +27,6 @@ pub mod testing;
 #[doc(hidden)]
 pub mod __private;
 
-pub use builder::{
-    Background, InstallContext, InstallError, Observe, ObserveBuilder, ObserveGuard,
-};
+pub use base::{Background, Status};
+pub use builder::{InstallContext, InstallError, Observe, ObserveBuilder, ObserveGuard};
 pub use correlation::CorrelationId;
-pub use operation::Status;

@@ -9,7 +9,8 @@ use tracing_core::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 
 use super::prepared::{self, LayerCount, write_millis};
-use super::{REDACTED, json, redactor, timestamp};
+use super::{REDACTED, redactor, timestamp};
+use crate::base::json;
 use crate::correlation;
 use crate::sink::{JsonLine, Sink, StdoutSink};
 
@@ -147,7 +148,7 @@ impl JsonLayer {
             buf: &mut *buf,
             ours,
         });
-        let at_nanos = crate::clock::unix_nanos();
+        let at_nanos = crate::base::clock::unix_nanos();
         write_line(
             &mut buf.line,
             self.middle(level),

@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::json;
+use crate::base::json;
 
 /// How many [`JsonLayer`](super::JsonLayer)s exist: with none, nothing is
 /// prepared.

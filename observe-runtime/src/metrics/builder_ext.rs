@@ -11,7 +11,7 @@ use crate::builder::InstallError;
     feature = "influxdb",
     feature = "system-metrics"
 ))]
-use crate::builder::{Background, ObserveBuilder};
+use crate::{base::Background, builder::ObserveBuilder};
 
 #[cfg(feature = "prometheus-listener")]
 impl ObserveBuilder {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use metrics::{Key, Label};
 
-use super::names;
+use crate::base::names;
 
 static METADATA: metrics::Metadata<'static> =
     metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));

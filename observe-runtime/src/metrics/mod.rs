@@ -10,7 +10,7 @@ pub mod influxdb;
 pub mod line_protocol;
 #[cfg(feature = "prometheus-listener")]
 mod listener;
-pub mod names;
+pub use crate::base::names;
 mod native;
 mod tee;
 

@@ -28,7 +28,7 @@ use metrics::{
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use super::names;
+use crate::base::names;
 
 /// One label set's histogram.
 #[derive(Debug)]

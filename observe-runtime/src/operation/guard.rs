@@ -17,8 +17,9 @@ use tracing_core::{Event, Level};
 
 use super::callsite::{Callsite, FixedMessage, LogSite, Message};
 use super::context::ContextWriter;
-use super::outcome::{ErrorInfo, Status};
-use crate::clock::{self, Start};
+use super::outcome::ErrorInfo;
+use crate::base::Status;
+use crate::base::clock::{self, Start};
 use crate::correlation;
 use crate::log::prepared::{self, Members, Performance};
 use crate::metrics::{self, Mode};
@@ -185,7 +186,7 @@ impl Guard {
 
     #[inline(always)]
     fn start(&mut self, sync: bool, known_to_log: bool, context: impl FnOnce() -> Option<String>) {
-        let metrics = metrics::start(self.callsite);
+        let metrics = metrics::start(self.callsite.operation(), &self.callsite.handles);
         // Where nothing can log, no line needs checking and no one can
         // read an ID, so no scope is opened either.
         let logging = super::callsite::logging_possible();
@@ -257,7 +258,7 @@ impl Guard {
         let error_type = error.map(ErrorInfo::short_type_name);
         metrics::finish(
             self.metrics,
-            self.callsite,
+            self.callsite.operation(),
             status,
             elapsed,
             error_type.as_deref(),

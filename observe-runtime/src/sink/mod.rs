@@ -148,7 +148,7 @@ impl Sink for FanOut {
 /// Counts one line `sink` could not deliver.
 pub(crate) fn count_dropped(sink: &str, lines: u64) {
     metrics::counter!(
-        crate::metrics::names::LOG_LINES_DROPPED_TOTAL,
+        crate::base::names::LOG_LINES_DROPPED_TOTAL,
         "sink" => sink.to_owned()
     )
     .increment(lines);

@@ -30,7 +30,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, Once, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::SinkStats;
-use crate::metrics::names;
+use crate::base::names;
 
 /// How often an idle worker wakes to publish counters it has not published.
 const IDLE_WAKE: Duration = Duration::from_secs(1);
