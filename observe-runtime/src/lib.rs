@@ -18,6 +18,7 @@ mod builder_env;
 pub mod correlation;
 pub mod log;
 pub mod metrics;
+mod net;
 pub mod operation;
 pub mod sink;
 #[cfg(feature = "system-metrics")]

@@ -6,10 +6,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use super::SinkError;
-use super::conn::{Conn, NetOptions};
-use super::http::{self, Target};
 use super::options::{net_options, queue_options, queued_sink};
 use super::worker::{Batch, Failure, Fate, Options, Pipe, Transport};
+use crate::net::conn::{Conn, NetOptions};
+use crate::net::http::{self, Target};
 
 /// Default index name pattern, as the plan's Logstash output
 /// (`ha-ingestor-logs-%{+YYYY.MM.dd}`).

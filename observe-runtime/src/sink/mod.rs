@@ -16,16 +16,12 @@
 
 mod builder_ext;
 mod capture;
-pub(crate) mod conn;
 mod elasticsearch;
 mod file;
-pub(crate) mod http;
 mod options;
 mod queue;
 mod stdout;
 mod tcp;
-#[cfg(feature = "tls")]
-mod tls;
 mod udp;
 mod worker;
 
@@ -33,14 +29,15 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::net::SinkError;
+#[cfg(feature = "tls")]
+pub use crate::net::TlsConfig;
 pub use capture::CaptureSink;
 pub use elasticsearch::{DEFAULT_INDEX_PATTERN, ElasticsearchSink, ElasticsearchSinkBuilder};
 pub use file::{DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILES, FileSink, FileSinkBuilder};
-pub use options::{DEFAULT_CAPACITY_BYTES, SinkError, SinkStats};
+pub use options::{DEFAULT_CAPACITY_BYTES, SinkStats};
 pub use stdout::StdoutSink;
 pub use tcp::{TcpSink, TcpSinkBuilder};
-#[cfg(feature = "tls")]
-pub use tls::TlsConfig;
 pub use udp::{MAX_UDP_DATAGRAM, UdpSink, UdpSinkBuilder};
 
 /// A line formatted by observe's [`JsonLayer`](crate::log::JsonLayer): one
