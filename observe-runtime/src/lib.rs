@@ -16,6 +16,7 @@ mod base;
 pub mod builder;
 mod builder_env;
 pub mod correlation;
+mod export;
 pub mod log;
 pub mod metrics;
 mod net;

@@ -4,19 +4,15 @@
 mod builder_ext;
 mod collector;
 mod handles;
-#[cfg(feature = "influxdb")]
-pub mod influxdb;
-#[cfg(feature = "influxdb")]
-pub mod line_protocol;
-#[cfg(feature = "prometheus-listener")]
-mod listener;
 pub use crate::base::names;
 mod native;
 mod tee;
 
-pub use collector::MetricsCollector;
 #[cfg(feature = "prometheus-listener")]
-pub use listener::{DEFAULT_LISTEN_ADDR, MetricsListener};
+pub use crate::export::{DEFAULT_LISTEN_ADDR, MetricsListener};
+#[cfg(feature = "influxdb")]
+pub use crate::export::{influxdb, line_protocol};
+pub use collector::MetricsCollector;
 pub use native::MetricsHandle;
 pub use tee::Tee;
 

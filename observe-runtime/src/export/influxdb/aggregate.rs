@@ -13,7 +13,7 @@ use metrics::{
 use metrics_util::storage::Summary;
 
 use crate::base::names;
-use crate::metrics::line_protocol::{self, FieldValue, Point};
+use crate::export::line_protocol::{self, FieldValue, Point};
 
 /// Timings of monitored calls, by service, operation and status.
 pub const SERVICE_PERFORMANCE: &str = "service_performance";
