@@ -14,7 +14,6 @@
 
 mod base;
 pub mod builder;
-mod builder_env;
 pub mod correlation;
 mod export;
 pub mod log;

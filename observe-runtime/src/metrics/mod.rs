@@ -1,7 +1,6 @@
 //! Metrics through the `metrics` facade: names, per-callsite handles, and
 //! the Prometheus recorder.
 
-mod builder_ext;
 mod collector;
 mod handles;
 pub use crate::base::names;

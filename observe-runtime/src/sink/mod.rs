@@ -14,7 +14,6 @@
 //! `flush(timeout)` (and dropping the install guard) waits for the queues
 //! to drain, then counts what is left as dropped.
 
-mod builder_ext;
 mod capture;
 mod elasticsearch;
 mod file;
