@@ -1,9 +1,10 @@
-//! What the `monitor_performance` expansion names. Not a public API: it may
-//! change in any release.
+//! What the `monitor_performance` expansion names, and the types its
+//! signatures mention. Not a public API: it may change in any release.
 
 pub use crate::__callsite;
 pub use crate::operation::{
-    Callsite, ContextWriter, DescribeDebug, DescribeDisplay, DescribeName, ErrWrap, FIELDS, Guard,
-    Hint, IsResult, NotResult, Wrap, call_once, debug, display, monitored,
+    Callsite, ContextValue, ContextWriter, DebugValue, DescribeDebug, DescribeDisplay,
+    DescribeName, DisplayValue, ErrWrap, ErrorInfo, FIELDS, Guard, Hint, IsResult, Messages,
+    Monitored, Never, NotResult, Wrap, call_once, debug, display, monitored,
 };
 pub use tracing_core;

@@ -57,7 +57,7 @@ impl ObserveBuilder {
 #[cfg(feature = "prometheus-listener")]
 fn prometheus_handle(
     ctx: &super::InstallContext<'_>,
-) -> Result<crate::metrics::MetricsHandle, InstallError> {
+) -> Result<crate::metrics_impl::MetricsHandle, InstallError> {
     ctx.prometheus.cloned().ok_or_else(|| {
         component(
             "prometheus listener",
@@ -89,7 +89,7 @@ impl ObserveBuilder {
     /// with your own recorder).
     pub fn influxdb(self, config: crate::export::influxdb::InfluxConfig) -> Self {
         use crate::export::influxdb::{AggregatingRecorder, InfluxPush};
-        use crate::metrics::Tee;
+        use crate::metrics_impl::Tee;
 
         let recorder = AggregatingRecorder::default();
         let layer = recorder.clone();

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use tracing_core::callsite::DefaultCallsite;
 use tracing_core::{Level, Metadata};
 
-use crate::metrics::Handles;
+use crate::metrics_impl::Handles;
 
 /// Field names of the events a monitored call emits, in the order the
 /// guard fills them.

@@ -22,7 +22,7 @@ use crate::base::Status;
 use crate::base::clock::{self, Start};
 use crate::correlation;
 use crate::log::prepared::{self, Members, Performance};
-use crate::metrics::{self, Mode};
+use crate::metrics_impl::{self as metrics, Mode};
 
 thread_local! {
     /// Address of the metadata of the operation event being dispatched on
