@@ -150,8 +150,8 @@
 //! - **A cancelled `async` call**: when its future is dropped unfinished,
 //!   the body's locals are dropped before the "cancelled" line is logged,
 //!   outside the call's correlation scope, so what they log carries the
-//!   dropping code's ID. (Dropping them inside the scope cost about 1 ns
-//!   on every idle async call in `benches/overhead.rs`.)
+//!   dropping code's ID. (Dropping them inside the scope would make every
+//!   idle async call pay for it, measurably in `benches/overhead.rs`.)
 //! - **A sync function returning a future** (`-> impl Future`) is timed
 //!   and classified when it returns the future, not when the future
 //!   completes; write it as an `async fn` to time the work. (A body
