@@ -29,12 +29,13 @@ pub mod sink;
 pub mod system;
 pub mod testing;
 
-/// Metrics through the `metrics` facade: the metric [`names`], the handle
-/// that renders the Prometheus exposition, the seed-style
-/// [`MetricsCollector`], the [`Tee`] recorder, and the back-ends: the
-/// `/metrics` listener (feature `prometheus-listener`) and the InfluxDB push
-/// with its line protocol (feature `influxdb`).
 pub mod metrics {
+    //! Metrics through the `metrics` facade: the metric [`names`], the
+    //! [`MetricsHandle`] that renders the Prometheus exposition, the
+    //! [`MetricsCollector`] API, the [`Tee`] recorder, and the back-ends:
+    //! the `/metrics` listener (feature `prometheus-listener`) and the
+    //! InfluxDB push with its line protocol (feature `influxdb`).
+
     pub use crate::base::names;
     #[cfg(feature = "prometheus-listener")]
     pub use crate::export::{DEFAULT_LISTEN_ADDR, MetricsListener};
