@@ -150,8 +150,8 @@
 //! - **A cancelled `async` call**: when its future is dropped unfinished,
 //!   the body's locals are dropped before the "cancelled" line is logged,
 //!   outside the call's correlation scope, so what they log carries the
-//!   dropping code's ID. (Dropping them inside the scope cost about 1 ns
-//!   on every idle async call in `benches/overhead.rs`.)
+//!   dropping code's ID. (Dropping them inside the scope would make every
+//!   idle async call pay for it, measurably in `benches/overhead.rs`.)
 //! - **A sync function returning a future** (`-> impl Future`) is timed
 //!   and classified when it returns the future, not when the future
 //!   completes; write it as an `async fn` to time the work. (A body
@@ -180,8 +180,10 @@
 //! ```
 //!
 //! A bare `std::thread::spawn` or `tokio::spawn` does **not** inherit the
-//! current ID: take it with [`correlation::current`] and enter it in the new
-//! thread with [`correlation::scope`], or in the new task with
+//! current ID: spawn with [`correlation::thread::spawn`] (and, feature
+//! `tokio`, `correlation::spawn` / `correlation::spawn_blocking`), which
+//! carry it, or take it with [`correlation::current`] and enter it in the
+//! new thread with [`correlation::scope`], or in the new task with
 //! [`correlation::FutureExt::with_correlation`].
 //!
 //! ## Installing
@@ -236,7 +238,7 @@
 pub use observe_macros::monitor_performance;
 pub use observe_runtime::{
     Background, CorrelationId, InstallContext, InstallError, Observe, ObserveBuilder, ObserveGuard,
-    Status, correlation, log, metrics, operation, record, sink, testing,
+    Status, correlation, log, metrics, record, sink, testing,
 };
 
 /// What a service that monitors its functions needs in scope:
@@ -262,11 +264,6 @@ pub mod prelude {
     pub use crate::correlation::FutureExt as _;
     pub use crate::{CorrelationId, Observe, monitor_performance};
 }
-
-/// Spawning that keeps the correlation ID: `spawn` and `spawn_blocking`
-/// (feature `tokio`) and `thread::spawn`. A bare `tokio::spawn` or
-/// `std::thread::spawn` does not inherit it.
-pub use observe_runtime::correlation::task::*;
 
 /// System and process metrics (feature `system-metrics`).
 #[cfg(feature = "system-metrics")]

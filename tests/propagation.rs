@@ -31,11 +31,13 @@ fn child_sync(kind: &'static str) -> &'static str {
 
 #[monitor_performance("parent")]
 async fn parent() {
-    observe::spawn(child("spawn")).await.expect("task");
-    observe::spawn_blocking(|| child_sync("spawn_blocking"))
+    observe::correlation::spawn(child("spawn"))
         .await
         .expect("task");
-    let id_seen = observe::thread::spawn(|| {
+    observe::correlation::spawn_blocking(|| child_sync("spawn_blocking"))
+        .await
+        .expect("task");
+    let id_seen = observe::correlation::thread::spawn(|| {
         child_sync("thread");
         observe::correlation::current()
     })

@@ -1,10 +1,11 @@
-//! What the `monitor_performance` expansion names. Not a public API: it may
-//! change in any release.
+//! What the `monitor_performance` expansion names, and the types its
+//! signatures mention. Not a public API: it may change in any release.
 
 pub use crate::__callsite;
 pub use crate::operation::{
-    Callsite, ContextWriter, DescribeDebug, DescribeDisplay, DescribeName, ErrWrap, Guard, Hint,
-    IsResult, NotResult, Wrap, call_once, debug, display, is_valid_operation, monitored,
+    Callsite, ContextValue, ContextWriter, DebugValue, DescribeDebug, DescribeDisplay,
+    DescribeName, DisplayValue, ErrWrap, ErrorInfo, Guard, Hint, IsResult, Messages, Monitored,
+    Never, NotResult, Wrap, call_once, debug, display, is_valid_operation, monitored,
 };
 pub use crate::record::{EVENT_NAME, FIELDS};
 pub use tracing_core;

@@ -5,32 +5,50 @@
 //! this crate together with the attribute.
 //!
 //! - [`correlation`]: the correlation ID, its scopes and future adapters.
-//! - [`operation`]: per-callsite metadata, the call guard, outcomes.
 //! - [`record`]: one finished call as typed data, and its consumers.
 //! - [`log`]: the JSON `tracing` layer, validator and redaction.
-//! - [`sink`]: where lines go (stdout, in-memory capture).
-//! - [`metrics`]: metric names and per-callsite handles.
+//! - [`sink`]: where lines go (stdout, files, collectors, in-memory capture).
+//! - [`metrics`]: metric names, the Prometheus exposition and the
+//!   metrics back-ends.
 //! - [`testing`]: run code and get its parsed lines and a metrics snapshot.
 //! - [`Observe`]: the builder that installs it all.
+//!
+//! Inside, each folder imports only from folders below it (`base` at the
+//! bottom, the builder and the test kit on top); `tests/architecture.rs`
+//! holds the order and checks it.
 
+mod base;
 pub mod builder;
-mod builder_env;
-mod clock;
 pub mod correlation;
+mod export;
 pub mod log;
-pub mod metrics;
-pub mod operation;
+mod metrics_impl;
+mod net;
+mod operation;
 pub mod record;
 pub mod sink;
 #[cfg(feature = "system-metrics")]
 pub mod system;
 pub mod testing;
 
+pub mod metrics {
+    //! Metrics through the `metrics` facade: the metric [`names`], the
+    //! [`MetricsHandle`] that renders the Prometheus exposition, the
+    //! [`MetricsCollector`] API, the [`Tee`] recorder, and the back-ends:
+    //! the `/metrics` listener (feature `prometheus-listener`) and the
+    //! InfluxDB push with its line protocol (feature `influxdb`).
+
+    pub use crate::base::names;
+    #[cfg(feature = "prometheus-listener")]
+    pub use crate::export::{DEFAULT_LISTEN_ADDR, MetricsListener};
+    #[cfg(feature = "influxdb")]
+    pub use crate::export::{influxdb, line_protocol};
+    pub use crate::metrics_impl::{MetricsCollector, MetricsHandle, Tee};
+}
+
 #[doc(hidden)]
 pub mod __private;
 
-pub use builder::{
-    Background, InstallContext, InstallError, Observe, ObserveBuilder, ObserveGuard,
-};
+pub use base::{Background, Status};
+pub use builder::{InstallContext, InstallError, Observe, ObserveBuilder, ObserveGuard};
 pub use correlation::CorrelationId;
-pub use operation::Status;

@@ -138,7 +138,7 @@ fn clear_id_memory() {
 /// every scope.
 #[must_use]
 pub fn current() -> Option<CorrelationId> {
-    current_at(crate::clock::unix_nanos)
+    current_at(crate::base::clock::unix_nanos)
 }
 
 /// [`current`], taking the time for an ID it makes from `now`.

@@ -14,7 +14,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::id::TraceContext;
 use super::{CorrelationId, current};
-use crate::metrics::names;
+use crate::base::names;
 
 /// The default correlation header, `x-correlation-id`.
 pub const X_CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation-id");

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::log::json;
+use crate::base::json;
 
 /// Longest inbound correlation ID accepted, in bytes.
 pub const MAX_LEN: usize = 128;
@@ -85,7 +85,7 @@ impl CorrelationId {
     /// system call is made per ID.
     #[must_use]
     pub fn generate() -> Self {
-        Self::generate_at(crate::clock::unix_nanos())
+        Self::generate_at(crate::base::clock::unix_nanos())
     }
 
     /// [`generate`](Self::generate) for an ID made at `unix_nanos`.
@@ -99,7 +99,7 @@ impl CorrelationId {
     /// Generates a `req_{unix_seconds}_{8 lowercase hex}` ID.
     #[must_use]
     pub fn generate_request() -> Self {
-        Self::request_at(crate::clock::unix_nanos())
+        Self::request_at(crate::base::clock::unix_nanos())
     }
 
     fn request_at(unix_nanos: u64) -> Self {
@@ -113,7 +113,7 @@ impl CorrelationId {
     /// Generates a UUID v7 ID (48-bit millisecond timestamp, 74 random bits).
     #[must_use]
     pub fn generate_uuid_v7() -> Self {
-        Self::uuid_v7_at(crate::clock::unix_nanos())
+        Self::uuid_v7_at(crate::base::clock::unix_nanos())
     }
 
     fn uuid_v7_at(unix_nanos: u64) -> Self {

@@ -20,7 +20,7 @@ mod context;
 #[cfg(feature = "http")]
 pub mod http;
 mod id;
-pub mod task;
+mod task;
 #[cfg(feature = "tower")]
 pub mod tower;
 

@@ -1,6 +1,6 @@
-//! Spawning that keeps the correlation ID (re-exported at the crate root of
-//! `observe`: `observe::spawn`, `observe::spawn_blocking`,
-//! `observe::thread::spawn`).
+//! Spawning that keeps the correlation ID (published as
+//! `correlation::spawn`, `correlation::spawn_blocking` and
+//! `correlation::thread::spawn`).
 //!
 //! A new thread or task starts with no correlation scope: a bare
 //! `std::thread::spawn` or `tokio::spawn` **does not** inherit the caller's

@@ -10,7 +10,6 @@
 //!  "performance":{"operation":"process_event","status":"success","duration_ms":0.412}}
 //! ```
 
-pub(crate) mod json;
 mod layer;
 mod redact;
 mod timestamp;

@@ -14,7 +14,7 @@ use std::cell::RefCell;
 #[cfg(test)]
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::json;
+use crate::base::json;
 
 /// Length of the cached `YYYY-MM-DDTHH:MM:SS.` prefix.
 const PREFIX_LEN: usize = 20;

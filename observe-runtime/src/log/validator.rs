@@ -720,7 +720,8 @@ mod tests {
     /// layer does, including hostile strings and non-finite-free numbers.
     #[test]
     fn lines_from_the_writer_primitives_validate() {
-        use super::super::{json as w, timestamp};
+        use super::super::timestamp;
+        use crate::base::json as w;
         use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
         let hostile = [

@@ -7,7 +7,8 @@ use tracing_core::Event;
 use tracing_core::field::{Field, Visit};
 
 use super::writer::write_display;
-use super::{REDACTED, json, redactor};
+use super::{REDACTED, redactor};
+use crate::base::json;
 
 /// The message (a JSON string, quotes included; empty if none) and the
 /// context members of one event.

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use tracing_core::{Event, Level};
 
+use super::timestamp;
 use super::visitor::Fields;
-use super::{json, timestamp};
+use crate::base::json;
 use crate::correlation;
 use crate::record::{CallConsumer, CallRecord};
 use crate::sink::{JsonLine, Sink};
@@ -210,7 +211,7 @@ impl LineWriter {
             buf.fields.visit(event);
             let parts = EventParts {
                 level: *event.metadata().level(),
-                at_nanos: crate::clock::unix_nanos(),
+                at_nanos: crate::base::clock::unix_nanos(),
                 fields: &buf.fields,
             };
             self.write(&parts, &mut buf.line, &mut buf.cut);

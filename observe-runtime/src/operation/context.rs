@@ -6,7 +6,7 @@
 
 use std::fmt::{self, Write as _};
 
-use crate::log::json;
+use crate::base::json;
 
 /// A value that can be written into the log's `context` object.
 ///

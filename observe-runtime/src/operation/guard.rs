@@ -15,10 +15,11 @@ use tracing_core::Level;
 
 use super::callsite::{Callsite, Message};
 use super::context::ContextWriter;
-use super::outcome::{ErrorInfo, Status};
-use crate::clock::{self, Start};
+use super::outcome::ErrorInfo;
+use crate::base::Status;
+use crate::base::clock::{self, Start};
 use crate::correlation;
-use crate::metrics::{self, Mode};
+use crate::metrics_impl::{self as metrics, Mode};
 use crate::record::{self, CallError, CallRecord};
 
 /// Carries a function's return type `R` through the expansion. It is
@@ -170,7 +171,7 @@ impl Guard {
 
     #[inline(always)]
     fn start(&mut self, sync: bool, known_to_log: bool, context: impl FnOnce() -> Option<String>) {
-        let metrics = metrics::start(self.callsite);
+        let metrics = metrics::start(self.callsite.operation(), &self.callsite.handles);
         // Where nothing can log, no line needs checking and no one can
         // read an ID, so no scope is opened either.
         let logging = super::callsite::logging_possible();
@@ -242,7 +243,7 @@ impl Guard {
         let error_type = error.map(ErrorInfo::short_type_name);
         metrics::finish(
             self.metrics,
-            self.callsite,
+            self.callsite.operation(),
             status,
             elapsed,
             error_type.as_deref(),

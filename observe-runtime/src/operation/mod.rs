@@ -12,5 +12,5 @@ pub use guard::{Guard, Hint, call_once};
 pub use monitored::{Monitored, monitored};
 pub use outcome::{
     DescribeDebug, DescribeDisplay, DescribeName, ErrWrap, ErrorInfo, IsResult, Never, NotResult,
-    Status, Wrap,
+    Wrap,
 };

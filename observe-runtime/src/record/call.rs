@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use tracing_core::{Level, Metadata};
 
+use crate::base::Status;
 use crate::correlation::{self, CorrelationId};
-use crate::operation::Status;
 
 /// One finished monitored call, as its guard saw it.
 ///

@@ -6,13 +6,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use super::SinkError;
-use super::conn::{Conn, NetOptions};
-use super::http::{self, Target};
 use super::options::{net_options, queue_options, queued_sink};
 use super::worker::{Batch, Failure, Fate, Options, Pipe, Transport};
+use crate::net::conn::{Conn, NetOptions};
+use crate::net::http::{self, Target};
 
-/// Default index name pattern, as the plan's Logstash output
-/// (`ha-ingestor-logs-%{+YYYY.MM.dd}`).
+/// Default index name pattern: one index per service and day, the indices
+/// a Logstash output with `index => "ha-ingestor-logs-%{+YYYY.MM.dd}"`
+/// writes, so dashboards and retention built for one fit the other.
 pub const DEFAULT_INDEX_PATTERN: &str = "{service}-logs-%Y.%m.%d";
 
 /// Trims `_bulk` answers to what the sink reads.

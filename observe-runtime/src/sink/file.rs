@@ -18,7 +18,7 @@ pub const DEFAULT_MAX_FILES: usize = 5;
 /// Appends lines to `PATH` from a background worker, rotating when the next
 /// line would take it past the size limit: `PATH` becomes `PATH.1`, `PATH.1`
 /// becomes `PATH.2`, and so on, keeping `max_files` files in all (defaults
-/// 100 MB x 5, the plan's setting).
+/// 100 MB x 5).
 ///
 /// A line is never split across files; a single line longer than the
 /// limit gets a file of its own. Lines that fall off the oldest file were

@@ -14,18 +14,13 @@
 //! `flush(timeout)` (and dropping the install guard) waits for the queues
 //! to drain, then counts what is left as dropped.
 
-mod builder_ext;
 mod capture;
-pub(crate) mod conn;
 mod elasticsearch;
 mod file;
-pub(crate) mod http;
 mod options;
 mod queue;
 mod stdout;
 mod tcp;
-#[cfg(feature = "tls")]
-mod tls;
 mod udp;
 mod worker;
 
@@ -33,14 +28,15 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::net::SinkError;
+#[cfg(feature = "tls")]
+pub use crate::net::TlsConfig;
 pub use capture::CaptureSink;
 pub use elasticsearch::{DEFAULT_INDEX_PATTERN, ElasticsearchSink, ElasticsearchSinkBuilder};
 pub use file::{DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILES, FileSink, FileSinkBuilder};
-pub use options::{DEFAULT_CAPACITY_BYTES, SinkError, SinkStats};
+pub use options::{DEFAULT_CAPACITY_BYTES, SinkStats};
 pub use stdout::StdoutSink;
 pub use tcp::{TcpSink, TcpSinkBuilder};
-#[cfg(feature = "tls")]
-pub use tls::TlsConfig;
 pub use udp::{MAX_UDP_DATAGRAM, UdpSink, UdpSinkBuilder};
 
 /// A line formatted by observe's [`JsonLayer`](crate::log::JsonLayer): one
@@ -148,7 +144,7 @@ impl Sink for FanOut {
 /// Counts one line `sink` could not deliver.
 pub(crate) fn count_dropped(sink: &str, lines: u64) {
     metrics::counter!(
-        crate::metrics::names::LOG_LINES_DROPPED_TOTAL,
+        crate::base::names::LOG_LINES_DROPPED_TOTAL,
         "sink" => sink.to_owned()
     )
     .increment(lines);

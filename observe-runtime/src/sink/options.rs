@@ -1,8 +1,5 @@
-//! What every queued sink shares: its counters, its errors, and the
-//! builder options for its queue, worker and connection.
-
-use std::fmt;
-use std::io;
+//! What every queued sink shares: its counters and the builder options
+//! for its queue, worker and connection.
 
 /// Default queue capacity of a queued sink: 8 MiB, some 30,000 typical
 /// lines, or a minute of a busy service's logs while its collector restarts.
@@ -38,52 +35,6 @@ pub struct SinkStats {
     pub connects: u64,
     /// The latest connect, send or destination error.
     pub last_error: Option<String>,
-}
-
-/// Why a sink could not be built.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum SinkError {
-    /// An option is invalid (address, URL, size).
-    Config(String),
-    /// An I/O operation failed: opening the file, starting the worker.
-    Io {
-        /// What was being done.
-        context: String,
-        /// The error.
-        source: io::Error,
-    },
-}
-
-impl SinkError {
-    pub(crate) fn config(msg: impl Into<String>) -> Self {
-        Self::Config(msg.into())
-    }
-
-    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
-        Self::Io {
-            context: context.into(),
-            source,
-        }
-    }
-}
-
-impl fmt::Display for SinkError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Config(msg) => f.write_str(msg),
-            Self::Io { context, source } => write!(f, "{context}: {source}"),
-        }
-    }
-}
-
-impl std::error::Error for SinkError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Config(_) => None,
-            Self::Io { source, .. } => Some(source),
-        }
-    }
 }
 
 /// The queue and worker options of a sink builder with an `opts` field.

@@ -7,17 +7,16 @@
 //! (reserved the same way), and cuts it into batches for its destination
 //! after releasing the lock, so callers never wait while lines are copied
 //! or counted. Cutting a batch under the lock, whenever more than a batch
-//! was queued, made the thread of a loop like `overhead_observe_full`'s
-//! block on it (a futex wait) about 3,000 times a second; without it, that
-//! loop went from about 205 to 151-168 ns per call. Only pages that lines
+//! was queued, made a thread logging in a tight loop (like
+//! `overhead_observe_full`'s) block on it thousands of times a second, and
+//! each logged call measurably slower. Only pages that lines
 //! reach become resident. Either buffer may be the ring when the
 //! destination goes away, so after repeated outages both may have held a
 //! full queue: resident memory stays below twice the capacity (tested over
 //! four outages in `tests/sink_memory.rs`). Copying out of one ring instead
 //! bounds it at the capacity plus a batch, but makes callers wait behind
 //! every copy: when that was tried, the `overhead_observe_full` bench
-//! measured 279 ns per logged call that way, against 205 to 231 ns with
-//! the swap.
+//! measured logged calls clearly slower than with the swap.
 //!
 //! The capacity bounds every line held, queued or in the batch the worker
 //! is sending, however long the destination is away. When the next line
@@ -30,7 +29,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, Once, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::SinkStats;
-use crate::metrics::names;
+use crate::base::names;
 
 /// How often an idle worker wakes to publish counters it has not published.
 const IDLE_WAKE: Duration = Duration::from_secs(1);
@@ -38,9 +37,9 @@ const IDLE_WAKE: Duration = Duration::from_secs(1);
 /// While lines keep coming, the worker looks for them this often on its own
 /// timer instead of being woken by the callers that queue them: a wake-up
 /// is a system call (and, on virtual machines, an interrupt to the other
-/// core) paid on a caller's thread. Polling took a logged call to a TCP
-/// sink from 187 to 176 ns (a loop like `overhead_observe_full`'s, median
-/// of 8 interleaved runs) against waking the worker per 64 KiB batch. A
+/// core) paid on a caller's thread. Polling made a logged call to a TCP
+/// sink cheaper (a loop like `overhead_observe_full`'s, over interleaved
+/// runs) than waking the worker per 64 KiB batch. A
 /// line queued while the worker polls is taken at its next look, this long
 /// (plus the timer's slack) at most after the last; one queued while it
 /// sends waits for that send first.

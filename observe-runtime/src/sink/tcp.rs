@@ -4,9 +4,9 @@
 use std::io::{self, Write};
 
 use super::SinkError;
-use super::conn::{Conn, Endpoint, NetOptions};
 use super::options::{net_options, queue_options, queued_sink};
 use super::worker::{Batch, Failure, Fate, Options, Pipe, Transport};
+use crate::net::conn::{Conn, Endpoint, NetOptions};
 
 /// Sends lines over one TCP connection, newline-delimited, from a
 /// background worker: logging never waits for the collector.

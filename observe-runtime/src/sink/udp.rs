@@ -5,9 +5,9 @@ use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
 
 use super::SinkError;
-use super::conn::Endpoint;
 use super::options::{queue_options, queued_sink};
 use super::worker::{Batch, Failure, Fate, Options, Pipe, Transport};
+use crate::net::conn::Endpoint;
 
 /// The largest UDP payload over IPv4.
 pub const MAX_UDP_DATAGRAM: usize = 65_507;

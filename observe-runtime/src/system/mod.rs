@@ -43,8 +43,8 @@ use std::time::Duration;
 
 use sysinfo::{Disks, Networks, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
-use crate::builder::Background;
-use crate::metrics::names;
+use crate::base::Background;
+use crate::base::names;
 
 /// Time between samples unless told otherwise.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);

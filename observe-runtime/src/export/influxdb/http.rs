@@ -1,12 +1,12 @@
 //! The push's HTTP: the same small HTTP/1.1 client the `_bulk` sink uses
-//! ([`crate::sink`]'s), one connection per request, plus query encoding.
+//! ([`crate::net`]'s), one connection per request, plus query encoding.
 
 use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use crate::sink::conn::{Conn, NetOptions};
-use crate::sink::http::{self as client, Target};
+use crate::net::conn::{Conn, NetOptions};
+use crate::net::http::{self as client, Target};
 
 /// Where the server is: `http://host[:port][/path]`.
 #[derive(Clone)]

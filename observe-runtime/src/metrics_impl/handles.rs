@@ -13,13 +13,14 @@
 //! zero-sized no-op recorder then, and a zero-sized recorder of the user's
 //! own is taken for it (documented in troubleshooting).
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use metrics::{Counter, Gauge, Histogram, Key, Label, Recorder};
 
-use super::names;
-use crate::operation::{Callsite, Status};
+use crate::base::Status;
+use crate::base::names;
 
 /// Metadata passed to the recorder on registration.
 static METADATA: metrics::Metadata<'static> =
@@ -144,12 +145,14 @@ fn errors_key(operation: &'static str, error_type: &str) -> Key {
     )
 }
 
-/// Decides how this call records and counts it as in flight.
+/// Decides how a call of `operation` records and counts it as in flight;
+/// `cache` is the operation's own slot for its handles (one per callsite,
+/// so the hot path looks nothing up).
 ///
 /// The no-recorder case is answered inline with one thread-local and one
 /// global load; everything else is out of line.
 #[inline(always)]
-pub(crate) fn start(callsite: &'static Callsite) -> Mode {
+pub(crate) fn start(operation: &'static str, cache: &'static OnceLock<Handles>) -> Mode {
     // 0 for the no-op recorder (zero-sized, like every recorder that could
     // not record anything), the recorder's address otherwise.
     let seen = metrics::with_recorder(|r| {
@@ -162,36 +165,42 @@ pub(crate) fn start(callsite: &'static Callsite) -> Mode {
     if seen == 0 {
         Mode::Off
     } else {
-        start_recording(seen, callsite)
+        start_recording(seen, operation, cache)
     }
 }
 
 /// A recorder is there: the global one with cached handles, or another.
 #[inline(never)]
-fn start_recording(seen: usize, callsite: &'static Callsite) -> Mode {
+fn start_recording(
+    seen: usize,
+    operation: &'static str,
+    cache: &'static OnceLock<Handles>,
+) -> Mode {
     if seen == GLOBAL_ADDR.load(Ordering::Acquire) {
-        if let Some(handles) = callsite.handles.get() {
+        if let Some(handles) = cache.get() {
             handles.in_flight.increment(1.0);
             return Mode::Cached(handles);
         }
     }
-    metrics::with_recorder(|recorder| start_slow(recorder, callsite))
+    metrics::with_recorder(|recorder| start_slow(recorder, operation, cache))
 }
 
 /// First call against the global recorder, or a thread-scoped recorder.
 #[cold]
 #[inline(never)]
-fn start_slow(recorder: &dyn Recorder, callsite: &'static Callsite) -> Mode {
+fn start_slow(
+    recorder: &dyn Recorder,
+    operation: &'static str,
+    cache: &'static OnceLock<Handles>,
+) -> Mode {
     if addr(recorder) == GLOBAL_ADDR.load(Ordering::Acquire) {
-        let handles = callsite
-            .handles
-            .get_or_init(|| Handles::register(recorder, callsite.operation()));
+        let handles = cache.get_or_init(|| Handles::register(recorder, operation));
         handles.in_flight.increment(1.0);
         return Mode::Cached(handles);
     }
     maybe_probe();
     recorder
-        .register_gauge(&in_flight_key(callsite.operation()), &METADATA)
+        .register_gauge(&in_flight_key(operation), &METADATA)
         .increment(1.0);
     Mode::PerCall
 }
@@ -206,11 +215,11 @@ fn seconds(d: Duration) -> f64 {
     d.as_nanos() as f64 * 1e-9
 }
 
-/// Records the end of a call started with `mode`.
+/// Records the end of a call of `operation` started with `mode`.
 #[inline]
 pub(crate) fn finish(
     mode: Mode,
-    callsite: &'static Callsite,
+    operation: &'static str,
     status: Status,
     elapsed: Duration,
     error_type: Option<&str>,
@@ -224,21 +233,20 @@ pub(crate) fn finish(
             h.durations[status.index()].record(seconds);
             if let Some(t) = error_type {
                 metrics::with_recorder(|r| {
-                    r.register_counter(&errors_key(callsite.operation(), t), &METADATA)
+                    r.register_counter(&errors_key(operation, t), &METADATA)
                         .increment(1);
                 });
             }
         }
         Mode::PerCall => metrics::with_recorder(|r| {
-            let op = callsite.operation();
-            r.register_gauge(&in_flight_key(op), &METADATA)
+            r.register_gauge(&in_flight_key(operation), &METADATA)
                 .decrement(1.0);
-            r.register_counter(&calls_key(op, status), &METADATA)
+            r.register_counter(&calls_key(operation, status), &METADATA)
                 .increment(1);
-            r.register_histogram(&duration_key(op, status), &METADATA)
+            r.register_histogram(&duration_key(operation, status), &METADATA)
                 .record(seconds);
             if let Some(t) = error_type {
-                r.register_counter(&errors_key(op, t), &METADATA)
+                r.register_counter(&errors_key(operation, t), &METADATA)
                     .increment(1);
             }
         }),

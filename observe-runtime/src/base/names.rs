@@ -32,7 +32,7 @@ pub const DEFAULT_DURATION_BUCKETS: &[f64] = &[
     5.0, 10.0,
 ];
 
-/// Values of [`MetricsCollector`](super::MetricsCollector) folded into a
+/// Values of [`MetricsCollector`](crate::metrics::MetricsCollector) folded into a
 /// metric's overflow series because it reached its label-set cap, by `metric`.
 pub const METRIC_LABEL_SETS_OVERFLOW_TOTAL: &str = "metric_label_sets_overflow_total";
 /// Points the InfluxDB push delivered.

@@ -12,7 +12,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::builder::Background;
+use crate::base::Background;
 
 /// `127.0.0.1:9000`: loopback only unless told otherwise, on the
 /// exporter's customary port.

@@ -28,8 +28,8 @@ use metrics::{
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use super::names;
 use super::shard::Cells;
+use crate::base::names;
 
 /// One label set's histogram: per shard, a count per bound, the overflow
 /// (`+Inf`) count, and the sum of nanoseconds.

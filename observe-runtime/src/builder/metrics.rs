@@ -5,13 +5,13 @@
 #[cfg(feature = "system-metrics")]
 use std::time::Duration;
 
-use crate::builder::InstallError;
+use super::InstallError;
 #[cfg(any(
     feature = "prometheus-listener",
     feature = "influxdb",
     feature = "system-metrics"
 ))]
-use crate::builder::{Background, ObserveBuilder};
+use {super::ObserveBuilder, crate::base::Background};
 
 #[cfg(feature = "prometheus-listener")]
 impl ObserveBuilder {
@@ -32,7 +32,7 @@ impl ObserveBuilder {
     pub fn metrics_listener(self, addr: std::net::SocketAddr) -> Self {
         self.on_install(move |ctx| {
             let handle = prometheus_handle(ctx)?;
-            crate::metrics::MetricsListener::bind(addr, move || handle.render())
+            crate::export::MetricsListener::bind(addr, move || handle.render())
                 .map(|l| Box::new(l) as Box<dyn Background>)
                 .map_err(|e| listener_error(addr, &e))
         })
@@ -44,7 +44,7 @@ impl ObserveBuilder {
         self.on_install(move |ctx| {
             let handle = prometheus_handle(ctx)?;
             let addr = listener.local_addr();
-            crate::metrics::MetricsListener::serve(listener, move || handle.render())
+            crate::export::MetricsListener::serve(listener, move || handle.render())
                 .map(|l| Box::new(l) as Box<dyn Background>)
                 .map_err(|e| match addr {
                     Ok(a) => listener_error(a, &e),
@@ -56,8 +56,8 @@ impl ObserveBuilder {
 
 #[cfg(feature = "prometheus-listener")]
 fn prometheus_handle(
-    ctx: &crate::builder::InstallContext<'_>,
-) -> Result<super::MetricsHandle, InstallError> {
+    ctx: &super::InstallContext<'_>,
+) -> Result<crate::metrics_impl::MetricsHandle, InstallError> {
     ctx.prometheus.cloned().ok_or_else(|| {
         component(
             "prometheus listener",
@@ -87,9 +87,9 @@ impl ObserveBuilder {
     /// if the URL is invalid or Prometheus is off (nothing would feed the
     /// push then: use [`InfluxPush`](crate::metrics::influxdb::InfluxPush)
     /// with your own recorder).
-    pub fn influxdb(self, config: crate::metrics::influxdb::InfluxConfig) -> Self {
-        use crate::metrics::Tee;
-        use crate::metrics::influxdb::{AggregatingRecorder, InfluxPush};
+    pub fn influxdb(self, config: crate::export::influxdb::InfluxConfig) -> Self {
+        use crate::export::influxdb::{AggregatingRecorder, InfluxPush};
+        use crate::metrics_impl::Tee;
 
         let recorder = AggregatingRecorder::default();
         let layer = recorder.clone();

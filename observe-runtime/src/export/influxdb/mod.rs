@@ -1,6 +1,6 @@
 //! Pushes per-interval aggregates of every metric to InfluxDB (v1
-//! `/write?db=` or v2 `/api/v2/write?org=&bucket=` with a token), in the
-//! plan's measurements:
+//! `/write?db=` or v2 `/api/v2/write?org=&bucket=` with a token), in these
+//! measurements:
 //!
 //! | measurement | tags | fields |
 //! |---|---|---|

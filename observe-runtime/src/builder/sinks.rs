@@ -1,8 +1,7 @@
 //! Builder shortcuts for the shipping sinks.
 
-use crate::builder::{InstallError, ObserveBuilder};
-
-use super::{ElasticsearchSink, FileSink, Sink, SinkError, TcpSink, UdpSink};
+use super::{InstallError, ObserveBuilder};
+use crate::sink::{ElasticsearchSink, FileSink, Sink, SinkError, TcpSink, UdpSink};
 
 /// Adds `sink`, or makes `install()` fail with the reason it could not be
 /// built (the builder's setters cannot return errors).
@@ -28,7 +27,7 @@ impl ObserveBuilder {
     /// and pass it to [`sink`](Self::sink).
     ///
     /// Like every sink added, it replaces standard output; add
-    /// [`StdoutSink`](super::StdoutSink) to keep both.
+    /// [`StdoutSink`](crate::sink::StdoutSink) to keep both.
     ///
     /// ```no_run
     /// # fn main() -> Result<(), observe_runtime::InstallError> {

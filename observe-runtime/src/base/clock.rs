@@ -1,8 +1,8 @@
 //! The clock monitored calls are timed with.
 //!
-//! `std::time::Instant::now()` is a vDSO call (about 25 ns on the machines
-//! we measure on); the CPU's invariant time-stamp counter, read through
-//! `quanta`, costs a few nanoseconds, and two reads bracket every call.
+//! `std::time::Instant::now()` is a vDSO call; the CPU's invariant
+//! time-stamp counter, read through `quanta`, costs a fraction of that
+//! (`clock/*` in `benches/RESULTS.md`), and two reads bracket every call.
 //! `quanta` falls back to the monotonic clock where the TSC is not
 //! trustworthy. Calibration (up to 200 ms, once per process) happens at
 //! install, or on the first timed call.

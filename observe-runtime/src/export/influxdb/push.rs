@@ -12,8 +12,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::aggregate::{AggregatingRecorder, Aggregator};
 use super::http::{self, BaseUrl};
 use super::{Api, InfluxConfig};
-use crate::builder::Background;
-use crate::metrics::names;
+use crate::base::Background;
+use crate::base::names;
 
 /// What a push has done so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -1,5 +1,15 @@
 //! `Observe::builder(service)...install()`: one call in `main` that wires
 //! the JSON log layer, its sinks and the Prometheus recorder.
+//!
+//! Every builder method lives here, whatever it configures: the sinks'
+//! shortcuts in `sinks.rs`, the metrics back-ends in `metrics.rs`, the
+//! environment in `env.rs`. The components themselves know nothing of the
+//! builder.
+
+mod env;
+// Shadows the `metrics` crate in this file, which therefore says `::metrics`.
+mod metrics;
+mod sinks;
 
 use std::fmt;
 use std::sync::Arc;
@@ -11,11 +21,10 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 
+use crate::base::{Background, names};
 use crate::correlation::{self, IdFormat};
 use crate::log::{self, JsonLayer, Redactor};
-use crate::metrics::{
-    self as observe_metrics, MetricsHandle, NativeMetrics, NativeRecorder, names,
-};
+use crate::metrics_impl::{self as observe_metrics, MetricsHandle, NativeMetrics, NativeRecorder};
 use crate::sink::{FanOut, Sink, StdoutSink};
 
 /// How long dropping the [`ObserveGuard`] waits for sinks to drain.
@@ -53,13 +62,6 @@ impl Observe {
     }
 }
 
-/// Work that runs in the background while observe is installed (an HTTP
-/// listener, a push loop, a sampler), stopped when the guard drops.
-pub trait Background: Send + fmt::Debug {
-    /// Stops, delivering what it still holds, within `timeout`.
-    fn stop(self: Box<Self>, timeout: Duration);
-}
-
 /// What a component started by [`ObserveBuilder::on_install`] may use.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -85,7 +87,7 @@ impl fmt::Debug for Starters {
 
 /// The recorder observe installs, as [`ObserveBuilder::wrap_recorder`]
 /// hands it to a wrapper.
-pub type BoxedRecorder = Box<dyn metrics::Recorder + Send + Sync>;
+pub type BoxedRecorder = Box<dyn ::metrics::Recorder + Send + Sync>;
 
 type RecorderLayer = Box<dyn FnOnce(BoxedRecorder) -> BoxedRecorder + Send>;
 
@@ -239,12 +241,12 @@ impl ObserveBuilder {
         let handle = match prometheus {
             Some((recorder, handle)) => {
                 let installed = if self.recorder_layers.0.is_empty() {
-                    metrics::set_global_recorder(recorder).is_ok()
+                    ::metrics::set_global_recorder(recorder).is_ok()
                 } else {
                     let wrapped = std::mem::take(&mut self.recorder_layers.0)
                         .into_iter()
                         .fold(Box::new(recorder) as BoxedRecorder, |r, wrap| wrap(r));
-                    metrics::set_global_recorder(wrapped).is_ok()
+                    ::metrics::set_global_recorder(wrapped).is_ok()
                 };
                 if !installed {
                     stop_all(background);
@@ -274,7 +276,7 @@ impl ObserveBuilder {
             log::set_redactor(r);
         }
         correlation::set_id_format(self.id_format);
-        crate::clock::warm_up();
+        crate::base::clock::warm_up();
 
         let upkeep = handle.as_ref().map(|handle| {
             observe_metrics::note_global_recorder();
@@ -363,34 +365,34 @@ fn filter_from_env() -> Targets {
 
 fn global_recorder_set() -> bool {
     // A fresh thread sees the global recorder, not a thread-local one.
-    std::thread::spawn(|| metrics::with_recorder(|r| std::mem::size_of_val(r) != 0))
+    std::thread::spawn(|| ::metrics::with_recorder(|r| std::mem::size_of_val(r) != 0))
         .join()
         .unwrap_or(false)
 }
 
 fn describe_metrics() {
-    use metrics::Unit;
-    metrics::describe_counter!(
+    use ::metrics::Unit;
+    ::metrics::describe_counter!(
         names::OPERATION_CALLS_TOTAL,
         Unit::Count,
         "Calls of monitored operations by outcome."
     );
-    metrics::describe_histogram!(
+    ::metrics::describe_histogram!(
         names::OPERATION_DURATION_SECONDS,
         Unit::Seconds,
         "Duration of monitored calls, first poll to completion for async calls."
     );
-    metrics::describe_counter!(
+    ::metrics::describe_counter!(
         names::OPERATION_ERRORS_TOTAL,
         Unit::Count,
         "Monitored calls that returned an error, by error type."
     );
-    metrics::describe_gauge!(
+    ::metrics::describe_gauge!(
         names::OPERATION_IN_FLIGHT,
         Unit::Count,
         "Monitored calls currently running."
     );
-    metrics::describe_counter!(
+    ::metrics::describe_counter!(
         names::LOG_LINES_DROPPED_TOTAL,
         Unit::Count,
         "Log lines a sink could not deliver."

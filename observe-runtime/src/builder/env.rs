@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tracing_subscriber::filter::Targets;
 
-use crate::builder::{InstallError, Observe, ObserveBuilder};
+use super::{InstallError, Observe, ObserveBuilder};
 use crate::correlation::IdFormat;
 use crate::log::Redactor;
 
@@ -351,7 +351,7 @@ fn apply_influxdb(
     influx: Option<InfluxEnv>,
     interval: Option<Duration>,
 ) -> ObserveBuilder {
-    use crate::metrics::influxdb::InfluxConfig;
+    use crate::export::influxdb::InfluxConfig;
     let Some(influx) = influx else { return b };
     let mut config = match &influx {
         InfluxEnv::V1 { url, db } => InfluxConfig::v1(url, db),

@@ -1,5 +1,5 @@
 //! A recorder that keeps per-interval aggregates of everything recorded and
-//! turns them into the plan's InfluxDB measurements.
+//! turns them into the `service_*` InfluxDB measurements.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -12,8 +12,8 @@ use metrics::{
 };
 use metrics_util::storage::Summary;
 
-use crate::metrics::line_protocol::{self, FieldValue, Point};
-use crate::metrics::names;
+use crate::base::names;
+use crate::export::line_protocol::{self, FieldValue, Point};
 
 /// Timings of monitored calls, by service, operation and status.
 pub const SERVICE_PERFORMANCE: &str = "service_performance";
@@ -244,7 +244,7 @@ fn histogram_point(
 ) -> Result<String, line_protocol::Error> {
     let durations = key.name() == names::OPERATION_DURATION_SECONDS;
     // Call durations are recorded in seconds and reported in milliseconds,
-    // as the plan's `duration_ms` fields.
+    // as the `duration_ms_*` field names say.
     let scale = if durations { 1000.0 } else { 1.0 };
     let q = |q: f64| {
         i.sketch

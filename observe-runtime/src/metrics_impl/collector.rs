@@ -1,4 +1,5 @@
-//! The plan's `MetricsCollector`: timings, counters and gauges with tags, as
+//! `MetricsCollector`: the `record_timing` / `record_counter` /
+//! `record_gauge` API with tags that services ported from Python call, as
 //! a thin layer over the `metrics` facade, so they reach whatever recorder
 //! is installed (Prometheus, the InfluxDB push) like the attribute's own
 //! metrics do.
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use metrics::{Key, Label};
 
-use super::names;
+use crate::base::names;
 
 static METADATA: metrics::Metadata<'static> =
     metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));

@@ -1,0 +1,12 @@
+//! The shared vocabulary every other module may use and that uses none of
+//! them: the clock, metric names, a call's status, the background-component
+//! contract and the JSON writers.
+
+pub(crate) mod clock;
+mod component;
+pub(crate) mod json;
+pub mod names;
+mod status;
+
+pub use component::Background;
+pub use status::Status;

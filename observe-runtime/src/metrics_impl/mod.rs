@@ -1,0 +1,19 @@
+//! The recorder side of metrics: the native store of the operation
+//! duration histogram and the handle that renders the exposition, each
+//! callsite's cached handles, the seed-style collector and the `Tee`
+//! recorder. The public `metrics` module (in `lib.rs`) publishes these
+//! together with the metric names from `base` and the back-ends from
+//! `export`, which sit above this module.
+
+mod collector;
+mod handles;
+mod native;
+mod shard;
+mod tee;
+
+pub use collector::MetricsCollector;
+pub use native::MetricsHandle;
+pub use tee::Tee;
+
+pub(crate) use handles::{Handles, Mode, finish, note_global_recorder, start};
+pub(crate) use native::{NativeMetrics, NativeRecorder};
