@@ -5,7 +5,7 @@ mod sink_common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use observe::sink::{FileSink, Sink as _};
+use observe::sink::{FileSink, JsonLine, Sink as _};
 use sink_common::{dispatch, log_in_threads, parse_all, read_lines};
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -127,10 +127,10 @@ fn a_line_longer_than_the_limit_gets_a_file_of_its_own() {
         .max_files(4)
         .build()
         .expect("sink");
-    sink.write_line("{\"n\":1}\n");
+    sink.write_json_line(JsonLine::new("{\"n\":1}\n").expect("a line"));
     let long = format!("{{\"long\":\"{}\"}}\n", "y".repeat(10_000));
-    sink.write_line(&long);
-    sink.write_line("{\"n\":2}\n");
+    sink.write_json_line(JsonLine::new(&long).expect("a line"));
+    sink.write_json_line(JsonLine::new("{\"n\":2}\n").expect("a line"));
     assert!(sink.flush(Duration::from_secs(10)));
     assert_eq!(read_lines(&rotated(&path, 2)), ["{\"n\":1}"]);
     assert_eq!(read_lines(&rotated(&path, 1)), [long.trim_end()]);
@@ -148,8 +148,8 @@ fn appends_to_an_existing_file_and_counts_its_size() {
         .max_files(2)
         .build()
         .expect("sink");
-    sink.write_line("{\"new\":1}\n");
-    sink.write_line("{\"new\":2}\n");
+    sink.write_json_line(JsonLine::new("{\"new\":1}\n").expect("a line"));
+    sink.write_json_line(JsonLine::new("{\"new\":2}\n").expect("a line"));
     assert!(sink.flush(Duration::from_secs(10)));
     assert_eq!(
         read_lines(&rotated(&path, 1)),

@@ -41,6 +41,8 @@ pub struct JsonLayer {
     /// Per level, what follows the timestamp up to the message:
     /// `","level":"INFO","service":"svc","message":` (one copy per line).
     middles: Arc<[String; 5]>,
+    /// Handed to the sink with each line.
+    service: Arc<str>,
     sink: Arc<dyn Sink>,
     max_line_bytes: usize,
     /// Tells monitored calls that a layer can use their prepared members.
@@ -68,6 +70,7 @@ impl JsonLayer {
         });
         Self {
             middles: Arc::new(middles),
+            service: service.into(),
             sink: Arc::new(StdoutSink),
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             _count: LayerCount::new(),
@@ -114,15 +117,16 @@ impl JsonLayer {
         &self.sink
     }
 
-    /// Formats `event` into `buf`, which the caller has cleared.
-    fn format(&self, event: &Event<'_>, buf: &mut Buffers) {
+    /// Formats `event` into `buf`, which the caller has cleared; returns
+    /// the line's time.
+    fn format(&self, event: &Event<'_>, buf: &mut Buffers) -> u64 {
         let meta = event.metadata();
         let level = *meta.level();
         // An operation event whose members its guard prepared (they are
         // keyed by the event's metadata, which only that guard dispatches):
         // written straight from them, with no visit and no intermediate
         // copy.
-        if prepared::with(meta, |p| {
+        if let Some(at_nanos) = prepared::with(meta, |p| {
             write_line(
                 &mut buf.line,
                 self.middle(level),
@@ -137,10 +141,9 @@ impl JsonLayer {
                 p.performance.write_members(&mut buf.performance);
                 self.truncate_buffers(buf, level, p.at_nanos);
             }
-        })
-        .is_some()
-        {
-            return;
+            p.at_nanos
+        }) {
+            return at_nanos;
         }
         let ours = crate::operation::is_emitting(meta);
         event.record(&mut Visitor {
@@ -159,6 +162,7 @@ impl JsonLayer {
         if buf.line.len() > self.max_line_bytes {
             self.truncate_buffers(buf, level, at_nanos);
         }
+        at_nanos
     }
 
     fn truncate_buffers(&self, buf: &mut Buffers, level: Level, at_nanos: u64) {
@@ -285,8 +289,9 @@ impl<S: Subscriber> Layer<S> for JsonLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let emit = |buf: &mut Buffers| {
             buf.clear();
-            self.format(event, buf);
-            self.sink.write_json_line(JsonLine::new(&buf.line));
+            let at_nanos = self.format(event, buf);
+            let line = JsonLine::written(&buf.line, at_nanos, &self.service);
+            self.sink.write_json_line(line);
         };
         // A sink that itself logs re-enters here, and a thread-local's
         // destructor may log after these buffers are gone: both get fresh

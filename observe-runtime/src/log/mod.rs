@@ -14,7 +14,7 @@ pub(crate) mod json;
 mod layer;
 pub(crate) mod prepared;
 mod redact;
-mod timestamp;
+pub(crate) mod timestamp;
 mod validator;
 
 use std::sync::{PoisonError, RwLock, RwLockReadGuard};

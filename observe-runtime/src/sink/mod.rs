@@ -20,6 +20,7 @@ pub(crate) mod conn;
 mod elasticsearch;
 mod file;
 pub(crate) mod http;
+mod line;
 mod options;
 mod queue;
 mod stdout;
@@ -36,6 +37,7 @@ use std::time::Duration;
 pub use capture::CaptureSink;
 pub use elasticsearch::{DEFAULT_INDEX_PATTERN, ElasticsearchSink, ElasticsearchSinkBuilder};
 pub use file::{DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILES, FileSink, FileSinkBuilder};
+pub use line::{JsonLine, NotALine};
 pub use options::{DEFAULT_CAPACITY_BYTES, SinkError, SinkStats};
 pub use stdout::StdoutSink;
 pub use tcp::{TcpSink, TcpSinkBuilder};
@@ -43,44 +45,19 @@ pub use tcp::{TcpSink, TcpSinkBuilder};
 pub use tls::TlsConfig;
 pub use udp::{MAX_UDP_DATAGRAM, UdpSink, UdpSinkBuilder};
 
-/// A line formatted by observe's [`JsonLayer`](crate::log::JsonLayer): one
-/// JSON object and its trailing `\n`, with no other newline (every string
-/// in it is escaped), so a sink need not scan it for one. Only observe
-/// makes these.
-#[derive(Debug, Clone, Copy)]
-pub struct JsonLine<'a>(&'a str);
-
-impl<'a> JsonLine<'a> {
-    /// `line` must be a line the JSON layer wrote.
-    pub(crate) fn new(line: &'a str) -> Self {
-        debug_assert!(
-            line.ends_with('\n') && !line[..line.len() - 1].contains('\n'),
-            "not a single line: {line:?}"
-        );
-        Self(line)
-    }
-
-    /// The line, `\n` included.
-    #[must_use]
-    pub fn as_str(&self) -> &'a str {
-        self.0
-    }
-}
-
 /// A destination for complete JSON log lines.
 pub trait Sink: Send + Sync + fmt::Debug + 'static {
     /// The sink's name, used as the `sink` label of its metrics.
     fn name(&self) -> &str;
 
-    /// Delivers one line; `line` ends with `\n`.
-    fn write_line(&self, line: &str);
-
-    /// Delivers one line the JSON layer wrote. The default calls
-    /// [`write_line`](Self::write_line); a sink that guards against
-    /// newlines inside a line can skip that check here.
-    fn write_json_line(&self, line: JsonLine<'_>) {
-        self.write_line(line.as_str());
-    }
+    /// Delivers one line, with what its writer knew about it.
+    ///
+    /// The only way in: a [`JsonLine`] is already known to be one line, so
+    /// no sink scans for newlines, and it carries the line's time and
+    /// service, so no sink searches the text for them. The name says what
+    /// it takes and cannot be confused with `io::Write::write` on a sink
+    /// that also implements that trait.
+    fn write_json_line(&self, line: JsonLine<'_>);
 
     /// Delivers everything buffered, waiting at most `timeout`.
     ///
@@ -108,12 +85,6 @@ impl FanOut {
 impl Sink for FanOut {
     fn name(&self) -> &str {
         "fanout"
-    }
-
-    fn write_line(&self, line: &str) {
-        for s in &self.sinks {
-            s.write_line(line);
-        }
     }
 
     fn write_json_line(&self, line: JsonLine<'_>) {
@@ -162,8 +133,8 @@ mod tests {
     fn a_fan_out_hands_json_lines_to_every_sink() {
         let (a, b) = (CaptureSink::new(), CaptureSink::new());
         let fan = FanOut::new(vec![Arc::new(a.clone()), Arc::new(b.clone())]);
-        fan.write_json_line(JsonLine::new("{\"a\":1}\n"));
-        fan.write_line("{\"b\":2}\n");
+        fan.write_json_line(JsonLine::written("{\"a\":1}\n", 0, "svc"));
+        fan.write_json_line(JsonLine::new("{\"b\":2}\n").unwrap());
         for sink in [a, b] {
             assert_eq!(sink.lines(), vec!["{\"a\":1}", "{\"b\":2}"]);
         }
