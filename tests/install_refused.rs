@@ -57,7 +57,11 @@ fn a_refused_recorder_installs_nothing_and_a_stopping_component_is_flushed() {
     let refused = Observe::builder("svc")
         .on_install(component(&stops))
         .install();
-    assert_eq!(refused.err(), Some(InstallError::RecorderAlreadySet));
+    assert!(
+        matches!(refused, Err(InstallError::RecorderAlreadySet)),
+        "{:?}",
+        refused.err()
+    );
     assert_eq!(
         stops.load(Ordering::SeqCst),
         1,

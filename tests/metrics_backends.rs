@@ -66,13 +66,17 @@ fn prometheus_influxdb_and_victoria_metrics_read_back_the_same_counts() {
         .metrics_listener(taken_addr)
         .install()
         .err();
-    assert_eq!(
-        refused,
-        Some(InstallError::Component {
-            component: "prometheus listener".into(),
-            reason: format!("address {taken_addr} in use"),
-        })
-    );
+    let Some(InstallError::Component { component, source }) = &refused else {
+        panic!("expected a component error, got {refused:?}");
+    };
+    assert_eq!(component, "prometheus listener");
+    assert_eq!(source.to_string(), format!("address {taken_addr} in use"));
+    // The cause is still there, below the message.
+    let io = source
+        .source()
+        .and_then(|e| e.downcast_ref::<std::io::Error>())
+        .expect("an io::Error beneath");
+    assert_eq!(io.kind(), std::io::ErrorKind::AddrInUse);
     assert!(!tracing::dispatcher::has_been_set());
     drop(taken);
 

@@ -2,10 +2,13 @@
 
 mod sink_common;
 
+use std::error::Error;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use observe::sink::{FileSink, Sink as _};
+use observe::sink::{FileSink, JsonLine, Sink as _, SinkError};
+use observe::{InstallError, Observe};
 use sink_common::{dispatch, log_in_threads, parse_all, read_lines};
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -127,10 +130,10 @@ fn a_line_longer_than_the_limit_gets_a_file_of_its_own() {
         .max_files(4)
         .build()
         .expect("sink");
-    sink.write_line("{\"n\":1}\n");
+    sink.write_json_line(JsonLine::new("{\"n\":1}\n").expect("a line"));
     let long = format!("{{\"long\":\"{}\"}}\n", "y".repeat(10_000));
-    sink.write_line(&long);
-    sink.write_line("{\"n\":2}\n");
+    sink.write_json_line(JsonLine::new(&long).expect("a line"));
+    sink.write_json_line(JsonLine::new("{\"n\":2}\n").expect("a line"));
     assert!(sink.flush(Duration::from_secs(10)));
     assert_eq!(read_lines(&rotated(&path, 2)), ["{\"n\":1}"]);
     assert_eq!(read_lines(&rotated(&path, 1)), [long.trim_end()]);
@@ -148,8 +151,8 @@ fn appends_to_an_existing_file_and_counts_its_size() {
         .max_files(2)
         .build()
         .expect("sink");
-    sink.write_line("{\"new\":1}\n");
-    sink.write_line("{\"new\":2}\n");
+    sink.write_json_line(JsonLine::new("{\"new\":1}\n").expect("a line"));
+    sink.write_json_line(JsonLine::new("{\"new\":2}\n").expect("a line"));
     assert!(sink.flush(Duration::from_secs(10)));
     assert_eq!(
         read_lines(&rotated(&path, 1)),
@@ -159,8 +162,49 @@ fn appends_to_an_existing_file_and_counts_its_size() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The `io::Error` at the end of `err`'s `source()` chain.
+fn io_cause<'a>(err: &'a (dyn Error + 'static)) -> Option<&'a io::Error> {
+    let mut at = Some(err);
+    while let Some(e) = at {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            return Some(io);
+        }
+        at = e.source();
+    }
+    None
+}
+
 #[test]
-fn a_missing_directory_fails_the_build() {
+fn a_missing_directory_fails_the_build_and_keeps_the_io_error() {
     let err = FileSink::new("/nonexistent-observe-dir/app.log").expect_err("no such directory");
     assert!(err.to_string().contains("cannot open"), "{err}");
+    assert!(matches!(err, SinkError::Io { .. }), "{err:?}");
+    let io = err.source().and_then(|e| e.downcast_ref::<io::Error>());
+    assert_eq!(io.map(io::Error::kind), Some(io::ErrorKind::NotFound));
+}
+
+#[test]
+fn a_file_sink_that_cannot_open_fails_install_down_to_the_io_error() {
+    // The components start before anything global is set, so this leaves
+    // the process as it was.
+    let err = Observe::builder("sink-file")
+        .file("/nonexistent-observe-dir/app.log")
+        .install()
+        .expect_err("no such directory");
+    let InstallError::Component { component, source } = &err else {
+        panic!("expected a component error, got {err:?}");
+    };
+    assert_eq!(component, "file sink");
+    assert!(
+        err.to_string()
+            .starts_with("cannot start the file sink: cannot open"),
+        "{err}"
+    );
+    // InstallError -> SinkError -> io::Error.
+    let sink = err.source().and_then(|e| e.downcast_ref::<SinkError>());
+    assert!(matches!(sink, Some(SinkError::Io { .. })), "{source:?}");
+    assert_eq!(
+        io_cause(&err).map(io::Error::kind),
+        Some(io::ErrorKind::NotFound)
+    );
 }

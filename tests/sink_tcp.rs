@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use observe::metrics::names::{LOG_LINES_DROPPED_TOTAL, LOG_LINES_SENT_TOTAL};
-use observe::sink::{Sink as _, TcpSink};
+use observe::sink::{JsonLine, Sink as _, TcpSink};
 use sink_common::{
     counter_reaching, dispatch, log_in_threads, parse_all, read_lines, recorder, wait_for_lines,
     wait_until,
@@ -299,7 +299,8 @@ fn a_collector_that_stops_reading_has_every_line_counted_at_the_flush_deadline()
     const LINES: u64 = 100_000;
     let pad = "x".repeat(300);
     for n in 0..LINES {
-        sink.write_line(&format!("{{\"n\":{n},\"pad\":\"{pad}\"}}"));
+        let line = format!("{{\"n\":{n},\"pad\":\"{pad}\"}}\n");
+        sink.write_json_line(JsonLine::new(&line).expect("a line"));
     }
     let start = Instant::now();
     assert!(!sink.flush(Duration::from_secs(1)), "{:?}", sink.stats());

@@ -48,7 +48,7 @@ impl observe::sink::Sink for Discard {
         "discard"
     }
 
-    fn write_line(&self, line: &str) {
+    fn write_json_line(&self, line: observe::sink::JsonLine<'_>) {
         black_box(line);
     }
 }

@@ -97,10 +97,10 @@ impl ObserveBuilder {
         match EnvConfig::from_vars(vars) {
             Ok(config) => config.apply(self),
             Err(e) => self.on_install(move |_| {
-                Err(InstallError::Component {
-                    component: "configuration from the environment".to_owned(),
-                    reason: e.to_string(),
-                })
+                Err(InstallError::component(
+                    "configuration from the environment",
+                    e,
+                ))
             }),
         }
     }
@@ -119,6 +119,8 @@ impl std::fmt::Display for EnvError {
         write!(f, "{}={:?} is not {}", self.var, self.value, self.expected)
     }
 }
+
+impl std::error::Error for EnvError {}
 
 /// The InfluxDB settings read from the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -401,10 +403,10 @@ fn apply_system_metrics(b: ObserveBuilder, interval: Option<Duration>) -> Observ
 #[allow(dead_code)] // unused with every back-end feature on
 fn missing_feature(b: ObserveBuilder, var: &'static str, feature: &'static str) -> ObserveBuilder {
     b.on_install(move |_| {
-        Err(InstallError::Component {
-            component: "configuration from the environment".to_owned(),
-            reason: format!("{var} is set but observe was built without the `{feature}` feature"),
-        })
+        Err(InstallError::component(
+            "configuration from the environment",
+            format!("{var} is set but observe was built without the `{feature}` feature"),
+        ))
     })
 }
 
@@ -571,8 +573,9 @@ mod tests {
         // the components before anything global is set.
         let err = b.install().expect_err("a bad variable fails install");
         match err {
-            InstallError::Component { component, reason } => {
+            InstallError::Component { component, source } => {
                 assert_eq!(component, "configuration from the environment");
+                let reason = source.to_string();
                 assert!(
                     reason.contains("OBSERVE_METRICS_ADDR=\"nowhere\""),
                     "{reason}"

@@ -5,13 +5,15 @@
 #[cfg(feature = "system-metrics")]
 use std::time::Duration;
 
-use super::InstallError;
 #[cfg(any(
     feature = "prometheus-listener",
     feature = "influxdb",
     feature = "system-metrics"
 ))]
-use {super::ObserveBuilder, crate::base::Background};
+use {
+    super::{InstallError, ObserveBuilder},
+    crate::base::Background,
+};
 
 #[cfg(feature = "prometheus-listener")]
 impl ObserveBuilder {
@@ -34,7 +36,7 @@ impl ObserveBuilder {
             let handle = prometheus_handle(ctx)?;
             crate::export::MetricsListener::bind(addr, move || handle.render())
                 .map(|l| Box::new(l) as Box<dyn Background>)
-                .map_err(|e| listener_error(addr, &e))
+                .map_err(|e| listener_error(addr, e))
         })
     }
 
@@ -47,8 +49,8 @@ impl ObserveBuilder {
             crate::export::MetricsListener::serve(listener, move || handle.render())
                 .map(|l| Box::new(l) as Box<dyn Background>)
                 .map_err(|e| match addr {
-                    Ok(a) => listener_error(a, &e),
-                    Err(_) => component("prometheus listener", e.to_string()),
+                    Ok(a) => listener_error(a, e),
+                    Err(_) => InstallError::component("prometheus listener", e),
                 })
         })
     }
@@ -59,21 +61,43 @@ fn prometheus_handle(
     ctx: &super::InstallContext<'_>,
 ) -> Result<crate::metrics_impl::MetricsHandle, InstallError> {
     ctx.prometheus.cloned().ok_or_else(|| {
-        component(
+        InstallError::component(
             "prometheus listener",
-            "Prometheus is off (`.prometheus(false)`): there is nothing to serve".into(),
+            "Prometheus is off (`.prometheus(false)`): there is nothing to serve",
         )
     })
 }
 
 #[cfg(feature = "prometheus-listener")]
-fn listener_error(addr: std::net::SocketAddr, e: &std::io::Error) -> InstallError {
-    let reason = if e.kind() == std::io::ErrorKind::AddrInUse {
-        format!("address {addr} in use")
-    } else {
-        format!("cannot listen on {addr}: {e}")
-    };
-    component("prometheus listener", reason)
+fn listener_error(addr: std::net::SocketAddr, source: std::io::Error) -> InstallError {
+    InstallError::component("prometheus listener", ListenError { addr, source })
+}
+
+/// The listener could not bind or serve its address.
+#[cfg(feature = "prometheus-listener")]
+#[derive(Debug)]
+struct ListenError {
+    addr: std::net::SocketAddr,
+    source: std::io::Error,
+}
+
+#[cfg(feature = "prometheus-listener")]
+impl std::fmt::Display for ListenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let addr = self.addr;
+        if self.source.kind() == std::io::ErrorKind::AddrInUse {
+            write!(f, "address {addr} in use")
+        } else {
+            write!(f, "cannot listen on {addr}: {}", self.source)
+        }
+    }
+}
+
+#[cfg(feature = "prometheus-listener")]
+impl std::error::Error for ListenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
 }
 
 #[cfg(feature = "influxdb")]
@@ -96,14 +120,14 @@ impl ObserveBuilder {
         self.wrap_recorder(move |inner| Box::new(Tee::new(inner, layer)))
             .on_install(move |ctx| {
                 if ctx.prometheus.is_none() {
-                    return Err(component(
+                    return Err(InstallError::component(
                         "influxdb push",
-                        "it reads the recorder observe installs, which is off with `.prometheus(false)`".into(),
+                        "it reads the recorder observe installs, which is off with `.prometheus(false)`",
                     ));
                 }
                 InfluxPush::start(ctx.service, config, &recorder)
                     .map(|p| Box::new(p) as Box<dyn Background>)
-                    .map_err(|e| component("influxdb push", e.to_string()))
+                    .map_err(|e| InstallError::component("influxdb push", e))
             })
     }
 }
@@ -118,15 +142,7 @@ impl ObserveBuilder {
             crate::system::SystemSampler::new()
                 .spawn(interval)
                 .map(|t| Box::new(t) as Box<dyn Background>)
-                .map_err(|e| component("system sampler", e.to_string()))
+                .map_err(|e| InstallError::component("system sampler", e))
         })
-    }
-}
-
-#[allow(dead_code)] // unused without any back-end feature
-fn component(component: &str, reason: String) -> InstallError {
-    InstallError::Component {
-        component: component.to_owned(),
-        reason,
     }
 }

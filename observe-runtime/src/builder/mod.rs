@@ -330,7 +330,7 @@ impl ObserveBuilder {
         for (metric, buckets) in &self.buckets {
             builder = builder
                 .set_buckets_for_metric(Matcher::Full(metric.clone()), buckets)
-                .map_err(|e| InstallError::Prometheus(e.to_string()))?;
+                .map_err(|e| InstallError::Prometheus(Box::new(e)))?;
         }
         let duration_buckets = self
             .buckets
@@ -400,7 +400,10 @@ fn describe_metrics() {
 }
 
 /// Why [`ObserveBuilder::install`] failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// The underlying error, where there is one (a sink's [`SinkError`](crate::sink::SinkError),
+/// the listener's `io::Error`), is the [`source`](std::error::Error::source).
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum InstallError {
     /// A global `tracing` subscriber was already installed.
@@ -408,14 +411,36 @@ pub enum InstallError {
     /// A global `metrics` recorder was already installed.
     RecorderAlreadySet,
     /// The Prometheus recorder could not be built (e.g. invalid buckets).
-    Prometheus(String),
+    Prometheus(Box<dyn std::error::Error + Send + Sync>),
     /// A component added with [`ObserveBuilder::on_install`] could not start.
     Component {
         /// What the component is, e.g. `prometheus listener`.
         component: String,
-        /// Why it could not start, e.g. `address 127.0.0.1:9090 in use`.
-        reason: String,
+        /// Why it could not start, e.g. `address 127.0.0.1:9090 in use`
+        /// (a message converts with `.into()`).
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+impl InstallError {
+    /// A component that could not start: `component` names it, `source`
+    /// says why (an error, or a message).
+    ///
+    /// ```
+    /// use observe_runtime::InstallError;
+    ///
+    /// let e = InstallError::component("test listener", "port in use");
+    /// assert_eq!(e.to_string(), "cannot start the test listener: port in use");
+    /// ```
+    pub fn component(
+        component: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Component {
+            component: component.into(),
+            source: source.into(),
+        }
+    }
 }
 
 impl fmt::Display for InstallError {
@@ -428,12 +453,22 @@ impl fmt::Display for InstallError {
                 "a global metrics recorder is already installed; install observe with .prometheus(false) to keep it",
             ),
             Self::Prometheus(e) => write!(f, "cannot build the Prometheus recorder: {e}"),
-            Self::Component { component, reason } => write!(f, "cannot start the {component}: {reason}"),
+            Self::Component { component, source } => {
+                write!(f, "cannot start the {component}: {source}")
+            }
         }
     }
 }
 
-impl std::error::Error for InstallError {}
+impl std::error::Error for InstallError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::SubscriberAlreadySet | Self::RecorderAlreadySet => None,
+            Self::Prometheus(e) => Some(e.as_ref()),
+            Self::Component { source, .. } => Some(source.as_ref()),
+        }
+    }
+}
 
 /// Keeps observe installed; dropping it flushes every sink (bounded by the
 /// flush timeout) and stops background work.

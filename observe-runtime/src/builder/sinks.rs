@@ -3,8 +3,8 @@
 use super::{InstallError, ObserveBuilder};
 use crate::sink::{ElasticsearchSink, FileSink, Sink, SinkError, TcpSink, UdpSink};
 
-/// Adds `sink`, or makes `install()` fail with the reason it could not be
-/// built (the builder's setters cannot return errors).
+/// Adds `sink`, or makes `install()` fail with the error it could not be
+/// built with as its source (the builder's setters cannot return errors).
 fn add(
     builder: ObserveBuilder,
     component: &str,
@@ -13,9 +13,8 @@ fn add(
     match sink {
         Ok(sink) => builder.sink(sink),
         Err(e) => {
-            let component = component.to_owned();
-            let reason = e.to_string();
-            builder.on_install(move |_| Err(InstallError::Component { component, reason }))
+            let e = InstallError::component(component, e);
+            builder.on_install(move |_| Err(e))
         }
     }
 }

@@ -227,6 +227,7 @@ thread_local! {
 
 /// wyrand: a fast, well-distributed generator; the state is seeded once per
 /// thread from std's randomly keyed hasher (itself seeded from the OS once).
+/// The crate's one random source: IDs, sink document IDs, backoff jitter.
 pub(crate) fn random_u64() -> u64 {
     RNG.with(|state| {
         let mut s = state.get();

@@ -31,6 +31,7 @@ pub(crate) use context::{
     Slot, close_root, current_or_fresh_at, in_slot, in_slot_then, join_slot, open_root,
     write_current_or_fresh_at,
 };
+pub(crate) use id::random_u64;
 pub use id::{CorrelationId, IdFormat, MAX_LEN, ParseCorrelationIdError};
 pub use task::thread;
 #[cfg(feature = "tokio")]

@@ -9,8 +9,8 @@ use tracing_core::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 
 use super::writer::LineWriter;
+use super::{Sink, StdoutSink};
 use crate::record::{self, CallConsumer, Consumers};
-use crate::sink::{Sink, StdoutSink};
 
 /// Default cap on one line's length, in bytes; collectors commonly split
 /// or refuse lines past 64 KiB.

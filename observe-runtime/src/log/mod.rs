@@ -11,8 +11,11 @@
 //! ```
 
 mod layer;
+pub(crate) mod line;
 mod redact;
-mod timestamp;
+pub(crate) mod sink;
+pub(crate) mod stdout;
+pub(crate) mod timestamp;
 mod validator;
 mod visitor;
 mod writer;
@@ -20,7 +23,11 @@ mod writer;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
 pub use layer::{DEFAULT_MAX_LINE_BYTES, JsonLayer};
+// Published by `crate::sink`, their one public path.
+pub(crate) use line::JsonLine;
 pub use redact::{REDACTED, Redactor};
+pub(crate) use sink::{Sink, count_dropped};
+pub(crate) use stdout::StdoutSink;
 pub use validator::{LogValidator, ValidationError, ValidationErrorKind};
 
 static REDACTOR: RwLock<Option<Redactor>> = RwLock::new(None);

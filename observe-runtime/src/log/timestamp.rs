@@ -125,7 +125,8 @@ fn put_digits(dst: &mut [u8], mut v: u64) {
 ///
 /// Shifts the epoch to 0000-03-01 so leap days fall at the end of each
 /// year-of-era, which turns month/day lookup into closed-form arithmetic.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
+/// The sinks' date-named destinations (Elasticsearch indices) use it too.
+pub(crate) fn civil_from_days(days: u64) -> (u64, u64, u64) {
     // 719_468 days from 0000-03-01 to 1970-01-01.
     let z = days + 719_468;
     let era = z / 146_097;

@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -95,8 +96,11 @@ impl LogValidator {
                 ValidationErrorKind::NotJson("line contains an embedded line break".to_owned()),
             ));
         }
-        let value: Value = serde_json::from_str(body)
-            .map_err(|e| ValidationError::new(None, ValidationErrorKind::NotJson(e.to_string())))?;
+        let value: Value = serde_json::from_str(body).map_err(|e| {
+            let mut err = ValidationError::new(None, ValidationErrorKind::NotJson(e.to_string()));
+            err.source = Some(Arc::new(e));
+            err
+        })?;
         Self::validate_value(&value)
     }
 
@@ -267,18 +271,35 @@ fn days_in_month(year: u32, month: u32) -> u32 {
 /// Why a log line failed validation: which field, and what is wrong with it.
 ///
 /// Displayed in lowercase, for example ``field `performance.duration_ms`: expected a number``.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ValidationError {
     /// Dotted path of the offending field; `None` when the line as a whole is wrong.
     field: Option<Cow<'static, str>>,
     /// What is wrong.
     kind: ValidationErrorKind,
+    /// The JSON parser's error, for a line that is not JSON; shared so the
+    /// error stays `Clone`.
+    source: Option<Arc<serde_json::Error>>,
 }
+
+/// Two errors are equal when they name the same field and problem; the
+/// parser's error is already in [`ValidationErrorKind::NotJson`]'s text.
+impl PartialEq for ValidationError {
+    fn eq(&self, other: &Self) -> bool {
+        self.field == other.field && self.kind == other.kind
+    }
+}
+
+impl Eq for ValidationError {}
 
 impl ValidationError {
     /// Creates an error for `field` (or the whole line if `None`).
     fn new(field: Option<Cow<'static, str>>, kind: ValidationErrorKind) -> Self {
-        Self { field, kind }
+        Self {
+            field,
+            kind,
+            source: None,
+        }
     }
 
     /// The offending field, as a dotted path such as `performance.status`.
@@ -316,7 +337,13 @@ impl fmt::Display for ValidationError {
     }
 }
 
-impl std::error::Error for ValidationError {}
+impl std::error::Error for ValidationError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// The kind of schema violation found by [`LogValidator`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -714,6 +741,11 @@ mod tests {
         fn takes_error(_: &dyn std::error::Error) {}
         let err = LogValidator::validate_line("x").unwrap_err();
         takes_error(&err);
+        let parse = std::error::Error::source(&err)
+            .and_then(|e| e.downcast_ref::<serde_json::Error>())
+            .expect("the parser's error is the source");
+        assert!(parse.is_syntax());
+        assert!(std::error::Error::source(&wrong_type("level", "a string")).is_none());
     }
 
     /// Builds a line with the crate's own writer primitives, the way the log

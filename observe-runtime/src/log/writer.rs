@@ -10,10 +10,10 @@ use tracing_core::{Event, Level};
 
 use super::timestamp;
 use super::visitor::Fields;
+use super::{JsonLine, Sink};
 use crate::base::json;
 use crate::correlation;
 use crate::record::{CallConsumer, CallRecord};
-use crate::sink::{JsonLine, Sink};
 
 /// Writes lines of one service to one sink.
 #[derive(Debug, Clone)]
@@ -21,6 +21,8 @@ pub(crate) struct LineWriter {
     /// Per level, what follows the timestamp up to the message:
     /// `","level":"INFO","service":"svc","message":` (one copy per line).
     middles: [String; 5],
+    /// The service, for sinks that file lines by it.
+    service: Arc<str>,
     pub(crate) sink: Arc<dyn Sink>,
     pub(crate) max_line_bytes: usize,
 }
@@ -189,6 +191,7 @@ impl LineWriter {
         });
         Self {
             middles,
+            service: service.into(),
             sink,
             max_line_bytes,
         }
@@ -238,7 +241,8 @@ impl LineWriter {
         if line.len() > self.max_line_bytes {
             self.truncate(line, middle, parts, &written, cut);
         }
-        self.sink.write_json_line(JsonLine::new(line));
+        self.sink
+            .write_json_line(JsonLine::written(line, parts.at_nanos(), &self.service));
     }
 
     /// Rewrites an over-long `line`: its context becomes

@@ -16,6 +16,14 @@ pub enum SinkError {
         /// The error.
         source: io::Error,
     },
+    /// The TLS configuration was refused: a CA certificate that does not
+    /// parse, protocol versions the crypto provider lacks.
+    Tls {
+        /// What was being done.
+        context: String,
+        /// The TLS library's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl SinkError {
@@ -29,6 +37,17 @@ impl SinkError {
             source,
         }
     }
+
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Tls {
+            context: context.into(),
+            source: Box::new(source),
+        }
+    }
 }
 
 impl fmt::Display for SinkError {
@@ -36,6 +55,7 @@ impl fmt::Display for SinkError {
         match self {
             Self::Config(msg) => f.write_str(msg),
             Self::Io { context, source } => write!(f, "{context}: {source}"),
+            Self::Tls { context, source } => write!(f, "{context}: {source}"),
         }
     }
 }
@@ -45,6 +65,7 @@ impl std::error::Error for SinkError {
         match self {
             Self::Config(_) => None,
             Self::Io { source, .. } => Some(source),
+            Self::Tls { source, .. } => Some(source.as_ref()),
         }
     }
 }

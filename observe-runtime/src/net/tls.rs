@@ -54,10 +54,10 @@ impl TlsConfig {
     pub fn with_ca_pem(pem: &[u8]) -> Result<Self, SinkError> {
         let mut roots = RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| SinkError::config(format!("bad CA PEM: {e}")))?;
+            let cert = cert.map_err(|e| SinkError::tls("bad CA PEM", e))?;
             roots
                 .add(cert)
-                .map_err(|e| SinkError::config(format!("bad CA certificate: {e}")))?;
+                .map_err(|e| SinkError::tls("bad CA certificate", e))?;
         }
         Self::with_roots(roots)
     }
@@ -130,7 +130,7 @@ impl TlsConfig {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| SinkError::config(format!("TLS configuration: {e}")))?
+            .map_err(|e| SinkError::tls("TLS configuration", e))?
             .with_root_certificates(roots)
             .with_no_client_auth();
         Ok(Self::from_rustls(Arc::new(config)))

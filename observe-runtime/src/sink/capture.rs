@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::Sink;
+use super::{JsonLine, Sink};
 
 /// Keeps every line in memory; clones share the same lines.
 #[derive(Debug, Default, Clone)]
@@ -38,7 +38,8 @@ impl Sink for CaptureSink {
         "capture"
     }
 
-    fn write_line(&self, line: &str) {
+    fn write_json_line(&self, line: JsonLine<'_>) {
+        let line = line.as_str();
         let line = line.strip_suffix('\n').unwrap_or(line).to_owned();
         self.lines
             .lock()

@@ -29,7 +29,7 @@ pub const DEFAULT_MAX_FILES: usize = 5;
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::time::Duration;
 ///
-/// use observe_runtime::sink::{FileSink, Sink as _};
+/// use observe_runtime::sink::{FileSink, JsonLine, Sink as _};
 ///
 /// let path = std::env::temp_dir().join(format!("observe-doc-{}.log", std::process::id()));
 /// # let _ = std::fs::remove_file(&path);
@@ -37,7 +37,7 @@ pub const DEFAULT_MAX_FILES: usize = 5;
 ///     .max_file_bytes(100 * 1000 * 1000)
 ///     .max_files(5)
 ///     .build()?;
-/// sink.write_line("{\"message\":\"stored\"}\n");
+/// sink.write_json_line(JsonLine::new("{\"message\":\"stored\"}\n")?);
 /// assert!(sink.flush(Duration::from_secs(5)));
 /// assert_eq!(sink.stats().sent, 1);
 /// assert_eq!(std::fs::read_to_string(&path)?, "{\"message\":\"stored\"}\n");

@@ -19,15 +19,14 @@ mod elasticsearch;
 mod file;
 mod options;
 mod queue;
-mod stdout;
 mod tcp;
 mod udp;
 mod worker;
 
-use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
-
+pub(crate) use crate::log::count_dropped;
+pub use crate::log::line::{JsonLine, NotALine};
+pub use crate::log::sink::{FanOut, Sink};
+pub use crate::log::stdout::StdoutSink;
 pub use crate::net::SinkError;
 #[cfg(feature = "tls")]
 pub use crate::net::TlsConfig;
@@ -35,131 +34,21 @@ pub use capture::CaptureSink;
 pub use elasticsearch::{DEFAULT_INDEX_PATTERN, ElasticsearchSink, ElasticsearchSinkBuilder};
 pub use file::{DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILES, FileSink, FileSinkBuilder};
 pub use options::{DEFAULT_CAPACITY_BYTES, SinkStats};
-pub use stdout::StdoutSink;
 pub use tcp::{TcpSink, TcpSinkBuilder};
 pub use udp::{MAX_UDP_DATAGRAM, UdpSink, UdpSinkBuilder};
 
-/// A line formatted by observe's [`JsonLayer`](crate::log::JsonLayer): one
-/// JSON object and its trailing `\n`, with no other newline (every string
-/// in it is escaped), so a sink need not scan it for one. Only observe
-/// makes these.
-#[derive(Debug, Clone, Copy)]
-pub struct JsonLine<'a>(&'a str);
-
-impl<'a> JsonLine<'a> {
-    /// `line` must be a line the JSON layer wrote.
-    pub(crate) fn new(line: &'a str) -> Self {
-        debug_assert!(
-            line.ends_with('\n') && !line[..line.len() - 1].contains('\n'),
-            "not a single line: {line:?}"
-        );
-        Self(line)
-    }
-
-    /// The line, `\n` included.
-    #[must_use]
-    pub fn as_str(&self) -> &'a str {
-        self.0
-    }
-}
-
-/// A destination for complete JSON log lines.
-pub trait Sink: Send + Sync + fmt::Debug + 'static {
-    /// The sink's name, used as the `sink` label of its metrics.
-    fn name(&self) -> &str;
-
-    /// Delivers one line; `line` ends with `\n`.
-    fn write_line(&self, line: &str);
-
-    /// Delivers one line the JSON layer wrote. The default calls
-    /// [`write_line`](Self::write_line); a sink that guards against
-    /// newlines inside a line can skip that check here.
-    fn write_json_line(&self, line: JsonLine<'_>) {
-        self.write_line(line.as_str());
-    }
-
-    /// Delivers everything buffered, waiting at most `timeout`.
-    ///
-    /// Returns `true` if nothing is left undelivered.
-    fn flush(&self, timeout: Duration) -> bool {
-        let _ = timeout;
-        true
-    }
-}
-
-/// Several sinks fed the same lines.
-#[derive(Debug, Clone, Default)]
-pub struct FanOut {
-    sinks: Vec<Arc<dyn Sink>>,
-}
-
-impl FanOut {
-    /// A fan-out over `sinks`.
-    #[must_use]
-    pub fn new(sinks: Vec<Arc<dyn Sink>>) -> Self {
-        Self { sinks }
-    }
-}
-
-impl Sink for FanOut {
-    fn name(&self) -> &str {
-        "fanout"
-    }
-
-    fn write_line(&self, line: &str) {
-        for s in &self.sinks {
-            s.write_line(line);
-        }
-    }
-
-    fn write_json_line(&self, line: JsonLine<'_>) {
-        for s in &self.sinks {
-            s.write_json_line(line);
-        }
-    }
-
-    /// Flushes every sink at once, so one dead collector cannot eat the
-    /// others' time: the whole flush takes at most `timeout`.
-    fn flush(&self, timeout: Duration) -> bool {
-        match self.sinks.as_slice() {
-            [] => true,
-            [one] => one.flush(timeout),
-            many => std::thread::scope(|scope| {
-                let flushes: Vec<_> = many
-                    .iter()
-                    .map(|s| scope.spawn(move || s.flush(timeout)))
-                    .collect();
-                // Every flush is waited for; one whose thread panicked has
-                // not delivered everything.
-                let done: Vec<bool> = flushes
-                    .into_iter()
-                    .map(|f| f.join().unwrap_or(false))
-                    .collect();
-                done.into_iter().all(|ok| ok)
-            }),
-        }
-    }
-}
-
-/// Counts one line `sink` could not deliver.
-pub(crate) fn count_dropped(sink: &str, lines: u64) {
-    metrics::counter!(
-        crate::base::names::LOG_LINES_DROPPED_TOTAL,
-        "sink" => sink.to_owned()
-    )
-    .increment(lines);
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
     fn a_fan_out_hands_json_lines_to_every_sink() {
         let (a, b) = (CaptureSink::new(), CaptureSink::new());
         let fan = FanOut::new(vec![Arc::new(a.clone()), Arc::new(b.clone())]);
-        fan.write_json_line(JsonLine::new("{\"a\":1}\n"));
-        fan.write_line("{\"b\":2}\n");
+        fan.write_json_line(JsonLine::written("{\"a\":1}\n", 0, "svc"));
+        fan.write_json_line(JsonLine::new("{\"b\":2}\n").unwrap());
         for sink in [a, b] {
             assert_eq!(sink.lines(), vec!["{\"a\":1}", "{\"b\":2}"]);
         }

@@ -125,12 +125,8 @@ macro_rules! queued_sink {
                 self.pipe.name()
             }
 
-            fn write_line(&self, line: &str) {
-                self.pipe.push(line);
-            }
-
             fn write_json_line(&self, line: crate::sink::JsonLine<'_>) {
-                self.pipe.push_json(line);
+                self.pipe.push(line.as_str());
             }
 
             fn flush(&self, timeout: std::time::Duration) -> bool {

@@ -157,26 +157,14 @@ impl Queue {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues `line` (with or without its trailing `\n`), or drops and
-    /// counts it when it does not fit. Never blocks on the destination.
-    pub(crate) fn push(&self, line: &str) {
+    /// Queues `prefix` and `line` (with or without its trailing `\n`) as
+    /// one line, or drops and counts it when it does not fit. Never blocks
+    /// on the destination. Neither holds another newline: lines come as
+    /// [`JsonLine`](super::JsonLine)s, which are checked when made, so
+    /// they are not scanned here.
+    pub(crate) fn push(&self, prefix: &[u8], line: &str) {
         let body = line.strip_suffix('\n').unwrap_or(line);
-        // A raw newline inside would be read as two lines by every
-        // json_lines reader. Outside JSON strings a newline is whitespace
-        // and inside them it is invalid, so a space keeps valid JSON valid.
-        let inner_newline = memchr::memchr(b'\n', body.as_bytes()).is_some();
-        self.push_body(body, inner_newline);
-    }
-
-    /// Queues a line the JSON layer wrote: it holds no newline but its
-    /// last, so it is not scanned for one.
-    pub(crate) fn push_json(&self, line: super::JsonLine<'_>) {
-        let line = line.as_str();
-        self.push_body(line.strip_suffix('\n').unwrap_or(line), false);
-    }
-
-    fn push_body(&self, body: &str, inner_newline: bool) {
-        let need = body.len() + 1;
+        let need = prefix.len() + body.len() + 1;
         let mut st = self.lock();
         // The worker's batch counts too: the bound is on every line held.
         let held = st.buf.len() + st.in_flight_bytes as usize;
@@ -185,12 +173,8 @@ impl Queue {
             self.count_dropped(1);
             return;
         }
-        if inner_newline {
-            st.buf
-                .extend(body.bytes().map(|b| if b == b'\n' { b' ' } else { b }));
-        } else {
-            st.buf.extend(body.as_bytes());
-        }
+        st.buf.extend(prefix);
+        st.buf.extend(body.as_bytes());
         st.buf.push_back(b'\n');
         st.lines += 1;
         // A sleeping worker needs the first line. A polling worker comes
@@ -506,9 +490,9 @@ mod tests {
     #[test]
     fn a_full_queue_drops_the_newest_line_and_counts_it() {
         let q = Queue::new("t", 10);
-        q.push("aaaa\n");
-        q.push("bbbb");
-        q.push("c\n");
+        q.push(b"", "aaaa\n");
+        q.push(b"", "bbbb");
+        q.push(b"", "c\n");
         let s = q.stats();
         assert_eq!((s.queued, s.queued_bytes, s.dropped), (2, 10, 1));
         let (out, n) = take_all(&q);
@@ -519,21 +503,23 @@ mod tests {
     }
 
     #[test]
-    fn inner_newlines_become_spaces() {
-        let q = Queue::new("t", 100);
-        q.push("{\"a\":\n1}\n");
+    fn a_prefix_is_queued_with_its_line_and_counts_toward_the_capacity() {
+        let q = Queue::new("t", 12);
+        q.push(b"idx ", "{\"a\":1}\n");
+        q.push(b"i ", "{}");
         let (out, n) = take_all(&q);
-        assert_eq!((out.as_slice(), n), (&b"{\"a\": 1}\n"[..], 1));
+        assert_eq!((out.as_slice(), n), (&b"idx {\"a\":1}\n"[..], 1));
+        assert_eq!(q.stats().dropped, 1);
     }
 
     #[test]
     fn flush_at_the_deadline_counts_the_worker_s_lines_once() {
         let q = Queue::new("t", 100);
-        q.push("a\n");
-        q.push("b\n");
-        q.push("c\n");
+        q.push(b"", "a\n");
+        q.push(b"", "b\n");
+        q.push(b"", "c\n");
         assert_eq!(take_all(&q).1, 3);
-        q.push("d\n");
+        q.push(b"", "d\n");
         // The worker is stuck writing its three lines: all four are given
         // up, and counted, when the flush runs out of time.
         assert!(!q.flush(Duration::from_millis(1)));
@@ -549,7 +535,7 @@ mod tests {
         assert_eq!((s.sent, s.dropped, s.rejected), (0, 4, 0));
         assert!(!q.give_up());
         // Later lines count as usual.
-        q.push("e\n");
+        q.push(b"", "e\n");
         assert_eq!(take_all(&q).1, 1);
         q.settle(1, 0, 0, 2);
         assert_eq!((q.stats().sent, q.stats().dropped), (1, 4));
@@ -559,8 +545,8 @@ mod tests {
     #[test]
     fn flush_at_the_deadline_drops_what_is_queued() {
         let q = Queue::new("t", 100);
-        q.push("a\n");
-        q.push("b\n");
+        q.push(b"", "a\n");
+        q.push(b"", "b\n");
         assert!(!q.flush(Duration::from_millis(1)));
         let s = q.stats();
         assert_eq!((s.queued, s.dropped), (0, 2));
@@ -569,9 +555,9 @@ mod tests {
     #[test]
     fn a_closed_queue_refuses_lines_and_reports_closed_once_empty() {
         let q = Queue::new("t", 100);
-        q.push("a\n");
+        q.push(b"", "a\n");
         q.close();
-        q.push("b\n");
+        q.push(b"", "b\n");
         assert_eq!(q.stats().dropped, 1);
         assert!(matches!(take_all(&q), (_, 1)));
         assert!(matches!(q.wait(), Wait::Closed));

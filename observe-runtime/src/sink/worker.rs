@@ -5,7 +5,7 @@
 use std::fmt;
 use std::io;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use super::queue::{Queue, Wait};
 use super::{SinkError, SinkStats};
@@ -311,14 +311,11 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     pub(crate) fn new(initial: Duration, max: Duration) -> Self {
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
         Self {
             initial,
             max: max.max(initial),
             failures: 0,
-            rng: seed | 1,
+            rng: crate::correlation::random_u64() | 1,
         }
     }
 
@@ -396,12 +393,15 @@ impl Pipe {
         self.owner.queue.name()
     }
 
+    /// Queues `line` (one line, with or without its `\n`).
     pub(crate) fn push(&self, line: &str) {
-        self.owner.queue.push(line);
+        self.owner.queue.push(b"", line);
     }
 
-    pub(crate) fn push_json(&self, line: super::JsonLine<'_>) {
-        self.owner.queue.push_json(line);
+    /// Queues `line` behind `prefix` (which holds no newline), as one
+    /// entry of the batch the transport gets.
+    pub(crate) fn push_prefixed(&self, prefix: &[u8], line: &str) {
+        self.owner.queue.push(prefix, line);
     }
 
     pub(crate) fn flush(&self, timeout: Duration) -> bool {

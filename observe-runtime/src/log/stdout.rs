@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::{Sink, count_dropped};
+use super::{JsonLine, Sink, count_dropped};
 
 /// Writes each line to standard output in one `write_all`, so lines from
 /// concurrent threads never interleave.
@@ -14,9 +14,13 @@ impl Sink for StdoutSink {
         "stdout"
     }
 
-    fn write_line(&self, line: &str) {
+    fn write_json_line(&self, line: JsonLine<'_>) {
         // A closed pipe must not take the service down; the line is counted.
-        if std::io::stdout().lock().write_all(line.as_bytes()).is_err() {
+        if std::io::stdout()
+            .lock()
+            .write_all(line.as_str().as_bytes())
+            .is_err()
+        {
             count_dropped(self.name(), 1);
         }
     }
