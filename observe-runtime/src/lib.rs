@@ -22,10 +22,10 @@ pub mod builder;
 pub mod correlation;
 mod export;
 pub mod log;
-mod metrics_impl;
 mod net;
 mod operation;
 pub mod record;
+mod recorder;
 pub mod sink;
 #[cfg(feature = "system-metrics")]
 pub mod system;
@@ -43,7 +43,7 @@ pub mod metrics {
     pub use crate::export::{DEFAULT_LISTEN_ADDR, MetricsListener};
     #[cfg(feature = "influxdb")]
     pub use crate::export::{influxdb, line_protocol};
-    pub use crate::metrics_impl::{MetricsCollector, MetricsHandle, Tee};
+    pub use crate::recorder::{MetricsCollector, MetricsHandle, Tee};
 }
 
 #[doc(hidden)]

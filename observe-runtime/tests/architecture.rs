@@ -18,19 +18,19 @@ use std::path::{Path, PathBuf};
 /// `metrics` module), so a path through it (`crate::metrics`,
 /// `crate::Status`) counts as the top.
 const RANKS: &[&str] = &[
-    "base",         // clock, metric names, Status, Background, JSON writers
-    "correlation",  // correlation IDs, scopes, propagation
-    "record",       // the typed record of a finished call
-    "log",          // JSON layer, validator, redaction, timestamps
-    "metrics_impl", // native histogram store, per-callsite handles, collector, Tee
-    "operation",    // callsite, guard, context, outcome, Monitored
-    "net",          // connection, HTTP and TLS clients
-    "sink",         // stdout, file, TCP, UDP, Elasticsearch, capture, queue, worker
-    "export",       // the /metrics listener, the InfluxDB push, line protocol
-    "system",       // the system and process sampler
-    "builder",      // Observe::builder and every builder method
-    "testing",      // the capture kit
-    "__private",    // what the attribute's expansion names
+    "base",        // clock, metric names, Status, Background, JSON writers
+    "correlation", // correlation IDs, scopes, propagation
+    "record",      // the typed record of a finished call
+    "log",         // JSON layer, validator, redaction, timestamps
+    "recorder",    // native histogram store, per-callsite handles, collector, Tee
+    "operation",   // callsite, guard, context, outcome, Monitored
+    "net",         // connection, HTTP and TLS clients
+    "sink",        // stdout, file, TCP, UDP, Elasticsearch, capture, queue, worker
+    "export",      // the /metrics listener, the InfluxDB push, line protocol
+    "system",      // the system and process sampler
+    "builder",     // Observe::builder and every builder method
+    "testing",     // the capture kit
+    "__private",   // what the attribute's expansion names
 ];
 
 /// Root-level names defined inside a module: `#[macro_export]` macros.

@@ -59,7 +59,7 @@ impl ObserveBuilder {
 #[cfg(feature = "prometheus-listener")]
 fn prometheus_handle(
     ctx: &super::InstallContext<'_>,
-) -> Result<crate::metrics_impl::MetricsHandle, InstallError> {
+) -> Result<crate::recorder::MetricsHandle, InstallError> {
     ctx.prometheus.cloned().ok_or_else(|| {
         InstallError::component(
             "prometheus listener",
@@ -113,7 +113,7 @@ impl ObserveBuilder {
     /// with your own recorder).
     pub fn influxdb(self, config: crate::export::influxdb::InfluxConfig) -> Self {
         use crate::export::influxdb::{AggregatingRecorder, InfluxPush};
-        use crate::metrics_impl::Tee;
+        use crate::recorder::Tee;
 
         let recorder = AggregatingRecorder::default();
         let layer = recorder.clone();

@@ -24,7 +24,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use crate::base::{Background, names};
 use crate::correlation::{self, IdFormat};
 use crate::log::{self, JsonLayer, Redactor};
-use crate::metrics_impl::{self as observe_metrics, MetricsHandle, NativeMetrics, NativeRecorder};
+use crate::recorder::{self as observe_metrics, MetricsHandle, NativeMetrics, NativeRecorder};
 use crate::sink::{FanOut, Sink, StdoutSink};
 
 /// How long dropping the [`ObserveGuard`] waits for sinks to drain.

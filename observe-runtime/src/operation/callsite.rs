@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use tracing_core::callsite::DefaultCallsite;
 use tracing_core::{Level, Metadata};
 
-use crate::metrics_impl::Handles;
+use crate::recorder::Handles;
 
 /// The fixed messages of one operation as JSON strings (quotes included),
 /// built at compile time, indexed by [`Message`].

@@ -19,8 +19,8 @@ use super::outcome::ErrorInfo;
 use crate::base::Status;
 use crate::base::clock::{self, Start};
 use crate::correlation;
-use crate::metrics_impl::{self as metrics, Mode};
 use crate::record::{self, CallError, CallRecord};
+use crate::recorder::{self as metrics, Mode};
 
 /// Carries a function's return type `R` through the expansion. It is
 /// returned on a dead branch (`if false { return hint.never(); }`) so `R`
