@@ -1,13 +1,14 @@
 //! The builder's shipping shortcuts, installed globally: this binary holds
 //! a single test that owns the process's subscriber and recorder.
 
-mod sink_common;
+#[path = "sink/received.rs"]
+mod received;
 mod support;
 
 use std::time::Duration;
 
 use observe::{InstallError, Observe, monitor_performance};
-use sink_common::{parse_all, read_lines, wait_for_lines};
+use received::{parse_all, read_lines, wait_for_lines};
 use support::Service;
 
 #[monitor_performance("ship", context(n = n))]

@@ -1,12 +1,11 @@
 //! The rotating file sink: size and count limits, whole lines only.
 
-mod sink_common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::logging::{dispatch, log_in_threads};
+use crate::received::{parse_all, read_lines};
 use observe::sink::{FileSink, Sink as _};
-use sink_common::{dispatch, log_in_threads, parse_all, read_lines};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("observe-sink-file-{name}-{}", std::process::id()));
