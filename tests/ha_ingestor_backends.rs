@@ -10,6 +10,7 @@
 #[path = "../examples/ha_ingestor.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod ha_ingestor;
+#[path = "metrics/common.rs"]
 mod metrics_common;
 mod support;
 
