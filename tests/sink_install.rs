@@ -3,6 +3,7 @@
 
 #[path = "sink/received.rs"]
 mod received;
+#[path = "support/service.rs"]
 mod support;
 
 use std::time::Duration;

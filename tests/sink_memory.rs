@@ -5,6 +5,7 @@
 
 #[path = "sink/logging.rs"]
 mod logging;
+#[path = "support/free_port.rs"]
 mod support;
 
 use std::io::Read as _;

@@ -184,7 +184,7 @@ fn prometheus_influxdb_and_victoria_metrics_read_back_the_same_counts() {
         "{exposition}"
     );
     assert_eq!(
-        crate::support::promtool_check(&exposition),
+        crate::promtool::promtool_check(&exposition),
         "",
         "promtool check metrics"
     );

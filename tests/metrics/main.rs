@@ -21,5 +21,7 @@ mod influx_outage;
 mod influx_stub;
 mod line_protocol;
 mod listener_slow_client;
-#[path = "../support/mod.rs"]
+#[path = "../support/promtool.rs"]
+mod promtool;
+#[path = "../support/http.rs"]
 mod support;

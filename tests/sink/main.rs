@@ -20,8 +20,9 @@ mod common;
 mod file;
 mod lines;
 mod logging;
+mod outage;
 mod received;
-#[path = "../support/mod.rs"]
+#[path = "../support/http.rs"]
 mod support;
 mod tcp;
 // Empty without the `tls` feature (the module gates itself).
