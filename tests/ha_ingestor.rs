@@ -8,6 +8,7 @@
 #[path = "../examples/ha_ingestor.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod ha_ingestor;
+#[path = "support/single_test.rs"]
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};

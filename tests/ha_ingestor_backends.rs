@@ -10,7 +10,11 @@
 #[path = "../examples/ha_ingestor.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod ha_ingestor;
+#[path = "metrics/common.rs"]
 mod metrics_common;
+#[path = "support/single_test.rs"]
+mod single_test;
+#[path = "support/http.rs"]
 mod support;
 
 use std::collections::BTreeSet;
@@ -26,7 +30,7 @@ fn main() -> std::process::ExitCode {
     if std::env::args().any(|a| a == "--role") {
         return ha_ingestor::main();
     }
-    support::run_single_test(
+    single_test::run_single_test(
         "pipeline_with_all_flags_reaches_every_back_end",
         pipeline_with_all_flags_reaches_every_back_end,
     )

@@ -2,6 +2,7 @@
 //! 100,000 distinct tag values give at most cap + 1 series. The builder
 //! installs globally, so this binary holds a single test.
 
+#[path = "support/promtool.rs"]
 mod support;
 
 use std::time::Duration;

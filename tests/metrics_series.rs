@@ -4,6 +4,7 @@
 //! first use. Sums stay exact with many threads writing. The builder
 //! installs globally, so this binary holds a single test.
 
+#[path = "support/promtool.rs"]
 mod support;
 
 use observe::sink::CaptureSink;

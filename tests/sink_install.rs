@@ -1,13 +1,18 @@
 //! The builder's shipping shortcuts, installed globally: this binary holds
 //! a single test that owns the process's subscriber and recorder.
 
-mod sink_common;
+#[path = "sink/received.rs"]
+mod received;
+#[path = "support/service.rs"]
 mod support;
 
+use std::error::Error;
+use std::io;
 use std::time::Duration;
 
+use observe::sink::SinkError;
 use observe::{InstallError, Observe, monitor_performance};
-use sink_common::{parse_all, read_lines, wait_for_lines};
+use received::{parse_all, read_lines, wait_for_lines};
 use support::Service;
 
 #[monitor_performance("ship", context(n = n))]
@@ -30,6 +35,7 @@ fn sample(exposition: &str, name: &str, sink: &str) -> Option<f64> {
 
 #[test]
 fn logstash_and_file_shortcuts_ship_count_and_flush_on_drop() {
+    a_file_sink_that_cannot_open_fails_install_down_to_the_io_error();
     // A sink that cannot be built fails the install, naming it.
     let err = Observe::builder("sink-install")
         .logstash("no port")
@@ -100,4 +106,42 @@ fn logstash_and_file_shortcuts_ship_count_and_flush_on_drop() {
     );
     assert_eq!(received.len(), 600);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Run first: a file sink that cannot open fails `install()` with the
+/// `io::Error` at the end of its `source()` chain. Components start before
+/// anything global is set, so this leaves the process as it was.
+fn a_file_sink_that_cannot_open_fails_install_down_to_the_io_error() {
+    let err = Observe::builder("sink-file")
+        .file("/nonexistent-observe-dir/app.log")
+        .install()
+        .expect_err("no such directory");
+    let InstallError::Component { component, source } = &err else {
+        panic!("expected a component error, got {err:?}");
+    };
+    assert_eq!(component, "file sink");
+    assert!(
+        err.to_string()
+            .starts_with("cannot start the file sink: cannot open"),
+        "{err}"
+    );
+    // InstallError -> SinkError -> io::Error.
+    let sink = err.source().and_then(|e| e.downcast_ref::<SinkError>());
+    assert!(matches!(sink, Some(SinkError::Io { .. })), "{source:?}");
+    assert_eq!(
+        io_cause(&err).map(io::Error::kind),
+        Some(io::ErrorKind::NotFound)
+    );
+}
+
+/// The `io::Error` at the end of `err`'s `source()` chain.
+fn io_cause<'a>(err: &'a (dyn Error + 'static)) -> Option<&'a io::Error> {
+    let mut at = Some(err);
+    while let Some(e) = at {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            return Some(io);
+        }
+        at = e.source();
+    }
+    None
 }

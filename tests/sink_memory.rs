@@ -3,7 +3,9 @@
 //! queue's two buffers may each have held a full queue). RSS is
 //! process-wide, so this binary holds a single test.
 
-mod sink_common;
+#[path = "sink/logging.rs"]
+mod logging;
+#[path = "support/free_port.rs"]
 mod support;
 
 use std::io::Read as _;
@@ -12,8 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use logging::{dispatch, log_in_threads};
 use observe::sink::{Sink as _, TcpSink};
-use sink_common::{dispatch, log_in_threads, rss_bytes};
 use support::free_port;
 
 #[test]
@@ -158,4 +160,14 @@ impl Collector {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().expect("collector thread");
     }
+}
+
+/// Resident set size of this process, in bytes.
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }

@@ -4,7 +4,7 @@
 //! every outgoing connection also takes its local port: one made between
 //! choosing the port and the server binding it can take it first ("Address
 //! already in use"). Ports are drawn from below that range instead.
-//! Shared by the tests' support module and the `ha_ingestor` example.
+//! Shared by the tests' `free_port` and the `ha_ingestor` example.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;

@@ -1,15 +1,13 @@
 //! The rotating file sink: size and count limits, whole lines only.
 
-mod sink_common;
-
 use std::error::Error;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::logging::{dispatch, log_in_threads};
+use crate::received::{parse_all, read_lines};
 use observe::sink::{FileSink, JsonLine, Sink as _, SinkError};
-use observe::{InstallError, Observe};
-use sink_common::{dispatch, log_in_threads, parse_all, read_lines};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("observe-sink-file-{name}-{}", std::process::id()));
@@ -162,18 +160,6 @@ fn appends_to_an_existing_file_and_counts_its_size() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The `io::Error` at the end of `err`'s `source()` chain.
-fn io_cause<'a>(err: &'a (dyn Error + 'static)) -> Option<&'a io::Error> {
-    let mut at = Some(err);
-    while let Some(e) = at {
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            return Some(io);
-        }
-        at = e.source();
-    }
-    None
-}
-
 #[test]
 fn a_missing_directory_fails_the_build_and_keeps_the_io_error() {
     let err = FileSink::new("/nonexistent-observe-dir/app.log").expect_err("no such directory");
@@ -181,30 +167,4 @@ fn a_missing_directory_fails_the_build_and_keeps_the_io_error() {
     assert!(matches!(err, SinkError::Io { .. }), "{err:?}");
     let io = err.source().and_then(|e| e.downcast_ref::<io::Error>());
     assert_eq!(io.map(io::Error::kind), Some(io::ErrorKind::NotFound));
-}
-
-#[test]
-fn a_file_sink_that_cannot_open_fails_install_down_to_the_io_error() {
-    // The components start before anything global is set, so this leaves
-    // the process as it was.
-    let err = Observe::builder("sink-file")
-        .file("/nonexistent-observe-dir/app.log")
-        .install()
-        .expect_err("no such directory");
-    let InstallError::Component { component, source } = &err else {
-        panic!("expected a component error, got {err:?}");
-    };
-    assert_eq!(component, "file sink");
-    assert!(
-        err.to_string()
-            .starts_with("cannot start the file sink: cannot open"),
-        "{err}"
-    );
-    // InstallError -> SinkError -> io::Error.
-    let sink = err.source().and_then(|e| e.downcast_ref::<SinkError>());
-    assert!(matches!(sink, Some(SinkError::Io { .. })), "{source:?}");
-    assert_eq!(
-        io_cause(&err).map(io::Error::kind),
-        Some(io::ErrorKind::NotFound)
-    );
 }

@@ -2,21 +2,18 @@
 //! outcomes, served on `/metrics` and scraped by Prometheus, pushed to
 //! InfluxDB 1.6 (v1 API) and VictoriaMetrics (v2 API with a token), with
 //! the system sampler on; every back-end reads back the same counts. The
-//! builder installs globally, so this binary holds a single test.
-
-mod metrics_common;
-mod support;
+//! builder installs globally, so no other test of this binary installs.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::time::Duration;
 
-use metrics_common::{create_database, eventually, get, influxql, promql};
+use crate::common::{create_database, eventually, get, influxql, promql};
+use crate::support::Service;
 use observe::metrics::MetricsCollector;
 use observe::metrics::influxdb::InfluxConfig;
 use observe::sink::CaptureSink;
 use observe::{InstallError, Observe, monitor_performance};
-use support::Service;
 
 const SERVICE: &str = "checkout-service";
 const DB: &str = "observe";
@@ -191,7 +188,7 @@ fn prometheus_influxdb_and_victoria_metrics_read_back_the_same_counts() {
         "{exposition}"
     );
     assert_eq!(
-        support::promtool_check(&exposition),
+        crate::promtool::promtool_check(&exposition),
         "",
         "promtool check metrics"
     );

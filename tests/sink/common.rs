@@ -1,82 +1,18 @@
-//! Helpers shared by the sink tests: a JSON-layer dispatch over a sink,
-//! reading what a collector received, a tiny HTTP client, and a global
+//! Helpers of the sink tests: polling, a tiny HTTP client, and a global
 //! debugging recorder for the sink counters.
-#![allow(dead_code, unreachable_pub)] // each test binary uses a part
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use observe::log::JsonLayer;
-use observe::sink::Sink;
 use serde_json::Value;
-use tracing::Dispatch;
-use tracing_subscriber::layer::SubscriberExt as _;
-
-/// A subscriber writing JSON lines of `service` to `sink`, for
-/// `tracing::dispatcher::with_default` on any thread.
-pub fn dispatch(service: &str, sink: impl Sink) -> Dispatch {
-    Dispatch::new(tracing_subscriber::registry().with(JsonLayer::new(service).with_sink(sink)))
-}
-
-/// Logs from `threads` threads at once, each running `log(thread, seq)` for
-/// `seq` in `0..per_thread` with `d` as its dispatcher.
-pub fn log_in_threads(d: &Dispatch, threads: u64, per_thread: u64, log: impl Fn(u64, u64) + Sync) {
-    std::thread::scope(|s| {
-        for t in 0..threads {
-            let (d, log) = (d.clone(), &log);
-            s.spawn(move || {
-                tracing::dispatcher::with_default(&d, || {
-                    for seq in 0..per_thread {
-                        log(t, seq);
-                    }
-                });
-            });
-        }
-    });
-}
-
-/// The lines of `path` (empty if it does not exist yet).
-pub fn read_lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .map(|s| s.lines().map(str::to_owned).collect())
-        .unwrap_or_default()
-}
-
-/// Waits until `path` has at least `expected` lines, or its count has not
-/// changed for `quiet` (or `limit` has passed), and returns them. Tests
-/// assert on what arrived, not on how long it took.
-pub fn wait_for_lines(
-    path: &Path,
-    expected: usize,
-    quiet: Duration,
-    limit: Duration,
-) -> Vec<String> {
-    let start = Instant::now();
-    let mut last = usize::MAX;
-    let mut last_change = Instant::now();
-    loop {
-        let lines = read_lines(path);
-        if lines.len() >= expected || start.elapsed() > limit {
-            return lines;
-        }
-        if lines.len() != last {
-            last = lines.len();
-            last_change = Instant::now();
-        } else if last_change.elapsed() > quiet {
-            return lines;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// Polls `f` every 20 ms until it is true or `limit` passes; returns
 /// whether it became true.
-pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
         if f() {
@@ -87,21 +23,8 @@ pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
-/// Parses every line as a JSON object; panics naming the first that is not.
-pub fn parse_all(lines: &[String]) -> Vec<Value> {
-    lines
-        .iter()
-        .map(|l| {
-            let v: Value =
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
-            assert!(v.is_object(), "not an object: {l}");
-            v
-        })
-        .collect()
-}
-
 /// One HTTP/1.1 request with `Connection: close`; returns status and body.
-pub fn http(method: &str, url: &str, body: &str) -> (u16, String) {
+pub(crate) fn http(method: &str, url: &str, body: &str) -> (u16, String) {
     let rest = url.strip_prefix("http://").expect("http URL");
     let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let path = if path.is_empty() { "/" } else { path };
@@ -148,7 +71,7 @@ fn dechunk(mut s: &str) -> String {
 }
 
 /// A JSON request whose answer is JSON.
-pub fn http_json(method: &str, url: &str, body: &str) -> Value {
+pub(crate) fn http_json(method: &str, url: &str, body: &str) -> Value {
     let (status, text) = http(method, url, body);
     assert!(
         (200..300).contains(&status),
@@ -159,7 +82,7 @@ pub fn http_json(method: &str, url: &str, body: &str) -> Value {
 
 /// Installs (once per test binary) a global debugging recorder; sink
 /// workers publish their counters to it.
-pub fn recorder() -> &'static Snapshotter {
+pub(crate) fn recorder() -> &'static Snapshotter {
     static SNAPSHOTTER: OnceLock<Snapshotter> = OnceLock::new();
     SNAPSHOTTER.get_or_init(|| {
         let recorder = DebuggingRecorder::new();
@@ -172,7 +95,7 @@ pub fn recorder() -> &'static Snapshotter {
 /// Counter `name{sink=...}` once it reaches `want`, or its value after 10 s:
 /// workers publish their counters when they finish a batch and at least once
 /// a second, not at the instant a line is counted.
-pub fn counter_reaching(name: &str, sink: &str, want: u64) -> u64 {
+pub(crate) fn counter_reaching(name: &str, sink: &str, want: u64) -> u64 {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let v = sink_counter(name, sink);
@@ -187,7 +110,7 @@ pub fn counter_reaching(name: &str, sink: &str, want: u64) -> u64 {
 ///
 /// Snapshots reset the debugging recorder's counters, so every snapshot
 /// is added to a running total that all tests of the binary share.
-pub fn sink_counter(name: &str, sink: &str) -> u64 {
+pub(crate) fn sink_counter(name: &str, sink: &str) -> u64 {
     static TOTALS: Mutex<Option<HashMap<(String, String), u64>>> = Mutex::new(None);
     let mut totals = TOTALS.lock().unwrap_or_else(PoisonError::into_inner);
     let totals = totals.get_or_insert_with(HashMap::new);
@@ -208,20 +131,12 @@ pub fn sink_counter(name: &str, sink: &str) -> u64 {
 }
 
 /// Counts of each key in `items`.
-pub fn counts<K: std::hash::Hash + Eq>(items: impl IntoIterator<Item = K>) -> HashMap<K, usize> {
+pub(crate) fn counts<K: std::hash::Hash + Eq>(
+    items: impl IntoIterator<Item = K>,
+) -> HashMap<K, usize> {
     let mut m = HashMap::new();
     for k in items {
         *m.entry(k).or_insert(0) += 1;
     }
     m
-}
-
-/// Resident set size of this process, in bytes.
-pub fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
 }

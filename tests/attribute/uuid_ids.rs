@@ -1,5 +1,5 @@
-//! The builder's UUID v7 option, which sets a process-wide format: its own
-//! test binary so no other test sees it.
+//! The builder's UUID v7 option, which sets a process-wide format: no other
+//! test in this binary reads the form of an ID.
 
 use observe::correlation::{self, IdFormat};
 use observe::{monitor_performance, testing};

@@ -2,23 +2,21 @@
 //! Elasticsearch/OpenSearch API: volume, search by correlation, index
 //! names, per-item errors, and a cluster absent at start.
 
-mod sink_common;
-mod support;
-
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
+use crate::common::{counter_reaching, http_json, recorder, wait_until};
+use crate::logging::dispatch;
+use crate::support::{Service, free_port};
 use observe::correlation::{self, CorrelationId};
 use observe::metrics::names::{LOG_LINES_DROPPED_TOTAL, LOG_LINES_SENT_TOTAL};
 use observe::sink::{ElasticsearchSink, Sink as _};
 use serde_json::{Value, json};
-use sink_common::{counter_reaching, dispatch, http_json, recorder, wait_until};
-use support::{Service, free_port};
 
 /// Makes every indexed document visible to search (a no-op on osmem,
 /// required on Elasticsearch).
 fn refresh(es: &Service, index: &str) {
-    let _ = sink_common::http("POST", &format!("{}/{index}/_refresh", es.url()), "");
+    let _ = crate::common::http("POST", &format!("{}/{index}/_refresh", es.url()), "");
 }
 
 fn count(es: &Service, index: &str) -> u64 {
@@ -222,7 +220,7 @@ fn cluster_absent_at_start_then_started() {
     assert!(sink.flush(Duration::from_secs(30)), "{:?}", sink.stats());
     let stats = sink.stats();
     assert_eq!((stats.sent, stats.dropped), (100, 0));
-    let seqs: HashMap<u64, usize> = sink_common::counts(
+    let seqs: HashMap<u64, usize> = crate::common::counts(
         search(&es, "sink-late-logs-*", json!({ "match_all": {} }))
             .iter()
             .map(|h| h["_source"]["context"]["seq"].as_u64().expect("seq")),

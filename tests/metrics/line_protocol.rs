@@ -3,15 +3,12 @@
 //! refused by the encoder for a documented reason, or accepted by the
 //! server (no 400) and read back equal.
 
-mod metrics_common;
-mod support;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use metrics_common::{create_database, influxql, post};
+use crate::common::{create_database, influxql, post};
+use crate::support::Service;
 use observe::metrics::line_protocol::{Error, FieldValue, Point};
 use proptest::prelude::*;
-use support::Service;
 
 const DB: &str = "lp";
 

@@ -1,8 +1,6 @@
 //! Whatever goes into a message or a context value, what comes out of a
 //! sink is one JSON object per line that gives the value back.
 
-mod sink_common;
-
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::sync::OnceLock;

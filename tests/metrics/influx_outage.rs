@@ -2,16 +2,13 @@
 //! buffer up to the bound, are delivered when the server is back, and the
 //! rest are counted as dropped.
 
-mod metrics_common;
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use metrics_common::{create_database, eventually, influxql};
+use crate::common::{create_database, eventually, influxql};
+use crate::support::Service;
 use observe::metrics::influxdb::{AggregatingRecorder, InfluxConfig, InfluxPush};
-use support::Service;
 
 const DB: &str = "outage";
 const BOUND: usize = 5;

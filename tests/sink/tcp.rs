@@ -1,21 +1,17 @@
 //! The TCP json_lines sink against a real syslog-ng collector: volume and
 //! order, a collector absent at start, and one killed mid-stream.
 
-mod sink_common;
-mod support;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::common::{counter_reaching, recorder, wait_until};
+use crate::logging::{dispatch, log_in_threads};
+use crate::received::{parse_all, read_lines, wait_for_lines};
+use crate::support::{Service, free_port};
 use observe::metrics::names::{LOG_LINES_DROPPED_TOTAL, LOG_LINES_SENT_TOTAL};
 use observe::sink::{JsonLine, Sink as _, TcpSink};
-use sink_common::{
-    counter_reaching, dispatch, log_in_threads, parse_all, read_lines, recorder, wait_for_lines,
-    wait_until,
-};
-use support::{Service, free_port};
 
 const QUIET: Duration = Duration::from_secs(5);
 const LIMIT: Duration = Duration::from_secs(120);

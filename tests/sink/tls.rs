@@ -2,19 +2,17 @@
 //! certificate chain generated here by rcgen.
 #![cfg(feature = "tls")]
 
-mod sink_common;
-
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
+use crate::logging::dispatch;
 use observe::sink::{Sink as _, TcpSink, TlsConfig};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
-use sink_common::dispatch;
 
 /// A CA and a server certificate for `localhost` and `127.0.0.1`.
 struct Pki {
@@ -142,7 +140,7 @@ fn a_certificate_from_another_ca_is_refused() {
         .recv_timeout(Duration::from_secs(30))
         .expect("a handshake");
     assert!(refused.is_err(), "the handshake must fail: {refused:?}");
-    assert!(sink_common::wait_until(Duration::from_secs(30), || sink
+    assert!(crate::common::wait_until(Duration::from_secs(30), || sink
         .stats()
         .last_error
         .is_some()));

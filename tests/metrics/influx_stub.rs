@@ -3,15 +3,13 @@
 //! dropped and counted without a retry, the v1 and v2 requests carry the
 //! right path and token, and stopping flushes the last interval.
 
-mod metrics_common;
-
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use metrics_common::eventually;
+use crate::common::eventually;
 use observe::metrics::influxdb::{AggregatingRecorder, InfluxConfig, InfluxPush, InfluxStats};
 
 /// One request the stub received.

@@ -1,7 +1,6 @@
-//! Helpers of the metrics back-end tests: HTTP through `curl` (which the
-//! service recipes need anyway) and polling a real server until it shows
-//! what was sent.
-#![allow(dead_code, unreachable_pub)] // each test binary uses a part
+//! Helpers of the metrics back-end tests and of `ha_ingestor_backends`:
+//! HTTP through `curl` (which the service recipes need anyway) and polling
+//! a real server until it shows what was sent.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -9,10 +8,10 @@ use std::time::{Duration, Instant};
 
 /// How long a server may take to show data: generous, since a slow CI
 /// machine only makes the tests slower, never wrong.
-pub const PATIENCE: Duration = Duration::from_secs(90);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(90);
 
 /// `GET url` with URL-encoded `params`; the body, or the error.
-pub fn get(url: &str, params: &[(&str, &str)]) -> Result<String, String> {
+pub(crate) fn get(url: &str, params: &[(&str, &str)]) -> Result<String, String> {
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "--max-time", "10", "-G", url]);
     for (k, v) in params {
@@ -22,7 +21,7 @@ pub fn get(url: &str, params: &[(&str, &str)]) -> Result<String, String> {
 }
 
 /// `POST url` with `body`; the HTTP status and body.
-pub fn post(url: &str, body: &[u8], headers: &[&str]) -> Result<(u16, String), String> {
+pub(crate) fn post(url: &str, body: &[u8], headers: &[&str]) -> Result<(u16, String), String> {
     let mut cmd = Command::new("curl");
     cmd.args([
         "-sS",
@@ -69,7 +68,7 @@ fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Result<String, String> {
 
 /// Calls `probe` until it returns `Some`, at most [`PATIENCE`]; panics
 /// with the last error otherwise.
-pub fn eventually<T>(what: &str, mut probe: impl FnMut() -> Result<Option<T>, String>) -> T {
+pub(crate) fn eventually<T>(what: &str, mut probe: impl FnMut() -> Result<Option<T>, String>) -> T {
     let start = Instant::now();
     loop {
         let last = match probe() {
@@ -87,7 +86,7 @@ pub fn eventually<T>(what: &str, mut probe: impl FnMut() -> Result<Option<T>, St
 
 /// A PromQL instant query through `/api/v1/query` (Prometheus or
 /// VictoriaMetrics): each series' labels and value.
-pub fn promql(base: &str, query: &str) -> Result<Vec<(serde_json::Value, f64)>, String> {
+pub(crate) fn promql(base: &str, query: &str) -> Result<Vec<(serde_json::Value, f64)>, String> {
     let body = get(&format!("{base}/api/v1/query"), &[("query", query)])?;
     let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
     if v["status"] != "success" {
@@ -107,7 +106,11 @@ pub fn promql(base: &str, query: &str) -> Result<Vec<(serde_json::Value, f64)>, 
 }
 
 /// An InfluxQL query against database `db`: the first statement's series.
-pub fn influxql(base: &str, db: &str, query: &str) -> Result<Vec<serde_json::Value>, String> {
+pub(crate) fn influxql(
+    base: &str,
+    db: &str,
+    query: &str,
+) -> Result<Vec<serde_json::Value>, String> {
     let body = get(&format!("{base}/query"), &[("db", db), ("q", query)])?;
     let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
     if let Some(e) = v["results"][0]["error"].as_str() {
@@ -120,7 +123,7 @@ pub fn influxql(base: &str, db: &str, query: &str) -> Result<Vec<serde_json::Val
 }
 
 /// `CREATE DATABASE` on an InfluxDB 1.x.
-pub fn create_database(base: &str, db: &str) {
+pub(crate) fn create_database(base: &str, db: &str) {
     let (status, body) = post(
         &format!("{base}/query?q=CREATE%20DATABASE%20%22{db}%22"),
         b"",

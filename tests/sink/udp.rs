@@ -1,14 +1,13 @@
 //! The UDP json_lines sink against a real syslog-ng collector.
 
-mod sink_common;
-mod support;
-
 use std::time::Duration;
 
+use crate::common::{counter_reaching, recorder};
+use crate::logging::dispatch;
+use crate::received::{parse_all, wait_for_lines};
+use crate::support::Service;
 use observe::metrics::names::LOG_LINES_DROPPED_TOTAL;
 use observe::sink::{Sink as _, UdpSink};
-use sink_common::{counter_reaching, dispatch, parse_all, recorder, wait_for_lines};
-use support::Service;
 
 #[test]
 fn lines_arrive_as_datagrams_and_oversized_ones_are_dropped_and_counted() {
