@@ -7,12 +7,11 @@
 //! against the global recorder.
 
 use std::fmt;
-use std::sync::OnceLock;
 
 use tracing_core::callsite::DefaultCallsite;
 use tracing_core::{Level, Metadata};
 
-use crate::recorder::Handles;
+use crate::recorder::Site;
 
 /// The fixed messages of one operation as JSON strings (quotes included),
 /// built at compile time, indexed by [`Message`].
@@ -42,7 +41,6 @@ pub(crate) struct FixedMessage {
 /// `monitor_performance` expansion; not constructed by hand.
 #[doc(hidden)]
 pub struct Callsite {
-    operation: &'static str,
     messages: Messages,
     slow_nanos: u64,
     success: &'static DefaultCallsite,
@@ -51,13 +49,14 @@ pub struct Callsite {
     warn_meta: &'static Metadata<'static>,
     error: &'static DefaultCallsite,
     error_meta: &'static Metadata<'static>,
-    pub(crate) handles: OnceLock<Handles>,
+    /// The operation name and its metric handles.
+    pub(crate) metrics: Site,
 }
 
 impl fmt::Debug for Callsite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Callsite")
-            .field("operation", &self.operation)
+            .field("operation", &self.metrics.operation())
             .field("slow_nanos", &self.slow_nanos)
             .field("success_level", self.success_meta.level())
             .finish_non_exhaustive()
@@ -136,7 +135,6 @@ impl Callsite {
             "operation names are [a-zA-Z_][a-zA-Z0-9_.:-]*"
         );
         Self {
-            operation,
             messages,
             slow_nanos,
             success,
@@ -145,7 +143,7 @@ impl Callsite {
             warn_meta,
             error,
             error_meta,
-            handles: OnceLock::new(),
+            metrics: Site::new(operation),
         }
     }
 
@@ -162,7 +160,7 @@ impl Callsite {
 
     /// The operation name (a metric label and the log's `performance.operation`).
     pub(crate) fn operation(&self) -> &'static str {
-        self.operation
+        self.metrics.operation()
     }
 
     /// Threshold above which a successful call logs a WARN "slow" line;

@@ -171,7 +171,7 @@ impl Guard {
 
     #[inline(always)]
     fn start(&mut self, sync: bool, known_to_log: bool, context: impl FnOnce() -> Option<String>) {
-        let metrics = metrics::start(self.callsite.operation(), &self.callsite.handles);
+        let metrics = metrics::start(&self.callsite.metrics);
         // Where nothing can log, no line needs checking and no one can
         // read an ID, so no scope is opened either.
         let logging = super::callsite::logging_possible();
@@ -243,7 +243,7 @@ impl Guard {
         let error_type = error.map(ErrorInfo::short_type_name);
         metrics::finish(
             self.metrics,
-            self.callsite.operation(),
+            &self.callsite.metrics,
             status,
             elapsed,
             error_type.as_deref(),

@@ -145,14 +145,36 @@ fn errors_key(operation: &'static str, error_type: &str) -> Key {
     )
 }
 
-/// Decides how a call of `operation` records and counts it as in flight;
-/// `cache` is the operation's own slot for its handles (one per callsite,
-/// so the hot path looks nothing up).
+/// One callsite's part of the metrics: its operation name and, once
+/// registered against the global recorder, its handles. Each annotated
+/// function has one, inside its `static` callsite, so a call passes one
+/// pointer and looks nothing up; the name is only read off the idle path.
+#[derive(Debug)]
+pub(crate) struct Site {
+    operation: &'static str,
+    handles: OnceLock<Handles>,
+}
+
+impl Site {
+    pub(crate) const fn new(operation: &'static str) -> Self {
+        Self {
+            operation,
+            handles: OnceLock::new(),
+        }
+    }
+
+    /// The operation name.
+    pub(crate) fn operation(&self) -> &'static str {
+        self.operation
+    }
+}
+
+/// Decides how a call of `site` records and counts it as in flight.
 ///
 /// The no-recorder case is answered inline with one thread-local and one
 /// global load; everything else is out of line.
 #[inline(always)]
-pub(crate) fn start(operation: &'static str, cache: &'static OnceLock<Handles>) -> Mode {
+pub(crate) fn start(site: &'static Site) -> Mode {
     // 0 for the no-op recorder (zero-sized, like every recorder that could
     // not record anything), the recorder's address otherwise.
     let seen = metrics::with_recorder(|r| {
@@ -165,36 +187,31 @@ pub(crate) fn start(operation: &'static str, cache: &'static OnceLock<Handles>) 
     if seen == 0 {
         Mode::Off
     } else {
-        start_recording(seen, operation, cache)
+        start_recording(seen, site)
     }
 }
 
 /// A recorder is there: the global one with cached handles, or another.
 #[inline(never)]
-fn start_recording(
-    seen: usize,
-    operation: &'static str,
-    cache: &'static OnceLock<Handles>,
-) -> Mode {
+fn start_recording(seen: usize, site: &'static Site) -> Mode {
     if seen == GLOBAL_ADDR.load(Ordering::Acquire) {
-        if let Some(handles) = cache.get() {
+        if let Some(handles) = site.handles.get() {
             handles.in_flight.increment(1.0);
             return Mode::Cached(handles);
         }
     }
-    metrics::with_recorder(|recorder| start_slow(recorder, operation, cache))
+    metrics::with_recorder(|recorder| start_slow(recorder, site))
 }
 
 /// First call against the global recorder, or a thread-scoped recorder.
 #[cold]
 #[inline(never)]
-fn start_slow(
-    recorder: &dyn Recorder,
-    operation: &'static str,
-    cache: &'static OnceLock<Handles>,
-) -> Mode {
+fn start_slow(recorder: &dyn Recorder, site: &'static Site) -> Mode {
+    let operation = site.operation;
     if addr(recorder) == GLOBAL_ADDR.load(Ordering::Acquire) {
-        let handles = cache.get_or_init(|| Handles::register(recorder, operation));
+        let handles = site
+            .handles
+            .get_or_init(|| Handles::register(recorder, operation));
         handles.in_flight.increment(1.0);
         return Mode::Cached(handles);
     }
@@ -215,16 +232,17 @@ fn seconds(d: Duration) -> f64 {
     d.as_nanos() as f64 * 1e-9
 }
 
-/// Records the end of a call of `operation` started with `mode`.
+/// Records the end of a call of `site` started with `mode`.
 #[inline]
 pub(crate) fn finish(
     mode: Mode,
-    operation: &'static str,
+    site: &'static Site,
     status: Status,
     elapsed: Duration,
     error_type: Option<&str>,
 ) {
     let seconds = seconds(elapsed);
+    let operation = site.operation;
     match mode {
         Mode::Off => {}
         Mode::Cached(h) => {

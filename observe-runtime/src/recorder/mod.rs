@@ -15,5 +15,5 @@ pub use collector::MetricsCollector;
 pub use native::MetricsHandle;
 pub use tee::Tee;
 
-pub(crate) use handles::{Handles, Mode, finish, note_global_recorder, start};
+pub(crate) use handles::{Mode, Site, finish, note_global_recorder, start};
 pub(crate) use native::{NativeMetrics, NativeRecorder};

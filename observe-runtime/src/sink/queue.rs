@@ -173,7 +173,9 @@ impl Queue {
             self.count_dropped(1);
             return;
         }
-        st.buf.extend(prefix);
+        if !prefix.is_empty() {
+            st.buf.extend(prefix);
+        }
         st.buf.extend(body.as_bytes());
         st.buf.push_back(b'\n');
         st.lines += 1;
