@@ -8,7 +8,6 @@
 mod collector;
 mod handles;
 mod native;
-mod shard;
 mod tee;
 
 pub use collector::MetricsCollector;

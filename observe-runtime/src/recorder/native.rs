@@ -20,34 +20,34 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use metrics::{
-    Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
-    SharedString, Unit,
+    Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use super::shard::Cells;
 use crate::base::names;
 
-/// One label set's histogram: per shard, a count per bound, the overflow
-/// (`+Inf`) count, and the sum of nanoseconds.
+/// One label set's histogram.
 #[derive(Debug)]
 struct Buckets {
     /// Upper bounds, ascending.
     bounds: Arc<[f64]>,
-    cells: Cells,
+    /// One count per bound, then the overflow (`+Inf`) count.
+    counts: Box<[AtomicU64]>,
+    sum_nanos: AtomicU64,
 }
 
 impl Buckets {
     fn new(bounds: Arc<[f64]>) -> Self {
-        let cells = Cells::new(bounds.len() + 2);
-        Self { bounds, cells }
-    }
-
-    fn sum_index(&self) -> usize {
-        self.bounds.len() + 1
+        let counts = (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect();
+        Self {
+            bounds,
+            counts,
+            sum_nanos: AtomicU64::new(0),
+        }
     }
 }
 
@@ -60,71 +60,14 @@ impl HistogramFn for Buckets {
             .iter()
             .position(|&b| seconds <= b)
             .unwrap_or(self.bounds.len());
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
         // Rounded to the nearest nanosecond by adding a half before the
         // truncating cast (`seconds` is not negative here), which costs no
         // libm call; the cast saturates, so a duration past 584 years cannot
         // overflow the sum into nonsense.
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let nanos = (seconds * 1e9 + 0.5) as u64;
-        self.cells.add_two(i, self.sum_index(), nanos);
-    }
-}
-
-/// A counter kept in shards.
-#[derive(Debug)]
-struct ShardedCounter(Cells);
-
-impl CounterFn for ShardedCounter {
-    fn increment(&self, value: u64) {
-        self.0.add(0, value);
-    }
-
-    /// Raises the counter to `value` if it is below (counters never go
-    /// down).
-    fn absolute(&self, value: u64) {
-        let now = self.0.sum(0);
-        if value > now {
-            self.0.add(0, value - now);
-        }
-    }
-}
-
-/// A gauge kept in shards, in whole steps: the in-flight gauge only ever
-/// moves by one, and whole steps can be added up exactly (a fractional
-/// step is rounded).
-#[derive(Debug)]
-struct ShardedGauge(Cells);
-
-impl ShardedGauge {
-    fn value(&self) -> i64 {
-        // Shards hold two's-complement steps; their wrapping sum is the
-        // signed value.
-        #[allow(clippy::cast_possible_wrap)]
-        let v = self.0.sum(0) as i64;
-        v
-    }
-}
-
-#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-fn steps(value: f64) -> u64 {
-    value.round() as i64 as u64
-}
-
-impl GaugeFn for ShardedGauge {
-    fn increment(&self, value: f64) {
-        self.0.add(0, steps(value));
-    }
-
-    fn decrement(&self, value: f64) {
-        self.0.add(0, steps(-value));
-    }
-
-    /// Moves the gauge to `value` by adding the difference in this
-    /// thread's shard.
-    fn set(&self, value: f64) {
-        #[allow(clippy::cast_precision_loss)]
-        let now = self.value() as f64;
-        self.0.add(0, steps(value - now));
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 }
 
@@ -193,29 +136,30 @@ impl<T> Family<T> {
     }
 }
 
-impl Family<ShardedCounter> {
-    /// Appends the counters in the Prometheus text format, as the exporter
-    /// writes them; a series whose label `status` is neither `success` nor
-    /// `error` appears once it is above zero.
+impl Family<AtomicU64> {
+    /// Appends the counters (or gauges: `f64` bits) in the Prometheus text
+    /// format, as the exporter writes them; a counter whose label `status`
+    /// is neither `success` nor `error` appears once it is above zero.
     fn render(&self, out: &mut String, labels: impl Fn(&Key) -> String) {
-        let series = self.series();
-        let shown: Vec<_> = series
-            .iter()
-            .map(|(k, v)| (k, v.0.sum(0)))
-            .filter(|(k, v)| *v > 0 || always_shown(k))
+        let gauge = self.kind == "gauge";
+        let shown: Vec<_> = self
+            .series()
+            .into_iter()
+            .map(|(k, v)| (k, v.load(Ordering::Relaxed)))
+            .filter(|(k, v)| gauge || *v > 0 || always_shown(k))
             .collect();
         if shown.is_empty() {
             return;
         }
         self.head(out);
-        for (key, value) in shown {
-            let labels = labels(key);
-            let _ = writeln!(
-                out,
-                "{}{{{}}} {value}",
-                self.name,
-                labels.trim_end_matches(',')
-            );
+        for (key, bits) in shown {
+            let labels = labels(&key);
+            let labels = labels.trim_end_matches(',');
+            let _ = if gauge {
+                writeln!(out, "{}{{{labels}}} {}", self.name, f64::from_bits(bits))
+            } else {
+                writeln!(out, "{}{{{labels}}} {bits}", self.name)
+            };
         }
     }
 }
@@ -230,23 +174,6 @@ fn always_shown(key: &Key) -> bool {
         .is_none_or(|l| matches!(l.value(), "success" | "error"))
 }
 
-impl Family<ShardedGauge> {
-    /// Appends the gauges in the Prometheus text format.
-    fn render(&self, out: &mut String, labels: impl Fn(&Key) -> String) {
-        let series = self.series();
-        if series.is_empty() {
-            return;
-        }
-        self.head(out);
-        for (key, value) in series {
-            let labels = labels(&key);
-            #[allow(clippy::cast_precision_loss)]
-            let v = value.value() as f64;
-            let _ = writeln!(out, "{}{{{}}} {v}", self.name, labels.trim_end_matches(','));
-        }
-    }
-}
-
 /// The operation families kept here, and how to render them.
 #[derive(Debug)]
 pub(crate) struct NativeMetrics {
@@ -254,8 +181,8 @@ pub(crate) struct NativeMetrics {
     /// `name="value"` pairs put before each series' own labels.
     global_labels: Vec<(String, String)>,
     durations: Family<Buckets>,
-    calls: Family<ShardedCounter>,
-    in_flight: Family<ShardedGauge>,
+    calls: Family<AtomicU64>,
+    in_flight: Family<AtomicU64>,
 }
 
 impl NativeMetrics {
@@ -296,7 +223,7 @@ impl NativeMetrics {
             .series()
             .into_iter()
             .map(|(key, b)| {
-                let counts: Vec<u64> = (0..=b.bounds.len()).map(|i| b.cells.sum(i)).collect();
+                let counts: Vec<u64> = b.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
                 (key, b, counts)
             })
             .filter(|(_, _, counts)| counts.iter().any(|&c| c > 0))
@@ -315,7 +242,7 @@ impl NativeMetrics {
             total += counts[b.bounds.len()];
             let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {total}");
             #[allow(clippy::cast_precision_loss)]
-            let sum = b.cells.sum(b.sum_index()) as f64 / 1e9;
+            let sum = b.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
             let labels = labels.trim_end_matches(',');
             let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
             let _ = writeln!(out, "{name}_count{{{labels}}} {total}");
@@ -391,11 +318,7 @@ impl<R: Recorder> Recorder for NativeRecorder<R> {
 
     fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
         if key.name() == self.native.calls.name {
-            Counter::from_arc(
-                self.native
-                    .calls
-                    .value(key, || ShardedCounter(Cells::new(1))),
-            )
+            Counter::from_arc(self.native.calls.value(key, || AtomicU64::new(0)))
         } else {
             self.inner.register_counter(key, metadata)
         }
@@ -403,11 +326,7 @@ impl<R: Recorder> Recorder for NativeRecorder<R> {
 
     fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
         if key.name() == self.native.in_flight.name {
-            Gauge::from_arc(
-                self.native
-                    .in_flight
-                    .value(key, || ShardedGauge(Cells::new(1))),
-            )
+            Gauge::from_arc(self.native.in_flight.value(key, || AtomicU64::new(0)))
         } else {
             self.inner.register_gauge(key, metadata)
         }
