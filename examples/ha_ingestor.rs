@@ -1,5 +1,5 @@
 //! "HA Ingestor": a Home Assistant event pipeline of seven monitored
-//! services (the plan's six plus the generator), each its own process with
+//! services (six pipeline services plus the generator), each its own process with
 //! its own service name, on 127.0.0.1.
 //!
 //! ```text

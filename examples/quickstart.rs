@@ -47,7 +47,7 @@ async fn store(event: &Event) -> Result<u64, IngestError> {
     Ok(event.id)
 }
 
-/// The operation the plan calls `process_event`.
+/// The ingestion pipeline's `process_event` operation.
 #[monitor_performance("process_event", context(event_id = event.id, entity_id = event.entity_id))]
 async fn process_event(event: Event) -> Result<u64, IngestError> {
     validate(&event)?;

@@ -3,8 +3,9 @@
 use crate::log::timestamp::civil_from_days;
 use crate::sink::SinkError;
 
-/// Default index name pattern, as the plan's Logstash output
-/// (`ha-ingestor-logs-%{+YYYY.MM.dd}`).
+/// Default index name pattern: one index per service and day, the indices
+/// a Logstash output with `index => "ha-ingestor-logs-%{+YYYY.MM.dd}"`
+/// writes, so dashboards and retention built for one fit the other.
 pub const DEFAULT_INDEX_PATTERN: &str = "{service}-logs-%Y.%m.%d";
 
 /// Elasticsearch refuses longer index names (in bytes).
