@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use common::work;
 use observe::Observe;
-use observe::sink::{FileSink, Sink, TcpSink};
+use observe::sink::{FileSink, Sink, SinkStats, TcpSink};
 
 const THREADS: [usize; 4] = [1, 2, 4, 8];
 const ROUNDS: usize = 5;
@@ -125,11 +125,7 @@ fn run_row(name: &str, quick: bool) -> serde_json::Value {
                 .build()
                 .expect("file sink");
             keep.push(install_with(file.clone()));
-            Some(Box::new(move || {
-                let _ = file.flush(Duration::from_secs(60));
-                let s = file.stats();
-                (s.sent, s.dropped)
-            }))
+            Some(settle(file, FileSink::stats))
         }
         "observe/json_tcp" => {
             let listener = TcpListener::bind("127.0.0.1:0").expect("bind drain");
@@ -145,11 +141,7 @@ fn run_row(name: &str, quick: bool) -> serde_json::Value {
                 .build()
                 .expect("tcp sink");
             keep.push(install_with(tcp.clone()));
-            Some(Box::new(move || {
-                let _ = tcp.flush(Duration::from_secs(60));
-                let s = tcp.stats();
-                (s.sent, s.dropped)
-            }))
+            Some(settle(tcp, TcpSink::stats))
         }
         "anchor/metrics_handles" | "anchor/autometrics" => {
             let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -211,6 +203,15 @@ fn run_row(name: &str, quick: bool) -> serde_json::Value {
         "calls_per_sec": medians,
         "lines_sent": sent,
         "lines_dropped": dropped,
+    })
+}
+
+/// Waits for `sink` to drain, then reads its (sent, dropped) counts.
+fn settle<S: Sink>(sink: S, stats: fn(&S) -> SinkStats) -> Box<dyn Fn() -> (u64, u64)> {
+    Box::new(move || {
+        let _ = sink.flush(Duration::from_secs(60));
+        let s = stats(&sink);
+        (s.sent, s.dropped)
     })
 }
 
