@@ -289,7 +289,24 @@ fn main() {
         row["ratio_8_2"] = (eight / two).into();
     }
     if !quick {
-        let path = common::write_results("scaling", results);
+        // One row per (row, thread count), in the shape `bench_report` reads.
+        let rows = results
+            .iter()
+            .flat_map(|r| {
+                let name = r["row"].as_str().unwrap_or_default().to_owned();
+                let what = r["what"].as_str().unwrap_or_default().to_owned();
+                let rates = r["calls_per_sec"].as_array().cloned().unwrap_or_default();
+                THREADS.iter().zip(rates).map(move |(n, rate)| {
+                    serde_json::json!({
+                        "id": format!("scaling/{name}/{n}"),
+                        "what": what,
+                        "value": rate,
+                        "unit": "calls/s",
+                    })
+                })
+            })
+            .collect();
+        let path = common::write_results("scaling", rows);
         println!("results: {}", path.display());
     }
 }

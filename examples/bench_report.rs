@@ -12,7 +12,7 @@
 //! Criterion's output folder is `$CARGO_TARGET_DIR/criterion` (default
 //! `target/criterion`); pass another as the first argument. The benches
 //! that are not criterion's (`sink_throughput`, the percentiles of
-//! `sink_backpressure`, `benches/compile_time/run.sh`) leave JSON rows in
+//! `sink_backpressure`, `scaling`, `benches/compile_time/run.sh`) leave JSON rows in
 //! `observe-extra/` beside it; those present are reported too.
 
 use std::collections::BTreeMap;
@@ -302,6 +302,7 @@ fn extra_sections(md: &mut String, x: &Extra) -> std::fmt::Result {
             }
         }
     }
+    scaling_section(md, x)?;
     if get("compile/plain/dev").is_some() {
         section(
             md,
@@ -333,6 +334,57 @@ fn extra_sections(md: &mut String, x: &Extra) -> std::fmt::Result {
             let (rel, rel_over) = cell("release");
             writeln!(md, "| {label} | {dev} | {dev_over} | {rel} | {rel_over} |")?;
         }
+    }
+    Ok(())
+}
+
+/// Calls per second of one operation from 1, 2, 4 and 8 threads, and the
+/// ratios that say how it scales (`scaling/{row}/{threads}` rows).
+fn scaling_section(md: &mut String, x: &Extra) -> std::fmt::Result {
+    let mut rows: Vec<(&str, &str)> = Vec::new();
+    for (id, (what, _, _)) in x {
+        if let Some(row) = id.strip_prefix("scaling/").and_then(|r| r.rsplit_once('/')) {
+            if !rows.iter().any(|(r, _)| *r == row.0) {
+                rows.push((row.0, what));
+            }
+        }
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    // Observe's rows first, then the anchors, as the bench prints them.
+    rows.sort_by_key(|(r, _)| !r.starts_with("observe/"));
+    section(
+        md,
+        "Scaling: one operation from several threads (`cargo bench --bench scaling`)",
+    )?;
+    writeln!(
+        md,
+        "Calls per second, median of interleaved rounds; 4 and 8 threads over-subscribe the cores."
+    )?;
+    writeln!(md)?;
+    table_head(
+        md,
+        &["row", "what", "1", "2", "4", "8", "2/1", "4/2", "8/2"],
+    )?;
+    for (row, what) in rows {
+        let rate = |n: u32| x.get(&format!("scaling/{row}/{n}")).map(|(_, v, _)| *v);
+        let (Some(one), Some(two), Some(four), Some(eight)) = (rate(1), rate(2), rate(4), rate(8))
+        else {
+            continue;
+        };
+        let m = |v: f64| format!("{:.2} M", v / 1e6);
+        writeln!(
+            md,
+            "| `{row}` | {what} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} |",
+            m(one),
+            m(two),
+            m(four),
+            m(eight),
+            two / one,
+            four / two,
+            eight / two
+        )?;
     }
     Ok(())
 }
