@@ -160,10 +160,10 @@ thread_local! {
 fn with_buffers(f: impl FnOnce(&mut Buffers)) {
     let mut f = Some(f);
     let _ = BUFFERS.try_with(|b| {
-        if let Ok(mut buf) = b.try_borrow_mut()
-            && let Some(f) = f.take()
-        {
-            f(&mut buf);
+        if let Ok(mut buf) = b.try_borrow_mut() {
+            if let Some(f) = f.take() {
+                f(&mut buf);
+            }
         }
     });
     if let Some(f) = f {
