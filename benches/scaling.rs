@@ -100,6 +100,24 @@ fn measure(threads: usize, window: Duration, call: &(impl Fn(u64) + Sync)) -> f6
     total.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64()
 }
 
+/// `rounds` interleaved rounds over [`THREADS`] of `call`, each window
+/// followed by `settle`: the samples per thread count.
+fn rounds_of(
+    rounds: usize,
+    window: Duration,
+    settle: impl Fn(),
+    call: impl Fn(u64) + Sync,
+) -> Vec<Vec<f64>> {
+    let mut samples = vec![Vec::new(); THREADS.len()];
+    for _ in 0..rounds {
+        for (i, &threads) in THREADS.iter().enumerate() {
+            samples[i].push(measure(threads, window, &call));
+            settle();
+        }
+    }
+    samples
+}
+
 /// Runs one row in this process: the median calls per second per thread
 /// count, and the lines its sink dropped.
 fn run_row(name: &str, quick: bool) -> serde_json::Value {
@@ -157,37 +175,37 @@ fn run_row(name: &str, quick: bool) -> serde_json::Value {
     let hist = metrics::histogram!("scaling_duration_seconds", "operation" => "bench", "status" => "success");
     let calls =
         metrics::counter!("scaling_calls_total", "operation" => "bench", "status" => "success");
-    let call = |x: u64| match name {
-        "observe/metrics_only" | "observe/json_file" | "observe/json_tcp" => {
-            black_box(common::observed(x));
+    // The row's body is chosen here, once: a `match` on the row's name inside
+    // the loop would add a string comparison to every measured call.
+    let settle = || {
+        if let Some(settle) = &sink {
+            settle();
         }
-        "anchor/metrics_handles" => {
+    };
+    let samples = match name {
+        "observe/metrics_only" | "observe/json_file" | "observe/json_tcp" => {
+            rounds_of(rounds, window, settle, |x| {
+                black_box(common::observed(x));
+            })
+        }
+        "anchor/metrics_handles" => rounds_of(rounds, window, settle, |x| {
             let start = clock.raw();
             let v = work(x);
             hist.record(clock.delta_as_nanos(start, clock.raw()) as f64 * 1e-9);
             calls.increment(1);
             black_box(v);
-        }
-        "anchor/autometrics" => {
+        }),
+        "anchor/autometrics" => rounds_of(rounds, window, settle, |x| {
             black_box(auto(x));
-        }
-        "anchor/shared_atomic" => {
+        }),
+        "anchor/shared_atomic" => rounds_of(rounds, window, settle, |x| {
             SHARED.fetch_add(work(x), Ordering::Relaxed);
-        }
-        "anchor/tracing_no_subscriber" => {
+        }),
+        "anchor/tracing_no_subscriber" => rounds_of(rounds, window, settle, |x| {
             black_box(traced(x));
-        }
+        }),
         other => panic!("unknown row {other}"),
     };
-    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); THREADS.len()];
-    for _ in 0..rounds {
-        for (i, &threads) in THREADS.iter().enumerate() {
-            samples[i].push(measure(threads, window, &call));
-            if let Some(settle) = &sink {
-                settle();
-            }
-        }
-    }
     let (sent, dropped) = sink.as_ref().map_or((0, 0), |s| s());
     drop(keep);
     let medians: Vec<f64> = samples
