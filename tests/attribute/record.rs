@@ -23,9 +23,20 @@ struct Seen {
     context: String,
     correlation_id: String,
     duration: Duration,
-    span_ok: bool,
+    start: u64,
+    end: u64,
     slow_threshold: Option<Duration>,
     module: Option<String>,
+}
+
+/// How far the calls' derived wall time may stray from the system clock.
+const SKEW: u64 = 5_000_000;
+
+fn unix_nanos_now() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    u64::try_from(since.as_nanos()).unwrap()
 }
 
 #[derive(Debug, Default)]
@@ -44,7 +55,8 @@ impl CallConsumer for Keep {
             context: call.context_json().to_owned(),
             correlation_id: call.correlation_id().to_string(),
             duration: call.duration(),
-            span_ok: call.end_unix_nanos() - call.start_unix_nanos() == call.duration_nanos(),
+            start: call.start_unix_nanos(),
+            end: call.end_unix_nanos(),
             slow_threshold: call.slow_threshold(),
             module: call.metadata().module_path().map(str::to_owned),
         };
@@ -101,6 +113,7 @@ fn a_consumer_receives_each_finished_call_as_typed_data() {
             .with_call_consumer(keep.clone()),
     );
     let id: CorrelationId = "req-rec".parse().unwrap();
+    let before = unix_nanos_now();
     tracing::subscriber::with_default(subscriber, || {
         correlation::scope(id, || {
             let _ = store("sensor.kitchen");
@@ -108,6 +121,7 @@ fn a_consumer_receives_each_finished_call_as_typed_data() {
             slow();
         });
     });
+    let after = unix_nanos_now();
     let seen = keep.0.lock().unwrap().clone();
     assert_eq!(seen.len(), 3, "{seen:#?}");
     let [ok, failed, slow] = [&seen[0], &seen[1], &seen[2]];
@@ -136,7 +150,10 @@ fn a_consumer_receives_each_finished_call_as_typed_data() {
     );
     for s in &seen {
         assert_eq!(s.correlation_id, "req-rec");
-        assert!(s.span_ok, "{s:?}");
+        // Wall time derived from the call's clock, which stays within a
+        // few milliseconds of the system clock.
+        assert!(s.start >= before - SKEW && s.end <= after + SKEW, "{s:?}");
+        assert!(s.start <= s.end, "{s:?}");
     }
     // The JSON layer wrote one line per call, from the same records.
     let lines = capture.lines();
