@@ -48,6 +48,18 @@ impl Start {
     }
 }
 
+/// The instant `after` from now, saturating: a timeout of `Duration::MAX`
+/// (or any too large for the platform's clock) means "as late as the
+/// clock can say", never a panic.
+pub(crate) fn deadline_after(after: Duration) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    now.checked_add(after).unwrap_or_else(|| {
+        // A century is later than any process lives and fits every clock.
+        now.checked_add(Duration::from_secs(100 * 365 * 86_400))
+            .unwrap_or(now)
+    })
+}
+
 /// How long a thread trusts wall time derived from the counter before it
 /// reads the system clock again (so clock steps show up within this).
 const RESYNC: Duration = Duration::from_secs(1);

@@ -7,6 +7,7 @@ mod component;
 pub(crate) mod json;
 pub mod names;
 mod status;
+pub(crate) mod supervise;
 
 pub use component::Background;
 pub use status::Status;

@@ -13,6 +13,10 @@ pub const LOG_LINES_DROPPED_TOTAL: &str = "log_lines_dropped_total";
 /// Log lines a sink handed to its destination, by `sink`.
 pub const LOG_LINES_SENT_TOTAL: &str = "log_lines_sent_total";
 
+/// Background components (a sink's worker, the InfluxDB push, the system
+/// sampler, the `/metrics` listener) restarted after a panic, by `component`.
+pub const COMPONENT_RESTARTS_TOTAL: &str = "observe_component_restarts_total";
+
 /// Inbound correlation IDs discarded as invalid, by `header`.
 pub const CORRELATION_IDS_REJECTED_TOTAL: &str = "correlation_ids_rejected_total";
 
@@ -68,6 +72,9 @@ pub const LABEL_METRIC: &str = "metric";
 pub const LABEL_OVERFLOW: &str = "overflow";
 /// Label holding why something was dropped.
 pub const LABEL_REASON: &str = "reason";
+/// Label holding a background component's name (`sink stdout`,
+/// `influxdb push`, ...).
+pub const LABEL_COMPONENT: &str = "component";
 /// Label holding a file system's mount point.
 pub const LABEL_MOUNT: &str = "mount";
 /// Label holding a network interface's name.

@@ -303,6 +303,22 @@ impl Queue {
         }
     }
 
+    /// Counts every line the worker took and has not settled as dropped:
+    /// its batch was lost to a panic.
+    pub(crate) fn abandon_in_flight(&self) {
+        let mut st = self.lock();
+        let lines = std::mem::take(&mut st.in_flight);
+        st.in_flight_bytes = 0;
+        // Lines a flush already counted left `in_flight` when it did.
+        st.counted_early = 0;
+        let wake = st.flushers > 0;
+        drop(st);
+        self.count_dropped(lines);
+        if wake {
+            self.drained.notify_all();
+        }
+    }
+
     /// Drops everything still queued (the worker is giving up: the sink is
     /// closed and its destination unreachable).
     pub(crate) fn discard_queued(&self) {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::queue::{Queue, Wait};
 use super::{SinkError, SinkStats};
+use crate::base::supervise;
 
 /// How many times a batch the destination answered but partly refused
 /// (e.g. `_bulk` items rejected with 429) is retried before the rest is
@@ -375,15 +376,23 @@ impl Pipe {
     pub(crate) fn start(opts: &Options, transport: impl Transport) -> Result<Self, SinkError> {
         opts.validate()?;
         let queue = Arc::new(Queue::new(&opts.name, opts.capacity_bytes));
-        let worker = Worker {
+        let mut worker = Worker {
             queue: Arc::clone(&queue),
             max_batch_bytes: opts.max_batch_bytes,
             backoff: Backoff::new(opts.backoff_initial, opts.backoff_max),
         };
-        std::thread::Builder::new()
-            .name(format!("observe-sink-{}", opts.name))
-            .spawn(move || worker.run(transport))
-            .map_err(|e| SinkError::io("cannot start the sink's worker thread", e))?;
+        let mut transport = transport;
+        supervise::spawn(
+            format!("observe-sink-{}", opts.name),
+            format!("sink {}", opts.name),
+            move |restarts| {
+                if restarts > 0 && !worker.recover(&mut transport, restarts) {
+                    return;
+                }
+                worker.run(&mut transport);
+            },
+        )
+        .map_err(|e| SinkError::io("cannot start the sink's worker thread", e))?;
         Ok(Self {
             owner: Arc::new(Owner { queue }),
         })
@@ -419,8 +428,32 @@ struct Worker {
     backoff: Backoff,
 }
 
+/// Restarts after a panic while the queue is closed before the worker
+/// gives up on what is left: a sink being dropped must not spin.
+const RESTARTS_WHEN_CLOSED: u32 = 3;
+
 impl Worker {
-    fn run(mut self, mut transport: impl Transport) {
+    /// After a panic: the batch it held is dropped and counted, the
+    /// connection (whatever state the panic left it in) is closed, and the
+    /// worker waits out its restart delay. `false` if it should stop.
+    fn recover(&mut self, transport: &mut impl Transport, restarts: u32) -> bool {
+        // The batch went with the panic; the queue knows how many lines
+        // it held.
+        self.queue.abandon_in_flight();
+        self.queue
+            .set_error("the worker panicked; the lines it held were dropped".to_owned());
+        self.queue.publish();
+        transport.disconnect();
+        let closing = self.queue.pause(supervise::restart_delay(restarts));
+        if closing && self.queue.is_closed() && restarts > RESTARTS_WHEN_CLOSED {
+            self.queue.discard_queued();
+            self.queue.publish();
+            return false;
+        }
+        true
+    }
+
+    fn run(&mut self, transport: &mut impl Transport) {
         let mut batch = Batch::default();
         loop {
             if batch.is_empty() && !batch.next_window(self.max_batch_bytes) {
@@ -435,7 +468,7 @@ impl Worker {
                 // Connect before taking lines: while the destination is
                 // away they stay in the queue, where a flush deadline can
                 // count them at once.
-                if !transport.is_connected() && !self.connect(&mut transport) {
+                if !transport.is_connected() && !self.connect(transport) {
                     if self.queue.is_closed() {
                         self.queue.discard_queued();
                         break;
@@ -448,7 +481,7 @@ impl Worker {
                 }
                 batch.load(n, self.max_batch_bytes);
             }
-            if !transport.is_connected() && !self.connect(&mut transport) {
+            if !transport.is_connected() && !self.connect(transport) {
                 if self.queue.give_up() {
                     batch.drop_all();
                     batch.settle(&self.queue);
@@ -550,6 +583,75 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Panics on its first `panics` sends, then delivers.
+    struct Flaky {
+        panics: u32,
+        delivered: Arc<std::sync::Mutex<Vec<u8>>>,
+    }
+
+    impl Transport for Flaky {
+        fn is_connected(&self) -> bool {
+            true
+        }
+
+        fn connect(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+
+        fn send(&mut self, batch: &mut Batch) -> Result<(), Failure> {
+            if self.panics > 0 {
+                self.panics -= 1;
+                panic!("the peer's answer broke the transport");
+            }
+            self.delivered
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend_from_slice(batch.pending());
+            batch.resolve_prefix(usize::MAX, Fate::Sent);
+            Ok(())
+        }
+
+        fn disconnect(&mut self) {}
+    }
+
+    #[test]
+    fn a_worker_that_panics_drops_its_batch_counted_and_delivers_again() {
+        let delivered = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let pipe = Pipe::start(
+            &Options::new("flaky", 1024),
+            Flaky {
+                panics: 2,
+                delivered: Arc::clone(&delivered),
+            },
+        )
+        .unwrap();
+        pipe.push("first");
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while pipe.stats().dropped == 0 {
+            assert!(std::time::Instant::now() < until, "{:?}", pipe.stats());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        pipe.push("second");
+        while pipe.stats().dropped < 2 {
+            assert!(std::time::Instant::now() < until, "{:?}", pipe.stats());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        pipe.push("third");
+        assert!(pipe.flush(Duration::from_secs(10)), "{:?}", pipe.stats());
+        let stats = pipe.stats();
+        assert_eq!((stats.sent, stats.dropped, stats.queued), (1, 2, 0));
+        assert!(
+            stats.last_error.is_some_and(|e| e.contains("panicked")),
+            "the sink says why lines went"
+        );
+        assert_eq!(
+            *delivered
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            b"third\n"
+        );
+    }
 
     #[test]
     fn backoff_grows_and_stays_under_the_cap() {

@@ -38,13 +38,14 @@ use std::fmt;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sysinfo::{Disks, Networks, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
 use crate::base::Background;
+use crate::base::clock;
 use crate::base::names;
+use crate::base::supervise::{self, Supervised};
 
 /// Time between samples unless told otherwise.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -214,9 +215,20 @@ impl SystemSampler {
     pub fn spawn(self, interval: Duration) -> io::Result<SamplerThread> {
         let interval = interval.max(Duration::from_millis(1));
         let (stop, rx) = mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("observe-system-sampler".into())
-            .spawn(move || run(self, interval, &rx))?;
+        let mut sampler = Some(self);
+        let thread = supervise::spawn(
+            "observe-system-sampler".into(),
+            COMPONENT.into(),
+            move |restarts| {
+                if restarts > 0 {
+                    match rx.recv_timeout(supervise::restart_delay(restarts)) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+                run(sampler.take(), interval, &rx);
+            },
+        )?;
         Ok(SamplerThread {
             stop,
             thread: Some(thread),
@@ -303,9 +315,12 @@ fn describe() {
     );
 }
 
-fn run(sampler: SystemSampler, interval: Duration, stop: &mpsc::Receiver<()>) {
-    let mut sampler = Some(sampler);
+/// The component name in `observe_component_restarts_total`.
+const COMPONENT: &str = "system sampler";
+
+fn run(mut sampler: Option<SystemSampler>, interval: Duration, stop: &mpsc::Receiver<()>) {
     let mut failures: u32 = 0;
+    let mut panics: u32 = 0;
     // CPU usage needs two readings some time apart.
     let mut wait = sysinfo::MINIMUM_CPU_UPDATE_INTERVAL;
     loop {
@@ -319,9 +334,11 @@ fn run(sampler: SystemSampler, interval: Duration, stop: &mpsc::Receiver<()>) {
         let error = match outcome {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e.to_string()),
-            Err(_) => {
+            Err(payload) => {
                 // Its state may be half-updated: start afresh next time.
                 sampler = None;
+                panics = panics.saturating_add(1);
+                supervise::report(COMPONENT, panics, payload.as_ref());
                 Some("the sampler panicked".to_owned())
             }
         };
@@ -356,32 +373,33 @@ fn run(sampler: SystemSampler, interval: Duration, stop: &mpsc::Receiver<()>) {
 #[derive(Debug)]
 pub struct SamplerThread {
     stop: mpsc::Sender<()>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<Supervised>,
 }
 
 impl SamplerThread {
     /// Stops sampling and waits for a sample in progress.
     pub fn stop(mut self) {
-        self.shut_down();
+        self.shut_down(None);
     }
 
-    fn shut_down(&mut self) {
+    fn shut_down(&mut self, deadline: Option<Instant>) {
         let _ = self.stop.send(());
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            // A sample stuck in the kernel is left behind at the deadline.
+            let _ = t.join_until(deadline);
         }
     }
 }
 
 impl Drop for SamplerThread {
     fn drop(&mut self) {
-        self.shut_down();
+        self.shut_down(None);
     }
 }
 
 impl Background for SamplerThread {
-    fn stop(mut self: Box<Self>, _timeout: Duration) {
-        self.shut_down();
+    fn stop(mut self: Box<Self>, timeout: Duration) {
+        self.shut_down(Some(clock::deadline_after(timeout)));
     }
 }
 

@@ -6,14 +6,15 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::aggregate::{AggregatingRecorder, Aggregator};
 use super::http::{self, BaseUrl};
 use super::{Api, InfluxConfig};
 use crate::base::Background;
+use crate::base::clock;
 use crate::base::names;
+use crate::base::supervise::{self, Supervised};
 
 /// What a push has done so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -103,7 +104,7 @@ enum Command {
 #[derive(Debug)]
 pub struct InfluxPush {
     commands: mpsc::Sender<Command>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<Supervised>,
     stats: Arc<Stats>,
 }
 
@@ -169,9 +170,17 @@ impl InfluxPush {
             invalid_logged: false,
         };
         let (commands, rx) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("observe-influxdb-push".into())
-            .spawn(move || worker.run(&rx))?;
+        let mut worker = worker;
+        let thread = supervise::spawn(
+            "observe-influxdb-push".into(),
+            "influxdb push".into(),
+            move |restarts| {
+                if restarts > 0 && !worker.recover(&rx, restarts) {
+                    return;
+                }
+                worker.run(&rx);
+            },
+        )?;
         Ok(Self {
             commands,
             thread: Some(thread),
@@ -204,9 +213,14 @@ impl InfluxPush {
     }
 
     fn shut_down(&mut self, timeout: Duration) {
-        let _ = self.commands.send(Command::Stop(Instant::now() + timeout));
+        let deadline = clock::deadline_after(timeout);
+        let _ = self.commands.send(Command::Stop(deadline));
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            // The thread gives up on its buffer at the deadline; an
+            // exchange still in progress then ends by its own deadline
+            // (its points stay in `buffered` until it does), which the
+            // process's exit need not wait for.
+            let _ = t.join_until(Some(deadline));
         }
     }
 }
@@ -251,12 +265,36 @@ enum Sent {
 }
 
 impl Worker {
-    fn run(mut self, rx: &mpsc::Receiver<Command>) {
+    /// After a panic: what the buffer held may be what caused it, so it is
+    /// dropped and counted; then the restart delay, unless a stop arrives.
+    /// `false` if the push should end.
+    fn recover(&mut self, rx: &mpsc::Receiver<Command>, restarts: u32) -> bool {
+        let held = self.buffer.len() as u64;
+        self.buffer.clear();
+        self.stats
+            .drop_points(&self.stats.rejected, "rejected", held);
+        self.note_buffered();
+        self.retry_at = None;
+        match rx.recv_timeout(supervise::restart_delay(restarts)) {
+            Ok(Command::Stop(deadline)) => {
+                self.shutdown(deadline);
+                false
+            }
+            Ok(Command::Collect(ack)) => {
+                let _ = ack.send(());
+                true
+            }
+            Err(RecvTimeoutError::Timeout) => true,
+            Err(RecvTimeoutError::Disconnected) => false,
+        }
+    }
+
+    fn run(&mut self, rx: &mpsc::Receiver<Command>) {
         if self.config.create_database {
             self.create_database();
         }
         let interval = self.config.interval;
-        let mut next_tick = Instant::now() + interval;
+        let mut next_tick = clock::deadline_after(interval);
         loop {
             let now = Instant::now();
             let mut wake = next_tick;
@@ -275,10 +313,10 @@ impl Worker {
             let now = Instant::now();
             if now >= next_tick {
                 self.collect();
-                next_tick += interval;
+                next_tick = next_tick.checked_add(interval).unwrap_or(next_tick);
                 if next_tick <= now {
                     // Fell behind (a slow write): skip, do not burst.
-                    next_tick = now + interval;
+                    next_tick = clock::deadline_after(interval);
                 }
             }
             if self.retry_at.is_none_or(|r| now >= r) {
@@ -373,7 +411,7 @@ impl Worker {
                             "influxdb push: write failed; retrying with backoff, buffering meanwhile"
                         );
                     }
-                    self.retry_at = Some(Instant::now() + self.backoff);
+                    self.retry_at = Some(clock::deadline_after(self.backoff));
                     self.backoff = (self.backoff * 2).min(self.config.retry_max);
                     self.note_buffered();
                     return;
@@ -440,7 +478,7 @@ impl Worker {
         }
     }
 
-    fn shutdown(mut self, deadline: Instant) {
+    fn shutdown(&mut self, deadline: Instant) {
         self.collect();
         while !self.buffer.is_empty() {
             let now = Instant::now();
