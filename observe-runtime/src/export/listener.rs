@@ -4,15 +4,18 @@
 //! job. Each connection gets its own short-lived thread, capped in number
 //! and in time, so one slow or stuck client cannot hold up a scrape.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::base::Background;
+use crate::base::clock;
+use crate::base::supervise::{self, Supervised};
 
 /// `127.0.0.1:9000`: loopback only unless told otherwise, on the
 /// exporter's customary port.
@@ -30,7 +33,9 @@ const RESPONSE_DEADLINE: Duration = Duration::from_secs(10);
 /// Longest request head read.
 const MAX_REQUEST: usize = 8 * 1024;
 /// Connections served at once. A few concurrent scrapers (an HA pair, a
-/// curl) fit; beyond that a flood gets 503 rather than a thread each.
+/// curl) fit; beyond that a flood gets 503 rather than a thread each, and
+/// connections that have not sent their request give their slot to a
+/// newcomer.
 const MAX_CONNECTIONS: usize = 8;
 /// How long [`MetricsListener::stop`] and dropping wait for requests in
 /// progress. A normal request takes milliseconds; a slow client is left to
@@ -44,7 +49,8 @@ type Render = Arc<dyn Fn() -> String + Send + Sync>;
 /// Each connection is served on its own thread, at most a handful at once
 /// (more are answered `503 Service Unavailable`), and must send its
 /// request within a few seconds, so a slow or stuck client delays no one
-/// else.
+/// else. A connection that has sent nothing yet gives its place to a new
+/// one when all are taken, so idle connections cannot starve a scrape.
 ///
 /// [`ObserveBuilder::metrics_listener`](crate::ObserveBuilder::metrics_listener)
 /// starts one for the Prometheus recorder; use it directly to serve any
@@ -68,7 +74,7 @@ type Render = Arc<dyn Fn() -> String + Send + Sync>;
 pub struct MetricsListener {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<Supervised>,
     active: Arc<Active>,
 }
 
@@ -109,9 +115,16 @@ impl MetricsListener {
         let active = Arc::new(Active::default());
         let render: Render = Arc::new(render);
         let (flag, slots) = (Arc::clone(&stop), Arc::clone(&active));
-        let thread = std::thread::Builder::new()
-            .name("observe-metrics-listener".into())
-            .spawn(move || accept_loop(&listener, &flag, &slots, &render))?;
+        let thread = supervise::spawn(
+            "observe-metrics-listener".into(),
+            COMPONENT.into(),
+            move |restarts| {
+                if restarts > 0 {
+                    std::thread::sleep(supervise::restart_delay(restarts));
+                }
+                accept_loop(&listener, &flag, &slots, &render);
+            },
+        )?;
         Ok(Self {
             addr,
             stop,
@@ -146,7 +159,7 @@ impl MetricsListener {
             });
         }
         if TcpStream::connect_timeout(&wake, Duration::from_secs(1)).is_ok() {
-            let _ = thread.join();
+            let _ = thread.join_until(Some(clock::deadline_after(grace)));
         }
         // Otherwise the thread exits at its next connection; never hang.
         self.active.wait_idle(grace);
@@ -169,50 +182,98 @@ impl Background for MetricsListener {
 /// shutdown can wait for them.
 #[derive(Default)]
 struct Active {
-    count: Mutex<usize>,
+    state: Mutex<Slots>,
     idle: Condvar,
 }
 
+#[derive(Default)]
+struct Slots {
+    count: usize,
+    next_id: u64,
+    /// Connections whose request head has not arrived yet, oldest first,
+    /// with a handle to shut each down.
+    waiting: VecDeque<(u64, TcpStream)>,
+}
+
 impl Active {
-    fn try_acquire(self: &Arc<Self>) -> Option<Slot> {
-        let mut count = self.count.lock().unwrap_or_else(PoisonError::into_inner);
-        if *count >= MAX_CONNECTIONS {
-            return None;
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A slot for `stream`, or `None` if every slot serves a request.
+    ///
+    /// When all slots are taken but some connection has still not sent
+    /// its request, the oldest such one is shut down and its slot goes to
+    /// the newcomer: clients that connect and send nothing cannot starve
+    /// scrapes, which send their request at once.
+    fn admit(self: &Arc<Self>, stream: &TcpStream) -> Option<Slot> {
+        let handle = stream.try_clone().ok()?;
+        let mut st = self.lock();
+        if st.count >= MAX_CONNECTIONS {
+            // An evicted connection's thread ends at once, but may not
+            // have yet: bound the overlap.
+            if st.count >= 2 * MAX_CONNECTIONS {
+                return None;
+            }
+            let (_, oldest) = st.waiting.pop_front()?;
+            let _ = oldest.shutdown(Shutdown::Both);
         }
-        *count += 1;
-        Some(Slot(Arc::clone(self)))
+        st.count += 1;
+        st.next_id += 1;
+        let id = st.next_id;
+        st.waiting.push_back((id, handle));
+        Some(Slot {
+            active: Arc::clone(self),
+            id,
+        })
     }
 
     fn wait_idle(&self, grace: Duration) {
-        let count = self.count.lock().unwrap_or_else(PoisonError::into_inner);
+        let st = self.lock();
         let _ = self
             .idle
-            .wait_timeout_while(count, grace, |n| *n > 0)
+            .wait_timeout_while(st, grace, |st| st.count > 0)
             .unwrap_or_else(PoisonError::into_inner);
     }
 }
 
 /// One connection's place under [`MAX_CONNECTIONS`], given back on drop,
 /// so also when `render` panics on the connection's thread.
-struct Slot(Arc<Active>);
+struct Slot {
+    active: Arc<Active>,
+    id: u64,
+}
+
+impl Slot {
+    /// The request head arrived: the connection is no longer one that
+    /// a newcomer may evict.
+    fn head_received(&self) {
+        self.active.lock().waiting.retain(|(id, _)| *id != self.id);
+    }
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut count = self.0.count.lock().unwrap_or_else(PoisonError::into_inner);
-        *count = count.saturating_sub(1);
-        if *count == 0 {
-            self.0.idle.notify_all();
+        let mut st = self.active.lock();
+        st.waiting.retain(|(id, _)| *id != self.id);
+        st.count = st.count.saturating_sub(1);
+        if st.count == 0 {
+            self.active.idle.notify_all();
         }
     }
 }
 
+/// The component name in `observe_component_restarts_total`.
+const COMPONENT: &str = "metrics listener";
+
 fn accept_loop(listener: &TcpListener, stop: &AtomicBool, active: &Arc<Active>, render: &Render) {
+    static PANICS: AtomicU32 = AtomicU32::new(0);
     for conn in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             return;
         }
         match conn {
-            Ok(stream) => match active.try_acquire() {
+            Ok(stream) => match active.admit(&stream) {
                 Some(slot) => {
                     let render = Arc::clone(render);
                     // If the thread cannot be spawned the closure is dropped,
@@ -220,8 +281,16 @@ fn accept_loop(listener: &TcpListener, stop: &AtomicBool, active: &Arc<Active>, 
                     let _ = std::thread::Builder::new()
                         .name("observe-metrics-conn".into())
                         .spawn(move || {
-                            let _slot = slot;
-                            let _ = handle(stream, &render);
+                            // A panicking `render` costs its own request
+                            // (the client sees the connection close), and
+                            // is counted like a component's restart.
+                            let served = panic::catch_unwind(AssertUnwindSafe(|| {
+                                handle(stream, &slot, &render)
+                            }));
+                            if let Err(payload) = served {
+                                let n = PANICS.fetch_add(1, Ordering::Relaxed) + 1;
+                                supervise::report(COMPONENT, n, payload.as_ref());
+                            }
                         });
                 }
                 None => refuse_busy(&stream),
@@ -256,11 +325,11 @@ fn refuse_busy(stream: &TcpStream) {
     }
 }
 
-fn handle(mut stream: TcpStream, render: &Render) -> io::Result<()> {
+fn handle(mut stream: TcpStream, slot: &Slot, render: &Render) -> io::Result<()> {
     // Accepted sockets inherit non-blocking mode on some systems; the
     // timeouts below only work on a blocking one.
     stream.set_nonblocking(false)?;
-    let request_deadline = Instant::now() + REQUEST_DEADLINE;
+    let request_deadline = clock::deadline_after(REQUEST_DEADLINE);
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     let mut scanned = 0;
@@ -288,6 +357,7 @@ fn handle(mut stream: TcpStream, render: &Render) -> io::Result<()> {
         // Rescan only the new bytes (and the three before, for a `\r\n\r\n`
         // split across reads): a dribbling client must not cost quadratic time.
         if buf[scanned..].windows(4).any(|w| w == b"\r\n\r\n") {
+            slot.head_received();
             break;
         }
         scanned = buf.len().saturating_sub(3);
@@ -356,7 +426,7 @@ fn respond(
     body: &str,
     send_body: bool,
 ) -> io::Result<()> {
-    let deadline = Instant::now() + RESPONSE_DEADLINE;
+    let deadline = clock::deadline_after(RESPONSE_DEADLINE);
     let head = response_head(status, headers, body.len());
     write_all_by(stream, head.as_bytes(), deadline)?;
     if send_body {
@@ -418,13 +488,47 @@ mod tests {
     }
 
     #[test]
-    fn connections_beyond_the_cap_get_503_without_waiting() {
+    fn connections_that_send_nothing_cannot_starve_a_scrape() {
         let l = MetricsListener::bind("127.0.0.1:0".parse().expect("addr"), || "a 1\n".into())
             .expect("bind");
         let a = l.local_addr();
-        let idle: Vec<TcpStream> = (0..MAX_CONNECTIONS)
+        let idle: Vec<TcpStream> = (0..3 * MAX_CONNECTIONS)
             .map(|_| TcpStream::connect(a).expect("connect"))
             .collect();
+        let ok = request(a, "GET /metrics HTTP/1.1\r\n\r\n");
+        assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
+        drop(idle);
+        l.stop();
+    }
+
+    #[test]
+    fn requests_beyond_the_cap_get_503_without_waiting() {
+        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        let held = Arc::clone(&gate);
+        let l = MetricsListener::bind("127.0.0.1:0".parse().expect("addr"), move || {
+            let (open, cond) = &*held;
+            let open = open.lock().unwrap_or_else(PoisonError::into_inner);
+            let _open = cond
+                .wait_timeout_while(open, Duration::from_secs(20), |open| !*open)
+                .unwrap_or_else(PoisonError::into_inner);
+            "a 1\n".into()
+        })
+        .expect("bind");
+        let a = l.local_addr();
+        let serving: Vec<_> = (0..MAX_CONNECTIONS)
+            .map(|_| std::thread::spawn(move || request(a, "GET /metrics HTTP/1.1\r\n\r\n")))
+            .collect();
+        // Every slot is serving a request once its head has arrived.
+        let filled = Instant::now() + Duration::from_secs(10);
+        loop {
+            let st = l.active.lock();
+            if st.count == MAX_CONNECTIONS && st.waiting.is_empty() {
+                break;
+            }
+            drop(st);
+            assert!(Instant::now() < filled, "slots never filled");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         // Sends nothing, so closing leaves no unread bytes to turn the
         // answer into a reset.
         let mut over = TcpStream::connect(a).expect("connect");
@@ -434,16 +538,35 @@ mod tests {
         over.read_to_string(&mut busy).expect("read");
         assert!(busy.starts_with("HTTP/1.1 503 "), "{busy}");
         assert!(busy.contains("Retry-After: 1\r\n"), "{busy}");
-        drop(idle);
-        let served = Instant::now() + Duration::from_secs(10);
-        loop {
-            let ok = request(a, "GET /metrics HTTP/1.1\r\n\r\n");
-            if ok.starts_with("HTTP/1.1 200 OK") {
-                break;
-            }
-            assert!(Instant::now() < served, "slots never freed: {ok}");
-            std::thread::sleep(Duration::from_millis(20));
+        *gate.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        gate.1.notify_all();
+        for s in serving {
+            let ok = s.join().expect("client");
+            assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
         }
+        l.stop();
+    }
+
+    #[test]
+    fn a_panicking_render_costs_its_request_only() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let seen = Arc::clone(&calls);
+        let l = MetricsListener::bind("127.0.0.1:0".parse().expect("addr"), move || {
+            if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("render failed");
+            }
+            "a 1\n".into()
+        })
+        .expect("bind");
+        let a = l.local_addr();
+        let mut c = TcpStream::connect(a).expect("connect");
+        c.write_all(b"GET /metrics HTTP/1.1\r\n\r\n")
+            .expect("write");
+        let mut lost = Vec::new();
+        let _ = c.read_to_end(&mut lost);
+        assert!(lost.is_empty(), "{}", String::from_utf8_lossy(&lost));
+        let ok = request(a, "GET /metrics HTTP/1.1\r\n\r\n");
+        assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
         l.stop();
     }
 
