@@ -21,7 +21,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 
-use crate::base::{Background, names};
+use crate::base::{Background, clock, names};
 use crate::correlation::{self, IdFormat};
 use crate::log::{self, JsonLayer, Redactor};
 use crate::recorder::{self as observe_metrics, MetricsHandle, NativeMetrics, NativeRecorder};
@@ -204,7 +204,13 @@ impl ObserveBuilder {
         self
     }
 
-    /// How long dropping the guard waits for sinks to drain (default 5 s).
+    /// How long dropping the guard may take (default 5 s): the sinks
+    /// drain, then each component stops (the InfluxDB push delivers its
+    /// last interval, the listener finishes its requests), all within this
+    /// one deadline. Lines and points still undelivered then are counted as
+    /// dropped, and a thread still in an exchange with a peer is left to
+    /// that exchange's own deadline rather than waited for. Any duration is
+    /// accepted: `Duration::MAX` means no limit.
     pub fn flush_timeout(mut self, timeout: Duration) -> Self {
         self.flush_timeout = timeout;
         self
@@ -258,7 +264,13 @@ impl ObserveBuilder {
         };
 
         let sink: Arc<dyn Sink> = match self.sinks.len() {
-            0 => Arc::new(StdoutSink),
+            0 => match StdoutSink::new() {
+                Ok(stdout) => Arc::new(stdout),
+                Err(e) => {
+                    stop_all(background);
+                    return Err(InstallError::component("stdout sink", e));
+                }
+            },
             1 => Arc::clone(&self.sinks[0]),
             _ => Arc::new(FanOut::new(self.sinks.clone())),
         };
@@ -515,15 +527,16 @@ impl ObserveGuard {
 
 impl Drop for ObserveGuard {
     fn drop(&mut self) {
-        let deadline = Instant::now() + self.flush_timeout;
-        self.sink.flush(self.flush_timeout);
+        // One deadline for everything: the sinks, then each component,
+        // then the lines components wrote while stopping (a push's last
+        // failure), each get what the ones before left.
+        let deadline = clock::deadline_after(self.flush_timeout);
+        let left = || deadline.saturating_duration_since(Instant::now());
+        self.sink.flush(left());
         for b in std::mem::take(&mut self.background).into_iter().rev() {
-            b.stop(self.flush_timeout);
+            b.stop(left());
         }
-        // Components may log while they stop (a push's last failure):
-        // those lines get whatever is left of the flush time.
-        self.sink
-            .flush(deadline.saturating_duration_since(Instant::now()));
+        self.sink.flush(left());
         if let Some(u) = self.upkeep.take() {
             u.stop();
         }
