@@ -1177,7 +1177,7 @@ fn run_service(role: &str, args: &Args) -> Result<(), BoxError> {
         builder = builder.file(p.clone());
     }
     if shipping {
-        builder = builder.sink(observe::sink::StdoutSink);
+        builder = builder.stdout();
     }
     if let Some(u) = &args.influxdb {
         builder =

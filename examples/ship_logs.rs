@@ -11,7 +11,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use observe::sink::{ElasticsearchSink, FileSink, SinkStats, StdoutSink, TcpSink, UdpSink};
+use observe::sink::{ElasticsearchSink, FileSink, SinkStats, TcpSink, UdpSink};
 use observe::{Observe, monitor_performance};
 
 const USAGE: &str = "usage: ship_logs [--logstash HOST:PORT] [--udp HOST:PORT] [--elasticsearch URL] [--file PATH] [--lines N] [--quiet]";
@@ -124,7 +124,7 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
         sinks.push(("file", Box::new(move || sink.stats())));
     }
     if !args.quiet {
-        builder = builder.sink(StdoutSink);
+        builder = builder.stdout();
     }
     let guard = builder.install()?;
 

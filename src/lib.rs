@@ -216,7 +216,7 @@
 //!         .logstash("127.0.0.1:5000")
 //!         .elasticsearch("http://127.0.0.1:9200") // ha-ingestor-logs-YYYY.MM.DD
 //!         .file("/var/log/ha-ingestor/ha-ingestor.log") // 100 MB x 5
-//!         .sink(observe::sink::StdoutSink)
+//!         .stdout() // and standard output, all queued
 //!         .install()?;
 //!     Ok(())
 //! }

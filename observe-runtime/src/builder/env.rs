@@ -308,7 +308,7 @@ impl EnvConfig {
         }
         // Without other sinks, standard output is the default anyway.
         if shipping && self.stdout == Some(true) {
-            b = b.sink(crate::sink::StdoutSink);
+            b = b.stdout();
         }
         if let Some(p) = self.prometheus {
             b = b.prometheus(p);

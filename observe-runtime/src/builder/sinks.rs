@@ -1,7 +1,7 @@
 //! Builder shortcuts for the shipping sinks.
 
 use super::{InstallError, ObserveBuilder};
-use crate::sink::{ElasticsearchSink, FileSink, Sink, SinkError, TcpSink, UdpSink};
+use crate::sink::{ElasticsearchSink, FileSink, Sink, SinkError, StdoutSink, TcpSink, UdpSink};
 
 /// Adds `sink`, or makes `install()` fail with the error it could not be
 /// built with as its source (the builder's setters cannot return errors).
@@ -26,7 +26,7 @@ impl ObserveBuilder {
     /// and pass it to [`sink`](Self::sink).
     ///
     /// Like every sink added, it replaces standard output; add
-    /// [`StdoutSink`](crate::sink::StdoutSink) to keep both.
+    /// [`stdout`](Self::stdout) to keep both.
     ///
     /// ```no_run
     /// # fn main() -> Result<(), observe_runtime::InstallError> {
@@ -39,6 +39,12 @@ impl ObserveBuilder {
     pub fn logstash(self, addr: impl Into<String>) -> Self {
         let sink = TcpSink::builder(addr).name("logstash").build();
         add(self, "logstash sink", sink)
+    }
+
+    /// Writes lines to standard output (from a queue, like every sink) next
+    /// to the sinks added: without any, standard output is the default.
+    pub fn stdout(self) -> Self {
+        add(self, "stdout sink", StdoutSink::new())
     }
 
     /// Ships lines as UDP datagrams to `addr` (`HOST:PORT`), as a

@@ -9,7 +9,7 @@ use tracing_core::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 
 use super::writer::LineWriter;
-use super::{Sink, StdoutSink};
+use super::{DirectStdout, Sink};
 use crate::record::{self, CallConsumer, Consumers};
 
 /// Default cap on one line's length, in bytes; collectors commonly split
@@ -59,10 +59,13 @@ impl fmt::Debug for JsonLayer {
 }
 
 impl JsonLayer {
-    /// A layer for `service` writing to standard output.
+    /// A layer for `service` writing to standard output, directly from the
+    /// logging thread; give it a queued
+    /// [`StdoutSink`](crate::sink::StdoutSink) with `with_sink` so that a
+    /// full pipe never makes a caller wait (the builder does).
     #[must_use]
     pub fn new(service: &str) -> Self {
-        let writer = LineWriter::new(service, Arc::new(StdoutSink), DEFAULT_MAX_LINE_BYTES);
+        let writer = LineWriter::new(service, Arc::new(DirectStdout), DEFAULT_MAX_LINE_BYTES);
         Self::assemble(writer, Vec::new())
     }
 

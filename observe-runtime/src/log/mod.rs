@@ -27,7 +27,7 @@ pub use layer::{DEFAULT_MAX_LINE_BYTES, JsonLayer};
 pub(crate) use line::JsonLine;
 pub use redact::{REDACTED, Redactor};
 pub(crate) use sink::{Sink, count_dropped};
-pub(crate) use stdout::StdoutSink;
+pub(crate) use stdout::DirectStdout;
 pub use validator::{LogValidator, ValidationError, ValidationErrorKind};
 
 static REDACTOR: RwLock<Option<Redactor>> = RwLock::new(None);

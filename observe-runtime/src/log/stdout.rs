@@ -1,4 +1,7 @@
-//! Standard output, the default sink.
+//! Standard output, written directly: the sink of a [`JsonLayer`](super::JsonLayer)
+//! made without one. The builder uses the queued
+//! [`StdoutSink`](crate::sink::StdoutSink) instead; this one stays for a
+//! layer assembled by hand, which has no worker to stop.
 
 use std::io::Write;
 
@@ -7,9 +10,9 @@ use super::{JsonLine, Sink, count_dropped};
 /// Writes each line to standard output in one `write_all`, so lines from
 /// concurrent threads never interleave.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct StdoutSink;
+pub(crate) struct DirectStdout;
 
-impl Sink for StdoutSink {
+impl Sink for DirectStdout {
     fn name(&self) -> &str {
         "stdout"
     }

@@ -4,10 +4,10 @@
 //! must never panic and should never block the caller for long; every line
 //! it cannot deliver is counted in `log_lines_dropped_total{sink}`.
 //!
-//! The shipping sinks ([`FileSink`], [`TcpSink`], [`UdpSink`],
-//! [`ElasticsearchSink`]) never make the caller wait: a line is copied into
-//! a bounded queue (capacity in bytes) and a background worker per sink
-//! batches it to its destination, reconnecting with capped exponential
+//! Every sink here but the capture ([`StdoutSink`], [`FileSink`],
+//! [`TcpSink`], [`UdpSink`], [`ElasticsearchSink`]) never makes the caller
+//! wait: a line is copied into a bounded queue (capacity in bytes) and a
+//! background worker per sink batches it to its destination, reconnecting with capped exponential
 //! backoff. A full queue drops the newest line. Each sink counts in
 //! `log_lines_sent_total{sink}` and `log_lines_dropped_total{sink}`, and
 //! its `stats()` tell where every line is: sent, dropped or queued.
@@ -19,6 +19,7 @@ mod elasticsearch;
 mod file;
 mod options;
 mod queue;
+mod stdout;
 mod tcp;
 mod udp;
 mod worker;
@@ -26,7 +27,6 @@ mod worker;
 pub(crate) use crate::log::count_dropped;
 pub use crate::log::line::{JsonLine, NotALine};
 pub use crate::log::sink::{FanOut, Sink};
-pub use crate::log::stdout::StdoutSink;
 pub use crate::net::SinkError;
 #[cfg(feature = "tls")]
 pub use crate::net::TlsConfig;
@@ -34,6 +34,7 @@ pub use capture::CaptureSink;
 pub use elasticsearch::{DEFAULT_INDEX_PATTERN, ElasticsearchSink, ElasticsearchSinkBuilder};
 pub use file::{DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILES, FileSink, FileSinkBuilder};
 pub use options::{DEFAULT_CAPACITY_BYTES, SinkStats};
+pub use stdout::{StdoutSink, StdoutSinkBuilder};
 pub use tcp::{TcpSink, TcpSinkBuilder};
 pub use udp::{MAX_UDP_DATAGRAM, UdpSink, UdpSinkBuilder};
 
