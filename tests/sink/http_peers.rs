@@ -346,3 +346,18 @@ fn lines_refused_for_good_by_authentication_are_dropped_and_counted() {
         "retried before being dropped"
     );
 }
+
+#[test]
+fn timeouts_of_duration_max_mean_no_limit_and_do_not_panic() {
+    let peer = Peer::start(Play::Sane);
+    let sink = ElasticsearchSink::builder(peer.url.clone())
+        .name("peer-max-timeouts")
+        .connect_timeout(Duration::MAX)
+        .io_timeout(Duration::MAX)
+        .build()
+        .expect("sink");
+    log(&sink, 0..5);
+    assert!(sink.flush(Duration::from_secs(30)), "{:?}", sink.stats());
+    assert_eq!(sink.stats().sent, 5);
+    assert_eq!(peer.indexed().len(), 5);
+}
