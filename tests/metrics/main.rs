@@ -18,6 +18,7 @@
 mod backends;
 mod common;
 mod influx_outage;
+mod influx_peers;
 mod influx_stub;
 mod line_protocol;
 mod listener_slow_client;

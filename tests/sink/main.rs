@@ -18,6 +18,7 @@
 mod bulk;
 mod common;
 mod file;
+mod http_peers;
 mod lines;
 mod logging;
 mod outage;

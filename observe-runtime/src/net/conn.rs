@@ -1,16 +1,19 @@
 //! A TCP connection to a collector, plain or (feature `tls`) over rustls.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::time::Duration;
 
 use super::SinkError;
+use super::deadline::{self, Deadline, Socket};
 #[cfg(feature = "tls")]
 use super::tls::TlsConfig;
 
 /// Timeouts of network sinks.
 #[derive(Debug, Clone)]
 pub(crate) struct NetOptions {
+    /// Longest resolving, connecting and the TLS handshake may take
+    /// together.
     pub(crate) connect_timeout: Duration,
     /// Longest a single write or read may block: a collector that stops
     /// reading is then treated as gone, so a flush deadline holds.
@@ -56,17 +59,10 @@ impl Endpoint {
         })
     }
 
-    /// Opens a TCP connection to the first address that answers.
-    pub(crate) fn connect_tcp(&self, timeout: Duration) -> io::Result<TcpStream> {
-        let mut last = None;
-        for addr in (self.host.as_str(), self.port).to_socket_addrs()? {
-            match TcpStream::connect_timeout(&addr, timeout) {
-                Ok(s) => return Ok(s),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last
-            .unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the host has no address")))
+    /// Opens a TCP connection to the first address that answers, name
+    /// resolution included, before `deadline`.
+    pub(crate) fn connect_tcp(&self, deadline: Deadline) -> io::Result<TcpStream> {
+        deadline::connect(&self.host, self.port, deadline)
     }
 }
 
@@ -78,19 +74,44 @@ pub(crate) enum Conn {
 }
 
 impl Conn {
-    /// Connects, with TLS when `net.tls` is set.
+    /// Connects, with TLS when `net.tls` is set: resolving, connecting
+    /// and the handshake together take at most `net.connect_timeout`.
+    /// Later reads and writes each wait at most `net.io_timeout`.
     pub(crate) fn open(endpoint: &Endpoint, net: &NetOptions) -> io::Result<Self> {
-        let tcp = endpoint.connect_tcp(net.connect_timeout)?;
+        Self::open_until(
+            endpoint,
+            net,
+            Deadline::after(net.connect_timeout),
+            net.io_timeout,
+        )
+    }
+
+    /// Connects (and shakes hands) before `deadline`; later reads and
+    /// writes each wait at most `io_timeout` unless given a deadline of
+    /// their own ([`Timed`](super::deadline::Timed)).
+    pub(crate) fn open_until(
+        endpoint: &Endpoint,
+        net: &NetOptions,
+        deadline: Deadline,
+        io_timeout: Duration,
+    ) -> io::Result<Self> {
+        let tcp = endpoint.connect_tcp(deadline)?;
         tcp.set_nodelay(true)?;
-        tcp.set_write_timeout(Some(net.io_timeout))?;
-        tcp.set_read_timeout(Some(net.io_timeout))?;
         #[cfg(feature = "tls")]
-        if let Some(tls) = &net.tls {
-            return tls
-                .handshake(&endpoint.host, tcp)
-                .map(|s| Self::Tls(Box::new(s)));
-        }
-        Ok(Self::Plain(tcp))
+        let conn = match &net.tls {
+            Some(tls) => Self::Tls(Box::new(tls.handshake(&endpoint.host, tcp, deadline)?)),
+            None => Self::Plain(tcp),
+        };
+        #[cfg(not(feature = "tls"))]
+        let conn = {
+            let _ = net;
+            Self::Plain(tcp)
+        };
+        // A zero timeout is refused by the socket: at least 1 ms.
+        let io_timeout = io_timeout.max(Duration::from_millis(1));
+        conn.socket().set_write_timeout(Some(io_timeout))?;
+        conn.socket().set_read_timeout(Some(io_timeout))?;
+        Ok(conn)
     }
 
     /// Ends the connection cleanly: TLS peers otherwise see a truncation.
@@ -101,14 +122,6 @@ impl Conn {
             let _ = s.flush();
         }
         let _ = self.socket().shutdown(std::net::Shutdown::Write);
-    }
-
-    fn socket(&self) -> &TcpStream {
-        match self {
-            Self::Plain(s) => s,
-            #[cfg(feature = "tls")]
-            Self::Tls(s) => s.get_ref(),
-        }
     }
 
     /// Whether the peer has closed or reset the connection.
@@ -140,6 +153,16 @@ impl Conn {
             }
         }
         self.socket().set_nonblocking(false).is_err() || closed
+    }
+}
+
+impl Socket for Conn {
+    fn socket(&self) -> &TcpStream {
+        match self {
+            Self::Plain(s) => s,
+            #[cfg(feature = "tls")]
+            Self::Tls(s) => s.get_ref(),
+        }
     }
 }
 

@@ -6,18 +6,25 @@
 //! connection (plain or rustls), timeouts and retries, and this keeps the
 //! default build free of an HTTP stack.
 
+use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
 
 use super::SinkError;
 use super::conn::{Conn, Endpoint};
+use super::deadline::{Deadline, Timed};
 
-/// Largest response body read; a `_bulk` answer is ~100 bytes per line.
-const MAX_BODY: usize = 64 * 1024 * 1024;
+/// Largest response body the `_bulk` sink reads; a `_bulk` answer is ~100
+/// bytes per line.
+pub(crate) const MAX_BODY: usize = 64 * 1024 * 1024;
 /// Largest status line or header line.
 const MAX_LINE: usize = 16 * 1024;
+/// Most header (or trailer) lines in one response.
+const MAX_HEADERS: usize = 100;
+/// Most interim (`1xx`) answers before the real one.
+const MAX_INTERIM: usize = 8;
 
 /// Where requests go, from `http[s]://[user:pass@]host[:port][/prefix]`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Target {
     pub(crate) endpoint: Endpoint,
     pub(crate) tls: bool,
@@ -28,9 +35,22 @@ pub(crate) struct Target {
     pub(crate) authorization: Option<String>,
 }
 
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Target")
+            .field("tls", &self.tls)
+            .field("host", &self.host_header)
+            .field("prefix", &self.prefix)
+            .field("authorization", &self.authorization.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
 impl Target {
+    /// Parses `url`. Its error texts show the URL masked
+    /// ([`mask_url`]): they end up in logs.
     pub(crate) fn parse(url: &str) -> Result<Self, SinkError> {
-        let bad = |why: &str| SinkError::config(format!("invalid URL {url:?}: {why}"));
+        let bad = |why: &str| SinkError::config(format!("invalid URL {:?}: {why}", mask_url(url)));
         let (tls, rest) = if let Some(r) = url.strip_prefix("http://") {
             (false, r)
         } else if let Some(r) = url.strip_prefix("https://") {
@@ -51,11 +71,14 @@ impl Target {
             Some(i) => !hostport[i..].contains(']'),
             None => false,
         };
+        // The endpoint's own error would quote the authority, which may be
+        // part of a password (`user:pa/ss@host`).
         let endpoint = if has_port {
-            Endpoint::parse(hostport)?
+            Endpoint::parse(hostport)
         } else {
-            Endpoint::parse(&format!("{hostport}:{default_port}"))?
-        };
+            Endpoint::parse(&format!("{hostport}:{default_port}"))
+        }
+        .map_err(|_| bad("expected a host and an optional port"))?;
         let authorization = userinfo.map(|u| {
             let (user, pass) = u.split_once(':').unwrap_or((u, ""));
             basic_auth(&percent_decode(user), &percent_decode(pass))
@@ -68,6 +91,43 @@ impl Target {
             authorization,
         })
     }
+}
+
+/// `url` fit for logs and `Debug`: the password of its userinfo (or all
+/// of it, if unclear where the user name ends) and its query and fragment
+/// are replaced by `***`.
+pub(crate) fn mask_url(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
+    };
+    let mut out = String::from(scheme);
+    // The last `@` ends the userinfo; one in a query masks more, not less.
+    let rest = match rest.rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split_once(':').map(|(u, _)| u);
+            match user {
+                Some(u)
+                    if u.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)) =>
+                {
+                    out.push_str(u);
+                    out.push_str(":***@");
+                }
+                _ => out.push_str("***@"),
+            }
+            &rest[at + 1..]
+        }
+        None => rest,
+    };
+    match rest.find(['?', '#']) {
+        Some(i) => {
+            out.push_str(&rest[..i]);
+            out.push_str("?***");
+        }
+        None => out.push_str(rest),
+    }
+    out
 }
 
 /// `Basic base64(user:pass)`.
@@ -124,13 +184,17 @@ pub(crate) struct Response {
     pub(crate) close: bool,
 }
 
-/// Sends one POST and reads its response.
+/// Sends one POST and reads its response (a body of at most `max_body`
+/// bytes), all before `deadline`: every write and read waits only for the
+/// time left, so a peer that drips its answer cannot stretch it.
 pub(crate) fn post(
     conn: &mut Conn,
     target: &Target,
     path: &str,
     content_type: &str,
     body: &[u8],
+    deadline: Deadline,
+    max_body: usize,
 ) -> io::Result<Response> {
     let mut head = format!(
         "POST {}{path} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nAccept: application/json\r\n",
@@ -144,60 +208,51 @@ pub(crate) fn post(
         head.push_str("\r\n");
     }
     head.push_str("\r\n");
-    conn.write_all(head.as_bytes())?;
-    conn.write_all(body)?;
-    conn.flush()?;
-    read_response(&mut BufReader::new(conn))
+    let mut timed = Timed { io: conn, deadline };
+    timed.write_all(head.as_bytes())?;
+    timed.write_all(body)?;
+    timed.flush()?;
+    read_response(&mut BufReader::new(timed), max_body)
 }
 
-pub(crate) fn read_response(r: &mut impl BufRead) -> io::Result<Response> {
-    loop {
+/// Reads one response, skipping interim (`1xx`) answers.
+///
+/// Every number comes from the peer and is checked: status codes are three
+/// digits, lengths and chunk sizes cannot overflow and are capped by
+/// `max_body`, and headers and interim answers are counted, so any input
+/// ends in a response or an error. Memory grows with what was actually
+/// received, not with what the peer announced.
+pub(crate) fn read_response(r: &mut impl BufRead, max_body: usize) -> io::Result<Response> {
+    for _ in 0..=MAX_INTERIM {
         let status_line = read_line(r)?;
         let status = parse_status(&status_line)?;
-        let mut length = None;
-        let mut chunked = false;
-        let mut close = status_line.starts_with("HTTP/1.0");
-        loop {
-            let line = read_line(r)?;
-            if line.is_empty() {
-                break;
-            }
-            let Some((name, value)) = line.split_once(':') else {
-                return Err(invalid("malformed header"));
-            };
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
-                length = Some(
-                    value
-                        .parse::<usize>()
-                        .map_err(|_| invalid("bad Content-Length"))?,
-                );
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = value.to_ascii_lowercase().contains("chunked");
-            } else if name.eq_ignore_ascii_case("connection") {
-                close = value.eq_ignore_ascii_case("close");
-            }
-        }
+        let head = read_head(r)?;
         if (100..200).contains(&status) {
+            // `101 Switching Protocols` would end HTTP on this connection.
+            if status == 101 {
+                return Err(invalid("unexpected protocol switch"));
+            }
             // Interim response (e.g. 100 Continue): the real one follows.
             continue;
         }
+        let mut close = head.close || status_line.starts_with("HTTP/1.0");
         let body = if status == 204 || status == 304 {
             Vec::new()
-        } else if chunked {
-            read_chunked(r)?
-        } else if let Some(n) = length {
-            if n > MAX_BODY {
+        } else if head.chunked {
+            // A length beside chunking is a smuggling attempt or a broken
+            // proxy: the connection cannot be trusted for another request.
+            close |= head.length.is_some();
+            read_chunked(r, max_body)?
+        } else if let Some(n) = head.length {
+            if n > max_body as u64 {
                 return Err(invalid("response body too large"));
             }
-            let mut body = vec![0; n];
-            r.read_exact(&mut body)?;
-            body
+            read_exactly(r, n, Vec::new())?
         } else {
             close = true;
             let mut body = Vec::new();
-            r.take(MAX_BODY as u64 + 1).read_to_end(&mut body)?;
-            if body.len() > MAX_BODY {
+            r.take(max_body as u64 + 1).read_to_end(&mut body)?;
+            if body.len() > max_body {
                 return Err(invalid("response body too large"));
             }
             body
@@ -208,25 +263,97 @@ pub(crate) fn read_response(r: &mut impl BufRead) -> io::Result<Response> {
             close,
         });
     }
+    Err(invalid("too many interim (1xx) responses"))
 }
 
-fn read_chunked(r: &mut impl BufRead) -> io::Result<Vec<u8>> {
+/// What the headers of a response say about its body.
+#[derive(Default)]
+struct Head {
+    length: Option<u64>,
+    chunked: bool,
+    close: bool,
+}
+
+fn read_head(r: &mut impl BufRead) -> io::Result<Head> {
+    let mut head = Head::default();
+    for _ in 0..=MAX_HEADERS {
+        let line = read_line(r)?;
+        if line.is_empty() {
+            return Ok(head);
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(invalid("malformed header"));
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            // `Content-Length: 5, 5` is allowed; differing values are not.
+            for v in value.split(',') {
+                let n = parse_length(v.trim())?;
+                if head.length.is_some_and(|m| m != n) {
+                    return Err(invalid("conflicting Content-Length"));
+                }
+                head.length = Some(n);
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            // Chunked only if it is the last coding; anything else is
+            // delimited by close.
+            let last = value.rsplit(',').next().unwrap_or("").trim();
+            head.chunked = last.eq_ignore_ascii_case("chunked");
+            head.close |= !head.chunked;
+        } else if name.eq_ignore_ascii_case("connection") {
+            head.close |= value
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("close"));
+        }
+    }
+    Err(invalid("too many header lines"))
+}
+
+/// A decimal `Content-Length`: digits only (no sign, no spaces), no more
+/// than fit in a `u64`.
+fn parse_length(s: &str) -> io::Result<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid("bad Content-Length"));
+    }
+    s.parse().map_err(|_| invalid("bad Content-Length"))
+}
+
+/// A chunk size: hex digits only (no sign), at most 16 of them.
+fn parse_chunk_size(line: &str) -> io::Result<u64> {
+    let s = line.split(';').next().unwrap_or("").trim();
+    if s.is_empty() || s.len() > 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(invalid("bad chunk size"));
+    }
+    u64::from_str_radix(s, 16).map_err(|_| invalid("bad chunk size"))
+}
+
+/// Appends exactly `n` bytes to `body`, growing it only as they arrive.
+fn read_exactly(r: &mut impl BufRead, n: u64, mut body: Vec<u8>) -> io::Result<Vec<u8>> {
+    let before = body.len() as u64;
+    r.take(n).read_to_end(&mut body)?;
+    if body.len() as u64 - before != n {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "connection closed inside the body",
+        ));
+    }
+    Ok(body)
+}
+
+fn read_chunked(r: &mut impl BufRead, max_body: usize) -> io::Result<Vec<u8>> {
     let mut body = Vec::new();
     loop {
-        let line = read_line(r)?;
-        let size = line.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size, 16).map_err(|_| invalid("bad chunk size"))?;
+        let size = parse_chunk_size(&read_line(r)?)?;
         if size == 0 {
             // Trailers, up to the blank line.
-            while !read_line(r)?.is_empty() {}
+            let _ = read_head(r)?;
             return Ok(body);
         }
-        if body.len() + size > MAX_BODY {
+        let total = (body.len() as u64).checked_add(size);
+        if total.is_none_or(|t| t > max_body as u64) {
             return Err(invalid("response body too large"));
         }
-        let start = body.len();
-        body.resize(start + size, 0);
-        r.read_exact(&mut body[start..])?;
+        body = read_exactly(r, size, body)?;
         if !read_line(r)?.is_empty() {
             return Err(invalid("chunk not followed by CRLF"));
         }
@@ -251,16 +378,22 @@ fn read_line(r: &mut impl BufRead) -> io::Result<String> {
     String::from_utf8(buf).map_err(|_| invalid("header is not UTF-8"))
 }
 
+/// The status code of `HTTP/1.x NNN reason`: exactly three digits, 100 to
+/// 599.
 fn parse_status(line: &str) -> io::Result<u16> {
     let mut parts = line.splitn(3, ' ');
     let version = parts.next().unwrap_or("");
     if !version.starts_with("HTTP/1.") {
         return Err(invalid("not an HTTP/1.x response"));
     }
-    parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| invalid("bad status code"))
+    let code = parts.next().unwrap_or("");
+    if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid("bad status code"));
+    }
+    match code.parse::<u16>() {
+        Ok(n @ 100..=599) => Ok(n),
+        _ => Err(invalid("bad status code")),
+    }
 }
 
 fn invalid(msg: &str) -> io::Error {
@@ -314,15 +447,19 @@ mod tests {
 
     #[test]
     fn responses_parse_with_length_chunks_or_close() {
-        let r = read_response(&mut &b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"[..]).unwrap();
+        let r = read_response(
+            &mut &b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"[..],
+            MAX_BODY,
+        )
+        .unwrap();
         assert_eq!(
             (r.status, r.body.as_slice(), r.close),
             (200, &b"ok"[..], false)
         );
         let raw = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: 1\r\n\r\n";
-        let r = read_response(&mut &raw[..]).unwrap();
+        let r = read_response(&mut &raw[..], MAX_BODY).unwrap();
         assert_eq!((r.status, r.body.as_slice()), (200, &b"abcde"[..]));
-        let r = read_response(&mut &b"HTTP/1.0 503 Busy\r\n\r\nlater"[..]).unwrap();
+        let r = read_response(&mut &b"HTTP/1.0 503 Busy\r\n\r\nlater"[..], MAX_BODY).unwrap();
         assert_eq!(
             (r.status, r.body.as_slice(), r.close),
             (503, &b"later"[..], true)
@@ -333,7 +470,161 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         ] {
-            assert!(read_response(&mut &bad[..]).is_err());
+            assert!(read_response(&mut &bad[..], MAX_BODY).is_err());
+        }
+    }
+
+    fn parse(raw: &[u8]) -> io::Result<Response> {
+        read_response(&mut &raw[..], 1024)
+    }
+
+    #[test]
+    fn numbers_from_the_peer_are_checked() {
+        let chunked = |size: &str| {
+            format!(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{size}\r\nab\r\n0\r\n\r\n"
+            )
+        };
+        // Overflows `body.len() + size` once a chunk is held.
+        let overflow = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\nffffffffffffffff\r\nab\r\n0\r\n\r\n";
+        assert!(parse(overflow.as_bytes()).is_err());
+        for size in [
+            "ffffffffffffffff",
+            "10000000000000000",
+            "-2",
+            "+2",
+            " ",
+            "0x2",
+            "2g",
+            "401",
+        ] {
+            let e = parse(chunked(size).as_bytes()).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{size}: {e}");
+        }
+        assert_eq!(parse(chunked("2").as_bytes()).unwrap().body, b"ab");
+        for length in [
+            "18446744073709551616",
+            "99999999999999999999999",
+            "-1",
+            "+2",
+            "2, 3",
+            "1025",
+        ] {
+            let raw = format!("HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n\r\nab");
+            assert!(parse(raw.as_bytes()).is_err(), "{length}");
+        }
+        let twice = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc";
+        assert!(parse(twice).is_err(), "conflicting lengths");
+        let same = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\ncontent-length: 2, 2\r\n\r\nab";
+        assert_eq!(parse(same).unwrap().body, b"ab");
+        for status in ["20", "2000", "600", "099", "-20", "+200", "２００"] {
+            let raw = format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n");
+            assert!(parse(raw.as_bytes()).is_err(), "{status}");
+        }
+        let short = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab";
+        assert_eq!(
+            parse(short).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+    }
+
+    #[test]
+    fn headers_and_interim_answers_are_counted() {
+        let mut raw = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..=MAX_HEADERS {
+            raw.extend_from_slice(format!("X-{i}: y\r\n").as_bytes());
+        }
+        raw.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+        assert!(parse(&raw).is_err(), "too many headers");
+        let mut raw = Vec::new();
+        for _ in 0..=MAX_INTERIM {
+            raw.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        raw.extend_from_slice(b"HTTP/1.1 204 No Content\r\n\r\n");
+        assert!(parse(&raw).is_err(), "too many interim answers");
+        let ok = b"HTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
+        assert_eq!(parse(ok).unwrap().status, 204);
+        let switch = b"HTTP/1.1 101 Switching\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
+        assert!(parse(switch).is_err());
+    }
+
+    #[test]
+    fn bodies_are_capped() {
+        let body = "x".repeat(1025);
+        let close = format!("HTTP/1.1 200 OK\r\n\r\n{body}");
+        assert!(parse(close.as_bytes()).is_err());
+        let chunks = format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n{}\r\n1\r\nx\r\n0\r\n\r\n",
+            &body[..1024]
+        );
+        assert!(parse(chunks.as_bytes()).is_err());
+        let fits = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: 1024\r\n\r\n{}",
+            &body[..1024]
+        );
+        assert_eq!(parse(fits.as_bytes()).unwrap().body.len(), 1024);
+        // A length beside chunking: the body is chunked, the connection
+        // is not reused.
+        let both = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n";
+        let r = parse(both).unwrap();
+        assert_eq!((r.body.as_slice(), r.close), (&b"ab"[..], true));
+    }
+
+    #[test]
+    fn urls_are_masked_for_logs() {
+        for (url, masked) in [
+            ("http://h:9200/x", "http://h:9200/x"),
+            ("https://elastic:s3cret@h/x", "https://elastic:***@h/x"),
+            ("https://s3cret@h", "https://***@h"),
+            ("http://u:pa@ss:s3cret@h", "http://u:***@h"),
+            ("http://u/x:s3cret@h", "http://***@h"),
+            ("http://h/?token=s3cret", "http://h/?***"),
+            ("http://u:s3?cret@h", "http://u:***@h"),
+            ("h:s3cret@x", "h:***@x"),
+        ] {
+            assert_eq!(mask_url(url), masked, "{url}");
+        }
+        for url in [
+            "http://elastic:s3cret@h:port",
+            "http://elastic:pa/s3cret@h",
+            "http://elastic:s3cret@/x",
+            "ftp://elastic:s3cret@h",
+            "http://elastic:s3cret@h/?a=1",
+            "http://h/?token=s3cret",
+        ] {
+            let e = Target::parse(url).unwrap_err().to_string();
+            assert!(!e.contains("s3cret"), "{e}");
+        }
+        let t = Target::parse("http://elastic:s3cret@h").unwrap();
+        let d = format!("{t:?}");
+        let auth = t.authorization.as_deref().unwrap();
+        assert!(!d.contains("s3cret") && !d.contains(auth), "{d}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_end_in_a_response_or_an_error(
+            raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048),
+        ) {
+            if let Ok(r) = read_response(&mut &raw[..], 1024) {
+                proptest::prop_assert!(r.body.len() <= 1024);
+                proptest::prop_assert!((100..600).contains(&r.status));
+            }
+        }
+
+        #[test]
+        fn any_head_and_chunks_end_in_a_response_or_an_error(
+            head in "[ -~]{0,40}(\r\n[ -~]{0,40}){0,6}",
+            sizes in proptest::collection::vec("[0-9a-fA-F+-]{0,18}", 0..6),
+        ) {
+            let mut raw = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n{head}\r\n\r\n");
+            for size in &sizes {
+                raw.push_str(size);
+                raw.push_str("\r\nabc\r\n");
+            }
+            if let Ok(r) = read_response(&mut raw.as_bytes(), 1024) {
+                proptest::prop_assert!(r.body.len() <= 1024);
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 //! sink and the InfluxDB push speak.
 
 pub(crate) mod conn;
+pub(crate) mod deadline;
 mod error;
 pub(crate) mod http;
 #[cfg(feature = "tls")]

@@ -11,6 +11,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 use super::SinkError;
+use super::deadline::{Deadline, Timed};
 
 /// Where Linux distributions keep the system CA bundle.
 const SYSTEM_BUNDLES: &[&str] = &[
@@ -138,10 +139,13 @@ impl TlsConfig {
 
     /// Runs the handshake on `tcp`, so a certificate problem shows at
     /// connect time rather than as a failed write.
+    /// The handshake ends before `deadline`: a server that stalls it (or
+    /// drips it) cannot hold the connect longer.
     pub(crate) fn handshake(
         &self,
         host: &str,
         mut tcp: TcpStream,
+        deadline: Deadline,
     ) -> io::Result<StreamOwned<ClientConnection, TcpStream>> {
         let name = self.server_name.as_deref().unwrap_or(host);
         let name = ServerName::try_from(name.to_owned())
@@ -149,7 +153,10 @@ impl TlsConfig {
         let mut conn = ClientConnection::new(Arc::clone(&self.config), name)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         while conn.is_handshaking() {
-            conn.complete_io(&mut tcp)?;
+            conn.complete_io(&mut Timed {
+                io: &mut tcp,
+                deadline,
+            })?;
         }
         Ok(StreamOwned::new(conn, tcp))
     }

@@ -5,35 +5,59 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
+use super::Server;
 use crate::net::conn::{Conn, NetOptions};
+use crate::net::deadline::Deadline;
 use crate::net::http::{self as client, Target};
 
-/// Where the server is: `http://host[:port][/path]`.
+/// Where the server is (`http[s]://host[:port][/path]`) and how to
+/// connect to it.
 #[derive(Clone)]
-pub(crate) struct BaseUrl(Target);
+pub(crate) struct BaseUrl {
+    target: Target,
+    net: NetOptions,
+}
 
 impl fmt::Debug for BaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The user part of a URL may hold a password: never printed.
-        write!(f, "BaseUrl({}{})", self.0.host_header, self.0.prefix)
+        let scheme = if self.target.tls { "https" } else { "http" };
+        write!(
+            f,
+            "BaseUrl({scheme}://{}{})",
+            self.target.host_header, self.target.prefix
+        )
     }
 }
 
 impl BaseUrl {
-    /// Parses a base URL.
+    /// Parses a base URL; its errors show the URL masked.
     ///
     /// # Errors
     ///
-    /// Anything but `http://host[:port][/path]` (the push speaks plain
-    /// HTTP only).
-    pub(crate) fn parse(url: &str) -> Result<Self, String> {
-        let target = Target::parse(url).map_err(|e| e.to_string())?;
-        if target.tls {
+    /// Anything but `http[s]://host[:port][/path]`, and `https://` without
+    /// the `tls` feature or a usable CA.
+    pub(crate) fn parse(server: &Server) -> Result<Self, String> {
+        let target = Target::parse(&server.url).map_err(|e| e.to_string())?;
+        #[cfg(feature = "tls")]
+        let net = NetOptions {
+            tls: match (&server.tls, target.tls) {
+                (_, false) => None,
+                (Some(tls), true) => Some(tls.clone()),
+                (None, true) => Some(crate::sink::TlsConfig::system().map_err(|e| e.to_string())?),
+            },
+            ..NetOptions::default()
+        };
+        #[cfg(not(feature = "tls"))]
+        let net = if target.tls {
             return Err(format!(
-                "invalid URL {url:?}: the InfluxDB push speaks http:// only"
+                "invalid URL {:?}: https:// needs observe's `tls` feature",
+                client::mask_url(&server.url)
             ));
-        }
-        Ok(Self(target))
+        } else {
+            NetOptions::default()
+        };
+        Ok(Self { target, net })
     }
 }
 
@@ -47,13 +71,18 @@ pub(crate) struct Response {
 
 /// Longest response body kept for messages.
 const MAX_BODY: usize = 1024;
+/// Longest response body read: InfluxDB answers a write with at most a
+/// short JSON error.
+const MAX_READ: usize = 1024 * 1024;
 
-/// POSTs `body` to `path_and_query` under `base`; connecting, and each
-/// write or read, wait at most `timeout`.
+/// POSTs `body` to `path_and_query` under `base`, on a connection of its
+/// own; everything, from resolving the name to the last byte of the
+/// answer, ends within `timeout`.
 ///
 /// # Errors
 ///
-/// Connection, write or read failures and malformed responses.
+/// Connection, write or read failures, the deadline passing, and
+/// malformed responses.
 pub(crate) fn post(
     base: &BaseUrl,
     path_and_query: &str,
@@ -61,20 +90,14 @@ pub(crate) fn post(
     body: &[u8],
     timeout: Duration,
 ) -> io::Result<Response> {
-    // The update fills `tls`, a field only the `tls` feature adds.
-    #[allow(clippy::needless_update)]
-    let net = NetOptions {
-        connect_timeout: timeout,
-        io_timeout: timeout,
-        ..NetOptions::default()
-    };
-    let mut conn = Conn::open(&base.0.endpoint, &net)?;
+    let deadline = Deadline::after(timeout);
+    let mut conn = Conn::open_until(&base.target.endpoint, &base.net, deadline, timeout)?;
     let target = match authorization {
         Some(a) => Target {
             authorization: Some(a.to_owned()),
-            ..base.0.clone()
+            ..base.target.clone()
         },
-        None => base.0.clone(),
+        None => base.target.clone(),
     };
     let r = client::post(
         &mut conn,
@@ -82,8 +105,12 @@ pub(crate) fn post(
         path_and_query,
         "text/plain; charset=utf-8",
         body,
+        deadline,
+        MAX_READ,
     );
-    conn.close();
+    if r.is_ok() {
+        conn.close();
+    }
     let r = r?;
     let end = r.body.len().min(MAX_BODY);
     Ok(Response {
@@ -109,23 +136,33 @@ pub(crate) fn encode_query(s: &str) -> String {
 mod tests {
     use super::*;
 
+    fn parse(url: &str) -> Result<Target, String> {
+        BaseUrl::parse(&Server {
+            url: url.to_owned(),
+            #[cfg(feature = "tls")]
+            tls: None,
+        })
+        .map(|u| u.target)
+    }
+
     #[test]
     fn parses_base_urls() {
-        let u = BaseUrl::parse("http://127.0.0.1:8086").expect("valid");
+        let u = parse("http://127.0.0.1:8086").expect("valid");
         assert_eq!(
-            (u.0.host_header.as_str(), u.0.prefix.as_str()),
+            (u.host_header.as_str(), u.prefix.as_str()),
             ("127.0.0.1:8086", "")
         );
-        let u = BaseUrl::parse("http://influx.local/proxy/influx/").expect("valid");
-        assert_eq!(
-            (u.0.endpoint.port, u.0.prefix.as_str()),
-            (80, "/proxy/influx")
-        );
-        let u = BaseUrl::parse("http://[::1]:9").expect("valid");
-        assert_eq!(u.0.endpoint.port, 9);
-        for bad in ["https://x", "ftp://x", "http://", "http://h:port"] {
-            assert!(BaseUrl::parse(bad).is_err(), "{bad}");
+        let u = parse("http://influx.local/proxy/influx/").expect("valid");
+        assert_eq!((u.endpoint.port, u.prefix.as_str()), (80, "/proxy/influx"));
+        let u = parse("http://[::1]:9").expect("valid");
+        assert_eq!(u.endpoint.port, 9);
+        for bad in ["ftp://x", "http://", "http://h:port"] {
+            assert!(parse(bad).is_err(), "{bad}");
         }
+        #[cfg(not(feature = "tls"))]
+        assert!(parse("https://x").is_err(), "https needs the tls feature");
+        let e = parse("http://admin:pw-s3cret@h:port").unwrap_err();
+        assert!(!e.contains("s3cret"), "{e}");
     }
 
     #[test]

@@ -62,11 +62,29 @@ enum Api {
     },
 }
 
+/// The server's base URL and, for `https://`, how to verify it.
+#[derive(Clone)]
+struct Server {
+    url: String,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::sink::TlsConfig>,
+}
+
 /// Where and how to push; see the [module docs](self).
+///
+/// Its `Debug` output masks the URL's userinfo and the v2 token.
+///
+/// # Timeouts
+///
+/// Each write request has one deadline, [`timeout`](Self::timeout) from its
+/// start, covering name resolution, connecting, the TLS handshake, writing
+/// the request and reading the whole answer: a server that answers one
+/// byte at a time cannot stretch it. When the push stops, a request in
+/// flight also ends by the stop's deadline.
 #[derive(Clone)]
 #[must_use]
 pub struct InfluxConfig {
-    url: String,
+    url: Server,
     api: Api,
     interval: Duration,
     batch_size: usize,
@@ -80,7 +98,9 @@ pub struct InfluxConfig {
 impl fmt::Debug for InfluxConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("InfluxConfig");
-        d.field("url", &self.url);
+        d.field("url", &crate::net::http::mask_url(&self.url.url));
+        #[cfg(feature = "tls")]
+        d.field("tls", &self.url.tls);
         match &self.api {
             Api::V1 { database } => d.field("database", database),
             // The token is a secret: never in logs or panics.
@@ -109,7 +129,11 @@ impl InfluxConfig {
 
     fn new(url: &str, api: Api) -> Self {
         Self {
-            url: url.to_owned(),
+            url: Server {
+                url: url.to_owned(),
+                #[cfg(feature = "tls")]
+                tls: None,
+            },
             api,
             interval: Self::DEFAULT_INTERVAL,
             batch_size: Self::DEFAULT_BATCH_SIZE,
@@ -122,7 +146,8 @@ impl InfluxConfig {
     }
 
     /// InfluxDB 1.x: `POST {url}/write?db={database}`. `url` is the
-    /// server's base URL, e.g. `http://127.0.0.1:8086` (`http://` only).
+    /// server's base URL, e.g. `http://127.0.0.1:8086`; `https://` needs
+    /// the `tls` feature (see [`tls`](Self::tls)).
     pub fn v1(url: &str, database: &str) -> Self {
         Self::new(
             url,
@@ -132,7 +157,8 @@ impl InfluxConfig {
         )
     }
 
-    /// InfluxDB 2.x (and compatible servers): `POST
+    /// InfluxDB 2.x (and compatible servers, InfluxDB Cloud over
+    /// `https://` with the `tls` feature): `POST
     /// {url}/api/v2/write?org={org}&bucket={bucket}` with `Authorization:
     /// Token {token}`.
     pub fn v2(url: &str, org: &str, bucket: &str, token: &str) -> Self {
@@ -166,9 +192,20 @@ impl InfluxConfig {
         self
     }
 
-    /// Longest a write request may take, connecting included (default 5 s).
+    /// Longest a write request may take, from resolving the server's name
+    /// to the last byte of its answer (default 5 s; at least 1 ms; huge
+    /// values mean "practically never").
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Verifies an `https://` server with `config` (feature `tls`; the
+    /// same [`TlsConfig`](crate::sink::TlsConfig) as the sinks'). Without it
+    /// an `https://` URL is verified against the system's CA bundle.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: crate::sink::TlsConfig) -> Self {
+        self.url.tls = Some(config);
         self
     }
 
@@ -185,5 +222,31 @@ impl InfluxConfig {
     pub fn create_database(mut self, create: bool) -> Self {
         self.create_database = create;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_masks_userinfo_and_token() {
+        for config in [
+            InfluxConfig::v1("http://admin:pw-s3cret@influx:8086", "db"),
+            InfluxConfig::v2(
+                "https://influx:8086/?t=s3cret",
+                "org",
+                "bucket",
+                "tok-s3cret",
+            ),
+        ] {
+            let d = format!("{config:?}");
+            assert!(!d.contains("s3cret"), "{d}");
+        }
+        let d = format!(
+            "{:?}",
+            InfluxConfig::v1("http://admin:pw@influx:8086", "db")
+        );
+        assert!(d.contains("admin:***@influx:8086"), "{d}");
     }
 }

@@ -6,6 +6,7 @@ use std::io;
 use serde_json::Value;
 
 use crate::net::conn::{Conn, NetOptions};
+use crate::net::deadline::Deadline;
 use crate::net::http::{self, Target};
 use crate::sink::worker::{Batch, Failure, Fate, Transport};
 
@@ -29,9 +30,18 @@ pub(super) struct BulkTransport {
     conn: Option<Conn>,
     requests_on_conn: u64,
     ids: IdGen,
-    /// Request size limit; halved on HTTP 413.
+    /// Request size limit; halved on HTTP 413, doubled back (up to
+    /// `max_chunk`) after [`REGROW_AFTER`] accepted requests in a row.
     chunk_limit: usize,
+    max_chunk: usize,
+    /// Requests accepted since the limit last changed.
+    accepted: u32,
 }
+
+/// Accepted requests in a row after which a limit halved by a 413 doubles:
+/// a proxy's limit raised (or a one-off 413) does not cost throughput for
+/// the life of the process, and a limit that holds is probed only rarely.
+const REGROW_AFTER: u32 = 8;
 
 impl BulkTransport {
     pub(super) fn new(target: Target, net: NetOptions, chunk_limit: usize) -> Self {
@@ -42,23 +52,54 @@ impl BulkTransport {
             requests_on_conn: 0,
             ids: IdGen::new(),
             chunk_limit,
+            max_chunk: chunk_limit,
+            accepted: 0,
         }
+    }
+
+    fn accepted(&mut self) {
+        self.accepted = self.accepted.saturating_add(1);
+        if self.accepted >= REGROW_AFTER && self.chunk_limit < self.max_chunk {
+            self.chunk_limit = self.chunk_limit.saturating_mul(2).min(self.max_chunk);
+            self.accepted = 0;
+        }
+    }
+
+    fn too_large(&mut self) {
+        self.chunk_limit = (self.chunk_limit / 2).max(1);
+        self.accepted = 0;
     }
 }
 
 impl BulkTransport {
     /// Posts `body`, reconnecting once if a kept-alive connection turns out
-    /// to have been closed by the server.
+    /// to have been closed by the server. The whole exchange, reconnecting
+    /// included, ends within the sink's I/O timeout.
     fn post(&mut self, body: &[u8]) -> io::Result<http::Response> {
+        let deadline = Deadline::after(self.net.io_timeout);
         loop {
             if self.conn.is_none() {
-                self.connect()?;
+                self.conn = Some(Conn::open_until(
+                    &self.target.endpoint,
+                    &self.net,
+                    deadline.min_after(self.net.connect_timeout),
+                    self.net.io_timeout,
+                )?);
+                self.requests_on_conn = 0;
             }
             let reused = self.requests_on_conn > 0;
             let Some(conn) = self.conn.as_mut() else {
                 return Err(io::ErrorKind::NotConnected.into());
             };
-            match http::post(conn, &self.target, BULK_PATH, "application/x-ndjson", body) {
+            match http::post(
+                conn,
+                &self.target,
+                BULK_PATH,
+                "application/x-ndjson",
+                body,
+                deadline,
+                http::MAX_BODY,
+            ) {
                 Ok(resp) => {
                     self.requests_on_conn += 1;
                     if resp.close {
@@ -125,10 +166,23 @@ impl Transport for BulkTransport {
                         outcome = Err(Failure::Busy(why));
                         break;
                     }
+                    self.accepted();
                 }
                 413 if j - i > 1 => {
-                    self.chunk_limit = (self.chunk_limit / 2).max(1);
+                    self.too_large();
                     continue;
+                }
+                401 | 403 | 404 => {
+                    // Credentials being rotated, a proxy route being
+                    // replaced: the lines stay queued and the worker
+                    // retries them with backoff, within its usual budget
+                    // for refused lines, then drops and counts them.
+                    note = Some(format!(
+                        "_bulk answered HTTP {}: {}; lines kept for a retry",
+                        resp.status,
+                        snippet(&resp.body)
+                    ));
+                    break;
                 }
                 408 | 429 | 500..=599 => {
                     outcome = Err(Failure::Busy(format!(
@@ -329,6 +383,40 @@ mod tests {
         (url, rx)
     }
 
+    #[test]
+    fn the_chunk_limit_grows_back_after_a_413() {
+        let mut t = transport("http://127.0.0.1:9");
+        t.too_large();
+        t.too_large();
+        assert_eq!(t.chunk_limit, 1 << 18);
+        for _ in 0..REGROW_AFTER - 1 {
+            t.accepted();
+        }
+        assert_eq!(t.chunk_limit, 1 << 18, "not after fewer successes");
+        t.accepted();
+        assert_eq!(t.chunk_limit, 1 << 19);
+        for _ in 0..10 * REGROW_AFTER {
+            t.accepted();
+        }
+        assert_eq!(t.chunk_limit, 1 << 20, "never past the configured size");
+    }
+
+    #[test]
+    fn an_authentication_failure_keeps_the_lines_for_a_retry() {
+        let ok = r#"{"errors":false}"#;
+        let (url, _bodies) = scripted(vec![(401, "rotating"), (403, "no"), (200, ok)]);
+        let mut t = transport(&url);
+        t.connect().unwrap();
+        let mut batch = Batch::from_lines(b"ix {\"n\":1}\nix {\"n\":2}\n");
+        t.send(&mut batch).unwrap();
+        assert_eq!(batch.pending().len(), 22, "a 401 keeps every line");
+        t.send(&mut batch).unwrap();
+        assert_eq!(batch.pending().len(), 22, "so does a 403");
+        t.send(&mut batch).unwrap();
+        assert!(batch.is_empty());
+        assert_eq!(batch.counts(), (2, 0, 0));
+    }
+
     fn transport(url: &str) -> BulkTransport {
         BulkTransport::new(Target::parse(url).unwrap(), NetOptions::default(), 1 << 20)
     }
@@ -397,7 +485,7 @@ mod tests {
     #[test]
     fn a_request_too_large_is_split_and_a_single_line_too_large_is_rejected() {
         let ok = r#"{"errors":false}"#;
-        let (url, bodies) = scripted(vec![(413, ""), (200, ok), (413, ""), (401, "no")]);
+        let (url, bodies) = scripted(vec![(413, ""), (200, ok), (413, ""), (400, "no")]);
         let mut t = transport(&url);
         t.connect().unwrap();
         // Three lines of 100 bytes: ~170 bytes each in a request.
@@ -408,7 +496,7 @@ mod tests {
         t.send(&mut batch).unwrap();
         assert!(batch.is_empty());
         // 413 for three lines halves the limit to one line a request; the
-        // second line alone gets 413 (rejected), the third a 401 (rejected:
+        // second line alone gets 413 (rejected), the third a 400 (rejected:
         // retrying cannot help).
         let sizes: Vec<usize> = (0..4)
             .map(|_| {

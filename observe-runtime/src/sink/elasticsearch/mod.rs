@@ -6,6 +6,7 @@
 mod bulk;
 mod index;
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,8 +32,24 @@ use index::IndexPattern;
 ///
 /// Retries only what can succeed later: connection errors, HTTP 408, 429
 /// and 5xx, and items refused with 429 or 502-504 (those a few times).
+/// A whole request refused with 401, 403 or 404 (credentials being
+/// rotated, a proxy route being replaced) keeps its lines queued and
+/// retries them with backoff a few times too, then drops them, counted.
 /// Other per-item errors (mapping conflicts) and 4xx answers drop the
-/// lines, counted as rejected; a 413 splits the request.
+/// lines, counted as rejected. A 413 splits the request: the size limit is
+/// halved, and doubles back toward the batch size after a run of accepted
+/// requests.
+///
+/// # Timeouts
+///
+/// Each `_bulk` exchange has one deadline,
+/// [`io_timeout`](ElasticsearchSinkBuilder::io_timeout) (default 30 s) from
+/// its start: reconnecting (name resolution, connect and TLS handshake,
+/// themselves within
+/// [`connect_timeout`](ElasticsearchSinkBuilder::connect_timeout)), writing
+/// the request and reading the whole answer, headers and body. A server
+/// that answers one byte at a time cannot stretch it. Huge values (even
+/// `Duration::MAX`) are accepted and mean "practically never".
 ///
 /// ```no_run
 /// # fn main() -> Result<(), observe_runtime::sink::SinkError> {
@@ -50,7 +67,9 @@ pub struct ElasticsearchSink {
 }
 
 /// Configures an [`ElasticsearchSink`]; made by [`ElasticsearchSink::builder`].
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` output masks the URL's password and the credentials.
+#[derive(Clone)]
 #[must_use = "the sink is made by `build()`"]
 pub struct ElasticsearchSinkBuilder {
     url: String,
@@ -60,9 +79,23 @@ pub struct ElasticsearchSinkBuilder {
     net: NetOptions,
 }
 
+impl fmt::Debug for ElasticsearchSinkBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Secrets: the password of the URL, the API key or basic auth.
+        f.debug_struct("ElasticsearchSinkBuilder")
+            .field("url", &http::mask_url(&self.url))
+            .field("pattern", &self.pattern)
+            .field("authorization", &self.authorization.as_ref().map(|_| "***"))
+            .field("opts", &self.opts)
+            .field("net", &self.net)
+            .finish()
+    }
+}
+
 impl ElasticsearchSink {
     /// Starts configuring a sink to the cluster at `url`
-    /// (`http[s]://[user:password@]host:port[/prefix]`).
+    /// (`http[s]://[user:password@]host:port[/prefix]`). Errors and
+    /// `Debug` show it with the password masked.
     pub fn builder(url: impl Into<String>) -> ElasticsearchSinkBuilder {
         ElasticsearchSinkBuilder {
             url: url.into(),
@@ -173,6 +206,30 @@ impl super::Sink for ElasticsearchSink {
 mod tests {
     use super::*;
     use crate::sink::Sink as _;
+
+    #[test]
+    fn secrets_stay_out_of_debug_and_errors() {
+        let b = ElasticsearchSink::builder("https://elastic:pw-s3cret@es.internal:9200")
+            .api_key("key-s3cret");
+        let d = format!("{b:?}");
+        assert!(!d.contains("s3cret"), "{d}");
+        assert!(d.contains("elastic:***@es.internal:9200"), "{d}");
+        let b = ElasticsearchSink::builder("http://127.0.0.1:9").basic_auth("u", "pw-s3cret");
+        assert!(!format!("{b:?}").contains("czNjcmV0"), "no base64 either");
+        for url in [
+            "http://elastic:pw-s3cret@es.internal:port",
+            "http://elastic:pw/s3cret@es.internal",
+            "http://elastic:pw-s3cret@es.internal/?x=1",
+        ] {
+            let e = ElasticsearchSink::new(url).unwrap_err();
+            let text = format!("{e} {e:?}");
+            assert!(!text.contains("s3cret"), "{text}");
+        }
+        let sink = ElasticsearchSink::builder("http://elastic:pw-s3cret@127.0.0.1:9")
+            .build()
+            .unwrap();
+        assert!(!format!("{sink:?}").contains("s3cret"));
+    }
 
     #[test]
     fn lines_are_queued_behind_the_index_their_metadata_names() {

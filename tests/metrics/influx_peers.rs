@@ -1,0 +1,373 @@
+//! The InfluxDB push against small hostile servers on 127.0.0.1, then the
+//! same server turned sane: no panic, stopping returns on time, every point
+//! is written or counted, and the push delivers again. Also the push over
+//! `https://` (feature `tls`) and its secrets kept out of error texts.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::common::eventually;
+use observe::metrics::influxdb::{AggregatingRecorder, InfluxConfig, InfluxPush, InfluxStats};
+
+/// How the server answers a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Play {
+    /// `204 No Content`.
+    Sane,
+    /// A chunked answer whose second chunk claims `ffffffffffffffff` bytes.
+    OverflowingChunk,
+    /// A status line, then one header line every 500 ms.
+    DripHeaders,
+    /// `100 Continue` after `100 Continue`.
+    EndlessInterim,
+    /// A body delimited by close that never ends.
+    EndlessBody,
+    /// Half of the announced body, then close.
+    CloseMidBody,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A loopback write endpoint playing `play` (switchable), keeping the
+/// bodies it accepted.
+struct Peer {
+    url: String,
+    play: Arc<Mutex<Play>>,
+    bodies: Arc<Mutex<Vec<String>>>,
+}
+
+impl Peer {
+    fn start(play: Play) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let peer = Self {
+            url: format!("http://{}", listener.local_addr().expect("addr")),
+            play: Arc::new(Mutex::new(play)),
+            bodies: Arc::default(),
+        };
+        let (play, bodies) = (Arc::clone(&peer.play), Arc::clone(&peer.bodies));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let (play, bodies) = (Arc::clone(&play), Arc::clone(&bodies));
+                std::thread::spawn(move || {
+                    if let Some(body) = answer(stream, *lock(&play)) {
+                        lock(&bodies).push(body);
+                    }
+                });
+            }
+        });
+        peer
+    }
+
+    fn set(&self, play: Play) {
+        *lock(&self.play) = play;
+    }
+
+    fn bodies(&self) -> Vec<String> {
+        lock(&self.bodies).clone()
+    }
+}
+
+/// Reads one request and answers it as `play` says (until the client
+/// hangs up); the body if it was accepted.
+fn answer(stream: TcpStream, play: Play) -> Option<String> {
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let body = read_request(&mut reader)?;
+    let mut w = stream;
+    let _ = match play {
+        Play::Sane => {
+            let _ = w.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+            return Some(body);
+        }
+        Play::OverflowingChunk => w.write_all(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\nffffffffffffffff\r\n",
+        ),
+        Play::DripHeaders => (|| {
+            w.write_all(b"HTTP/1.1 204 No Content\r\n")?;
+            // Bounded so a client that never gives up ends the test.
+            for i in 0..240 {
+                w.write_all(format!("X-Drip-{i}: 1\r\n").as_bytes())?;
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Ok(())
+        })(),
+        Play::EndlessInterim => (|| {
+            for _ in 0..100_000 {
+                w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Ok(())
+        })(),
+        Play::EndlessBody => (|| {
+            w.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n")?;
+            let block = vec![b' '; 1 << 16];
+            for _ in 0..16 * 1024 {
+                w.write_all(&block)?;
+            }
+            Ok(())
+        })(),
+        Play::CloseMidBody => {
+            w.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 40\r\n\r\n{\"error\":")
+        }
+    };
+    None
+}
+
+fn read_request(reader: &mut impl BufRead) -> Option<String> {
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().ok()?;
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    String::from_utf8(body).ok()
+}
+
+/// A push that collects only when told to, with a 1 s deadline per write.
+fn push(url: &str) -> (InfluxPush, AggregatingRecorder) {
+    let recorder = AggregatingRecorder::default();
+    let config = InfluxConfig::v1(url, "metrics")
+        .interval(Duration::from_secs(3600))
+        .timeout(Duration::from_secs(1))
+        .retry_backoff(Duration::from_millis(20), Duration::from_millis(100));
+    let push = InfluxPush::start("peers", config, &recorder).expect("start");
+    (push, recorder)
+}
+
+fn record(recorder: &AggregatingRecorder, n: u64) {
+    metrics::with_local_recorder(recorder, || {
+        metrics::counter!("peer_ticks_total", "n" => n.to_string()).increment(1);
+    });
+}
+
+/// Every point queued is written, dropped (by reason) or still buffered.
+fn accounted(s: &InfluxStats) -> bool {
+    s.points_queued
+        == s.points_written
+            + s.dropped_buffer_full
+            + s.dropped_rejected
+            + s.dropped_shutdown
+            + s.buffered
+}
+
+fn hostile_then_sane(play: Play) {
+    let peer = Peer::start(play);
+    let (push, recorder) = push(&peer.url);
+    record(&recorder, 1);
+    push.collect_now();
+    let s = eventually(&format!("{play:?}: a failed or refused write"), || {
+        let s = push.stats();
+        Ok((s.failed_requests + s.dropped_rejected > 0).then_some(s))
+    });
+    assert_eq!(s.points_written, 0, "{play:?}: {s:?}");
+    peer.set(Play::Sane);
+    record(&recorder, 2);
+    push.collect_now();
+    let s = eventually(&format!("{play:?}: delivered once sane"), || {
+        let s = push.stats();
+        Ok((s.buffered == 0 && s.points_written >= 1).then_some(s))
+    });
+    assert!(accounted(&s), "{play:?}: {s:?}");
+    assert!(
+        peer.bodies()
+            .iter()
+            .any(|b| b.contains("peer_ticks_total") && b.contains("n=2")),
+        "{play:?}: {:?}",
+        peer.bodies()
+    );
+    let start = Instant::now();
+    let s = push.stop(Duration::from_secs(5));
+    assert!(start.elapsed() < Duration::from_secs(6));
+    assert!(accounted(&s), "{play:?}: {s:?}");
+}
+
+#[test]
+fn an_overflowing_chunk_size_neither_panics_nor_stops_the_push() {
+    hostile_then_sane(Play::OverflowingChunk);
+}
+
+#[test]
+fn endless_interim_answers_end_in_an_error() {
+    hostile_then_sane(Play::EndlessInterim);
+}
+
+#[test]
+fn a_body_past_the_limit_ends_in_an_error() {
+    hostile_then_sane(Play::EndlessBody);
+}
+
+#[test]
+fn a_connection_closed_mid_body_is_retried() {
+    hostile_then_sane(Play::CloseMidBody);
+}
+
+#[test]
+fn dripping_headers_cannot_stretch_a_write_or_the_stop() {
+    hostile_then_sane(Play::DripHeaders);
+    // Against a server that drips for good, stopping returns within its
+    // timeout plus the deadline of the write in flight (1 s) plus slack.
+    let peer = Peer::start(Play::DripHeaders);
+    let (push, recorder) = push(&peer.url);
+    record(&recorder, 1);
+    push.collect_now();
+    std::thread::sleep(Duration::from_millis(300));
+    let timeout = Duration::from_secs(2);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let start = Instant::now();
+    std::thread::spawn(move || {
+        let _ = tx.send(push.stop(timeout));
+    });
+    let s = rx
+        .recv_timeout(timeout + Duration::from_secs(30))
+        .expect("stop returned");
+    let took = start.elapsed();
+    assert!(
+        took < timeout + Duration::from_secs(2),
+        "stop took {took:?}"
+    );
+    assert_eq!(s.points_written, 0, "{s:?}");
+    assert_eq!(s.dropped_shutdown, 1, "{s:?}");
+    assert!(accounted(&s), "{s:?}");
+}
+
+#[test]
+fn secrets_stay_out_of_errors_and_debug() {
+    let recorder = AggregatingRecorder::default();
+    for config in [
+        InfluxConfig::v1("http://admin:pw-s3cret@influx:port", "db"),
+        InfluxConfig::v2("http://influx/?token=s3cret", "o", "b", "tok-s3cret"),
+        InfluxConfig::v2("ftp://admin:pw-s3cret@influx", "o", "b", "tok-s3cret"),
+    ] {
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        let e = InfluxPush::start("secrets", config, &recorder).expect_err("bad URL");
+        let text = format!("{e} {e:?}");
+        assert!(!text.contains("s3cret"), "{text}");
+    }
+}
+
+#[cfg(feature = "tls")]
+mod tls {
+    use std::io::BufReader;
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use observe::metrics::influxdb::{AggregatingRecorder, InfluxConfig, InfluxPush};
+    use observe::sink::TlsConfig;
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use rustls::{ServerConfig, ServerConnection, StreamOwned};
+
+    /// A TLS write endpoint for `127.0.0.1` signed by a CA made here: the
+    /// CA's PEM, the URL, and each request's target and body.
+    fn tls_endpoint() -> (String, String, mpsc::Receiver<(String, String)>) {
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "observe influx test CA");
+        let ca_cert = ca.self_signed(&ca_key).expect("CA cert");
+        let key = KeyPair::generate().expect("server key");
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .expect("params")
+            .signed_by(&key, &ca_cert, &ca_key)
+            .expect("server cert");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = Arc::new(
+            ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![cert.der().clone()],
+                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+                )
+                .expect("server config"),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("https://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let (config, tx) = (Arc::clone(&config), tx.clone());
+                std::thread::spawn(move || {
+                    let conn = ServerConnection::new(config).expect("server connection");
+                    let mut tls = StreamOwned::new(conn, stream);
+                    let mut reader = BufReader::new(&mut tls);
+                    let mut head = String::new();
+                    if std::io::BufRead::read_line(&mut reader, &mut head).is_err() {
+                        return;
+                    }
+                    let Some(body) = super::read_request(&mut reader) else {
+                        return;
+                    };
+                    let target = head.split(' ').nth(1).unwrap_or("").to_owned();
+                    let _ = std::io::Write::write_all(
+                        &mut tls,
+                        b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
+                    );
+                    tls.conn.send_close_notify();
+                    let _ = std::io::Write::flush(&mut tls);
+                    let _ = tx.send((target, body));
+                });
+            }
+        });
+        (ca_cert.pem(), url, rx)
+    }
+
+    #[test]
+    fn the_push_writes_over_https() {
+        let (ca, url, received) = tls_endpoint();
+        let recorder = AggregatingRecorder::default();
+        let config = InfluxConfig::v1(&url, "metrics")
+            .interval(Duration::from_secs(3600))
+            .tls(TlsConfig::with_ca_pem(ca.as_bytes()).expect("CA"));
+        let push = InfluxPush::start("over-tls", config, &recorder).expect("start");
+        metrics::with_local_recorder(&recorder, || {
+            metrics::counter!("tls_ticks_total").increment(3);
+        });
+        let s = push.stop(Duration::from_secs(30));
+        assert_eq!((s.points_written, s.failed_requests), (1, 0), "{s:?}");
+        let (target, body) = received
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a write");
+        assert_eq!(target, "/write?db=metrics&precision=ms");
+        assert!(
+            body.starts_with("service_counters,metric=tls_ticks_total,service=over-tls value=3i"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn a_server_from_another_ca_is_refused() {
+        let (_, url, received) = tls_endpoint();
+        let (other_ca, _, _) = tls_endpoint();
+        let recorder = AggregatingRecorder::default();
+        let config = InfluxConfig::v1(&url, "metrics")
+            .interval(Duration::from_secs(3600))
+            .tls(TlsConfig::with_ca_pem(other_ca.as_bytes()).expect("CA"));
+        let push = InfluxPush::start("untrusted", config, &recorder).expect("start");
+        metrics::with_local_recorder(&recorder, || {
+            metrics::counter!("tls_ticks_total").increment(1);
+        });
+        let s = push.stop(Duration::from_secs(1));
+        assert_eq!((s.points_written, s.dropped_shutdown), (0, 1), "{s:?}");
+        assert!(received.try_recv().is_err(), "nothing reached the server");
+    }
+}
