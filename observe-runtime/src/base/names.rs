@@ -39,6 +39,13 @@ pub const DEFAULT_DURATION_BUCKETS: &[f64] = &[
 /// Values of [`MetricsCollector`](crate::metrics::MetricsCollector) folded into a
 /// metric's overflow series because it reached its label-set cap, by `metric`.
 pub const METRIC_LABEL_SETS_OVERFLOW_TOTAL: &str = "metric_label_sets_overflow_total";
+/// Values [`MetricsCollector`](crate::metrics::MetricsCollector) refused
+/// because they named a new metric past its cap on metric names.
+pub const METRIC_NAMES_OVERFLOW_TOTAL: &str = "metric_names_overflow_total";
+/// Values [`MetricsCollector`](crate::metrics::MetricsCollector) recorded
+/// with a tag cut to the length limit or tags left out past the count
+/// limit, by `metric`.
+pub const METRIC_TAGS_CUT_TOTAL: &str = "metric_tags_cut_total";
 /// Points the InfluxDB push delivered.
 pub const INFLUXDB_POINTS_WRITTEN_TOTAL: &str = "influxdb_points_written_total";
 /// Points the InfluxDB push gave up on, by `reason` (`buffer_full`,

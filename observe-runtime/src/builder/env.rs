@@ -611,3 +611,58 @@ mod tests {
         assert_eq!(duration("ms"), None);
     }
 }
+
+/// Arbitrary values for every variable: parsing never panics, and a value
+/// it refuses is reported under its own variable.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::EnvConfig;
+
+    const VARS: &[&str] = &[
+        "OBSERVE_LOG",
+        "OBSERVE_LOGSTASH",
+        "OBSERVE_UDP",
+        "OBSERVE_ELASTICSEARCH",
+        "OBSERVE_LOG_FILE",
+        "OBSERVE_STDOUT",
+        "OBSERVE_PROMETHEUS",
+        "OBSERVE_METRICS_ADDR",
+        "OBSERVE_INFLUXDB",
+        "OBSERVE_INFLUXDB_DB",
+        "OBSERVE_INFLUXDB_ORG",
+        "OBSERVE_INFLUXDB_BUCKET",
+        "OBSERVE_INFLUXDB_TOKEN",
+        "OBSERVE_INFLUXDB_INTERVAL",
+        "OBSERVE_SYSTEM_METRICS",
+        "OBSERVE_MAX_LINE_BYTES",
+        "OBSERVE_REDACT",
+        "OBSERVE_ID_FORMAT",
+        "OBSERVE_FLUSH_TIMEOUT",
+    ];
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[0-9.eE+-]{0,30}(ms|s|m|h|)",
+            "[a-z0-9.:\\[\\]]{0,40}:[0-9]{0,6}",
+            "https?://[a-z0-9.:@/]{0,40}",
+            "(true|false|yes|no|on|off|1|0|req|uuidv7)",
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_variable_parses_or_names_itself(var in 0..VARS.len(), v in value()) {
+            let var = VARS[var];
+            if let Err(e) = EnvConfig::from_vars([(var, v.as_str())]) {
+                // An InfluxDB setting alone is incomplete: reported under
+                // the URL's variable.
+                let named = e.var == var || e.var == "OBSERVE_INFLUXDB";
+                prop_assert!(named, "{} for {}", e, var);
+                prop_assert!(e.to_string().starts_with(&e.var));
+            }
+        }
+    }
+}

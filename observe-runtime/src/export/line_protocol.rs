@@ -6,9 +6,9 @@
 //!
 //! | part | escaped | cannot hold |
 //! |---|---|---|
-//! | measurement | `,` and space | a leading `#`, a `\` before `,`, space or at the end |
+//! | measurement | `,` and space | a leading `#`, tab or NUL, a `\` before `,`, space or at the end |
 //! | tag key, tag value | `,`, `=` and space | a `\` at the end |
-//! | field key | `,`, `=` and space | a `\` before `,`, `=`, space, `"` or at the end |
+//! | field key | `,`, `=` and space | a leading tab or NUL, a `\` before `,`, `=`, space, `"` or at the end |
 //! | string field value | `"` and `\` | |
 //!
 //! No part may hold a line break (InfluxDB 1.6 finds line ends by tracking
@@ -84,6 +84,12 @@ pub enum Error {
     },
     /// The measurement starts with `#`, which makes the line a comment.
     CommentMeasurement,
+    /// A measurement or field key starts with a tab or NUL, which the
+    /// parser skips as it skips the spaces before the part.
+    LeadingBlank {
+        /// Which part: `measurement` or `field key`.
+        part: &'static str,
+    },
 }
 
 impl fmt::Display for Error {
@@ -100,6 +106,7 @@ impl fmt::Display for Error {
                 "a {part} cannot end with a backslash or have one before a delimiter"
             ),
             Self::CommentMeasurement => f.write_str("a measurement cannot start with `#`"),
+            Self::LeadingBlank { part } => write!(f, "a {part} cannot start with a tab or NUL"),
         }
     }
 }
@@ -235,12 +242,24 @@ fn has_line_break(s: &str) -> bool {
     s.contains(['\n', '\r'])
 }
 
+/// Whether `s` starts with what the parser skips before a measurement and
+/// before the fields (InfluxDB's `skipWhitespace`: space, tab, NUL). An
+/// escaped space is written as `\ `, so only tab and NUL remain.
+fn starts_blank(s: &str) -> bool {
+    s.starts_with(['\t', '\0'])
+}
+
 fn check_measurement(m: &str) -> Result<(), Error> {
     if m.is_empty() {
         return Err(Error::EmptyMeasurement);
     }
     if m.starts_with('#') {
         return Err(Error::CommentMeasurement);
+    }
+    if starts_blank(m) {
+        return Err(Error::LeadingBlank {
+            part: "measurement",
+        });
     }
     if has_line_break(m) {
         return Err(Error::LineBreak {
@@ -267,6 +286,9 @@ fn check_key(s: &str, part: &'static str, field: bool) -> Result<(), Error> {
     }
     if has_line_break(s) {
         return Err(Error::LineBreak { part });
+    }
+    if field && starts_blank(s) {
+        return Err(Error::LeadingBlank { part });
     }
     let bad = if field {
         backslash_before(s, &[',', '=', ' ', '"'])
@@ -409,5 +431,31 @@ mod tests {
             .write_to(&mut out);
         assert!(err.is_err());
         assert_eq!(out, "kept\n");
+    }
+
+    /// InfluxDB skips tabs and NULs before the measurement and before the
+    /// fields: `\t#m` would turn the line into a comment, `\0m` would be
+    /// read as `m`, and a first field key `\tf` as `f`.
+    #[test]
+    fn a_leading_tab_or_nul_is_refused_where_the_reader_skips_it() {
+        let f = FieldValue::Float(1.0);
+        for m in ["\t#m", "\0m", "\tm"] {
+            assert_eq!(
+                line(&Point::new(m).field("f", f)),
+                Err(Error::LeadingBlank {
+                    part: "measurement"
+                }),
+                "{m:?}"
+            );
+        }
+        for k in ["\tf", "\0f"] {
+            assert_eq!(
+                line(&Point::new("m").field(k, f)),
+                Err(Error::LeadingBlank { part: "field key" }),
+                "{k:?}"
+            );
+        }
+        // Elsewhere they are plain characters.
+        assert!(line(&Point::new("m\t").tag("\tk", "\tv").field("f\t", f)).is_ok());
     }
 }
