@@ -203,6 +203,7 @@ impl Redactor {
     /// (without quotes).
     ///
     /// See [`mask_escaped`].
+    #[cfg(test)]
     pub(crate) fn mask_escaped(&self, text: &mut String, from: usize) {
         mask_escaped(text, from, |key| self.is_secret(key));
     }
@@ -243,7 +244,7 @@ fn normalise_key(key: &[u8], bytes: &mut [u8], starts: &mut [bool]) -> usize {
 pub(crate) const MAX_GROWTH: usize = 256;
 
 /// Masks secrets in `text[from..]`, the escaped contents of a JSON string
-/// (as `json::Escaper` writes them, without quotes), in place:
+/// (as `json::BoundedEscaper` writes them, without quotes), in place:
 ///
 /// - the value of a `key=value`, `key: value`, `"key":"value"` or
 ///   `key='value'` pair whose key `is_secret` says is secret: a quoted value
