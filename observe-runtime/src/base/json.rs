@@ -117,10 +117,12 @@ pub(crate) fn write_escaped(out: &mut String, s: &str) {
 /// limit (plus one escaped piece) in memory and is cut *while* it is
 /// formatted.
 ///
-/// Past the limit every write returns [`fmt::Error`], which ends well-behaved
-/// `Display` impls at once; impls that ignore it keep calling in, and each
-/// call is dropped in constant time. The output is cut where no character
-/// or escape sequence is split.
+/// Past the limit, text is only measured (what its escaped length would
+/// have been: [`dropped`](Self::dropped)), for up to [`MEASURED_BYTES`]
+/// more; after that every write returns [`fmt::Error`], which ends
+/// well-behaved `Display` impls at once; impls that ignore it keep calling
+/// in, and each call is dropped in constant time. The output is cut where
+/// no character or escape sequence is split.
 ///
 /// It writes no quotes: callers push the opening `"`, render a `Display`
 /// or `Debug` value with `write!`, and push the closing `"`, with no
@@ -133,7 +135,16 @@ pub(crate) struct BoundedEscaper<'a> {
     /// The most `out` may hold.
     end: usize,
     cut: bool,
+    /// Escaped bytes measured past the limit.
+    dropped: usize,
+    /// Input bytes measured past the limit.
+    measured: usize,
 }
+
+/// How much text past its limit a [`BoundedEscaper`] still measures, so a
+/// cut line can say how long it would have been: exact up to this, a lower
+/// bound beyond it.
+pub(crate) const MEASURED_BYTES: usize = 1 << 20;
 
 impl<'a> BoundedEscaper<'a> {
     /// Escapes into `out`, keeping at most `limit` bytes of escaped text.
@@ -144,7 +155,25 @@ impl<'a> BoundedEscaper<'a> {
             start,
             end: start.saturating_add(limit),
             cut: false,
+            dropped: 0,
+            measured: 0,
         }
+    }
+
+    /// The escaped length of what was dropped (measured up to
+    /// [`MEASURED_BYTES`] of input).
+    pub(crate) fn dropped(&self) -> usize {
+        self.dropped
+    }
+
+    /// Measures `s`, which is not kept; refuses it once enough was measured.
+    fn measure(&mut self, s: &str) -> fmt::Result {
+        if self.measured >= MEASURED_BYTES {
+            return Err(fmt::Error);
+        }
+        self.measured += s.len();
+        self.dropped += escaped_len(s);
+        Ok(())
     }
 
     /// Whether text was dropped.
@@ -153,19 +182,20 @@ impl<'a> BoundedEscaper<'a> {
         self.cut
     }
 
-    /// Cuts the escaped text back to the limit and refuses all that follows.
-    fn cut(&mut self) -> fmt::Result {
+    /// Cuts the escaped text back to the limit; what follows is measured.
+    fn cut(&mut self, rest: &str) -> fmt::Result {
         let kept = truncate_escaped(&self.out[self.start..], self.end - self.start).len();
+        self.dropped += self.out.len() - (self.start + kept);
         self.out.truncate(self.start + kept);
         self.cut = true;
-        Err(fmt::Error)
+        self.measure(rest)
     }
 }
 
 impl fmt::Write for BoundedEscaper<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         if self.cut {
-            return Err(fmt::Error);
+            return self.measure(s);
         }
         // Escaping never shortens text, so more input than room cannot fit:
         // escape only what might.
@@ -173,7 +203,7 @@ impl fmt::Write for BoundedEscaper<'_> {
         let piece = truncate_at_char_boundary(s, room);
         escape_into(self.out, piece);
         if piece.len() < s.len() || self.out.len() > self.end {
-            return self.cut();
+            return self.cut(&s[piece.len()..]);
         }
         Ok(())
     }
@@ -182,6 +212,29 @@ impl fmt::Write for BoundedEscaper<'_> {
         let mut buf = [0u8; 4];
         self.write_str(c.encode_utf8(&mut buf))
     }
+}
+
+/// The length of `s` once escaped, without writing it.
+pub(crate) fn escaped_len(s: &str) -> usize {
+    let bytes = s.as_bytes();
+    let mut len = 0;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        len += match ESCAPE[usize::from(b)] {
+            PLAIN => 1,
+            UNICODE => 6,
+            SEPARATOR_LEAD => match (bytes.get(i + 1), bytes.get(i + 2)) {
+                (Some(0x80), Some(0xA8 | 0xA9)) => {
+                    i += 2;
+                    6
+                }
+                _ => 1,
+            },
+            _ => 2,
+        };
+        i += 1;
+    }
+    len
 }
 
 /// Appends possibly-invalid UTF-8 `b` to `out` as a quoted JSON string.
@@ -599,6 +652,8 @@ mod tests {
         let mut w = BoundedEscaper::new(&mut out, 1000);
         assert!(write!(w, "{flood}").is_ok() || w.was_cut());
         assert!(w.was_cut());
+        // What was cut is measured up to a bound, no further.
+        assert_eq!(w.dropped(), (MEASURED_BYTES / 10 + 1) * 10);
         assert_eq!(out.len(), 6 + 1000);
         assert!(out.capacity() < 64 * 1024, "{}", out.capacity());
         assert_eq!(flood.calls.get(), 10_000_000);
@@ -607,7 +662,11 @@ mod tests {
         let huge = "\"".repeat(10_000_000);
         let mut out = String::new();
         let mut w = BoundedEscaper::new(&mut out, 101);
+        assert!(write!(w, "{huge}").is_ok());
         assert!(write!(w, "{huge}").is_err());
+        // The first huge piece is measured whole (its escaped length), the
+        // second refused.
+        assert_eq!(w.dropped(), 20_000_000 - 100);
         // Whole escapes only: 50 of `\"`.
         assert_eq!(out, "\\\"".repeat(50));
         assert!(out.capacity() < 64 * 1024, "{}", out.capacity());
@@ -617,7 +676,15 @@ mod tests {
         let mut w = BoundedEscaper::new(&mut out, 100);
         write!(w, "a\"{}", 'é').unwrap();
         assert!(!w.was_cut());
+        assert_eq!(w.dropped(), 0);
         assert_eq!(out, "a\\\"é");
+    }
+
+    #[test]
+    fn escaped_len_is_the_written_length() {
+        for s in ["", "plain", "a\"b\\c\n\u{1}\u{7f}", "€\u{2028}\u{2029}→é😀"] {
+            assert_eq!(escaped_len(s), escaped(s).len() - 2, "{s:?}");
+        }
     }
 
     #[test]

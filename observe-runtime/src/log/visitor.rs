@@ -15,6 +15,8 @@ use crate::base::json;
 pub(super) struct Fields {
     pub(super) message: String,
     pub(super) context: String,
+    /// How many escaped bytes of the values were cut while written.
+    pub(super) dropped: usize,
     /// The line cap of the writer these fields are for.
     max_line_bytes: usize,
 }
@@ -23,6 +25,7 @@ impl Fields {
     pub(super) const EMPTY: Self = Self {
         message: String::new(),
         context: String::new(),
+        dropped: 0,
         max_line_bytes: 0,
     };
 
@@ -32,6 +35,7 @@ impl Fields {
         self.message.clear();
         self.context.clear();
         self.max_line_bytes = max_line_bytes;
+        self.dropped = 0;
         event.record(self);
     }
 
@@ -89,7 +93,12 @@ impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
         // A string is already in memory, but escaping all of a huge one
         // would double it: only what can fit in the line is escaped.
-        let value = json::truncate_at_char_boundary(value, self.room());
+        let kept = json::truncate_at_char_boundary(value, self.room());
+        if let Some(rest) = value.get(kept.len()..).filter(|r| !r.is_empty()) {
+            let measured = json::truncate_at_char_boundary(rest, json::MEASURED_BYTES);
+            self.dropped += json::escaped_len(measured);
+        }
+        let value = kept;
         if field.name() == "message" {
             self.message.clear();
             json::write_escaped(&mut self.message, value);
@@ -99,7 +108,17 @@ impl Visit for Fields {
     }
 
     fn record_bytes(&mut self, field: &Field, value: &[u8]) {
-        let value = value.get(..self.room()).unwrap_or(value);
+        let kept = value.get(..self.room()).unwrap_or(value);
+        if let Some(rest) = value.get(kept.len()..) {
+            // Invalid bytes would become U+FFFD; counting them as one byte
+            // each keeps this a lower bound.
+            let rest = rest.get(..json::MEASURED_BYTES).unwrap_or(rest);
+            self.dropped += rest
+                .utf8_chunks()
+                .map(|c| json::escaped_len(c.valid()) + c.invalid().len())
+                .sum::<usize>();
+        }
+        let value = kept;
         if let Some(out) = self.member(field) {
             json::write_escaped_bytes(out, value);
         }
@@ -122,6 +141,7 @@ impl Visit for Fields {
                 None => return,
             }
         };
-        write_rendered(out, format_args!("{value:?}"), room);
+        let dropped = write_rendered(out, format_args!("{value:?}"), room);
+        self.dropped += dropped;
     }
 }

@@ -36,8 +36,10 @@ trait Parts {
     fn level(&self) -> Level;
     /// The line's time, in Unix nanoseconds.
     fn at_nanos(&self) -> u64;
-    /// The message as a JSON string, quotes included.
-    fn message(&self, out: &mut String);
+    /// The message as a JSON string, quotes included. Returns how many
+    /// (escaped) bytes of the line's values were cut while being written,
+    /// so a truncated line can say how long it would have been.
+    fn message(&self, out: &mut String) -> usize;
     fn correlation_id(&self, out: &mut String);
     /// The members of the `context` object.
     fn context(&self, out: &mut String);
@@ -57,9 +59,12 @@ impl Parts for CallParts<'_, '_> {
         self.0.end_unix_nanos()
     }
 
-    fn message(&self, out: &mut String) {
+    fn message(&self, out: &mut String) -> usize {
         match self.0.quoted_message() {
-            Some(quoted) => out.push_str(quoted),
+            Some(quoted) => {
+                out.push_str(quoted);
+                0
+            }
             // `"{op} failed: {error}"`: the error text is the caller's, so
             // it is bounded and masked like any rendered value.
             None => write_rendered(out, self.0.message(), self.1.saturating_add(CUT_MARGIN)),
@@ -116,12 +121,13 @@ impl Parts for EventParts<'_> {
         self.at_nanos
     }
 
-    fn message(&self, out: &mut String) {
+    fn message(&self, out: &mut String) -> usize {
         if self.fields.message.is_empty() {
             out.push_str("\"\"");
         } else {
             out.push_str(&self.fields.message);
         }
+        self.fields.dropped
     }
 
     fn correlation_id(&self, out: &mut String) {
@@ -274,7 +280,7 @@ impl LineWriter {
                 parts.context(out);
             },
         );
-        if line.len() > self.max_line_bytes {
+        if line.len() > self.max_line_bytes || written.dropped > 0 {
             self.truncate(line, middle, parts, &written, cut);
         }
         self.sink
@@ -292,11 +298,13 @@ impl LineWriter {
         written: &Written,
         cut: &mut String,
     ) {
-        let original = line.len();
+        // What was cut while written counts: this is the line's length had
+        // nothing been cut (a lower bound past `json::MEASURED_BYTES`).
+        let original = line.len().saturating_add(written.dropped);
         let mut context = String::from("\"truncated\":true,\"original_bytes\":");
         json::write_u64(&mut context, original as u64);
         // Room left for the message once everything else is written.
-        let fixed = original - written.message.len() - written.context + context.len() + 16;
+        let fixed = line.len() - written.message.len() - written.context + context.len() + 16;
         let room = self.max_line_bytes.saturating_sub(fixed);
         // The message is already escaped: cut it where no character or
         // escape sequence is split.
@@ -312,7 +320,10 @@ impl LineWriter {
             line,
             middle,
             parts,
-            |out| out.push_str(cut),
+            |out| {
+                out.push_str(cut);
+                0
+            },
             |out| {
                 out.push_str(&context);
             },
@@ -320,10 +331,12 @@ impl LineWriter {
     }
 }
 
-/// Where a line's message stands, and how long its context members are.
+/// Where a line's message stands, how long its context members are, and
+/// how many bytes of its values were cut while they were written.
 struct Written {
     message: Range<usize>,
     context: usize,
+    dropped: usize,
 }
 
 /// Writes the whole line: the parts' time, level, correlation ID and
@@ -332,7 +345,7 @@ fn write_line(
     line: &mut String,
     middle: &str,
     parts: &impl Parts,
-    message: impl FnOnce(&mut String),
+    message: impl FnOnce(&mut String) -> usize,
     context: impl FnOnce(&mut String),
 ) -> Written {
     line.clear();
@@ -340,7 +353,7 @@ fn write_line(
     timestamp::write_unix_nanos(line, parts.at_nanos());
     line.push_str(middle);
     let message_start = line.len();
-    message(line);
+    let dropped = message(line);
     let message_end = line.len();
     line.push_str(",\"correlation_id\":\"");
     parts.correlation_id(line);
@@ -354,6 +367,7 @@ fn write_line(
     Written {
         message: message_start..message_end,
         context: context_len,
+        dropped,
     }
 }
 
@@ -382,25 +396,33 @@ static FIELD_LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_LINE_BYTES);
 /// while it is formatted once it passes `limit` bytes, and with secret
 /// pairs, URL passwords and secret query parameters masked.
 ///
+/// Returns how many escaped bytes were cut.
+///
 /// The redactor is only consulted after the value is formatted: user code
 /// that logs from its `Display` cannot meet a held lock.
-pub(super) fn write_rendered(out: &mut String, value: impl fmt::Display, limit: usize) {
+pub(super) fn write_rendered(out: &mut String, value: impl fmt::Display, limit: usize) -> usize {
     out.push('"');
     let start = out.len();
-    let _ = write!(json::BoundedEscaper::new(out, limit), "{value}");
+    let mut escaper = json::BoundedEscaper::new(out, limit);
+    let _ = write!(escaper, "{value}");
+    let dropped = escaper.dropped();
     let redactor = redactor();
     mask_escaped(out, start, |key| redactor.is_secret(key));
     out.push('"');
+    dropped
 }
 
 /// Appends a call's `context(key = %value)` or `?value` to the context
 /// members `out` holds so far, like [`write_rendered`], bounded by what is
 /// left of the largest line cap.
+///
+/// A cut here is not measured into the line's `original_bytes`: the
+/// context is rendered long before its line.
 pub(crate) fn write_context_value(out: &mut String, value: impl fmt::Display) {
     let room = FIELD_LIMIT
         .load(Ordering::Relaxed)
         .saturating_sub(out.len());
-    write_rendered(out, value, room.saturating_add(CUT_MARGIN));
+    let _ = write_rendered(out, value, room.saturating_add(CUT_MARGIN));
 }
 
 /// Appends a duration given in nanoseconds as milliseconds with six
@@ -434,7 +456,7 @@ mod tests {
     use tracing_subscriber::layer::SubscriberExt as _;
 
     use super::super::{JsonLayer, JsonLine, Sink};
-    use super::{BUFFERS, Buffers, retained_bytes, write_millis};
+    use super::{BUFFERS, Buffers, json, retained_bytes, write_millis};
 
     /// Keeps the lines it is handed.
     #[derive(Debug, Default, Clone)]
@@ -518,8 +540,13 @@ mod tests {
             tracing::info!(big = %flood, "start");
             tracing::info!("{message}");
         });
+        // Kept: the cap; measured for `original_bytes`: a bounded stretch
+        // more; refused: the rest of the 100 MB.
         for accepted in [flood.accepted.get(), message.accepted.get()] {
-            assert!(accepted <= 4096 + 32, "{accepted} bytes accepted");
+            assert!(
+                accepted <= 4096 + json::MEASURED_BYTES + 64,
+                "{accepted} bytes accepted"
+            );
         }
         assert_eq!(lines.len(), 2);
         for line in &lines {
