@@ -161,8 +161,23 @@ impl Buffers {
     /// Gives back the memory of an outlier line: a buffer that grew past
     /// [`retained_bytes`] is emptied and released, so one huge line does
     /// not pin its size in every thread that ever logged one.
+    #[inline]
     fn trim(&mut self, max_line_bytes: usize) {
-        let keep = retained_bytes(max_line_bytes);
+        // Every line pays this check: four loads and compares, no loop.
+        let largest = self
+            .line
+            .capacity()
+            .max(self.cut.capacity())
+            .max(self.fields.message.capacity())
+            .max(self.fields.context.capacity());
+        if largest > retained_bytes(max_line_bytes) {
+            self.release(retained_bytes(max_line_bytes));
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn release(&mut self, keep: usize) {
         for buf in [
             &mut self.line,
             &mut self.cut,
