@@ -674,7 +674,8 @@ mod tests {
         // Below the limit nothing changes.
         let mut out = String::new();
         let mut w = BoundedEscaper::new(&mut out, 100);
-        write!(w, "a\"{}", 'é').unwrap();
+        let c = 'é';
+        write!(w, "a\"{c}").unwrap();
         assert!(!w.was_cut());
         assert_eq!(w.dropped(), 0);
         assert_eq!(out, "a\\\"é");
