@@ -18,4 +18,5 @@ pub mod lints;
 mod logs;
 mod outcomes;
 mod record;
+mod redaction;
 mod uuid_ids;

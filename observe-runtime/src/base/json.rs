@@ -112,31 +112,129 @@ pub(crate) fn write_escaped(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// A [`fmt::Write`] adapter that JSON-escapes everything written through it.
+/// A [`fmt::Write`] adapter that JSON-escapes everything written through
+/// it, and stops accepting text once its output would pass a limit, so a value whose `Display` writes gigabytes costs at most the
+/// limit (plus one escaped piece) in memory and is cut *while* it is
+/// formatted.
 ///
-/// It writes no quotes, so callers push the opening `"`, render a `Display` or
-/// `Debug` value with `write!(Escaper(out), "{value}")`, and push the closing
-/// `"`. This avoids materialising the value as a temporary `String` first.
+/// Past the limit, text is only measured (what its escaped length would
+/// have been: [`dropped`](Self::dropped)), for up to [`MEASURED_BYTES`]
+/// more; after that every write returns [`fmt::Error`], which ends
+/// well-behaved `Display` impls at once; impls that ignore it keep calling
+/// in, and each call is dropped in constant time. The output is cut where
+/// no character or escape sequence is split.
+///
+/// It writes no quotes: callers push the opening `"`, render a `Display`
+/// or `Debug` value with `write!`, and push the closing `"`, with no
+/// temporary `String` for the value.
 #[derive(Debug)]
-pub(crate) struct Escaper<'a>(pub(crate) &'a mut String);
+pub(crate) struct BoundedEscaper<'a> {
+    out: &'a mut String,
+    /// Where this value's escaped text starts in `out`.
+    start: usize,
+    /// The most `out` may hold.
+    end: usize,
+    cut: bool,
+    /// Escaped bytes measured past the limit.
+    dropped: usize,
+    /// Input bytes measured past the limit.
+    measured: usize,
+}
 
-impl fmt::Write for Escaper<'_> {
+/// How much text past its limit a [`BoundedEscaper`] still measures, so a
+/// cut line can say how long it would have been: exact up to this, a lower
+/// bound beyond it.
+pub(crate) const MEASURED_BYTES: usize = 1 << 20;
+
+impl<'a> BoundedEscaper<'a> {
+    /// Escapes into `out`, keeping at most `limit` bytes of escaped text.
+    pub(crate) fn new(out: &'a mut String, limit: usize) -> Self {
+        let start = out.len();
+        Self {
+            out,
+            start,
+            end: start.saturating_add(limit),
+            cut: false,
+            dropped: 0,
+            measured: 0,
+        }
+    }
+
+    /// The escaped length of what was dropped (measured up to
+    /// [`MEASURED_BYTES`] of input).
+    pub(crate) fn dropped(&self) -> usize {
+        self.dropped
+    }
+
+    /// Measures `s`, which is not kept; refuses it once enough was measured.
+    fn measure(&mut self, s: &str) -> fmt::Result {
+        if self.measured >= MEASURED_BYTES {
+            return Err(fmt::Error);
+        }
+        self.measured += s.len();
+        self.dropped += escaped_len(s);
+        Ok(())
+    }
+
+    /// Whether text was dropped.
+    #[cfg(test)]
+    pub(crate) fn was_cut(&self) -> bool {
+        self.cut
+    }
+
+    /// Cuts the escaped text back to the limit; what follows is measured.
+    fn cut(&mut self, rest: &str) -> fmt::Result {
+        let kept = truncate_escaped(&self.out[self.start..], self.end - self.start).len();
+        self.dropped += self.out.len() - (self.start + kept);
+        self.out.truncate(self.start + kept);
+        self.cut = true;
+        self.measure(rest)
+    }
+}
+
+impl fmt::Write for BoundedEscaper<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        escape_into(self.0, s);
+        if self.cut {
+            return self.measure(s);
+        }
+        // Escaping never shortens text, so more input than room cannot fit:
+        // escape only what might.
+        let room = self.end.saturating_sub(self.out.len());
+        let piece = truncate_at_char_boundary(s, room);
+        escape_into(self.out, piece);
+        if piece.len() < s.len() || self.out.len() > self.end {
+            return self.cut(&s[piece.len()..]);
+        }
         Ok(())
     }
 
     fn write_char(&mut self, c: char) -> fmt::Result {
-        // Formatting machinery emits padding and many `Debug` impls emit
-        // punctuation one char at a time; skip the slice scan for those.
-        if c.is_ascii() && ESCAPE[c as usize] == PLAIN {
-            self.0.push(c);
-        } else {
-            let mut buf = [0u8; 4];
-            escape_into(self.0, c.encode_utf8(&mut buf));
-        }
-        Ok(())
+        let mut buf = [0u8; 4];
+        self.write_str(c.encode_utf8(&mut buf))
     }
+}
+
+/// The length of `s` once escaped, without writing it.
+pub(crate) fn escaped_len(s: &str) -> usize {
+    let bytes = s.as_bytes();
+    let mut len = 0;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        len += match ESCAPE[usize::from(b)] {
+            PLAIN => 1,
+            UNICODE => 6,
+            SEPARATOR_LEAD => match (bytes.get(i + 1), bytes.get(i + 2)) {
+                (Some(0x80), Some(0xA8 | 0xA9)) => {
+                    i += 2;
+                    6
+                }
+                _ => 1,
+            },
+            _ => 2,
+        };
+        i += 1;
+    }
+    len
 }
 
 /// Appends possibly-invalid UTF-8 `b` to `out` as a quoted JSON string.
@@ -505,18 +603,89 @@ mod tests {
         let display = "a\"b\nc";
         let debug = std::path::Path::new("q\"\u{2028}");
         let mut out = String::from("\"");
-        write!(Escaper(&mut out), "{display}|{debug:?}|{:>4}", 'x').unwrap();
+        write!(
+            BoundedEscaper::new(&mut out, usize::MAX),
+            "{display}|{debug:?}|{:>4}",
+            'x'
+        )
+        .unwrap();
         out.push('"');
         let back: String = serde_json::from_str(&out).unwrap();
         assert_eq!(back, format!("{display}|{debug:?}|{:>4}", 'x'));
         assert_single_line(&out);
 
         let mut out = String::new();
-        let mut w = Escaper(&mut out);
+        let mut w = BoundedEscaper::new(&mut out, usize::MAX);
         for c in ['a', '\n', '"', '\u{2028}', 'é', '\u{0}'] {
             w.write_char(c).unwrap();
         }
         assert_eq!(out, r#"a\n\"\u2028é\u0000"#);
+    }
+
+    /// A `Display` that writes `total` bytes in pieces of `piece`,
+    /// ignoring errors as a careless impl would, and counts what it wrote.
+    struct Flood {
+        total: usize,
+        piece: &'static str,
+        calls: core::cell::Cell<usize>,
+    }
+
+    impl core::fmt::Display for Flood {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            for _ in 0..self.total / self.piece.len() {
+                self.calls.set(self.calls.get() + 1);
+                let _ = f.write_str(self.piece);
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn bounded_escaper_stops_growing_at_its_limit() {
+        // 100 MB written in 10-byte pieces; the output stays at the limit.
+        let flood = Flood {
+            total: 100_000_000,
+            piece: "0123456789",
+            calls: core::cell::Cell::new(0),
+        };
+        let mut out = String::from("prefix");
+        let mut w = BoundedEscaper::new(&mut out, 1000);
+        assert!(write!(w, "{flood}").is_ok() || w.was_cut());
+        assert!(w.was_cut());
+        // What was cut is measured up to a bound, no further.
+        assert_eq!(w.dropped(), (MEASURED_BYTES / 10 + 1) * 10);
+        assert_eq!(out.len(), 6 + 1000);
+        assert!(out.capacity() < 64 * 1024, "{}", out.capacity());
+        assert_eq!(flood.calls.get(), 10_000_000);
+
+        // One huge piece is not escaped whole either.
+        let huge = "\"".repeat(10_000_000);
+        let mut out = String::new();
+        let mut w = BoundedEscaper::new(&mut out, 101);
+        assert!(write!(w, "{huge}").is_ok());
+        assert!(write!(w, "{huge}").is_err());
+        // The first huge piece is measured whole (its escaped length), the
+        // second refused.
+        assert_eq!(w.dropped(), 20_000_000 - 100);
+        // Whole escapes only: 50 of `\"`.
+        assert_eq!(out, "\\\"".repeat(50));
+        assert!(out.capacity() < 64 * 1024, "{}", out.capacity());
+
+        // Below the limit nothing changes.
+        let mut out = String::new();
+        let mut w = BoundedEscaper::new(&mut out, 100);
+        let c = 'é';
+        write!(w, "a\"{c}").unwrap();
+        assert!(!w.was_cut());
+        assert_eq!(w.dropped(), 0);
+        assert_eq!(out, "a\\\"é");
+    }
+
+    #[test]
+    fn escaped_len_is_the_written_length() {
+        for s in ["", "plain", "a\"b\\c\n\u{1}\u{7f}", "€\u{2028}\u{2029}→é😀"] {
+            assert_eq!(escaped_len(s), escaped(s).len() - 2, "{s:?}");
+        }
     }
 
     #[test]
@@ -605,7 +774,7 @@ mod tests {
             round_trip(&s);
 
             let mut via_escaper = String::from("\"");
-            write!(Escaper(&mut via_escaper), "{s}").unwrap();
+            write!(BoundedEscaper::new(&mut via_escaper, usize::MAX), "{s}").unwrap();
             via_escaper.push('"');
             assert_eq!(via_escaper, escaped(&s));
 

@@ -71,7 +71,7 @@ impl ObserveBuilder {
     /// | `OBSERVE_INFLUXDB_INTERVAL` | push interval | `10s` |
     /// | `OBSERVE_SYSTEM_METRICS` | `system_metrics` (feature `system-metrics`): the interval, or `off` | `30s` |
     /// | `OBSERVE_MAX_LINE_BYTES` | [`max_line_bytes`](ObserveBuilder::max_line_bytes) (at least 1024) | `32768` |
-    /// | `OBSERVE_REDACT` | [`redact`](ObserveBuilder::redact): comma-separated keys, replacing the defaults | `password,token,session` |
+    /// | `OBSERVE_REDACT` | [`redact`](ObserveBuilder::redact): comma-separated keys, added to the defaults (replacing them takes [`redact_only`](ObserveBuilder::redact_only) in code) | `ssn,iban` |
     /// | `OBSERVE_ID_FORMAT` | [`id_format`](ObserveBuilder::id_format): `req` or `uuidv7` | `uuidv7` |
     /// | `OBSERVE_FLUSH_TIMEOUT` | [`flush_timeout`](ObserveBuilder::flush_timeout) | `5s` |
     ///
@@ -317,6 +317,8 @@ impl EnvConfig {
             b = b.max_line_bytes(n);
         }
         if let Some(keys) = self.redact {
+            // Added to the defaults: a variable naming one more key must not
+            // silently stop the redaction of `password`.
             b = b.redact(Redactor::new(keys));
         }
         if let Some(f) = self.id_format {
@@ -583,6 +585,26 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn observe_redact_adds_to_the_defaults() {
+        let b = Observe::builder("svc").from_env_vars([("OBSERVE_REDACT", "ssn, iban")]);
+        let r = b.redactor.expect("a redactor");
+        for key in [
+            "ssn",
+            "customer_iban",
+            "password",
+            "privateKey",
+            "session_id",
+        ] {
+            assert!(r.is_secret(key), "{key}");
+        }
+        assert!(!r.is_secret("entity_id"));
+        // Replacing them is the builder's separate call.
+        let only = Observe::builder("svc").redact_only(["ssn"]).redactor;
+        assert_eq!(only, Some(Redactor::replacing(["ssn"])));
+        assert!(!Redactor::replacing(["ssn"]).is_secret("password"));
     }
 
     #[test]

@@ -192,10 +192,44 @@ impl ObserveBuilder {
         self
     }
 
-    /// Replaces the list of context keys whose values are redacted.
+    /// Sets which keys count as secret: context values under them, and the
+    /// values of such `key=value` pairs inside rendered values and error
+    /// texts, are written as `"[REDACTED]"`.
+    ///
+    /// [`Redactor::new`] adds keys to the defaults (`password`, `token`,
+    /// `session`, ... see [`Redactor`]), which is what is usually wanted:
+    ///
+    /// ```
+    /// use observe_runtime::Observe;
+    /// use observe_runtime::log::Redactor;
+    ///
+    /// let builder = Observe::builder("billing").redact(Redactor::new(["ssn", "iban"]));
+    /// # drop(builder);
+    /// ```
+    ///
+    /// Dropping the defaults takes [`redact_only`](Self::redact_only).
     pub fn redact(mut self, redactor: Redactor) -> Self {
         self.redactor = Some(redactor);
         self
+    }
+
+    /// Makes exactly `keys` secret, dropping the defaults: the explicit way
+    /// to stop redacting `password`, `token` and the rest of the built-in
+    /// list. Short for `redact(Redactor::replacing(keys))`.
+    ///
+    /// ```
+    /// use observe_runtime::Observe;
+    ///
+    /// // Only `ssn` is redacted; a `password` field would be logged.
+    /// let builder = Observe::builder("billing").redact_only(["ssn"]);
+    /// # drop(builder);
+    /// ```
+    pub fn redact_only<I, S>(self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.redact(Redactor::replacing(keys))
     }
 
     /// Chooses the form of generated correlation IDs.

@@ -790,7 +790,11 @@ mod tests {
             line.push_str(",\"message\":\"");
             {
                 use std::fmt::Write as _;
-                write!(w::Escaper(&mut line), "{text:?} {i}").unwrap();
+                write!(
+                    w::BoundedEscaper::new(&mut line, usize::MAX),
+                    "{text:?} {i}"
+                )
+                .unwrap();
             }
             line.push_str("\",\"correlation_id\":");
             w::write_escaped_bytes(&mut line, b"req_\xff\xfe");

@@ -6,7 +6,7 @@ use std::fmt;
 use tracing_core::Event;
 use tracing_core::field::{Field, Visit};
 
-use super::writer::write_display;
+use super::writer::{CUT_MARGIN, write_rendered};
 use super::{REDACTED, redactor};
 use crate::base::json;
 
@@ -15,19 +15,37 @@ use crate::base::json;
 pub(super) struct Fields {
     pub(super) message: String,
     pub(super) context: String,
+    /// How many escaped bytes of the values were cut while written.
+    pub(super) dropped: usize,
+    /// The line cap of the writer these fields are for.
+    max_line_bytes: usize,
 }
 
 impl Fields {
     pub(super) const EMPTY: Self = Self {
         message: String::new(),
         context: String::new(),
+        dropped: 0,
+        max_line_bytes: 0,
     };
 
-    /// Replaces what these fields held with `event`'s.
-    pub(super) fn visit(&mut self, event: &Event<'_>) {
+    /// Replaces what these fields held with `event`'s, for a line capped at
+    /// `max_line_bytes`.
+    pub(super) fn visit(&mut self, event: &Event<'_>, max_line_bytes: usize) {
         self.message.clear();
         self.context.clear();
+        self.max_line_bytes = max_line_bytes;
+        self.dropped = 0;
         event.record(self);
+    }
+
+    /// How many bytes the next value may take: what is left of the line cap,
+    /// plus a margin so that a value cut here makes the line over-long (and
+    /// so truncated and marked).
+    fn room(&self) -> usize {
+        self.max_line_bytes
+            .saturating_sub(self.message.len() + self.context.len())
+            .saturating_add(CUT_MARGIN)
     }
 
     /// Starts the context member of `field`; `None` when its key looks
@@ -73,6 +91,14 @@ impl Visit for Fields {
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
+        // A string is already in memory, but escaping all of a huge one
+        // would double it: only what can fit in the line is escaped.
+        let kept = json::truncate_at_char_boundary(value, self.room());
+        if let Some(rest) = value.get(kept.len()..).filter(|r| !r.is_empty()) {
+            let measured = json::truncate_at_char_boundary(rest, json::MEASURED_BYTES);
+            self.dropped += json::escaped_len(measured);
+        }
+        let value = kept;
         if field.name() == "message" {
             self.message.clear();
             json::write_escaped(&mut self.message, value);
@@ -82,6 +108,17 @@ impl Visit for Fields {
     }
 
     fn record_bytes(&mut self, field: &Field, value: &[u8]) {
+        let kept = value.get(..self.room()).unwrap_or(value);
+        if let Some(rest) = value.get(kept.len()..) {
+            // Invalid bytes would become U+FFFD; counting them as one byte
+            // each keeps this a lower bound.
+            let rest = rest.get(..json::MEASURED_BYTES).unwrap_or(rest);
+            self.dropped += rest
+                .utf8_chunks()
+                .map(|c| json::escaped_len(c.valid()) + c.invalid().len())
+                .sum::<usize>();
+        }
+        let value = kept;
         if let Some(out) = self.member(field) {
             json::write_escaped_bytes(out, value);
         }
@@ -91,7 +128,10 @@ impl Visit for Fields {
         self.record_debug(field, &format_args!("{value}"));
     }
 
+    /// `%` and `?` values, errors and the message: rendered bounded and
+    /// masked (see [`write_rendered`]).
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let room = self.room();
         let out = if field.name() == "message" {
             self.message.clear();
             &mut self.message
@@ -101,6 +141,7 @@ impl Visit for Fields {
                 None => return,
             }
         };
-        write_display(out, format_args!("{value:?}"));
+        let dropped = write_rendered(out, format_args!("{value:?}"), room);
+        self.dropped += dropped;
     }
 }

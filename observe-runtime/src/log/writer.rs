@@ -5,12 +5,15 @@ use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tracing_core::{Event, Level};
 
+use super::layer::DEFAULT_MAX_LINE_BYTES;
+use super::redact::mask_escaped;
 use super::timestamp;
 use super::visitor::Fields;
-use super::{JsonLine, Sink};
+use super::{JsonLine, Sink, redactor};
 use crate::base::json;
 use crate::correlation;
 use crate::record::{CallConsumer, CallRecord};
@@ -33,8 +36,10 @@ trait Parts {
     fn level(&self) -> Level;
     /// The line's time, in Unix nanoseconds.
     fn at_nanos(&self) -> u64;
-    /// The message as a JSON string, quotes included.
-    fn message(&self, out: &mut String);
+    /// The message as a JSON string, quotes included. Returns how many
+    /// (escaped) bytes of the line's values were cut while being written,
+    /// so a truncated line can say how long it would have been.
+    fn message(&self, out: &mut String) -> usize;
     fn correlation_id(&self, out: &mut String);
     /// The members of the `context` object.
     fn context(&self, out: &mut String);
@@ -42,8 +47,8 @@ trait Parts {
     fn performance(&self, out: &mut String);
 }
 
-/// A finished call's line.
-struct CallParts<'r, 'a>(&'r CallRecord<'a>);
+/// A finished call's line, and the line cap its error text is bounded by.
+struct CallParts<'r, 'a>(&'r CallRecord<'a>, usize);
 
 impl Parts for CallParts<'_, '_> {
     fn level(&self) -> Level {
@@ -54,10 +59,15 @@ impl Parts for CallParts<'_, '_> {
         self.0.end_unix_nanos()
     }
 
-    fn message(&self, out: &mut String) {
+    fn message(&self, out: &mut String) -> usize {
         match self.0.quoted_message() {
-            Some(quoted) => out.push_str(quoted),
-            None => write_display(out, self.0.message()),
+            Some(quoted) => {
+                out.push_str(quoted);
+                0
+            }
+            // `"{op} failed: {error}"`: the error text is the caller's, so
+            // it is bounded and masked like any rendered value.
+            None => write_rendered(out, self.0.message(), self.1.saturating_add(CUT_MARGIN)),
         }
     }
 
@@ -111,12 +121,13 @@ impl Parts for EventParts<'_> {
         self.at_nanos
     }
 
-    fn message(&self, out: &mut String) {
+    fn message(&self, out: &mut String) -> usize {
         if self.fields.message.is_empty() {
             out.push_str("\"\"");
         } else {
             out.push_str(&self.fields.message);
         }
+        self.fields.dropped
     }
 
     fn correlation_id(&self, out: &mut String) {
@@ -146,6 +157,46 @@ impl Buffers {
         fields: Fields::EMPTY,
         cut: String::new(),
     };
+
+    /// Gives back the memory of an outlier line: a buffer that grew past
+    /// [`retained_bytes`] is emptied and released, so one huge line does
+    /// not pin its size in every thread that ever logged one.
+    #[inline]
+    fn trim(&mut self, max_line_bytes: usize) {
+        // Every line pays this check: four loads and compares, no loop.
+        let largest = self
+            .line
+            .capacity()
+            .max(self.cut.capacity())
+            .max(self.fields.message.capacity())
+            .max(self.fields.context.capacity());
+        if largest > retained_bytes(max_line_bytes) {
+            self.release(retained_bytes(max_line_bytes));
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn release(&mut self, keep: usize) {
+        for buf in [
+            &mut self.line,
+            &mut self.cut,
+            &mut self.fields.message,
+            &mut self.fields.context,
+        ] {
+            if buf.capacity() > keep {
+                buf.clear();
+                buf.shrink_to(0);
+            }
+        }
+    }
+}
+
+/// The most capacity a per-thread buffer keeps between lines: 64 KiB, or
+/// twice the line cap when that is larger. Ordinary lines (up to the cap,
+/// plus a cut field's margin) never reach it, so they never reallocate.
+pub(super) fn retained_bytes(max_line_bytes: usize) -> usize {
+    (64 * 1024).max(max_line_bytes.saturating_mul(2))
 }
 
 thread_local! {
@@ -189,6 +240,7 @@ impl LineWriter {
                 level_name(level)
             )
         });
+        FIELD_LIMIT.fetch_max(max_line_bytes, Ordering::Relaxed);
         Self {
             middles,
             service: service.into(),
@@ -211,19 +263,24 @@ impl LineWriter {
     /// Writes an ordinary event's line.
     pub(crate) fn write_event(&self, event: &Event<'_>) {
         with_buffers(|buf| {
-            buf.fields.visit(event);
+            buf.fields.visit(event, self.max_line_bytes);
             let parts = EventParts {
                 level: *event.metadata().level(),
                 at_nanos: crate::base::clock::unix_nanos(),
                 fields: &buf.fields,
             };
             self.write(&parts, &mut buf.line, &mut buf.cut);
+            buf.trim(self.max_line_bytes);
         });
     }
 
     /// Writes a finished call's line.
     pub(crate) fn write_call(&self, call: &CallRecord<'_>) {
-        with_buffers(|buf| self.write(&CallParts(call), &mut buf.line, &mut buf.cut));
+        with_buffers(|buf| {
+            let parts = CallParts(call, self.max_line_bytes);
+            self.write(&parts, &mut buf.line, &mut buf.cut);
+            buf.trim(self.max_line_bytes);
+        });
     }
 
     /// The one way a line is made and handed to the sink.
@@ -238,7 +295,7 @@ impl LineWriter {
                 parts.context(out);
             },
         );
-        if line.len() > self.max_line_bytes {
+        if line.len() > self.max_line_bytes || written.dropped > 0 {
             self.truncate(line, middle, parts, &written, cut);
         }
         self.sink
@@ -256,11 +313,13 @@ impl LineWriter {
         written: &Written,
         cut: &mut String,
     ) {
-        let original = line.len();
+        // What was cut while written counts: this is the line's length had
+        // nothing been cut (a lower bound past `json::MEASURED_BYTES`).
+        let original = line.len().saturating_add(written.dropped);
         let mut context = String::from("\"truncated\":true,\"original_bytes\":");
         json::write_u64(&mut context, original as u64);
         // Room left for the message once everything else is written.
-        let fixed = original - written.message.len() - written.context + context.len() + 16;
+        let fixed = line.len() - written.message.len() - written.context + context.len() + 16;
         let room = self.max_line_bytes.saturating_sub(fixed);
         // The message is already escaped: cut it where no character or
         // escape sequence is split.
@@ -276,7 +335,10 @@ impl LineWriter {
             line,
             middle,
             parts,
-            |out| out.push_str(cut),
+            |out| {
+                out.push_str(cut);
+                0
+            },
             |out| {
                 out.push_str(&context);
             },
@@ -284,10 +346,12 @@ impl LineWriter {
     }
 }
 
-/// Where a line's message stands, and how long its context members are.
+/// Where a line's message stands, how long its context members are, and
+/// how many bytes of its values were cut while they were written.
 struct Written {
     message: Range<usize>,
     context: usize,
+    dropped: usize,
 }
 
 /// Writes the whole line: the parts' time, level, correlation ID and
@@ -296,7 +360,7 @@ fn write_line(
     line: &mut String,
     middle: &str,
     parts: &impl Parts,
-    message: impl FnOnce(&mut String),
+    message: impl FnOnce(&mut String) -> usize,
     context: impl FnOnce(&mut String),
 ) -> Written {
     line.clear();
@@ -304,7 +368,7 @@ fn write_line(
     timestamp::write_unix_nanos(line, parts.at_nanos());
     line.push_str(middle);
     let message_start = line.len();
-    message(line);
+    let dropped = message(line);
     let message_end = line.len();
     line.push_str(",\"correlation_id\":\"");
     parts.correlation_id(line);
@@ -318,6 +382,7 @@ fn write_line(
     Written {
         message: message_start..message_end,
         context: context_len,
+        dropped,
     }
 }
 
@@ -331,11 +396,48 @@ fn level_name(level: Level) -> &'static str {
     }
 }
 
-/// A value rendered through `Display`, as an escaped JSON string.
-pub(super) fn write_display(out: &mut String, value: impl fmt::Display) {
+/// What a cut value keeps beyond the room left in its line: enough that
+/// the line is over its cap (its fixed members are longer than this), so it
+/// is truncated and marked as any over-long line is, whatever a cut escape
+/// sequence lost.
+pub(super) const CUT_MARGIN: usize = 16;
+
+/// The largest line cap of any writer made so far: the bound of values
+/// rendered before it is known which writer gets them (a call's
+/// `context(..)`, rendered when the call starts).
+static FIELD_LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_LINE_BYTES);
+
+/// A rendered (`%`/`?`) value or message, as an escaped JSON string: cut
+/// while it is formatted once it passes `limit` bytes, and with secret
+/// pairs, URL passwords and secret query parameters masked.
+///
+/// Returns how many escaped bytes were cut.
+///
+/// The redactor is only consulted after the value is formatted: user code
+/// that logs from its `Display` cannot meet a held lock.
+pub(super) fn write_rendered(out: &mut String, value: impl fmt::Display, limit: usize) -> usize {
     out.push('"');
-    let _ = write!(json::Escaper(out), "{value}");
+    let start = out.len();
+    let mut escaper = json::BoundedEscaper::new(out, limit);
+    let _ = write!(escaper, "{value}");
+    let dropped = escaper.dropped();
+    let redactor = redactor();
+    mask_escaped(out, start, |key| redactor.is_secret(key));
     out.push('"');
+    dropped
+}
+
+/// Appends a call's `context(key = %value)` or `?value` to the context
+/// members `out` holds so far, like [`write_rendered`], bounded by what is
+/// left of the largest line cap.
+///
+/// A cut here is not measured into the line's `original_bytes`: the
+/// context is rendered long before its line.
+pub(crate) fn write_context_value(out: &mut String, value: impl fmt::Display) {
+    let room = FIELD_LIMIT
+        .load(Ordering::Relaxed)
+        .saturating_sub(out.len());
+    let _ = write_rendered(out, value, room.saturating_add(CUT_MARGIN));
 }
 
 /// Appends a duration given in nanoseconds as milliseconds with six
@@ -363,7 +465,175 @@ impl CallConsumer for LineWriter {
 
 #[cfg(test)]
 mod tests {
-    use super::write_millis;
+    use std::fmt;
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::super::{JsonLayer, JsonLine, Sink};
+    use super::{BUFFERS, Buffers, json, retained_bytes, write_millis};
+
+    /// Keeps the lines it is handed.
+    #[derive(Debug, Default, Clone)]
+    struct Lines(Arc<Mutex<Vec<String>>>);
+
+    impl Sink for Lines {
+        fn name(&self) -> &str {
+            "lines"
+        }
+
+        fn write_json_line(&self, line: JsonLine<'_>) {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(line.as_str().to_owned());
+        }
+    }
+
+    /// Logs what `f` logs through a JSON layer capped at `max`, on this
+    /// thread, and returns the lines parsed.
+    fn logged(max: usize, f: impl FnOnce()) -> Vec<serde_json::Value> {
+        let lines = Lines::default();
+        let layer = JsonLayer::new("svc")
+            .with_sink(lines.clone())
+            .with_max_line_bytes(max);
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
+        let texts = lines.0.lock().map(|l| l.clone()).unwrap_or_default();
+        texts
+            .iter()
+            .map(|t| {
+                assert!(t.len() <= max.max(1024), "{} bytes over the cap", t.len());
+                serde_json::from_str(t).unwrap_or_else(|e| panic!("{t}: {e}"))
+            })
+            .collect()
+    }
+
+    /// A `Display` that writes `total` bytes in 10-byte pieces, ignoring
+    /// errors as a careless impl would, and counts the bytes accepted.
+    struct Flood {
+        total: usize,
+        accepted: std::cell::Cell<usize>,
+    }
+
+    impl Flood {
+        fn new(total: usize) -> Self {
+            Self {
+                total,
+                accepted: std::cell::Cell::new(0),
+            }
+        }
+    }
+
+    impl fmt::Display for Flood {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            for _ in 0..self.total / 10 {
+                if f.write_str("0123456789").is_ok() {
+                    self.accepted.set(self.accepted.get() + 10);
+                }
+            }
+            Ok(())
+        }
+    }
+
+    fn capacities() -> [usize; 4] {
+        BUFFERS.with(|b| {
+            let b = b.borrow();
+            [
+                b.line.capacity(),
+                b.cut.capacity(),
+                b.fields.message.capacity(),
+                b.fields.context.capacity(),
+            ]
+        })
+    }
+
+    #[test]
+    fn a_huge_rendered_value_is_cut_while_it_is_formatted() {
+        let flood = Flood::new(100_000_000);
+        let message = Flood::new(100_000_000);
+        let lines = logged(4096, || {
+            tracing::info!(big = %flood, "start");
+            tracing::info!("{message}");
+        });
+        // Kept: the cap; measured for `original_bytes`: a bounded stretch
+        // more; refused: the rest of the 100 MB.
+        for accepted in [flood.accepted.get(), message.accepted.get()] {
+            assert!(
+                accepted <= 4096 + json::MEASURED_BYTES + 64,
+                "{accepted} bytes accepted"
+            );
+        }
+        assert_eq!(lines.len(), 2);
+        for line in &lines {
+            assert_eq!(line["context"]["truncated"], true, "{line}");
+            assert!(line["context"]["original_bytes"].as_u64() > Some(4096));
+        }
+        assert!(
+            lines[1]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("0123456789"))
+        );
+        assert!(
+            capacities().iter().all(|&c| c <= 64 * 1024),
+            "{:?}",
+            capacities()
+        );
+    }
+
+    #[test]
+    fn buffers_shrink_back_after_an_outlier() {
+        let big = "x".repeat(10_000_000);
+        let lines = logged(32 * 1024, || {
+            tracing::info!(body = big.as_str(), bytes = big.as_bytes(), "{}", big);
+            tracing::info!(small = 1, "after");
+        });
+        assert_eq!(lines[0]["context"]["truncated"], true);
+        assert_eq!(lines[1]["message"], "after");
+        assert!(
+            capacities().iter().all(|&c| c <= 64 * 1024),
+            "{:?}",
+            capacities()
+        );
+
+        // Whatever grows a buffer past what is retained is given back.
+        let mut buffers = Buffers::EMPTY;
+        buffers.line.reserve(5_000_000);
+        buffers.fields.context.reserve(100);
+        buffers.trim(32 * 1024);
+        assert!(buffers.line.capacity() <= retained_bytes(32 * 1024));
+        assert!(buffers.fields.context.capacity() >= 100);
+        assert_eq!(retained_bytes(32 * 1024), 64 * 1024);
+        assert_eq!(retained_bytes(1 << 20), 2 << 20);
+    }
+
+    #[test]
+    fn rendered_values_and_messages_are_masked() {
+        #[derive(Debug)]
+        #[allow(dead_code)]
+        struct Login {
+            user: &'static str,
+            password: &'static str,
+        }
+        let login = Login {
+            user: "a",
+            password: "hunter2",
+        };
+        let lines = logged(32 * 1024, || {
+            tracing::info!(req = ?login, url = %"https://u:pa55@h/?access_token=t0k&x=1", "dsn=postgres://u:pw@db token: abc");
+            tracing::info!(privateKey = "k", session_id = 7, entity = "e", "plain");
+        });
+        let text = lines[0].to_string();
+        for leak in ["hunter2", "pa55", "t0k", "pw@", "abc"] {
+            assert!(!text.contains(leak), "{leak} in {text}");
+        }
+        assert_eq!(
+            lines[0]["context"]["req"],
+            "Login { user: \"a\", password: \"[REDACTED]\" }"
+        );
+        assert_eq!(lines[1]["context"]["privateKey"], "[REDACTED]");
+        assert_eq!(lines[1]["context"]["session_id"], "[REDACTED]");
+        assert_eq!(lines[1]["context"]["entity"], "e");
+    }
 
     #[test]
     fn millis_are_exact_decimals() {

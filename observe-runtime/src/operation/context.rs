@@ -178,17 +178,13 @@ pub fn debug<T: fmt::Debug + ?Sized>(value: &T) -> DebugValue<'_, T> {
 
 impl<T: fmt::Display + ?Sized> ContextValue for DisplayValue<'_, T> {
     fn write_json(&self, out: &mut String) {
-        out.push('"');
-        let _ = write!(json::Escaper(out), "{}", self.0);
-        out.push('"');
+        crate::log::write_context_value(out, self.0);
     }
 }
 
 impl<T: fmt::Debug + ?Sized> ContextValue for DebugValue<'_, T> {
     fn write_json(&self, out: &mut String) {
-        out.push('"');
-        let _ = write!(json::Escaper(out), "{:?}", self.0);
-        out.push('"');
+        crate::log::write_context_value(out, format_args!("{:?}", self.0));
     }
 }
 
