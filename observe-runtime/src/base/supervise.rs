@@ -65,12 +65,31 @@ impl Drop for EndMark {
 }
 
 /// A supervised background thread.
+///
+/// Sink workers are never joined (they end when their queue closes and
+/// drains); the components that are, each behind a feature, use the rest.
 #[derive(Debug)]
+#[cfg_attr(
+    not(any(
+        feature = "prometheus-listener",
+        feature = "influxdb",
+        feature = "system-metrics"
+    )),
+    allow(dead_code)
+)]
 pub(crate) struct Supervised {
     handle: JoinHandle<()>,
     done: Arc<Done>,
 }
 
+#[cfg_attr(
+    not(any(
+        feature = "prometheus-listener",
+        feature = "influxdb",
+        feature = "system-metrics"
+    )),
+    allow(dead_code)
+)]
 impl Supervised {
     /// Waits for the thread to end, at most until `deadline`; `true` if it
     /// ended (and was joined). A thread still running then is detached.

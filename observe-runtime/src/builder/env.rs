@@ -177,7 +177,7 @@ impl EnvConfig {
             }
             let err = |expected| EnvError {
                 var: k.to_owned(),
-                value: raw.to_owned(),
+                value: shown(k, raw),
                 expected,
             };
             match k {
@@ -206,11 +206,15 @@ impl EnvConfig {
                     c.metrics_addr = Some(v.parse().map_err(|_| err("an IP:PORT socket address"))?);
                 }
                 "OBSERVE_INFLUXDB" => {
-                    // The push speaks plain HTTP; say so here rather
+                    // https needs the `tls` feature; say so here rather
                     // than at install.
-                    if !v.starts_with("http://") {
+                    let https = v.starts_with("https://");
+                    if !(v.starts_with("http://") || https) {
+                        return Err(err("an http:// or https:// URL"));
+                    }
+                    if https && !cfg!(feature = "tls") {
                         return Err(err(
-                            "an http:// URL (the InfluxDB push speaks http:// only)",
+                            "an http:// URL (https:// needs observe's `tls` feature)",
                         ));
                     }
                     influx[0] = Some(v.to_owned());
@@ -276,7 +280,7 @@ impl EnvConfig {
             (Some(url), ..) => {
                 return Err(EnvError {
                     var: "OBSERVE_INFLUXDB".to_owned(),
-                    value: url,
+                    value: crate::net::http::mask_url(&url),
                     expected: "complete: set OBSERVE_INFLUXDB_DB (v1), or all of OBSERVE_INFLUXDB_ORG, OBSERVE_INFLUXDB_BUCKET and OBSERVE_INFLUXDB_TOKEN (v2)",
                 });
             }
@@ -410,6 +414,24 @@ fn missing_feature(b: ObserveBuilder, var: &'static str, feature: &'static str) 
             format!("{var} is set but observe was built without the `{feature}` feature"),
         ))
     })
+}
+
+/// A value as an error may quote it: URLs without their userinfo and
+/// query, tokens not at all, and nothing longer than a line.
+fn shown(var: &str, raw: &str) -> String {
+    const MAX: usize = 200;
+    match var {
+        "OBSERVE_INFLUXDB_TOKEN" => "***".to_owned(),
+        "OBSERVE_ELASTICSEARCH" | "OBSERVE_INFLUXDB" => crate::net::http::mask_url(raw),
+        _ if raw.len() > MAX => {
+            let mut cut = MAX;
+            while !raw.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            format!("{}…", &raw[..cut])
+        }
+        _ => raw.to_owned(),
+    }
 }
 
 fn host_port(v: &str) -> Option<String> {
@@ -560,12 +582,29 @@ mod tests {
             ("OBSERVE_FLUSH_TIMEOUT", "5 parsecs"),
             ("OBSERVE_SYSTEM_METRICS", "0s"),
             ("OBSERVE_INFLUXDB_INTERVAL", "soon"),
-            ("OBSERVE_INFLUXDB", "https://influx:8086"),
+            ("OBSERVE_INFLUXDB", "influx:8086"),
         ] {
             let e = parse(&[(var, value)]).expect_err(var);
             assert_eq!((e.var.as_str(), e.value.as_str()), (var, value));
             assert!(e.to_string().starts_with(&format!("{var}=")), "{e}");
         }
+    }
+
+    #[test]
+    fn env_errors_never_quote_a_password_or_token() {
+        for (var, value) in [
+            ("OBSERVE_ELASTICSEARCH", "ftp://elastic:hunter2@es:9200"),
+            ("OBSERVE_INFLUXDB", "ftp://admin:hunter2@influx:8086"),
+        ] {
+            let e = parse(&[(var, value)]).expect_err(var);
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+        }
+        let e = parse(&[
+            ("OBSERVE_INFLUXDB", "http://admin:hunter2@influx:8086"),
+            ("OBSERVE_INFLUXDB_TOKEN", "hunter2"),
+        ])
+        .expect_err("incomplete");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
     }
 
     #[test]

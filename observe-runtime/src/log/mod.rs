@@ -33,7 +33,9 @@ pub(crate) use writer::write_context_value;
 
 static REDACTOR: RwLock<Option<Redactor>> = RwLock::new(None);
 
-/// Replaces the process-wide list of secret-looking context keys.
+/// Sets the process-wide [`Redactor`]: whatever list it holds
+/// ([`Redactor::new`] keeps the defaults and adds to them,
+/// [`Redactor::replacing`] drops them).
 pub fn set_redactor(redactor: Redactor) {
     *REDACTOR.write().unwrap_or_else(PoisonError::into_inner) = Some(redactor);
 }

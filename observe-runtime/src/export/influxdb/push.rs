@@ -130,8 +130,9 @@ impl InfluxPush {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` if the URL is not `http://host[:port][/path]`, or the
-    /// error of spawning the thread.
+    /// `InvalidInput` if the URL is not `http[s]://host[:port][/path]`
+    /// (`https://` needs the `tls` feature), or the error of spawning the
+    /// thread.
     pub fn start(
         service: &str,
         config: InfluxConfig,
