@@ -191,8 +191,8 @@ struct Slots {
     count: usize,
     next_id: u64,
     /// Connections whose request head has not arrived yet, oldest first,
-    /// with a handle to shut each down.
-    waiting: VecDeque<(u64, TcpStream)>,
+    /// with a handle to shut each down and whether it still holds a place.
+    waiting: VecDeque<(u64, TcpStream, Arc<AtomicBool>)>,
 }
 
 impl Active {
@@ -210,21 +210,21 @@ impl Active {
         let handle = stream.try_clone().ok()?;
         let mut st = self.lock();
         if st.count >= MAX_CONNECTIONS {
-            // An evicted connection's thread ends at once, but may not
-            // have yet: bound the overlap.
-            if st.count >= 2 * MAX_CONNECTIONS {
-                return None;
-            }
-            let (_, oldest) = st.waiting.pop_front()?;
+            let (_, oldest, counted) = st.waiting.pop_front()?;
+            // Its thread ends at once; its place is free from now.
             let _ = oldest.shutdown(Shutdown::Both);
+            counted.store(false, Ordering::SeqCst);
+            st.count -= 1;
         }
         st.count += 1;
         st.next_id += 1;
         let id = st.next_id;
-        st.waiting.push_back((id, handle));
+        let counted = Arc::new(AtomicBool::new(true));
+        st.waiting.push_back((id, handle, Arc::clone(&counted)));
         Some(Slot {
             active: Arc::clone(self),
             id,
+            counted,
         })
     }
 
@@ -242,21 +242,25 @@ impl Active {
 struct Slot {
     active: Arc<Active>,
     id: u64,
+    /// Cleared when a newcomer took this connection's place.
+    counted: Arc<AtomicBool>,
 }
 
 impl Slot {
     /// The request head arrived: the connection is no longer one that
     /// a newcomer may evict.
     fn head_received(&self) {
-        self.active.lock().waiting.retain(|(id, _)| *id != self.id);
+        self.active.lock().waiting.retain(|(id, ..)| *id != self.id);
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut st = self.active.lock();
-        st.waiting.retain(|(id, _)| *id != self.id);
-        st.count = st.count.saturating_sub(1);
+        st.waiting.retain(|(id, ..)| *id != self.id);
+        if self.counted.swap(false, Ordering::SeqCst) {
+            st.count = st.count.saturating_sub(1);
+        }
         if st.count == 0 {
             self.active.idle.notify_all();
         }

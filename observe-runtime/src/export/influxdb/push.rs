@@ -48,6 +48,10 @@ struct Stats {
     shutdown: AtomicU64,
     failed_requests: AtomicU64,
     buffered: AtomicU64,
+    /// A stop gave up waiting for the thread (stuck in an exchange past
+    /// the deadline) and counted what it held as dropped: the thread's
+    /// counts from then on are not added again.
+    abandoned: std::sync::atomic::AtomicBool,
 }
 
 impl Stats {
@@ -66,6 +70,26 @@ impl Stats {
     }
 
     fn drop_points(&self, cell: &AtomicU64, reason: &'static str, n: u64) {
+        if n == 0 || self.is_abandoned() {
+            return;
+        }
+        self.count_dropped(cell, reason, n);
+    }
+
+    fn is_abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::Relaxed)
+    }
+
+    /// Counts the points the thread still holds as dropped at shutdown,
+    /// once, and stops counting what the thread does afterwards.
+    fn abandon(&self) {
+        if !self.abandoned.swap(true, Ordering::Relaxed) {
+            let held = self.buffered.swap(0, Ordering::Relaxed);
+            self.count_dropped(&self.shutdown, "shutdown", held);
+        }
+    }
+
+    fn count_dropped(&self, cell: &AtomicU64, reason: &'static str, n: u64) {
         if n == 0 {
             return;
         }
@@ -218,10 +242,12 @@ impl InfluxPush {
         let _ = self.commands.send(Command::Stop(deadline));
         if let Some(t) = self.thread.take() {
             // The thread gives up on its buffer at the deadline; an
-            // exchange still in progress then ends by its own deadline
-            // (its points stay in `buffered` until it does), which the
-            // process's exit need not wait for.
-            let _ = t.join_until(Some(deadline));
+            // exchange still in progress then ends by its own deadline,
+            // which the process's exit need not wait for. Its points are
+            // counted as dropped now, so the counts returned are whole.
+            if !t.join_until(Some(deadline)) {
+                self.stats.abandon();
+            }
         }
     }
 }
@@ -342,7 +368,9 @@ impl Worker {
         self.stats
             .drop_points(&self.stats.invalid, "invalid", collected.invalid);
         let n = collected.lines.len() as u64;
-        self.stats.queued.fetch_add(n, Ordering::Relaxed);
+        if !self.stats.is_abandoned() {
+            self.stats.queued.fetch_add(n, Ordering::Relaxed);
+        }
         let mut overflow = 0;
         for line in collected.lines {
             if self.buffer.len() >= self.config.buffer_capacity {
@@ -357,9 +385,12 @@ impl Worker {
     }
 
     fn note_buffered(&self) {
-        self.stats
-            .buffered
-            .store(self.buffer.len() as u64, Ordering::Relaxed);
+        let held = if self.stats.is_abandoned() {
+            0
+        } else {
+            self.buffer.len() as u64
+        };
+        self.stats.buffered.store(held, Ordering::Relaxed);
     }
 
     /// Writes batches until the buffer is empty, a write fails (then a
@@ -385,7 +416,9 @@ impl Worker {
             match self.write(&body, timeout) {
                 Sent::Ok => {
                     self.buffer.drain(..n);
-                    self.stats.written.fetch_add(n as u64, Ordering::Relaxed);
+                    if !self.stats.is_abandoned() {
+                        self.stats.written.fetch_add(n as u64, Ordering::Relaxed);
+                    }
                     describe();
                     metrics::counter!(names::INFLUXDB_POINTS_WRITTEN_TOTAL).increment(n as u64);
                     self.backoff = self.config.retry_initial;
