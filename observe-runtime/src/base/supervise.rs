@@ -157,14 +157,29 @@ pub(crate) fn run(component: &str, body: &mut dyn FnMut(u32)) {
     }
 }
 
-/// Counts and reports a panic `component` caught and recovered from; the
-/// `restarts`th.
-pub(crate) fn report(component: &str, restarts: u32, payload: &(dyn Any + Send)) {
-    let why = payload
+/// The text a panic was raised with.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
         .downcast_ref::<&str>()
         .copied()
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("a panic without a message");
+        .unwrap_or("a panic without a message")
+}
+
+/// Whether the current thread is one of observe's own background threads.
+pub(crate) fn on_own_thread() -> bool {
+    std::thread::current()
+        .name()
+        .is_some_and(|n| n.starts_with(THREAD_PREFIX))
+}
+
+/// The prefix of every background thread observe starts.
+pub(crate) const THREAD_PREFIX: &str = "observe-";
+
+/// Counts and reports a panic `component` caught and recovered from; the
+/// `restarts`th.
+pub(crate) fn report(component: &str, restarts: u32, payload: &(dyn Any + Send)) {
+    let why = panic_message(payload);
     metrics::counter!(names::COMPONENT_RESTARTS_TOTAL, names::LABEL_COMPONENT => component.to_owned())
         .increment(1);
     // The event may go nowhere (no subscriber, or the panicking component

@@ -9,6 +9,7 @@
 mod env;
 // Shadows the `metrics` crate in this file, which therefore says `::metrics`.
 mod metrics;
+mod panic_hook;
 mod sinks;
 
 use std::fmt;
@@ -56,6 +57,7 @@ impl Observe {
             redactor: None,
             id_format: IdFormat::default(),
             flush_timeout: DEFAULT_FLUSH_TIMEOUT,
+            flush_on_panic: cfg!(panic = "abort"),
             starters: Starters::default(),
             recorder_layers: RecorderLayers::default(),
         }
@@ -114,6 +116,7 @@ pub struct ObserveBuilder {
     redactor: Option<Redactor>,
     id_format: IdFormat,
     flush_timeout: Duration,
+    flush_on_panic: bool,
     starters: Starters,
     recorder_layers: RecorderLayers,
 }
@@ -250,6 +253,28 @@ impl ObserveBuilder {
         self
     }
 
+    /// Installs a panic hook that writes an `ERROR` line for the panic
+    /// (thread, message, location, with the correlation ID of the scope it
+    /// happened in) and flushes the sinks, for at most the flush timeout or
+    /// 2 s, before the hook installed before it runs.
+    ///
+    /// On by default when the program is built with `panic = "abort"`:
+    /// there a panic ends the process at once, so without the hook neither
+    /// the panic's line nor the lines still queued would leave it. With
+    /// unwinding, the monitored call's own `"{op} panicked"` line and the
+    /// guard's drop cover it, and the hook is off unless asked for.
+    ///
+    /// ```no_run
+    /// let _guard = observe_runtime::Observe::builder("ingestor")
+    ///     .flush_on_panic(true)
+    ///     .install()?;
+    /// # Ok::<(), observe_runtime::InstallError>(())
+    /// ```
+    pub fn flush_on_panic(mut self, enabled: bool) -> Self {
+        self.flush_on_panic = enabled;
+        self
+    }
+
     /// Installs the global `tracing` subscriber and (unless disabled) the
     /// global Prometheus recorder.
     ///
@@ -320,6 +345,9 @@ impl ObserveBuilder {
 
         if let Some(r) = self.redactor {
             log::set_redactor(r);
+        }
+        if self.flush_on_panic {
+            panic_hook::install(&sink, self.flush_timeout);
         }
         correlation::set_id_format(self.id_format);
         crate::base::clock::warm_up();
