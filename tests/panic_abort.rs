@@ -42,10 +42,17 @@ fn the_panic_hook_writes_the_panic_line_and_flushes_before_an_abort() {
         .iter()
         .map(|l| l["message"].as_str().unwrap_or(""))
         .collect();
-    assert!(messages.contains(&"queued before the panic"), "{messages:?}");
+    assert!(
+        messages.contains(&"queued before the panic"),
+        "{messages:?}"
+    );
     let panic_line = lines
         .iter()
-        .find(|l| l["message"].as_str().is_some_and(|m| m.contains("disk on fire")))
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("disk on fire"))
+        })
         .unwrap_or_else(|| panic!("no panic line in {messages:?}"));
     assert_eq!(panic_line["level"], "ERROR");
     assert_eq!(panic_line["correlation_id"], "req-panic-1");
@@ -63,9 +70,9 @@ fn without_the_hook_an_abort_loses_the_queued_lines() {
     // written the first line before the abort, but never a panic line.
     let lines = run_child(false);
     assert!(
-        !lines
-            .iter()
-            .any(|l| l["message"].as_str().is_some_and(|m| m.contains("disk on fire"))),
+        !lines.iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("disk on fire"))),
         "{lines:?}"
     );
 }

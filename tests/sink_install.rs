@@ -46,7 +46,9 @@ fn logstash_and_file_shortcuts_ship_count_and_flush_on_drop() {
         "{err}"
     );
 
-    let collector = Service::start("syslog-ng", &[]);
+    let Some(collector) = Service::start_or_skip("syslog-ng", &[]) else {
+        return;
+    };
     let dir = std::env::temp_dir().join(format!("observe-sink-install-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let file = dir.join("install.log");

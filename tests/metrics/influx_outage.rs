@@ -41,7 +41,9 @@ fn tick(recorder: &AggregatingRecorder, phase: &str, round: usize) {
 
 #[test]
 fn points_survive_an_outage_up_to_the_bound_and_the_rest_are_counted() {
-    let influx = Service::start("influxdb", &[]);
+    let Some(influx) = Service::start_or_skip("influxdb", &[]) else {
+        return;
+    };
     create_database(&influx.url(), DB);
     let recorder = AggregatingRecorder::default();
     let config = InfluxConfig::v1(&influx.url(), DB)

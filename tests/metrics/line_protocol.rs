@@ -43,7 +43,9 @@ fn refusable(s: &str, field_key: bool) -> bool {
 
 #[test]
 fn arbitrary_tags_and_strings_are_accepted_and_read_back_equal() {
-    let influx = Service::start("influxdb", &[]);
+    let Some(influx) = Service::start_or_skip("influxdb", &[]) else {
+        return;
+    };
     create_database(&influx.url(), DB);
     let write_url = format!("{}/write?db={DB}&precision=ms", influx.url());
     let case = AtomicU64::new(0);

@@ -12,7 +12,9 @@ use observe::sink::{Sink as _, UdpSink};
 #[test]
 fn lines_arrive_as_datagrams_and_oversized_ones_are_dropped_and_counted() {
     recorder();
-    let collector = Service::start("syslog-ng", &[]);
+    let Some(collector) = Service::start_or_skip("syslog-ng", &[]) else {
+        return;
+    };
     let sink = UdpSink::builder(collector.addr())
         .name("udp-test")
         .max_datagram_bytes(4096)
