@@ -57,6 +57,8 @@ fn install_records_logs_and_prometheus_metrics_and_refuses_a_second_install() {
 
     let capture = CaptureSink::new();
     let guard = Observe::builder("ingestor")
+        // No limit: the guard's deadline arithmetic saturates.
+        .flush_timeout(Duration::MAX)
         .sink(capture.clone())
         .install()
         .expect("first install succeeds");
@@ -165,4 +167,10 @@ fn install_records_logs_and_prometheus_metrics_and_refuses_a_second_install() {
     );
 
     assert!(guard.flush(Duration::from_secs(1)));
+    let dropping = std::time::Instant::now();
+    drop(guard);
+    assert!(
+        dropping.elapsed() < Duration::from_secs(5),
+        "nothing was left to wait for"
+    );
 }

@@ -190,9 +190,49 @@ struct Active {
 struct Slots {
     count: usize,
     next_id: u64,
-    /// Connections whose request head has not arrived yet, oldest first,
-    /// with a handle to shut each down and whether it still holds a place.
-    waiting: VecDeque<(u64, TcpStream, Arc<AtomicBool>)>,
+    /// Connections whose request head has not arrived yet, oldest first.
+    waiting: VecDeque<Waiting>,
+}
+
+/// A connection still waiting for its request head.
+struct Waiting {
+    id: u64,
+    accepted: Instant,
+    /// A handle to look at it and shut it down.
+    stream: TcpStream,
+    /// Whether it still holds a place.
+    counted: Arc<AtomicBool>,
+}
+
+/// A connection this long without its whole request head is no scraper:
+/// scrapers send it in one packet right after connecting.
+const SLOW_HEAD: Duration = Duration::from_millis(250);
+
+impl Waiting {
+    /// Whether a newcomer may take this connection's place: it has sent
+    /// nothing at all, or has had long enough to send its request. A
+    /// scrape just accepted, whose request is already in the socket but
+    /// not yet read by its thread, is neither.
+    fn evictable(&self) -> bool {
+        self.accepted.elapsed() >= SLOW_HEAD || self.silent()
+    }
+
+    /// Nothing has arrived on the connection yet.
+    fn silent(&self) -> bool {
+        if self.stream.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        let silent = matches!(
+            self.stream.peek(&mut byte),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock
+        );
+        // The connection's thread reads with timeouts, which need a
+        // blocking socket; a read that raced this sees `WouldBlock` and
+        // retries.
+        let _ = self.stream.set_nonblocking(false);
+        silent
+    }
 }
 
 impl Active {
@@ -202,25 +242,33 @@ impl Active {
 
     /// A slot for `stream`, or `None` if every slot serves a request.
     ///
-    /// When all slots are taken but some connection has still not sent
-    /// its request, the oldest such one is shut down and its slot goes to
-    /// the newcomer: clients that connect and send nothing cannot starve
-    /// scrapes, which send their request at once.
+    /// When all slots are taken, the oldest connection that has sent
+    /// nothing, or has not sent its whole request within [`SLOW_HEAD`], is
+    /// shut down and its slot goes to the newcomer: clients that connect
+    /// and stall cannot starve scrapes, which send their request at once.
+    /// If every slot is serving a request or a fresh connection, the
+    /// newcomer gets 503.
     fn admit(self: &Arc<Self>, stream: &TcpStream) -> Option<Slot> {
         let handle = stream.try_clone().ok()?;
         let mut st = self.lock();
         if st.count >= MAX_CONNECTIONS {
-            let (_, oldest, counted) = st.waiting.pop_front()?;
+            let at = st.waiting.iter().position(Waiting::evictable)?;
+            let evicted = st.waiting.remove(at)?;
             // Its thread ends at once; its place is free from now.
-            let _ = oldest.shutdown(Shutdown::Both);
-            counted.store(false, Ordering::SeqCst);
+            let _ = evicted.stream.shutdown(Shutdown::Both);
+            evicted.counted.store(false, Ordering::SeqCst);
             st.count -= 1;
         }
         st.count += 1;
         st.next_id += 1;
         let id = st.next_id;
         let counted = Arc::new(AtomicBool::new(true));
-        st.waiting.push_back((id, handle, Arc::clone(&counted)));
+        st.waiting.push_back(Waiting {
+            id,
+            accepted: Instant::now(),
+            stream: handle,
+            counted: Arc::clone(&counted),
+        });
         Some(Slot {
             active: Arc::clone(self),
             id,
@@ -250,14 +298,14 @@ impl Slot {
     /// The request head arrived: the connection is no longer one that
     /// a newcomer may evict.
     fn head_received(&self) {
-        self.active.lock().waiting.retain(|(id, ..)| *id != self.id);
+        self.active.lock().waiting.retain(|w| w.id != self.id);
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut st = self.active.lock();
-        st.waiting.retain(|(id, ..)| *id != self.id);
+        st.waiting.retain(|w| w.id != self.id);
         if self.counted.swap(false, Ordering::SeqCst) {
             st.count = st.count.saturating_sub(1);
         }
