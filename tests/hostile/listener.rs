@@ -50,6 +50,8 @@ impl HostileClients {
                         };
                         let _ = c.set_write_timeout(Some(Duration::from_secs(1)));
                         let _ = c.set_read_timeout(Some(Duration::from_millis(200)));
+                        // Cut off, it comes back at once, as a flood
+                        // would.
                         play(&mut c, trick, &stop);
                     }
                 })
@@ -72,7 +74,8 @@ impl Drop for HostileClients {
 /// 200 ms, which also paces the dripping).
 fn cut_off(c: &mut TcpStream) -> bool {
     match c.read(&mut [0u8; 1024]) {
-        Ok(_) => true,
+        // An answer of any length, or the close (0), ends the trick.
+        Ok(n) => n <= 1024,
         Err(e) => !matches!(
             e.kind(),
             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
@@ -130,6 +133,7 @@ pub(crate) fn scrape(addr: SocketAddr, timeout: Duration) -> Result<String, Stri
         .and_then(|()| c.write_all(b"GET /metrics HTTP/1.1\r\nHost: prometheus\r\n\r\n"))
         .map_err(|e| e.to_string())?;
     let mut out = String::new();
-    c.read_to_string(&mut out).map_err(|e| format!("{e} after {out:?}"))?;
+    c.read_to_string(&mut out)
+        .map_err(|e| format!("{e} after {out:?}"))?;
     Ok(out)
 }

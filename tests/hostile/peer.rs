@@ -336,7 +336,8 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 
 /// Answers an HTTP request as `b` says, until done or the client hangs up.
 fn misbehave(w: &mut TcpStream, b: Behaviour, shared: &Shared) {
-    const CHUNKED: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const CHUNKED: &[u8] =
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
     let filler = vec![b' '; 64 * 1024];
     let none = Duration::ZERO;
     let _ = match b {
@@ -375,7 +376,10 @@ fn misbehave(w: &mut TcpStream, b: Behaviour, shared: &Shared) {
             let head = b"HTTP/1.1 200 OK\r\n".iter();
             let start = Instant::now();
             for &byte in head.chain(b"X-Drip: 1\r\n".iter().cycle()) {
-                if shared.stopped() || start.elapsed() > HOSTILE_LIMIT || w.write_all(&[byte]).is_err() {
+                if shared.stopped()
+                    || start.elapsed() > HOSTILE_LIMIT
+                    || w.write_all(&[byte]).is_err()
+                {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(200));
