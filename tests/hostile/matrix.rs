@@ -165,10 +165,12 @@ fn sink_course<S: Sink + Clone>(
 ) -> Outcome {
     let since = Instant::now();
     logging_never_waits(log(sink, 0..HOSTILE_LINES), HOSTILE_LINES)?;
-    // Not an assertion: a peer that never accepts is never met.
-    wait_until(Duration::from_secs(5), || {
-        met() || stats(sink).last_error.is_some()
-    });
+    // The cell means nothing unless the sink met the misbehaviour (a
+    // peer that never accepts, or a UDP port, is never met: `met` says so).
+    let met = wait_until(Duration::from_secs(5), met);
+    ensure(met, || {
+        format!("the sink never reached the peer: {:?}", stats(sink))
+    })?;
     let (took, _) = timed(|| sink.flush(FLUSH));
     ensure(took < FLUSH + SLACK, || {
         format!("hostile flush took {took:?}")
@@ -228,7 +230,7 @@ fn bulk_cell(b: Behaviour) -> Outcome {
         &name,
         &sink,
         ElasticsearchSink::stats,
-        || peer.contacts() > 0,
+        || peer.contacts() > 0 || b == Behaviour::NeverAccept,
         || peer.set(Behaviour::Sane),
         || peer.seqs(),
         false,
@@ -261,7 +263,7 @@ fn tcp_cell(b: Behaviour, tls: Option<&Tls>) -> Outcome {
         &name,
         &sink,
         TcpSink::stats,
-        || peer.contacts() > 0,
+        || peer.contacts() > 0 || b == Behaviour::NeverAccept,
         || peer.set(Behaviour::Sane),
         || peer.seqs(),
         false,
@@ -324,7 +326,7 @@ fn udp_cell(b: Behaviour) -> Outcome {
         &name,
         &sink,
         UdpSink::stats,
-        || false,
+        || true,
         || {
             let socket = match held.take() {
                 Some(s) => Ok(s),
@@ -401,10 +403,12 @@ fn influx_cell(b: Behaviour, v2: bool) -> Outcome {
     // A push that meets the misbehaviour, then the sane peer.
     let (push, rec) = start(&service)?;
     logging_never_waits(record(&rec, "hostile_before_total"), 1000)?;
-    wait_until(Duration::from_secs(5), || {
-        let s = push.stats();
-        peer.contacts() > 0 || s.failed_requests + s.dropped_rejected > 0
+    let met = wait_until(Duration::from_secs(5), || {
+        peer.contacts() > 0 || b == Behaviour::NeverAccept
     });
+    ensure(met, || {
+        format!("the push never reached the peer: {:?}", push.stats())
+    })?;
     peer.set(Behaviour::Sane);
     logging_never_waits(record(&rec, "hostile_after_total"), 1000)?;
     let arrived = wait_until(Duration::from_secs(15), || {
@@ -430,6 +434,9 @@ fn listener_cell(trick: Behaviour) -> Outcome {
         let limit = Duration::from_secs(3);
         let (took, answer) = timed(|| scrape(addr, limit));
         let answer = answer.map_err(|e| format!("scrape {when}: {e} after {took:?}"))?;
+        ensure(!answer.is_empty(), || {
+            format!("scrape {when}: closed with no answer after {took:?}")
+        })?;
         ensure(
             answer.starts_with("HTTP/1.1 200 ") && answer.ends_with("up 1\n"),
             || format!("scrape {when}: {answer:?}"),
