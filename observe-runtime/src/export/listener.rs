@@ -178,8 +178,8 @@ impl Background for MetricsListener {
     }
 }
 
-/// Connections being served, so that the accept loop can cap them and
-/// shutdown can wait for them.
+/// Connections open, so that the accept loop can cap them and shutdown can
+/// wait for them.
 #[derive(Default)]
 struct Active {
     state: Mutex<Slots>,
@@ -188,10 +188,13 @@ struct Active {
 
 #[derive(Default)]
 struct Slots {
-    count: usize,
     next_id: u64,
-    /// Connections whose request head has not arrived yet, oldest first.
+    /// Connections whose request head has not arrived yet, oldest first
+    /// (at most [`MAX_WAITING`]).
     waiting: VecDeque<Waiting>,
+    /// Connections past their request head, being answered (at most
+    /// [`MAX_CONNECTIONS`]).
+    serving: usize,
 }
 
 /// A connection still waiting for its request head.
@@ -200,21 +203,31 @@ struct Waiting {
     accepted: Instant,
     /// A handle to look at it and shut it down.
     stream: TcpStream,
-    /// Whether it still holds a place.
-    counted: Arc<AtomicBool>,
 }
+
+/// A connection is accepted before its client's first bytes arrive: a
+/// silent one is given this long before it counts as idle.
+const FRESH: Duration = Duration::from_millis(50);
 
 /// A connection this long without its whole request head is no scraper:
 /// scrapers send it in one packet right after connecting.
 const SLOW_HEAD: Duration = Duration::from_millis(250);
 
+/// Connections that may wait for their request head at once. Waiting
+/// costs a parked thread and a socket, not a render, so this is well above
+/// [`MAX_CONNECTIONS`]: a few dozen clients that connect and stall leave
+/// room for a scrape without anyone being cut off.
+const MAX_WAITING: usize = 32;
+
 impl Waiting {
     /// Whether a newcomer may take this connection's place: it has sent
-    /// nothing at all, or has had long enough to send its request. A
-    /// scrape just accepted, whose request is already in the socket but
-    /// not yet read by its thread, is neither.
+    /// nothing since [`FRESH`], or not its whole request within
+    /// [`SLOW_HEAD`]. A scrape just accepted, whose request is on its way
+    /// or already in the socket but not yet read by its thread, is
+    /// neither.
     fn evictable(&self) -> bool {
-        self.accepted.elapsed() >= SLOW_HEAD || self.silent()
+        let age = self.accepted.elapsed();
+        age >= SLOW_HEAD || (age >= FRESH && self.silent())
     }
 
     /// Nothing has arrived on the connection yet.
@@ -240,39 +253,33 @@ impl Active {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A slot for `stream`, or `None` if every slot serves a request.
+    /// A place for `stream` among the connections waiting for their
+    /// request, or `None` (503) if there is none.
     ///
-    /// When all slots are taken, the oldest connection that has sent
-    /// nothing, or has not sent its whole request within [`SLOW_HEAD`], is
-    /// shut down and its slot goes to the newcomer: clients that connect
+    /// When [`MAX_WAITING`] connections wait already, the oldest that has
+    /// sent nothing, or not its whole request within [`SLOW_HEAD`], is
+    /// shut down and its place goes to the newcomer: clients that connect
     /// and stall cannot starve scrapes, which send their request at once.
-    /// If every slot is serving a request or a fresh connection, the
-    /// newcomer gets 503.
     fn admit(self: &Arc<Self>, stream: &TcpStream) -> Option<Slot> {
         let handle = stream.try_clone().ok()?;
         let mut st = self.lock();
-        if st.count >= MAX_CONNECTIONS {
+        if st.waiting.len() >= MAX_WAITING {
             let at = st.waiting.iter().position(Waiting::evictable)?;
             let evicted = st.waiting.remove(at)?;
-            // Its thread ends at once; its place is free from now.
+            // Its thread ends at once (its read returns).
             let _ = evicted.stream.shutdown(Shutdown::Both);
-            evicted.counted.store(false, Ordering::SeqCst);
-            st.count -= 1;
         }
-        st.count += 1;
         st.next_id += 1;
         let id = st.next_id;
-        let counted = Arc::new(AtomicBool::new(true));
         st.waiting.push_back(Waiting {
             id,
             accepted: Instant::now(),
             stream: handle,
-            counted: Arc::clone(&counted),
         });
         Some(Slot {
             active: Arc::clone(self),
             id,
-            counted,
+            serving: false,
         })
     }
 
@@ -280,25 +287,33 @@ impl Active {
         let st = self.lock();
         let _ = self
             .idle
-            .wait_timeout_while(st, grace, |st| st.count > 0)
+            .wait_timeout_while(st, grace, |st| !st.waiting.is_empty() || st.serving > 0)
             .unwrap_or_else(PoisonError::into_inner);
     }
 }
 
-/// One connection's place under [`MAX_CONNECTIONS`], given back on drop,
-/// so also when `render` panics on the connection's thread.
+/// One connection's place, waiting or serving, given back on drop, so
+/// also when `render` panics on the connection's thread.
 struct Slot {
     active: Arc<Active>,
     id: u64,
-    /// Cleared when a newcomer took this connection's place.
-    counted: Arc<AtomicBool>,
+    /// Past its request head, holding one of [`MAX_CONNECTIONS`].
+    serving: bool,
 }
 
 impl Slot {
-    /// The request head arrived: the connection is no longer one that
-    /// a newcomer may evict.
-    fn head_received(&self) {
-        self.active.lock().waiting.retain(|w| w.id != self.id);
+    /// The request head arrived: the connection stops waiting and takes
+    /// one of the [`MAX_CONNECTIONS`] places that render, if one is free
+    /// (`false`: answer 503).
+    fn head_received(&mut self) -> bool {
+        let mut st = self.active.lock();
+        st.waiting.retain(|w| w.id != self.id);
+        if st.serving >= MAX_CONNECTIONS {
+            return false;
+        }
+        st.serving += 1;
+        self.serving = true;
+        true
     }
 }
 
@@ -306,10 +321,10 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut st = self.active.lock();
         st.waiting.retain(|w| w.id != self.id);
-        if self.counted.swap(false, Ordering::SeqCst) {
-            st.count = st.count.saturating_sub(1);
+        if self.serving {
+            st.serving = st.serving.saturating_sub(1);
         }
-        if st.count == 0 {
+        if st.waiting.is_empty() && st.serving == 0 {
             self.active.idle.notify_all();
         }
     }
@@ -326,7 +341,7 @@ fn accept_loop(listener: &TcpListener, stop: &AtomicBool, active: &Arc<Active>, 
         }
         match conn {
             Ok(stream) => match active.admit(&stream) {
-                Some(slot) => {
+                Some(mut slot) => {
                     let render = Arc::clone(render);
                     // If the thread cannot be spawned the closure is dropped,
                     // closing the connection and freeing the slot.
@@ -337,7 +352,7 @@ fn accept_loop(listener: &TcpListener, stop: &AtomicBool, active: &Arc<Active>, 
                             // (the client sees the connection close), and
                             // is counted like a component's restart.
                             let served = panic::catch_unwind(AssertUnwindSafe(|| {
-                                handle(stream, &slot, &render)
+                                handle(stream, &mut slot, &render)
                             }));
                             if let Err(payload) = served {
                                 let n = PANICS.fetch_add(1, Ordering::Relaxed) + 1;
@@ -377,7 +392,7 @@ fn refuse_busy(stream: &TcpStream) {
     }
 }
 
-fn handle(mut stream: TcpStream, slot: &Slot, render: &Render) -> io::Result<()> {
+fn handle(mut stream: TcpStream, slot: &mut Slot, render: &Render) -> io::Result<()> {
     // Accepted sockets inherit non-blocking mode on some systems; the
     // timeouts below only work on a blocking one.
     stream.set_nonblocking(false)?;
@@ -409,7 +424,14 @@ fn handle(mut stream: TcpStream, slot: &Slot, render: &Render) -> io::Result<()>
         // Rescan only the new bytes (and the three before, for a `\r\n\r\n`
         // split across reads): a dribbling client must not cost quadratic time.
         if buf[scanned..].windows(4).any(|w| w == b"\r\n\r\n") {
-            slot.head_received();
+            if !slot.head_received() {
+                let busy = response_head("503 Service Unavailable", &[("Retry-After", "1")], 0);
+                return write_all_by(
+                    &mut stream,
+                    busy.as_bytes(),
+                    clock::deadline_after(RESPONSE_DEADLINE),
+                );
+            }
             break;
         }
         scanned = buf.len().saturating_sub(3);
@@ -544,9 +566,11 @@ mod tests {
         let l = MetricsListener::bind("127.0.0.1:0".parse().expect("addr"), || "a 1\n".into())
             .expect("bind");
         let a = l.local_addr();
-        let idle: Vec<TcpStream> = (0..3 * MAX_CONNECTIONS)
+        // More than may wait at once: the oldest give way.
+        let idle: Vec<TcpStream> = (0..MAX_WAITING + 8)
             .map(|_| TcpStream::connect(a).expect("connect"))
             .collect();
+        std::thread::sleep(FRESH * 2);
         let ok = request(a, "GET /metrics HTTP/1.1\r\n\r\n");
         assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
         drop(idle);
@@ -573,21 +597,13 @@ mod tests {
         // Every slot is serving a request once its head has arrived.
         let filled = Instant::now() + Duration::from_secs(10);
         loop {
-            let st = l.active.lock();
-            if st.count == MAX_CONNECTIONS && st.waiting.is_empty() {
+            if l.active.lock().serving == MAX_CONNECTIONS {
                 break;
             }
-            drop(st);
             assert!(Instant::now() < filled, "slots never filled");
             std::thread::sleep(Duration::from_millis(10));
         }
-        // Sends nothing, so closing leaves no unread bytes to turn the
-        // answer into a reset.
-        let mut over = TcpStream::connect(a).expect("connect");
-        over.set_read_timeout(Some(Duration::from_secs(2)))
-            .expect("timeout");
-        let mut busy = String::new();
-        over.read_to_string(&mut busy).expect("read");
+        let busy = request(a, "GET /metrics HTTP/1.1\r\n\r\n");
         assert!(busy.starts_with("HTTP/1.1 503 "), "{busy}");
         assert!(busy.contains("Retry-After: 1\r\n"), "{busy}");
         *gate.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
