@@ -471,6 +471,11 @@ fn describe_metrics() {
         Unit::Count,
         "Log lines a sink could not deliver."
     );
+    ::metrics::describe_counter!(
+        names::COMPONENT_RESTARTS_TOTAL,
+        Unit::Count,
+        "Background components (sink workers, InfluxDB push, system sampler, metrics listener) restarted after a panic."
+    );
 }
 
 /// Why [`ObserveBuilder::install`] failed.
