@@ -232,17 +232,26 @@ impl Waiting {
 
     /// Nothing has arrived on the connection yet.
     fn silent(&self) -> bool {
-        if self.stream.set_nonblocking(true).is_err() {
+        // The accept thread must never wait on a client. Non-blocking is
+        // one flag of a socket shared with the connection's thread, which
+        // clears it as it starts: the short timeout bounds a peek that
+        // raced that.
+        if self
+            .stream
+            .set_read_timeout(Some(Duration::from_millis(1)))
+            .is_err()
+            || self.stream.set_nonblocking(true).is_err()
+        {
             return false;
         }
         let mut byte = [0u8; 1];
         let silent = matches!(
             self.stream.peek(&mut byte),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
         );
         // The connection's thread reads with timeouts, which need a
-        // blocking socket; a read that raced this sees `WouldBlock` and
-        // retries.
+        // blocking socket, and sets its own before each read; a read that
+        // raced this sees `WouldBlock` or a timeout and retries.
         let _ = self.stream.set_nonblocking(false);
         silent
     }
