@@ -16,6 +16,9 @@
 mod listener;
 mod matrix;
 mod peer;
+// Empty without the `tls` feature (the module gates itself).
+#[path = "../support/tls.rs"]
+mod tls_ca;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};

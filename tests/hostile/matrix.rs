@@ -467,34 +467,10 @@ struct Tls {
 
 #[cfg(feature = "tls")]
 fn tls() -> Tls {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "observe hostile CA");
-    let ca_cert = ca.self_signed(&ca_key).expect("CA cert");
-    let key = KeyPair::generate().expect("server key");
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .expect("params")
-        .signed_by(&key, &ca_cert, &ca_key)
-        .expect("server cert");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let server = Arc::new(
-        rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.der().clone()],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-            )
-            .expect("server config"),
-    );
+    let ca = crate::tls_ca::TestCa::new();
     Tls {
-        server,
-        client: observe::sink::TlsConfig::with_ca_pem(ca_cert.pem().as_bytes()).expect("CA"),
+        server: Arc::clone(&ca.server),
+        client: ca.client(),
     }
 }
 

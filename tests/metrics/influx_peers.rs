@@ -267,38 +267,15 @@ mod tls {
     use std::sync::mpsc;
     use std::time::Duration;
 
+    use crate::tls_ca::TestCa;
     use observe::metrics::influxdb::{AggregatingRecorder, InfluxConfig, InfluxPush};
-    use observe::sink::TlsConfig;
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-    use rustls::{ServerConfig, ServerConnection, StreamOwned};
+    use rustls::{ServerConnection, StreamOwned};
 
     /// A TLS write endpoint for `127.0.0.1` signed by a CA made here: the
-    /// CA's PEM, the URL, and each request's target and body.
-    fn tls_endpoint() -> (String, String, mpsc::Receiver<(String, String)>) {
-        let ca_key = KeyPair::generate().expect("CA key");
-        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(DnType::CommonName, "observe influx test CA");
-        let ca_cert = ca.self_signed(&ca_key).expect("CA cert");
-        let key = KeyPair::generate().expect("server key");
-        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-            .expect("params")
-            .signed_by(&key, &ca_cert, &ca_key)
-            .expect("server cert");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = Arc::new(
-            ServerConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .expect("versions")
-                .with_no_client_auth()
-                .with_single_cert(
-                    vec![cert.der().clone()],
-                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-                )
-                .expect("server config"),
-        );
+    /// CA, the URL, and each request's target and body.
+    fn tls_endpoint() -> (TestCa, String, mpsc::Receiver<(String, String)>) {
+        let ca = TestCa::new();
+        let config = Arc::clone(&ca.server);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("https://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = mpsc::channel();
@@ -328,7 +305,7 @@ mod tls {
                 });
             }
         });
-        (ca_cert.pem(), url, rx)
+        (ca, url, rx)
     }
 
     #[test]
@@ -337,7 +314,7 @@ mod tls {
         let recorder = AggregatingRecorder::default();
         let config = InfluxConfig::v1(&url, "metrics")
             .interval(Duration::from_secs(3600))
-            .tls(TlsConfig::with_ca_pem(ca.as_bytes()).expect("CA"));
+            .tls(ca.client());
         let push = InfluxPush::start("over-tls", config, &recorder).expect("start");
         metrics::with_local_recorder(&recorder, || {
             metrics::counter!("tls_ticks_total").increment(3);
@@ -357,11 +334,11 @@ mod tls {
     #[test]
     fn a_server_from_another_ca_is_refused() {
         let (_, url, received) = tls_endpoint();
-        let (other_ca, _, _) = tls_endpoint();
+        let other_ca = TestCa::new();
         let recorder = AggregatingRecorder::default();
         let config = InfluxConfig::v1(&url, "metrics")
             .interval(Duration::from_secs(3600))
-            .tls(TlsConfig::with_ca_pem(other_ca.as_bytes()).expect("CA"));
+            .tls(other_ca.client());
         let push = InfluxPush::start("untrusted", config, &recorder).expect("start");
         metrics::with_local_recorder(&recorder, || {
             metrics::counter!("tls_ticks_total").increment(1);

@@ -26,3 +26,6 @@ mod listener_slow_client;
 mod promtool;
 #[path = "../support/http.rs"]
 mod support;
+// Empty without the `tls` feature (the module gates itself).
+#[path = "../support/tls.rs"]
+mod tls_ca;

@@ -26,6 +26,8 @@ mod received;
 #[path = "../support/http.rs"]
 mod support;
 mod tcp;
-// Empty without the `tls` feature (the module gates itself).
+// Empty without the `tls` feature (the modules gate themselves).
 mod tls;
+#[path = "../support/tls.rs"]
+mod tls_ca;
 mod udp;
