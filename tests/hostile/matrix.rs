@@ -216,6 +216,25 @@ fn sink_course<S: Sink + Clone>(
     )
 }
 
+/// [`sink_course`] against `peer`, playing `b` until it turns sane.
+fn peer_course<S: Sink + Clone>(
+    name: &str,
+    sink: &S,
+    stats: impl Fn(&S) -> SinkStats,
+    peer: &Peer,
+    b: Behaviour,
+) -> Outcome {
+    sink_course(
+        name,
+        sink,
+        stats,
+        || peer.contacts() > 0 || b == Behaviour::NeverAccept,
+        || peer.set(Behaviour::Sane),
+        || peer.seqs(),
+        false,
+    )
+}
+
 fn bulk_cell(b: Behaviour) -> Outcome {
     let name = format!("hx-bulk-{}", slug(b));
     let peer = Peer::start(Protocol::Bulk, b);
@@ -226,15 +245,7 @@ fn bulk_cell(b: Behaviour) -> Outcome {
         .io_timeout(Duration::from_millis(500))
         .build()
         .map_err(|e| e.to_string())?;
-    sink_course(
-        &name,
-        &sink,
-        ElasticsearchSink::stats,
-        || peer.contacts() > 0 || b == Behaviour::NeverAccept,
-        || peer.set(Behaviour::Sane),
-        || peer.seqs(),
-        false,
-    )
+    peer_course(&name, &sink, ElasticsearchSink::stats, &peer, b)
 }
 
 fn tcp_cell(b: Behaviour, tls: Option<&Tls>) -> Outcome {
@@ -259,15 +270,7 @@ fn tcp_cell(b: Behaviour, tls: Option<&Tls>) -> Outcome {
         None => builder,
     };
     let sink = builder.build().map_err(|e| e.to_string())?;
-    sink_course(
-        &name,
-        &sink,
-        TcpSink::stats,
-        || peer.contacts() > 0 || b == Behaviour::NeverAccept,
-        || peer.set(Behaviour::Sane),
-        || peer.seqs(),
-        false,
-    )
+    peer_course(&name, &sink, TcpSink::stats, &peer, b)
 }
 
 /// A UDP collector on `port` that records what it reads once sane.

@@ -262,49 +262,36 @@ fn secrets_stay_out_of_errors_and_debug() {
 #[cfg(feature = "tls")]
 mod tls {
     use std::io::BufReader;
-    use std::net::TcpListener;
-    use std::sync::Arc;
     use std::sync::mpsc;
     use std::time::Duration;
 
     use crate::tls_ca::TestCa;
     use observe::metrics::influxdb::{AggregatingRecorder, InfluxConfig, InfluxPush};
-    use rustls::{ServerConnection, StreamOwned};
 
     /// A TLS write endpoint for `127.0.0.1` signed by a CA made here: the
     /// CA, the URL, and each request's target and body.
     fn tls_endpoint() -> (TestCa, String, mpsc::Receiver<(String, String)>) {
         let ca = TestCa::new();
-        let config = Arc::clone(&ca.server);
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("https://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let (config, tx) = (Arc::clone(&config), tx.clone());
-                std::thread::spawn(move || {
-                    let conn = ServerConnection::new(config).expect("server connection");
-                    let mut tls = StreamOwned::new(conn, stream);
-                    let mut reader = BufReader::new(&mut tls);
-                    let mut head = String::new();
-                    if std::io::BufRead::read_line(&mut reader, &mut head).is_err() {
-                        return;
-                    }
-                    let Some(body) = super::read_request(&mut reader) else {
-                        return;
-                    };
-                    let target = head.split(' ').nth(1).unwrap_or("").to_owned();
-                    let _ = std::io::Write::write_all(
-                        &mut tls,
-                        b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
-                    );
-                    tls.conn.send_close_notify();
-                    let _ = std::io::Write::flush(&mut tls);
-                    let _ = tx.send((target, body));
-                });
+        let addr = ca.endpoint(move |mut tls| {
+            let mut reader = BufReader::new(&mut tls);
+            let mut head = String::new();
+            if std::io::BufRead::read_line(&mut reader, &mut head).is_err() {
+                return;
             }
+            let Some(body) = super::read_request(&mut reader) else {
+                return;
+            };
+            let target = head.split(' ').nth(1).unwrap_or("").to_owned();
+            let _ = std::io::Write::write_all(
+                &mut tls,
+                b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
+            );
+            tls.conn.send_close_notify();
+            let _ = std::io::Write::flush(&mut tls);
+            let _ = tx.send((target, body));
         });
+        let url = format!("https://{addr}");
         (ca, url, rx)
     }
 

@@ -18,6 +18,8 @@
 mod bulk;
 mod common;
 mod file;
+#[path = "../support/harness.rs"]
+mod harness;
 mod http_peers;
 mod lines;
 mod logging;

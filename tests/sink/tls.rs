@@ -3,50 +3,37 @@
 #![cfg(feature = "tls")]
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
 use crate::logging::dispatch;
 use crate::tls_ca::TestCa;
 use observe::sink::{Sink as _, TcpSink, TlsConfig};
-use rustls::{ServerConnection, StreamOwned};
 
 /// A TLS json_lines endpoint on 127.0.0.1: every line received, and every
 /// failed handshake as `Err`.
 fn tls_collector(ca: &TestCa) -> (String, Receiver<Result<String, String>>) {
-    let config = Arc::clone(&ca.server);
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
     let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            let (config, tx) = (Arc::clone(&config), tx.clone());
-            std::thread::spawn(move || {
-                let conn = ServerConnection::new(config).expect("server connection");
-                let mut reader = BufReader::new(StreamOwned::new(conn, stream));
-                let mut line = String::new();
-                loop {
-                    line.clear();
-                    match reader.read_line(&mut line) {
-                        Ok(0) => return,
-                        Ok(_) => {
-                            if tx.send(Ok(line.trim_end().to_owned())).is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e.to_string()));
-                            return;
-                        }
+    let addr = ca.endpoint(move |tls| {
+        let mut reader = BufReader::new(tls);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) => return,
+                Ok(_) => {
+                    if tx.send(Ok(line.trim_end().to_owned())).is_err() {
+                        return;
                     }
                 }
-            });
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                    return;
+                }
+            }
         }
     });
-    (addr, rx)
+    (addr.to_string(), rx)
 }
 
 #[test]

@@ -2,12 +2,13 @@
 //! of a loopback endpoint whose certificate it signed (feature `tls`).
 #![cfg(feature = "tls")]
 
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 
 use observe::sink::TlsConfig;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-use rustls::ServerConfig;
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 /// A fresh CA and a server certificate it signed for `localhost` and
 /// `127.0.0.1`.
@@ -51,5 +52,29 @@ impl TestCa {
     /// A client end that trusts this CA (and no other).
     pub(crate) fn client(&self) -> TlsConfig {
         TlsConfig::with_ca_pem(self.ca_pem.as_bytes()).expect("CA")
+    }
+
+    /// A TLS endpoint on 127.0.0.1: its address. Each connection goes to
+    /// `serve` on a thread of its own, the handshake still to come (it
+    /// happens on the first read or write).
+    #[allow(dead_code, reason = "the hostile-peer matrix has its own peer")]
+    pub(crate) fn endpoint<F>(&self, serve: F) -> SocketAddr
+    where
+        F: Fn(StreamOwned<ServerConnection, TcpStream>) + Send + Sync + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (config, serve) = (Arc::clone(&self.server), Arc::new(serve));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let (config, serve) = (Arc::clone(&config), Arc::clone(&serve));
+                std::thread::spawn(move || {
+                    let conn = ServerConnection::new(config).expect("server connection");
+                    serve(StreamOwned::new(conn, stream));
+                });
+            }
+        });
+        addr
     }
 }
