@@ -70,34 +70,24 @@ impl Path {
     /// listener meets clients, not servers.
     fn applicable(self) -> Vec<Behaviour> {
         use Behaviour as B;
+        const LINES: [Behaviour; 6] = [
+            B::GarbageStatus,
+            B::Drip,
+            B::CloseMidBody,
+            B::Reset,
+            B::AcceptNeverRead,
+            B::NeverAccept,
+        ];
         match self {
             Self::Bulk | Self::InfluxV1 | Self::InfluxV2 => B::HOSTILE
                 .into_iter()
                 .filter(|b| *b != B::TlsGarbage)
                 .collect(),
-            Self::Tcp => vec![
-                B::GarbageStatus,
-                B::Drip,
-                B::CloseMidBody,
-                B::Reset,
-                B::AcceptNeverRead,
-                B::NeverAccept,
-            ],
-            Self::Tls => {
-                if cfg!(feature = "tls") {
-                    vec![
-                        B::GarbageStatus,
-                        B::Drip,
-                        B::CloseMidBody,
-                        B::Reset,
-                        B::AcceptNeverRead,
-                        B::NeverAccept,
-                        B::TlsGarbage,
-                    ]
-                } else {
-                    Vec::new()
-                }
+            Self::Tcp => LINES.to_vec(),
+            Self::Tls if cfg!(feature = "tls") => {
+                LINES.into_iter().chain([B::TlsGarbage]).collect()
             }
+            Self::Tls => Vec::new(),
             Self::Udp => vec![B::AcceptNeverRead, B::NeverAccept],
             Self::Listener => CLIENT_TRICKS.to_vec(),
         }
