@@ -4,67 +4,40 @@
 //! `https://` (feature `tls`) and its secrets kept out of error texts.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::eventually;
+use crate::hostile_http::{HostileServer, Play, lock, misbehave, read_request};
 use observe::metrics::influxdb::{AggregatingRecorder, InfluxConfig, InfluxPush, InfluxStats};
 
-/// How the server answers a write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Play {
-    /// `204 No Content`.
-    Sane,
-    /// A chunked answer whose second chunk claims `ffffffffffffffff` bytes.
-    OverflowingChunk,
-    /// A status line, then one header line every 500 ms.
-    DripHeaders,
-    /// `100 Continue` after `100 Continue`.
-    EndlessInterim,
-    /// A body delimited by close that never ends.
-    EndlessBody,
-    /// Half of the announced body, then close.
-    CloseMidBody,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// A loopback write endpoint playing `play` (switchable), keeping the
-/// bodies it accepted.
+/// A loopback write endpoint playing a [`Play`] (switchable), keeping
+/// the bodies it accepted.
 struct Peer {
     url: String,
-    play: Arc<Mutex<Play>>,
+    server: HostileServer,
     bodies: Arc<Mutex<Vec<String>>>,
 }
 
 impl Peer {
     fn start(play: Play) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let peer = Self {
-            url: format!("http://{}", listener.local_addr().expect("addr")),
-            play: Arc::new(Mutex::new(play)),
-            bodies: Arc::default(),
-        };
-        let (play, bodies) = (Arc::clone(&peer.play), Arc::clone(&peer.bodies));
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let (play, bodies) = (Arc::clone(&play), Arc::clone(&bodies));
-                std::thread::spawn(move || {
-                    if let Some(body) = answer(stream, *lock(&play)) {
-                        lock(&bodies).push(body);
-                    }
-                });
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&bodies);
+        let server = HostileServer::start(play, move |stream, play| {
+            if let Some(body) = answer(stream, *lock(play)) {
+                lock(&kept).push(body);
             }
         });
-        peer
+        Self {
+            url: server.url.clone(),
+            server,
+            bodies,
+        }
     }
 
     fn set(&self, play: Play) {
-        *lock(&self.play) = play;
+        self.server.set(play);
     }
 
     fn bodies(&self) -> Vec<String> {
@@ -76,64 +49,19 @@ impl Peer {
 /// hangs up); the body if it was accepted.
 fn answer(stream: TcpStream, play: Play) -> Option<String> {
     let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let body = read_request(&mut reader)?;
+    let body = read_text(&mut reader)?;
     let mut w = stream;
-    let _ = match play {
-        Play::Sane => {
-            let _ = w.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
-            return Some(body);
-        }
-        Play::OverflowingChunk => w.write_all(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\nffffffffffffffff\r\n",
-        ),
-        Play::DripHeaders => (|| {
-            w.write_all(b"HTTP/1.1 204 No Content\r\n")?;
-            // Bounded so a client that never gives up ends the test.
-            for i in 0..240 {
-                w.write_all(format!("X-Drip-{i}: 1\r\n").as_bytes())?;
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            Ok(())
-        })(),
-        Play::EndlessInterim => (|| {
-            for _ in 0..100_000 {
-                w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            Ok(())
-        })(),
-        Play::EndlessBody => (|| {
-            w.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n")?;
-            let block = vec![b' '; 1 << 16];
-            for _ in 0..16 * 1024 {
-                w.write_all(&block)?;
-            }
-            Ok(())
-        })(),
-        Play::CloseMidBody => {
-            w.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 40\r\n\r\n{\"error\":")
-        }
-    };
+    if play == Play::Sane {
+        let _ = w.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+        return Some(body);
+    }
+    misbehave(&mut w, play, "400 Bad Request");
     None
 }
 
-fn read_request(reader: &mut impl BufRead) -> Option<String> {
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        if line == "\r\n" {
-            break;
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = v.trim().parse().ok()?;
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    String::from_utf8(body).ok()
+/// One request's body as text.
+fn read_text(reader: &mut impl BufRead) -> Option<String> {
+    String::from_utf8(read_request(reader)?).ok()
 }
 
 /// A push that collects only when told to, with a 1 s deadline per write.
@@ -279,7 +207,7 @@ mod tls {
             if std::io::BufRead::read_line(&mut reader, &mut head).is_err() {
                 return;
             }
-            let Some(body) = super::read_request(&mut reader) else {
+            let Some(body) = super::read_text(&mut reader) else {
                 return;
             };
             let target = head.split(' ').nth(1).unwrap_or("").to_owned();

@@ -17,6 +17,8 @@
 
 mod backends;
 mod common;
+#[path = "../support/hostile_http.rs"]
+mod hostile_http;
 mod influx_outage;
 mod influx_peers;
 mod influx_stub;

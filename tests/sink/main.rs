@@ -20,6 +20,8 @@ mod common;
 mod file;
 #[path = "../support/harness.rs"]
 mod harness;
+#[path = "../support/hostile_http.rs"]
+mod hostile_http;
 mod http_peers;
 mod lines;
 mod logging;
