@@ -13,15 +13,22 @@
 //! background thread fails no test on its own, and a supervised worker
 //! would restart silently.
 
+#[path = "../support/harness.rs"]
+mod harness;
 mod listener;
 mod matrix;
 mod peer;
+// Empty without the `tls` feature (the module gates itself).
+#[path = "../support/tls.rs"]
+mod tls_ca;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use harness::recorder;
+pub(crate) use harness::wait_until;
+use metrics_util::debugging::DebugValue;
 use observe::log::JsonLayer;
 use observe::metrics::names::COMPONENT_RESTARTS_TOTAL;
 use observe::sink::Sink;
@@ -30,19 +37,6 @@ use tracing_subscriber::layer::SubscriberExt as _;
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Polls `f` every 20 ms until it is true or `limit` passes; returns
-/// whether it became true.
-pub(crate) fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    f()
 }
 
 /// A subscriber writing JSON lines of `service` to `sink`.
@@ -81,16 +75,6 @@ pub(crate) fn panics_of(thread: &str, since: Instant) -> usize {
 /// Every panic of an `observe*` thread in this process.
 pub(crate) fn all_panics() -> Vec<String> {
     lock(&PANICS).iter().map(|(n, _)| n.clone()).collect()
-}
-
-fn recorder() -> &'static Snapshotter {
-    static SNAPSHOTTER: OnceLock<Snapshotter> = OnceLock::new();
-    SNAPSHOTTER.get_or_init(|| {
-        let recorder = DebuggingRecorder::new();
-        let snapshotter = recorder.snapshotter();
-        metrics::set_global_recorder(recorder).expect("no other recorder in this binary");
-        snapshotter
-    })
 }
 
 /// `observe_component_restarts_total` by component, summed over the whole

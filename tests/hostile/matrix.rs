@@ -70,34 +70,24 @@ impl Path {
     /// listener meets clients, not servers.
     fn applicable(self) -> Vec<Behaviour> {
         use Behaviour as B;
+        const LINES: [Behaviour; 6] = [
+            B::GarbageStatus,
+            B::Drip,
+            B::CloseMidBody,
+            B::Reset,
+            B::AcceptNeverRead,
+            B::NeverAccept,
+        ];
         match self {
             Self::Bulk | Self::InfluxV1 | Self::InfluxV2 => B::HOSTILE
                 .into_iter()
                 .filter(|b| *b != B::TlsGarbage)
                 .collect(),
-            Self::Tcp => vec![
-                B::GarbageStatus,
-                B::Drip,
-                B::CloseMidBody,
-                B::Reset,
-                B::AcceptNeverRead,
-                B::NeverAccept,
-            ],
-            Self::Tls => {
-                if cfg!(feature = "tls") {
-                    vec![
-                        B::GarbageStatus,
-                        B::Drip,
-                        B::CloseMidBody,
-                        B::Reset,
-                        B::AcceptNeverRead,
-                        B::NeverAccept,
-                        B::TlsGarbage,
-                    ]
-                } else {
-                    Vec::new()
-                }
+            Self::Tcp => LINES.to_vec(),
+            Self::Tls if cfg!(feature = "tls") => {
+                LINES.into_iter().chain([B::TlsGarbage]).collect()
             }
+            Self::Tls => Vec::new(),
             Self::Udp => vec![B::AcceptNeverRead, B::NeverAccept],
             Self::Listener => CLIENT_TRICKS.to_vec(),
         }
@@ -216,6 +206,25 @@ fn sink_course<S: Sink + Clone>(
     )
 }
 
+/// [`sink_course`] against `peer`, playing `b` until it turns sane.
+fn peer_course<S: Sink + Clone>(
+    name: &str,
+    sink: &S,
+    stats: impl Fn(&S) -> SinkStats,
+    peer: &Peer,
+    b: Behaviour,
+) -> Outcome {
+    sink_course(
+        name,
+        sink,
+        stats,
+        || peer.contacts() > 0 || b == Behaviour::NeverAccept,
+        || peer.set(Behaviour::Sane),
+        || peer.seqs(),
+        false,
+    )
+}
+
 fn bulk_cell(b: Behaviour) -> Outcome {
     let name = format!("hx-bulk-{}", slug(b));
     let peer = Peer::start(Protocol::Bulk, b);
@@ -226,15 +235,7 @@ fn bulk_cell(b: Behaviour) -> Outcome {
         .io_timeout(Duration::from_millis(500))
         .build()
         .map_err(|e| e.to_string())?;
-    sink_course(
-        &name,
-        &sink,
-        ElasticsearchSink::stats,
-        || peer.contacts() > 0 || b == Behaviour::NeverAccept,
-        || peer.set(Behaviour::Sane),
-        || peer.seqs(),
-        false,
-    )
+    peer_course(&name, &sink, ElasticsearchSink::stats, &peer, b)
 }
 
 fn tcp_cell(b: Behaviour, tls: Option<&Tls>) -> Outcome {
@@ -259,15 +260,7 @@ fn tcp_cell(b: Behaviour, tls: Option<&Tls>) -> Outcome {
         None => builder,
     };
     let sink = builder.build().map_err(|e| e.to_string())?;
-    sink_course(
-        &name,
-        &sink,
-        TcpSink::stats,
-        || peer.contacts() > 0 || b == Behaviour::NeverAccept,
-        || peer.set(Behaviour::Sane),
-        || peer.seqs(),
-        false,
-    )
+    peer_course(&name, &sink, TcpSink::stats, &peer, b)
 }
 
 /// A UDP collector on `port` that records what it reads once sane.
@@ -467,34 +460,10 @@ struct Tls {
 
 #[cfg(feature = "tls")]
 fn tls() -> Tls {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "observe hostile CA");
-    let ca_cert = ca.self_signed(&ca_key).expect("CA cert");
-    let key = KeyPair::generate().expect("server key");
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .expect("params")
-        .signed_by(&key, &ca_cert, &ca_key)
-        .expect("server cert");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let server = Arc::new(
-        rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.der().clone()],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-            )
-            .expect("server config"),
-    );
+    let ca = crate::tls_ca::TestCa::new();
     Tls {
-        server,
-        client: observe::sink::TlsConfig::with_ca_pem(ca_cert.pem().as_bytes()).expect("CA"),
+        server: Arc::clone(&ca.server),
+        client: ca.client(),
     }
 }
 

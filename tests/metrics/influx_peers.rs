@@ -4,67 +4,40 @@
 //! `https://` (feature `tls`) and its secrets kept out of error texts.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::eventually;
+use crate::hostile_http::{HostileServer, Play, lock, misbehave, read_request};
 use observe::metrics::influxdb::{AggregatingRecorder, InfluxConfig, InfluxPush, InfluxStats};
 
-/// How the server answers a write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Play {
-    /// `204 No Content`.
-    Sane,
-    /// A chunked answer whose second chunk claims `ffffffffffffffff` bytes.
-    OverflowingChunk,
-    /// A status line, then one header line every 500 ms.
-    DripHeaders,
-    /// `100 Continue` after `100 Continue`.
-    EndlessInterim,
-    /// A body delimited by close that never ends.
-    EndlessBody,
-    /// Half of the announced body, then close.
-    CloseMidBody,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// A loopback write endpoint playing `play` (switchable), keeping the
-/// bodies it accepted.
+/// A loopback write endpoint playing a [`Play`] (switchable), keeping
+/// the bodies it accepted.
 struct Peer {
     url: String,
-    play: Arc<Mutex<Play>>,
+    server: HostileServer,
     bodies: Arc<Mutex<Vec<String>>>,
 }
 
 impl Peer {
     fn start(play: Play) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let peer = Self {
-            url: format!("http://{}", listener.local_addr().expect("addr")),
-            play: Arc::new(Mutex::new(play)),
-            bodies: Arc::default(),
-        };
-        let (play, bodies) = (Arc::clone(&peer.play), Arc::clone(&peer.bodies));
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let (play, bodies) = (Arc::clone(&play), Arc::clone(&bodies));
-                std::thread::spawn(move || {
-                    if let Some(body) = answer(stream, *lock(&play)) {
-                        lock(&bodies).push(body);
-                    }
-                });
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&bodies);
+        let server = HostileServer::start(play, move |stream, play| {
+            if let Some(body) = answer(stream, *lock(play)) {
+                lock(&kept).push(body);
             }
         });
-        peer
+        Self {
+            url: server.url.clone(),
+            server,
+            bodies,
+        }
     }
 
     fn set(&self, play: Play) {
-        *lock(&self.play) = play;
+        self.server.set(play);
     }
 
     fn bodies(&self) -> Vec<String> {
@@ -76,64 +49,19 @@ impl Peer {
 /// hangs up); the body if it was accepted.
 fn answer(stream: TcpStream, play: Play) -> Option<String> {
     let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let body = read_request(&mut reader)?;
+    let body = read_text(&mut reader)?;
     let mut w = stream;
-    let _ = match play {
-        Play::Sane => {
-            let _ = w.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
-            return Some(body);
-        }
-        Play::OverflowingChunk => w.write_all(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\nffffffffffffffff\r\n",
-        ),
-        Play::DripHeaders => (|| {
-            w.write_all(b"HTTP/1.1 204 No Content\r\n")?;
-            // Bounded so a client that never gives up ends the test.
-            for i in 0..240 {
-                w.write_all(format!("X-Drip-{i}: 1\r\n").as_bytes())?;
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            Ok(())
-        })(),
-        Play::EndlessInterim => (|| {
-            for _ in 0..100_000 {
-                w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            Ok(())
-        })(),
-        Play::EndlessBody => (|| {
-            w.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n")?;
-            let block = vec![b' '; 1 << 16];
-            for _ in 0..16 * 1024 {
-                w.write_all(&block)?;
-            }
-            Ok(())
-        })(),
-        Play::CloseMidBody => {
-            w.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 40\r\n\r\n{\"error\":")
-        }
-    };
+    if play == Play::Sane {
+        let _ = w.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+        return Some(body);
+    }
+    misbehave(&mut w, play, "400 Bad Request");
     None
 }
 
-fn read_request(reader: &mut impl BufRead) -> Option<String> {
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        if line == "\r\n" {
-            break;
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = v.trim().parse().ok()?;
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    String::from_utf8(body).ok()
+/// One request's body as text.
+fn read_text(reader: &mut impl BufRead) -> Option<String> {
+    String::from_utf8(read_request(reader)?).ok()
 }
 
 /// A push that collects only when told to, with a 1 s deadline per write.
@@ -262,73 +190,37 @@ fn secrets_stay_out_of_errors_and_debug() {
 #[cfg(feature = "tls")]
 mod tls {
     use std::io::BufReader;
-    use std::net::TcpListener;
-    use std::sync::Arc;
     use std::sync::mpsc;
     use std::time::Duration;
 
+    use crate::tls_ca::TestCa;
     use observe::metrics::influxdb::{AggregatingRecorder, InfluxConfig, InfluxPush};
-    use observe::sink::TlsConfig;
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-    use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
     /// A TLS write endpoint for `127.0.0.1` signed by a CA made here: the
-    /// CA's PEM, the URL, and each request's target and body.
-    fn tls_endpoint() -> (String, String, mpsc::Receiver<(String, String)>) {
-        let ca_key = KeyPair::generate().expect("CA key");
-        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(DnType::CommonName, "observe influx test CA");
-        let ca_cert = ca.self_signed(&ca_key).expect("CA cert");
-        let key = KeyPair::generate().expect("server key");
-        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-            .expect("params")
-            .signed_by(&key, &ca_cert, &ca_key)
-            .expect("server cert");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = Arc::new(
-            ServerConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .expect("versions")
-                .with_no_client_auth()
-                .with_single_cert(
-                    vec![cert.der().clone()],
-                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-                )
-                .expect("server config"),
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("https://{}", listener.local_addr().expect("addr"));
+    /// CA, the URL, and each request's target and body.
+    fn tls_endpoint() -> (TestCa, String, mpsc::Receiver<(String, String)>) {
+        let ca = TestCa::new();
         let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let (config, tx) = (Arc::clone(&config), tx.clone());
-                std::thread::spawn(move || {
-                    let conn = ServerConnection::new(config).expect("server connection");
-                    let mut tls = StreamOwned::new(conn, stream);
-                    let mut reader = BufReader::new(&mut tls);
-                    let mut head = String::new();
-                    if std::io::BufRead::read_line(&mut reader, &mut head).is_err() {
-                        return;
-                    }
-                    let Some(body) = super::read_request(&mut reader) else {
-                        return;
-                    };
-                    let target = head.split(' ').nth(1).unwrap_or("").to_owned();
-                    let _ = std::io::Write::write_all(
-                        &mut tls,
-                        b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
-                    );
-                    tls.conn.send_close_notify();
-                    let _ = std::io::Write::flush(&mut tls);
-                    let _ = tx.send((target, body));
-                });
+        let addr = ca.endpoint(move |mut tls| {
+            let mut reader = BufReader::new(&mut tls);
+            let mut head = String::new();
+            if std::io::BufRead::read_line(&mut reader, &mut head).is_err() {
+                return;
             }
+            let Some(body) = super::read_text(&mut reader) else {
+                return;
+            };
+            let target = head.split(' ').nth(1).unwrap_or("").to_owned();
+            let _ = std::io::Write::write_all(
+                &mut tls,
+                b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
+            );
+            tls.conn.send_close_notify();
+            let _ = std::io::Write::flush(&mut tls);
+            let _ = tx.send((target, body));
         });
-        (ca_cert.pem(), url, rx)
+        let url = format!("https://{addr}");
+        (ca, url, rx)
     }
 
     #[test]
@@ -337,7 +229,7 @@ mod tls {
         let recorder = AggregatingRecorder::default();
         let config = InfluxConfig::v1(&url, "metrics")
             .interval(Duration::from_secs(3600))
-            .tls(TlsConfig::with_ca_pem(ca.as_bytes()).expect("CA"));
+            .tls(ca.client());
         let push = InfluxPush::start("over-tls", config, &recorder).expect("start");
         metrics::with_local_recorder(&recorder, || {
             metrics::counter!("tls_ticks_total").increment(3);
@@ -357,11 +249,11 @@ mod tls {
     #[test]
     fn a_server_from_another_ca_is_refused() {
         let (_, url, received) = tls_endpoint();
-        let (other_ca, _, _) = tls_endpoint();
+        let other_ca = TestCa::new();
         let recorder = AggregatingRecorder::default();
         let config = InfluxConfig::v1(&url, "metrics")
             .interval(Duration::from_secs(3600))
-            .tls(TlsConfig::with_ca_pem(other_ca.as_bytes()).expect("CA"));
+            .tls(other_ca.client());
         let push = InfluxPush::start("untrusted", config, &recorder).expect("start");
         metrics::with_local_recorder(&recorder, || {
             metrics::counter!("tls_ticks_total").increment(1);

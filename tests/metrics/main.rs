@@ -17,6 +17,8 @@
 
 mod backends;
 mod common;
+#[path = "../support/hostile_http.rs"]
+mod hostile_http;
 mod influx_outage;
 mod influx_peers;
 mod influx_stub;
@@ -26,3 +28,6 @@ mod listener_slow_client;
 mod promtool;
 #[path = "../support/http.rs"]
 mod support;
+// Empty without the `tls` feature (the module gates itself).
+#[path = "../support/tls.rs"]
+mod tls_ca;

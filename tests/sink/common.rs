@@ -4,24 +4,13 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::{Mutex, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use metrics_util::debugging::DebugValue;
 use serde_json::Value;
 
-/// Polls `f` every 20 ms until it is true or `limit` passes; returns
-/// whether it became true.
-pub(crate) fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    f()
-}
+pub(crate) use crate::harness::{recorder, wait_until};
 
 /// One HTTP/1.1 request with `Connection: close`; returns status and body.
 pub(crate) fn http(method: &str, url: &str, body: &str) -> (u16, String) {
@@ -78,18 +67,6 @@ pub(crate) fn http_json(method: &str, url: &str, body: &str) -> Value {
         "{method} {url}: HTTP {status}: {text}"
     );
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: {e}: {text}"))
-}
-
-/// Installs (once per test binary) a global debugging recorder; sink
-/// workers publish their counters to it.
-pub(crate) fn recorder() -> &'static Snapshotter {
-    static SNAPSHOTTER: OnceLock<Snapshotter> = OnceLock::new();
-    SNAPSHOTTER.get_or_init(|| {
-        let recorder = DebuggingRecorder::new();
-        let snapshotter = recorder.snapshotter();
-        metrics::set_global_recorder(recorder).expect("no other recorder in this binary");
-        snapshotter
-    })
 }
 
 /// Counter `name{sink=...}` once it reaches `want`, or its value after 10 s:

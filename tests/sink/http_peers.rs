@@ -5,79 +5,41 @@
 //! lines logged afterwards must arrive.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::io::{BufReader, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::common::wait_until;
+use crate::hostile_http::{HostileServer, Play, lock, misbehave, read_request};
 use crate::logging::dispatch;
 use observe::sink::{ElasticsearchSink, Sink as _};
 
-/// How the server answers a `_bulk` request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Play {
-    /// `200` with `{"errors":false}`, kept alive.
-    Sane,
-    /// A chunked answer whose second chunk claims `ffffffffffffffff` bytes.
-    OverflowingChunk,
-    /// A status line, then one header line every 500 ms, forever.
-    DripHeaders,
-    /// `100 Continue` after `100 Continue`, forever.
-    EndlessInterim,
-    /// A body delimited by close that never ends (past any limit).
-    EndlessBody,
-    /// Half of the announced body, then close.
-    CloseMidBody,
-    /// `401 Unauthorized`, as during a credential rotation.
-    Unauthorized,
-}
-
-/// A loopback `_bulk` server playing `play` (switchable) and recording
-/// the `seq` of every line a sane answer acknowledged, and how long each
-/// hostile exchange lasted before the client gave up.
+/// A loopback `_bulk` server playing a [`Play`] (switchable) and
+/// recording the `seq` of every line a sane answer acknowledged, and how
+/// long each hostile exchange lasted before the client gave up.
 pub(crate) struct Peer {
     pub(crate) url: String,
-    play: Arc<Mutex<Play>>,
+    server: HostileServer,
     indexed: Arc<Mutex<Vec<u64>>>,
     hostile: Arc<Mutex<Vec<Duration>>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl Peer {
     pub(crate) fn start(play: Play) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let peer = Self {
-            url,
-            play: Arc::new(Mutex::new(play)),
-            indexed: Arc::default(),
-            hostile: Arc::default(),
-        };
-        let (play, indexed, hostile) = (
-            Arc::clone(&peer.play),
-            Arc::clone(&peer.indexed),
-            Arc::clone(&peer.hostile),
-        );
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let (play, indexed, hostile) = (
-                    Arc::clone(&play),
-                    Arc::clone(&indexed),
-                    Arc::clone(&hostile),
-                );
-                std::thread::spawn(move || serve(stream, &play, &indexed, &hostile));
-            }
-        });
-        peer
+        let (indexed, hostile) = (Arc::default(), Arc::default());
+        let (i, h) = (Arc::clone(&indexed), Arc::clone(&hostile));
+        let server = HostileServer::start(play, move |stream, play| serve(stream, play, &i, &h));
+        Self {
+            url: server.url.clone(),
+            server,
+            indexed,
+            hostile,
+        }
     }
 
     pub(crate) fn set(&self, play: Play) {
-        *lock(&self.play) = play;
+        self.server.set(play);
     }
 
     pub(crate) fn indexed(&self) -> Vec<u64> {
@@ -88,26 +50,6 @@ impl Peer {
     pub(crate) fn hostile_exchanges(&self) -> Vec<Duration> {
         lock(&self.hostile).clone()
     }
-}
-
-/// Reads one request; its body, or `None` once the client is gone.
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        if line == "\r\n" {
-            break;
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = v.trim().parse().ok()?;
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some(body)
 }
 
 fn serve(
@@ -141,52 +83,10 @@ fn serve(
             continue;
         }
         let start = Instant::now();
-        misbehave(&mut w, play);
+        misbehave(&mut w, play, "200 OK");
         lock(hostile).push(start.elapsed());
         return;
     }
-}
-
-/// Writes `play`'s answer until it is done or the client hangs up.
-pub(crate) fn misbehave(w: &mut impl Write, play: Play) {
-    let _ = match play {
-        Play::Sane => Ok(()),
-        Play::OverflowingChunk => w.write_all(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\nffffffffffffffff\r\n",
-        ),
-        Play::DripHeaders => (|| {
-            w.write_all(b"HTTP/1.1 200 OK\r\n")?;
-            // Bounded so a client that never gives up ends the test.
-            for i in 0..240 {
-                w.write_all(format!("X-Drip-{i}: 1\r\n").as_bytes())?;
-                w.flush()?;
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            Ok(())
-        })(),
-        Play::EndlessInterim => (|| {
-            for _ in 0..100_000 {
-                w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            Ok(())
-        })(),
-        Play::EndlessBody => (|| {
-            w.write_all(b"HTTP/1.1 200 OK\r\n\r\n")?;
-            let block = vec![b' '; 1 << 20];
-            for _ in 0..1024 {
-                w.write_all(&block)?;
-            }
-            Ok(())
-        })(),
-        Play::CloseMidBody => {
-            w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n{\"errors\":")
-        }
-        Play::Unauthorized => {
-            w.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 12\r\n\r\nrotating key")
-        }
-    };
-    let _ = w.flush();
 }
 
 /// Panics of the sink worker threads, by thread name: a panic in a

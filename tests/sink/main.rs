@@ -18,6 +18,10 @@
 mod bulk;
 mod common;
 mod file;
+#[path = "../support/harness.rs"]
+mod harness;
+#[path = "../support/hostile_http.rs"]
+mod hostile_http;
 mod http_peers;
 mod lines;
 mod logging;
@@ -26,6 +30,8 @@ mod received;
 #[path = "../support/http.rs"]
 mod support;
 mod tcp;
-// Empty without the `tls` feature (the module gates itself).
+// Empty without the `tls` feature (the modules gate themselves).
 mod tls;
+#[path = "../support/tls.rs"]
+mod tls_ca;
 mod udp;

@@ -1,96 +1,46 @@
 //! TLS to the collector (feature `tls`): a local rustls endpoint with a
-//! certificate chain generated here by rcgen.
+//! certificate chain generated here by rcgen (`tests/support/tls.rs`).
 #![cfg(feature = "tls")]
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
 use crate::logging::dispatch;
+use crate::tls_ca::TestCa;
 use observe::sink::{Sink as _, TcpSink, TlsConfig};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use rustls::{ServerConfig, ServerConnection, StreamOwned};
-
-/// A CA and a server certificate for `localhost` and `127.0.0.1`.
-struct Pki {
-    ca_pem: String,
-    server_cert: CertificateDer<'static>,
-    server_key: Vec<u8>,
-}
-
-fn pki() -> Pki {
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "observe test CA");
-    let ca_cert = ca.self_signed(&ca_key).expect("CA cert");
-    let key = KeyPair::generate().expect("server key");
-    let params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .expect("params");
-    let cert = params
-        .signed_by(&key, &ca_cert, &ca_key)
-        .expect("server cert");
-    Pki {
-        ca_pem: ca_cert.pem(),
-        server_cert: cert.der().clone(),
-        server_key: key.serialize_der(),
-    }
-}
 
 /// A TLS json_lines endpoint on 127.0.0.1: every line received, and every
 /// failed handshake as `Err`.
-fn tls_collector(pki: &Pki) -> (String, Receiver<Result<String, String>>) {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.server_key.clone()));
-    let config = Arc::new(
-        ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(vec![pki.server_cert.clone()], key)
-            .expect("server config"),
-    );
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
+fn tls_collector(ca: &TestCa) -> (String, Receiver<Result<String, String>>) {
     let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            let (config, tx) = (Arc::clone(&config), tx.clone());
-            std::thread::spawn(move || {
-                let conn = ServerConnection::new(config).expect("server connection");
-                let mut reader = BufReader::new(StreamOwned::new(conn, stream));
-                let mut line = String::new();
-                loop {
-                    line.clear();
-                    match reader.read_line(&mut line) {
-                        Ok(0) => return,
-                        Ok(_) => {
-                            if tx.send(Ok(line.trim_end().to_owned())).is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e.to_string()));
-                            return;
-                        }
+    let addr = ca.endpoint(move |tls| {
+        let mut reader = BufReader::new(tls);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) => return,
+                Ok(_) => {
+                    if tx.send(Ok(line.trim_end().to_owned())).is_err() {
+                        return;
                     }
                 }
-            });
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                    return;
+                }
+            }
         }
     });
-    (addr, rx)
+    (addr.to_string(), rx)
 }
 
 #[test]
 fn lines_arrive_over_tls_verified_with_a_custom_ca() {
-    let pki = pki();
-    let (addr, received) = tls_collector(&pki);
-    let tls = TlsConfig::with_ca_pem(pki.ca_pem.as_bytes()).expect("CA");
+    let ca = TestCa::new();
+    let (addr, received) = tls_collector(&ca);
+    let tls = ca.client();
     for (name, tls) in [
         ("by-ip", tls.clone()),
         ("by-name", tls.server_name("localhost")),
@@ -126,11 +76,11 @@ fn lines_arrive_over_tls_verified_with_a_custom_ca() {
 
 #[test]
 fn a_certificate_from_another_ca_is_refused() {
-    let (addr, received) = tls_collector(&pki());
-    let other_ca = pki().ca_pem;
+    let (addr, received) = tls_collector(&TestCa::new());
+    let other_ca = TestCa::new();
     let sink = TcpSink::builder(addr)
         .name("tls-untrusted")
-        .tls(TlsConfig::with_ca_pem(other_ca.as_bytes()).expect("CA"))
+        .tls(other_ca.client())
         .backoff(Duration::from_millis(20), Duration::from_millis(100))
         .build()
         .expect("sink");
