@@ -29,7 +29,7 @@ pub use redact::{REDACTED, Redactor};
 pub(crate) use sink::{Sink, count_dropped};
 pub(crate) use stdout::DirectStdout;
 pub use validator::{LogValidator, ValidationError, ValidationErrorKind};
-pub(crate) use writer::write_context_value;
+pub(crate) use writer::{write_context_str, write_context_value};
 
 static REDACTOR: RwLock<Option<Redactor>> = RwLock::new(None);
 

@@ -440,6 +440,26 @@ pub(crate) fn write_context_value(out: &mut String, value: impl fmt::Display) {
     let _ = write_rendered(out, value, room.saturating_add(CUT_MARGIN));
 }
 
+/// Appends a plain string context value (`context(key = value)` with a
+/// `&str`, `String`, ...), bounded like [`write_context_value`]: one that
+/// fits is escaped as it is, a longer one is cut while it is escaped, so a
+/// huge string is never copied whole into the line buffer first. Plain
+/// strings are redacted by their key only, as before.
+pub(crate) fn write_context_str(out: &mut String, value: &str) {
+    let room = FIELD_LIMIT
+        .load(Ordering::Relaxed)
+        .saturating_sub(out.len())
+        .saturating_add(CUT_MARGIN);
+    if value.len() <= room {
+        json::write_escaped(out, value);
+        return;
+    }
+    out.push('"');
+    let mut escaper = json::BoundedEscaper::new(out, room);
+    let _ = fmt::Write::write_str(&mut escaper, value);
+    out.push('"');
+}
+
 /// Appends a duration given in nanoseconds as milliseconds with six
 /// decimals (`0.412345`): exact, and far cheaper than float formatting.
 fn write_millis(out: &mut String, nanos: u64) {
@@ -545,6 +565,26 @@ mod tests {
                 b.fields.context.capacity(),
             ]
         })
+    }
+
+    #[test]
+    fn a_huge_plain_string_context_value_is_cut_while_it_is_escaped() {
+        use super::{CUT_MARGIN, FIELD_LIMIT, write_context_str};
+        use std::sync::atomic::Ordering;
+
+        let limit = FIELD_LIMIT.load(Ordering::Relaxed);
+        let huge = "x".repeat(limit + (8 << 20));
+        let mut out = String::new();
+        write_context_str(&mut out, &huge);
+        assert!(
+            out.len() <= limit + CUT_MARGIN + 16,
+            "{} bytes for a limit of {limit}",
+            out.len()
+        );
+        assert!(out.starts_with("\"xxx") && out.ends_with('"'));
+        let mut small = String::new();
+        write_context_str(&mut small, "sensor.kitchen \"a\"");
+        assert_eq!(small, r#""sensor.kitchen \"a\"""#);
     }
 
     #[test]

@@ -97,31 +97,31 @@ impl ContextValue for char {
 
 impl ContextValue for str {
     fn write_json(&self, out: &mut String) {
-        json::write_escaped(out, self);
+        crate::log::write_context_str(out, self);
     }
 }
 
 impl ContextValue for String {
     fn write_json(&self, out: &mut String) {
-        json::write_escaped(out, self);
+        crate::log::write_context_str(out, self);
     }
 }
 
 impl ContextValue for std::borrow::Cow<'_, str> {
     fn write_json(&self, out: &mut String) {
-        json::write_escaped(out, self);
+        crate::log::write_context_str(out, self);
     }
 }
 
 impl ContextValue for std::sync::Arc<str> {
     fn write_json(&self, out: &mut String) {
-        json::write_escaped(out, self);
+        crate::log::write_context_str(out, self);
     }
 }
 
 impl ContextValue for Box<str> {
     fn write_json(&self, out: &mut String) {
-        json::write_escaped(out, self);
+        crate::log::write_context_str(out, self);
     }
 }
 
