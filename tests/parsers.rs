@@ -1,7 +1,8 @@
 //! Property tests of the parsers and encoders that see untrusted input:
-//! `traceparent`, `X-Correlation-ID` and the InfluxDB line protocol. Each
-//! holds over arbitrary bytes and strings: no panic, output bounded by the
-//! input, and what is accepted reads back the same.
+//! `traceparent`, `X-Correlation-ID`, the InfluxDB line protocol and the
+//! request heads the `/metrics` listener reads. Each holds over arbitrary
+//! bytes and strings: no panic, output bounded by the input, and what is
+//! accepted reads back the same.
 //!
 //! The `OBSERVE_*` values are covered next to their parser, by the
 //! property tests at the end of `observe-runtime/src/builder/env.rs`.
@@ -401,5 +402,62 @@ proptest! {
             .collect();
         prop_assert_eq!(&read.fields, &want_fields, "{:?}", line);
         prop_assert_eq!(read.timestamp, timestamp.map(|t| t.to_string()));
+    }
+}
+
+/// One `/metrics` listener shared by the request-head cases.
+fn listener() -> std::net::SocketAddr {
+    use std::sync::OnceLock;
+    static ADDR: OnceLock<std::net::SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| {
+        let bound = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let server = observe::metrics::MetricsListener::serve(bound, || "up 1\n".to_owned())
+            .expect("listener");
+        let addr = server.local_addr();
+        // Serves for the rest of the test binary.
+        std::mem::forget(server);
+        addr
+    })
+}
+
+/// Sends `raw` as a request head and reads the whole answer.
+fn ask(raw: &[u8]) -> Result<Vec<u8>, TestCaseError> {
+    use std::io::{Read, Write};
+    let mut c =
+        std::net::TcpStream::connect(listener()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    // The listener may answer and close before reading everything.
+    let _ = c.write_all(raw);
+    let _ = c.shutdown(std::net::Shutdown::Write);
+    let mut answer = Vec::new();
+    let _ = c.read_to_end(&mut answer);
+    Ok(answer)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Arbitrary bytes as a request head, ended or not: the listener
+    /// answers with one bounded HTTP response or closes, and keeps
+    /// serving scrapes.
+    #[test]
+    fn any_request_head_gets_one_bounded_answer(
+        head in proptest::collection::vec(any::<u8>(), 0..2048),
+        end in any::<bool>(),
+    ) {
+        let mut raw = head;
+        if end {
+            raw.extend_from_slice(b"\r\n\r\n");
+        }
+        let answer = ask(&raw)?;
+        prop_assert!(answer.len() < 4096, "{} bytes", answer.len());
+        prop_assert!(
+            answer.is_empty() || answer.starts_with(b"HTTP/1.1 "),
+            "{:?}",
+            String::from_utf8_lossy(&answer)
+        );
+        let ok = ask(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")?;
+        prop_assert!(ok.starts_with(b"HTTP/1.1 200 OK") && ok.ends_with(b"up 1\n"));
     }
 }
