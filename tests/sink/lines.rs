@@ -98,6 +98,9 @@ fn text() -> impl Strategy<Value = String> {
     ]
 }
 
+/// The tests share one pipeline and its receiver: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn receive(n: usize) -> Vec<String> {
     let p = pipeline();
     assert!(
@@ -127,6 +130,7 @@ proptest! {
 
     #[test]
     fn any_text_in_messages_and_context_round_trips(message in text(), value in text(), raw in vec(any::<u8>(), 0..64)) {
+        let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let p = pipeline();
         tracing::dispatcher::with_default(&p.dispatch, || {
             tracing::info!(value = value.as_str(), raw = raw.as_slice(), "{message}");
@@ -147,4 +151,24 @@ proptest! {
         prop_assert_eq!(failed["performance"]["status"].as_str(), Some("error"));
         prop_assert_eq!(p.sink.stats().dropped, 0);
     }
+}
+
+#[test]
+fn a_context_value_under_the_configured_cap_is_written_whole() {
+    // The default cap is 32 KiB; this pipeline's is 32 MiB, set after the
+    // layer was made.
+    let value = "v".repeat(1024 * 1024);
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let p = pipeline();
+    tracing::dispatcher::with_default(&p.dispatch, || {
+        let _ = call(&value, "refused");
+    });
+    let failed = parse(&receive(1)[0]);
+    assert_eq!(
+        failed["context"]["value"].as_str().map(str::len),
+        Some(value.len())
+    );
+    assert_eq!(failed["context"]["truncated"], Value::Null);
 }

@@ -104,7 +104,7 @@ impl JsonLayer {
     /// `{"truncated":true,"original_bytes":N}`.
     #[must_use]
     pub fn with_max_line_bytes(self, bytes: usize) -> Self {
-        self.map_writer(|w| w.max_line_bytes = bytes.max(1024))
+        self.map_writer(|w| w.set_max_line_bytes(bytes.max(1024)))
     }
 
     /// Also hands every finished monitored call to `consumer`, after the

@@ -224,6 +224,14 @@ fn with_buffers(f: impl FnOnce(&mut Buffers)) {
 }
 
 impl LineWriter {
+    /// Changes the line cap. Context values are rendered before it is
+    /// known which writer gets their line, so they are bounded by the
+    /// largest cap of any writer: it grows with this one.
+    pub(crate) fn set_max_line_bytes(&mut self, bytes: usize) {
+        self.max_line_bytes = bytes;
+        FIELD_LIMIT.fetch_max(bytes, Ordering::Relaxed);
+    }
+
     pub(crate) fn new(service: &str, sink: Arc<dyn Sink>, max_line_bytes: usize) -> Self {
         let mut service_json = String::new();
         json::write_escaped(&mut service_json, service);
