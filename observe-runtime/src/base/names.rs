@@ -14,7 +14,8 @@ pub const LOG_LINES_DROPPED_TOTAL: &str = "log_lines_dropped_total";
 pub const LOG_LINES_SENT_TOTAL: &str = "log_lines_sent_total";
 
 /// Background components (a sink's worker, the InfluxDB push, the system
-/// sampler, the `/metrics` listener) restarted after a panic, by `component`.
+/// sampler, the `/metrics` listener, the Prometheus upkeep) restarted after
+/// a panic, by `component`.
 pub const COMPONENT_RESTARTS_TOTAL: &str = "observe_component_restarts_total";
 
 /// Inbound correlation IDs discarded as invalid, by `header`.

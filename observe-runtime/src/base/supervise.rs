@@ -21,7 +21,8 @@ use std::any::Any;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use super::names;
 
@@ -63,61 +64,40 @@ impl Drop for EndMark {
     }
 }
 
-pub(crate) use joined::Supervised;
+/// A supervised background thread.
+#[derive(Debug)]
+pub(crate) struct Supervised {
+    handle: JoinHandle<()>,
+    done: Arc<Done>,
+}
 
-/// [`Supervised`] and its join. Sink workers are never joined (they end
-/// when their queue closes and drains); the components that are each sit
-/// behind a feature, so without them the join is unused.
-#[cfg_attr(
-    not(any(
-        feature = "prometheus-listener",
-        feature = "influxdb",
-        feature = "system-metrics"
-    )),
-    allow(dead_code)
-)]
-mod joined {
-    use std::sync::{Arc, PoisonError};
-    use std::thread::JoinHandle;
-    use std::time::{Duration, Instant};
-
-    use super::Done;
-
-    /// A supervised background thread.
-    #[derive(Debug)]
-    pub(crate) struct Supervised {
-        pub(super) handle: JoinHandle<()>,
-        pub(super) done: Arc<Done>,
-    }
-
-    impl Supervised {
-        /// Waits for the thread to end, at most until `deadline`; `true` if it
-        /// ended (and was joined). A thread still running then is detached.
-        pub(crate) fn join_until(self, deadline: Option<Instant>) -> bool {
-            let mut ended = self
+impl Supervised {
+    /// Waits for the thread to end, at most until `deadline`; `true` if it
+    /// ended (and was joined). A thread still running then is detached.
+    pub(crate) fn join_until(self, deadline: Option<Instant>) -> bool {
+        let mut ended = self
+            .done
+            .ended
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        while !*ended {
+            let left = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left,
+                    _ => return false,
+                },
+                None => Duration::from_secs(1),
+            };
+            ended = self
                 .done
-                .ended
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            while !*ended {
-                let left = match deadline {
-                    Some(d) => match d.checked_duration_since(Instant::now()) {
-                        Some(left) if !left.is_zero() => left,
-                        _ => return false,
-                    },
-                    None => Duration::from_secs(1),
-                };
-                ended = self
-                    .done
-                    .cond
-                    .wait_timeout(ended, left)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
-            }
-            drop(ended);
-            let _ = self.handle.join();
-            true
+                .cond
+                .wait_timeout(ended, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
+        drop(ended);
+        let _ = self.handle.join();
+        true
     }
 }
 
@@ -200,7 +180,6 @@ pub(crate) fn report(component: &str, restarts: u32, payload: &(dyn Any + Send))
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
-    use std::time::Instant;
 
     #[test]
     fn delays_grow_to_a_cap() {

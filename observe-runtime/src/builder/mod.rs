@@ -15,13 +15,13 @@ mod sinks;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 
+use crate::base::supervise::{self, Supervised};
 use crate::base::{Background, clock, names};
 use crate::correlation::{self, IdFormat};
 use crate::log::{self, JsonLayer, Redactor};
@@ -474,7 +474,7 @@ fn describe_metrics() {
     ::metrics::describe_counter!(
         names::COMPONENT_RESTARTS_TOTAL,
         Unit::Count,
-        "Background components (sink workers, InfluxDB push, system sampler, metrics listener) restarted after a panic."
+        "Background components (sink workers, InfluxDB push, system sampler, metrics listener, Prometheus upkeep) restarted after a panic."
     );
 }
 
@@ -605,7 +605,7 @@ impl Drop for ObserveGuard {
         }
         self.sink.flush(left());
         if let Some(u) = self.upkeep.take() {
-            u.stop();
+            u.stop(deadline);
         }
     }
 }
@@ -614,7 +614,9 @@ impl Drop for ObserveGuard {
 /// they stay bounded even when nothing scrapes.
 struct Upkeep {
     stop: mpsc::Sender<()>,
-    thread: JoinHandle<()>,
+    /// `None` if the thread could not start: rendering still drains the
+    /// buffers.
+    thread: Option<Supervised>,
 }
 
 impl Upkeep {
@@ -622,25 +624,28 @@ impl Upkeep {
 
     fn start(handle: PrometheusHandle) -> Self {
         let (stop, rx) = mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("observe-prometheus-upkeep".into())
-            .spawn(move || {
-                while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Self::INTERVAL) {
-                    handle.run_upkeep();
+        let thread = supervise::spawn(
+            "observe-prometheus-upkeep".into(),
+            "prometheus upkeep".into(),
+            move |restarts| {
+                let mut wait = Self::INTERVAL;
+                if restarts > 0 {
+                    wait = supervise::restart_delay(restarts);
                 }
-            });
-        match thread {
-            Ok(thread) => Self { stop, thread },
-            // Without the thread, rendering still drains the buffers.
-            Err(_) => Self {
-                stop,
-                thread: std::thread::spawn(|| {}),
+                while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(wait) {
+                    handle.run_upkeep();
+                    wait = Self::INTERVAL;
+                }
             },
-        }
+        )
+        .ok();
+        Self { stop, thread }
     }
 
-    fn stop(self) {
+    fn stop(self, deadline: Instant) {
         let _ = self.stop.send(());
-        let _ = self.thread.join();
+        if let Some(thread) = self.thread {
+            let _ = thread.join_until(Some(deadline));
+        }
     }
 }
