@@ -37,6 +37,9 @@ const MAX_REQUEST: usize = 8 * 1024;
 /// connections that have not sent their request give their slot to a
 /// newcomer.
 const MAX_CONNECTIONS: usize = 8;
+/// The answer when every place is taken, and when to try again.
+const BUSY: &str = "503 Service Unavailable";
+const RETRY_AFTER: (&str, &str) = ("Retry-After", "1");
 /// How long [`MetricsListener::stop`] and dropping wait for requests in
 /// progress. A normal request takes milliseconds; a slow client is left to
 /// its deadline on its own thread rather than holding up shutdown.
@@ -385,7 +388,7 @@ fn refuse_busy(stream: &TcpStream) {
     if stream.set_nonblocking(true).is_err() {
         return;
     }
-    let head = response_head("503 Service Unavailable", &[("Retry-After", "1")], 0);
+    let head = response_head(BUSY, &[RETRY_AFTER], 0);
     let mut out = stream;
     let _ = out.write_all(head.as_bytes());
     let _ = stream.shutdown(Shutdown::Write);
@@ -434,12 +437,7 @@ fn handle(mut stream: TcpStream, slot: &mut Slot, render: &Render) -> io::Result
         // split across reads): a dribbling client must not cost quadratic time.
         if buf[scanned..].windows(4).any(|w| w == b"\r\n\r\n") {
             if !slot.head_received() {
-                let busy = response_head("503 Service Unavailable", &[("Retry-After", "1")], 0);
-                return write_all_by(
-                    &mut stream,
-                    busy.as_bytes(),
-                    clock::deadline_after(RESPONSE_DEADLINE),
-                );
+                return respond(&mut stream, BUSY, &[RETRY_AFTER], "", true);
             }
             break;
         }
