@@ -83,6 +83,22 @@ pub(crate) fn counter_reaching(name: &str, sink: &str, want: u64) -> u64 {
     }
 }
 
+/// Asserts that `log_lines_sent_total` and `log_lines_dropped_total` of
+/// `sink` reach exactly what its stats say.
+pub(crate) fn assert_counters_match(sink: &str, stats: &observe::sink::SinkStats) {
+    use observe::metrics::names::{LOG_LINES_DROPPED_TOTAL, LOG_LINES_SENT_TOTAL};
+    assert_eq!(
+        counter_reaching(LOG_LINES_DROPPED_TOTAL, sink, stats.dropped),
+        stats.dropped,
+        "{sink}: dropped"
+    );
+    assert_eq!(
+        counter_reaching(LOG_LINES_SENT_TOTAL, sink, stats.sent),
+        stats.sent,
+        "{sink}: sent"
+    );
+}
+
 /// The value of counter `name{sink=...}`, 0 if never incremented.
 ///
 /// Snapshots reset the debugging recorder's counters, so every snapshot

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::common::{counter_reaching, recorder, wait_until};
+use crate::common::{assert_counters_match, counter_reaching, recorder, wait_until};
 use crate::logging::{dispatch, log_in_threads};
 use crate::received::{parse_all, read_lines, wait_for_lines};
 use crate::support::{Service, free_port};
-use observe::metrics::names::{LOG_LINES_DROPPED_TOTAL, LOG_LINES_SENT_TOTAL};
+use observe::metrics::names::LOG_LINES_SENT_TOTAL;
 use observe::sink::{JsonLine, Sink as _, TcpSink};
 
 const QUIET: Duration = Duration::from_secs(5);
@@ -151,14 +151,7 @@ fn collector_absent_at_start_then_started() {
         2_000 - received.len() as u64,
         "dropped = what could not be delivered"
     );
-    assert_eq!(
-        counter_reaching(LOG_LINES_DROPPED_TOTAL, "tcp-absent", stats.dropped),
-        stats.dropped
-    );
-    assert_eq!(
-        counter_reaching(LOG_LINES_SENT_TOTAL, "tcp-absent", stats.sent),
-        stats.sent
-    );
+    assert_counters_match("tcp-absent", &stats);
 }
 
 /// The most lines a SIGKILL can take with it after the sink handed them to
@@ -275,14 +268,7 @@ fn collector_killed_mid_stream_and_restarted() {
         seqs.windows(2).all(|w| w[0] < w[1]),
         "order is kept across the reconnect"
     );
-    assert_eq!(
-        counter_reaching(LOG_LINES_DROPPED_TOTAL, "tcp-kill", stats.dropped),
-        stats.dropped
-    );
-    assert_eq!(
-        counter_reaching(LOG_LINES_SENT_TOTAL, "tcp-kill", stats.sent),
-        stats.sent
-    );
+    assert_counters_match("tcp-kill", &stats);
 }
 
 #[test]
