@@ -36,7 +36,6 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::io;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -320,7 +319,6 @@ const COMPONENT: &str = "system sampler";
 
 fn run(mut sampler: Option<SystemSampler>, interval: Duration, stop: &mpsc::Receiver<()>) {
     let mut failures: u32 = 0;
-    let mut panics: u32 = 0;
     // CPU usage needs two readings some time apart.
     let mut wait = sysinfo::MINIMUM_CPU_UPDATE_INTERVAL;
     loop {
@@ -328,20 +326,14 @@ fn run(mut sampler: Option<SystemSampler>, interval: Duration, stop: &mpsc::Rece
             Err(RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            sampler.get_or_insert_with(SystemSampler::new).sample()
-        }));
-        let error = match outcome {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(payload) => {
-                // Its state may be half-updated: start afresh next time.
-                sampler = None;
-                panics = panics.saturating_add(1);
-                supervise::report(COMPONENT, panics, payload.as_ref());
-                Some("the sampler panicked".to_owned())
-            }
-        };
+        // A panic in here ends `run`: the supervisor counts it and starts
+        // afresh, with a new sampler, since this one's state may be half
+        // updated.
+        let error = sampler
+            .get_or_insert_with(SystemSampler::new)
+            .sample()
+            .err()
+            .map(|e| e.to_string());
         match error {
             None => {
                 if failures > 0 {
