@@ -11,9 +11,7 @@ use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// How far away a deadline of "no limit" is put: `Instant` cannot hold an
-/// arbitrary `Duration`, and nobody waits a century for a collector.
-const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+use crate::base::clock;
 
 /// A point in time after which an exchange has failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -23,12 +21,7 @@ impl Deadline {
     /// `timeout` from now; saturates instead of overflowing, so
     /// `Duration::MAX` means "practically never".
     pub(crate) fn after(timeout: Duration) -> Self {
-        let now = Instant::now();
-        Self(
-            now.checked_add(timeout)
-                .or_else(|| now.checked_add(FAR))
-                .unwrap_or(now),
-        )
+        Self(clock::deadline_after(timeout))
     }
 
     /// The earlier of `self` and `timeout` from now.
