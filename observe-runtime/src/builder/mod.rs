@@ -306,7 +306,12 @@ impl ObserveBuilder {
         let handle = match prometheus {
             Some((recorder, handle)) => {
                 let installed = if self.recorder_layers.0.is_empty() {
-                    ::metrics::set_global_recorder(recorder).is_ok()
+                    let installed = ::metrics::set_global_recorder(recorder).is_ok();
+                    if installed {
+                        // Nothing wraps it: calls may write its store directly.
+                        observe_metrics::note_native_store(handle.native());
+                    }
+                    installed
                 } else {
                     let wrapped = std::mem::take(&mut self.recorder_layers.0)
                         .into_iter()

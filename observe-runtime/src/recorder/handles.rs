@@ -13,12 +13,14 @@
 //! zero-sized no-op recorder then, and a zero-sized recorder of the user's
 //! own is taken for it (documented in troubleshooting).
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use metrics::{Counter, Gauge, Histogram, Key, Label, Recorder};
 
+use super::calls::OperationCells;
+use super::native::NativeMetrics;
 use crate::base::Status;
 use crate::base::names;
 
@@ -28,6 +30,10 @@ static METADATA: metrics::Metadata<'static> =
 
 /// Address of the global recorder once known; 0 while unknown.
 static GLOBAL_ADDR: AtomicUsize = AtomicUsize::new(0);
+
+/// The store of observe's own recorder, set when that recorder is the
+/// global one and nothing wraps it: calls then write their cells directly.
+static NATIVE: OnceLock<Arc<NativeMetrics>> = OnceLock::new();
 
 /// When the global recorder was last looked for, in ms since `PROBE_EPOCH`.
 static LAST_PROBE_MS: AtomicU64 = AtomicU64::new(u64::MAX);
@@ -56,6 +62,12 @@ pub(crate) fn note_global_recorder() {
     }
 }
 
+/// Records that the global recorder is observe's own, unwrapped, keeping
+/// its operation series in `native`. Call before [`note_global_recorder`].
+pub(crate) fn note_native_store(native: &Arc<NativeMetrics>) {
+    let _ = NATIVE.set(Arc::clone(native));
+}
+
 /// A global recorder installed without observe's builder is found by a
 /// probe thread, at most once per [`PROBE_INTERVAL`].
 fn maybe_probe() {
@@ -80,6 +92,9 @@ fn maybe_probe() {
 pub(crate) enum Mode {
     /// No recorder: nothing to record.
     Off,
+    /// Observe's own global recorder: the operation's cells, written
+    /// directly in this thread's shard.
+    Native(&'static OperationCells),
     /// The global recorder, with this callsite's cached handles.
     Cached(&'static Handles),
     /// A thread-scoped (or not yet identified) recorder: register per call.
@@ -152,6 +167,7 @@ fn errors_key(operation: &'static str, error_type: &str) -> Key {
 #[derive(Debug)]
 pub(crate) struct Site {
     operation: &'static str,
+    native: OnceLock<Arc<OperationCells>>,
     handles: OnceLock<Handles>,
 }
 
@@ -159,6 +175,7 @@ impl Site {
     pub(crate) const fn new(operation: &'static str) -> Self {
         Self {
             operation,
+            native: OnceLock::new(),
             handles: OnceLock::new(),
         }
     }
@@ -195,6 +212,10 @@ pub(crate) fn start(site: &'static Site) -> Mode {
 #[inline(never)]
 fn start_recording(seen: usize, site: &'static Site) -> Mode {
     if seen == GLOBAL_ADDR.load(Ordering::Acquire) {
+        if let Some(cells) = site.native.get() {
+            cells.enter();
+            return Mode::Native(cells);
+        }
         if let Some(handles) = site.handles.get() {
             handles.in_flight.increment(1.0);
             return Mode::Cached(handles);
@@ -209,6 +230,15 @@ fn start_recording(seen: usize, site: &'static Site) -> Mode {
 fn start_slow(recorder: &dyn Recorder, site: &'static Site) -> Mode {
     let operation = site.operation;
     if addr(recorder) == GLOBAL_ADDR.load(Ordering::Acquire) {
+        if let Some(native) = NATIVE.get() {
+            let cells = site.native.get_or_init(|| {
+                let cells = native.operation(operation);
+                cells.show_all();
+                cells
+            });
+            cells.enter();
+            return Mode::Native(cells);
+        }
         let handles = site
             .handles
             .get_or_init(|| Handles::register(recorder, operation));
@@ -241,22 +271,29 @@ pub(crate) fn finish(
     elapsed: Duration,
     error_type: Option<&str>,
 ) {
-    let seconds = seconds(elapsed);
     let operation = site.operation;
     match mode {
         Mode::Off => {}
+        Mode::Native(cells) => {
+            cells.finish(
+                status,
+                u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
+            );
+            if let Some(t) = error_type {
+                count_error(operation, t);
+            }
+        }
         Mode::Cached(h) => {
+            let seconds = seconds(elapsed);
             h.in_flight.decrement(1.0);
             h.calls[status.index()].increment(1);
             h.durations[status.index()].record(seconds);
             if let Some(t) = error_type {
-                metrics::with_recorder(|r| {
-                    r.register_counter(&errors_key(operation, t), &METADATA)
-                        .increment(1);
-                });
+                count_error(operation, t);
             }
         }
         Mode::PerCall => metrics::with_recorder(|r| {
+            let seconds = seconds(elapsed);
             r.register_gauge(&in_flight_key(operation), &METADATA)
                 .decrement(1.0);
             r.register_counter(&calls_key(operation, status), &METADATA)
@@ -269,6 +306,14 @@ pub(crate) fn finish(
             }
         }),
     }
+}
+
+/// Counts an error of `error_type` in the current recorder.
+fn count_error(operation: &'static str, error_type: &str) {
+    metrics::with_recorder(|r| {
+        r.register_counter(&errors_key(operation, error_type), &METADATA)
+            .increment(1);
+    });
 }
 
 #[cfg(test)]

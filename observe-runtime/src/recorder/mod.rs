@@ -5,14 +5,16 @@
 //! together with the metric names from `base` and the back-ends from
 //! `export`, which sit above this module.
 
+mod calls;
 mod collector;
 mod handles;
 mod native;
+mod shard;
 mod tee;
 
 pub use collector::MetricsCollector;
 pub use native::MetricsHandle;
 pub use tee::Tee;
 
-pub(crate) use handles::{Mode, Site, finish, note_global_recorder, start};
+pub(crate) use handles::{Mode, Site, finish, note_global_recorder, note_native_store, start};
 pub(crate) use native::{NativeMetrics, NativeRecorder};

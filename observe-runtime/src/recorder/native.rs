@@ -24,11 +24,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use metrics::{
-    Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Label, Metadata, Recorder, SharedString,
+    Unit,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::base::names;
+use super::calls::{Bounds, InFlightHandle, OperationCells, StatusHandle};
+use crate::base::{Status, names};
 
 /// One label set's histogram.
 #[derive(Debug)]
@@ -137,30 +139,12 @@ impl<T> Family<T> {
 }
 
 impl Family<AtomicU64> {
-    /// Appends the counters (or gauges: `f64` bits) in the Prometheus text
-    /// format, as the exporter writes them; a counter whose label `status`
-    /// is neither `success` nor `error` appears once it is above zero.
-    fn render(&self, out: &mut String, labels: impl Fn(&Key) -> String) {
-        let gauge = self.kind == "gauge";
-        let shown: Vec<_> = self
-            .series()
+    /// The values of the family's series (`f64` bits for a gauge).
+    fn values(&self) -> Vec<(Key, u64)> {
+        self.series()
             .into_iter()
             .map(|(k, v)| (k, v.load(Ordering::Relaxed)))
-            .filter(|(k, v)| gauge || *v > 0 || always_shown(k))
-            .collect();
-        if shown.is_empty() {
-            return;
-        }
-        self.head(out);
-        for (key, bits) in shown {
-            let labels = labels(&key);
-            let labels = labels.trim_end_matches(',');
-            let _ = if gauge {
-                writeln!(out, "{}{{{labels}}} {}", self.name, f64::from_bits(bits))
-            } else {
-                writeln!(out, "{}{{{labels}}} {bits}", self.name)
-            };
-        }
+            .collect()
     }
 }
 
@@ -174,12 +158,50 @@ fn always_shown(key: &Key) -> bool {
         .is_none_or(|l| matches!(l.value(), "success" | "error"))
 }
 
+/// The key of an operation's series in the family `name`.
+fn operation_key(name: &'static str, operation: &str, status: Option<Status>) -> Key {
+    let mut labels = vec![Label::new(names::LABEL_OPERATION, operation.to_owned())];
+    labels.extend(status.map(|s| Label::from_static_parts(names::LABEL_STATUS, s.as_str())));
+    Key::from_parts(name, labels)
+}
+
+/// The operation whose series `key` is, when its labels are exactly those
+/// the guard uses (`operation`, then `status` when `with_status`): such
+/// series are kept in [`OperationCells`], every other label set in the
+/// family's own map.
+fn guard_labels(key: &Key, with_status: bool) -> Option<(&str, Option<Status>)> {
+    let mut labels = key.labels();
+    let operation = labels
+        .next()
+        .filter(|l| l.key() == names::LABEL_OPERATION)?;
+    let status = if with_status {
+        let l = labels.next().filter(|l| l.key() == names::LABEL_STATUS)?;
+        Some(Status::ALL.into_iter().find(|s| s.as_str() == l.value())?)
+    } else {
+        None
+    };
+    labels
+        .next()
+        .is_none()
+        .then_some((operation.value(), status))
+}
+
+/// One histogram series to render.
+struct HistogramSeries {
+    key: Key,
+    /// Per bucket, not cumulative; the overflow bucket last.
+    counts: Vec<u64>,
+    sum_nanos: u64,
+}
+
 /// The operation families kept here, and how to render them.
 #[derive(Debug)]
 pub(crate) struct NativeMetrics {
-    bounds: Arc<[f64]>,
+    bounds: Arc<Bounds>,
     /// `name="value"` pairs put before each series' own labels.
     global_labels: Vec<(String, String)>,
+    /// The series with the guard's label sets, per operation.
+    operations: Mutex<HashMap<String, Arc<OperationCells>>>,
     durations: Family<Buckets>,
     calls: Family<AtomicU64>,
     in_flight: Family<AtomicU64>,
@@ -188,61 +210,176 @@ pub(crate) struct NativeMetrics {
 impl NativeMetrics {
     /// `bounds` are the configured buckets (sorted and deduplicated here).
     pub(crate) fn new(bounds: &[f64], global_labels: Vec<(String, String)>) -> Self {
-        let mut bounds: Vec<f64> = bounds.iter().copied().filter(|b| b.is_finite()).collect();
-        bounds.sort_by(f64::total_cmp);
-        bounds.dedup();
         Self {
-            bounds: bounds.into(),
+            bounds: Arc::new(Bounds::new(bounds)),
             global_labels,
+            operations: Mutex::new(HashMap::new()),
             durations: Family::new(names::OPERATION_DURATION_SECONDS, "histogram"),
             calls: Family::new(names::OPERATION_CALLS_TOTAL, "counter"),
             in_flight: Family::new(names::OPERATION_IN_FLIGHT, "gauge"),
         }
     }
 
+    /// The cells of `operation`, made on first use.
+    pub(crate) fn operation(&self, operation: &str) -> Arc<OperationCells> {
+        let mut ops = self
+            .operations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(cells) = ops.get(operation) {
+            return Arc::clone(cells);
+        }
+        let cells = Arc::new(OperationCells::new(operation, Arc::clone(&self.bounds)));
+        ops.insert(operation.to_owned(), Arc::clone(&cells));
+        cells
+    }
+
+    fn operations(&self) -> Vec<Arc<OperationCells>> {
+        self.operations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
     fn histogram(&self, key: &Key) -> Histogram {
+        if let Some((operation, Some(status))) = guard_labels(key, true) {
+            return Histogram::from_arc(Arc::new(StatusHandle {
+                cells: self.operation(operation),
+                status,
+            }));
+        }
         Histogram::from_arc(
             self.durations
-                .value(key, || Buckets::new(Arc::clone(&self.bounds))),
+                .value(key, || Buckets::new(Arc::clone(self.bounds.seconds()))),
         )
     }
 
-    /// Appends the families in the Prometheus text format.
-    pub(crate) fn render_into(&self, out: &mut String) {
-        self.calls.render(out, |k| self.labels(k));
-        self.render_histograms(out);
-        self.in_flight.render(out, |k| self.labels(k));
+    fn counter(&self, key: &Key) -> Counter {
+        if let Some((operation, Some(status))) = guard_labels(key, true) {
+            let cells = self.operation(operation);
+            cells.show_counters();
+            return Counter::from_arc(Arc::new(StatusHandle { cells, status }));
+        }
+        Counter::from_arc(self.calls.value(key, || AtomicU64::new(0)))
     }
 
-    /// Appends the histograms that have samples: a label set appears with
-    /// its first call.
-    fn render_histograms(&self, out: &mut String) {
-        let name = self.durations.name;
-        let shown: Vec<_> = self
+    fn gauge(&self, key: &Key) -> Gauge {
+        if let Some((operation, None)) = guard_labels(key, false) {
+            let cells = self.operation(operation);
+            cells.show_gauge();
+            return Gauge::from_arc(Arc::new(InFlightHandle(cells)));
+        }
+        Gauge::from_arc(self.in_flight.value(key, || AtomicU64::new(0)))
+    }
+
+    /// Appends the families in the Prometheus text format; the values of
+    /// every operation are merged from its shards here.
+    pub(crate) fn render_into(&self, out: &mut String) {
+        let ops: Vec<_> = self
+            .operations()
+            .into_iter()
+            .map(|op| {
+                let snapshots = Status::ALL.map(|s| op.snapshot(s));
+                (op, snapshots)
+            })
+            .collect();
+
+        let mut calls: Vec<(Key, u64)> = self
+            .calls
+            .values()
+            .into_iter()
+            .filter(|(k, v)| *v > 0 || always_shown(k))
+            .collect();
+        let mut in_flight: Vec<(Key, f64)> = self
+            .in_flight
+            .values()
+            .into_iter()
+            .map(|(k, bits)| (k, f64::from_bits(bits)))
+            .collect();
+        let mut histograms: Vec<HistogramSeries> = self
             .durations
             .series()
             .into_iter()
-            .map(|(key, b)| {
-                let counts: Vec<u64> = b.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
-                (key, b, counts)
+            .map(|(key, b)| HistogramSeries {
+                key,
+                counts: b.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
+                sum_nanos: b.sum_nanos.load(Ordering::Relaxed),
             })
-            .filter(|(_, _, counts)| counts.iter().any(|&c| c > 0))
             .collect();
+        for (op, snapshots) in ops {
+            for (status, snap) in Status::ALL.into_iter().zip(snapshots) {
+                let shown = matches!(status, Status::Success | Status::Error);
+                if op.counters_shown() && (shown || snap.calls > 0) {
+                    calls.push((
+                        operation_key(self.calls.name, op.operation(), Some(status)),
+                        snap.calls,
+                    ));
+                }
+                histograms.push(HistogramSeries {
+                    key: operation_key(self.durations.name, op.operation(), Some(status)),
+                    counts: snap.buckets,
+                    sum_nanos: snap.sum_nanos,
+                });
+            }
+            if op.gauge_shown() {
+                #[allow(clippy::cast_precision_loss)]
+                let value = op.in_flight() as f64;
+                in_flight.push((
+                    operation_key(self.in_flight.name, op.operation(), None),
+                    value,
+                ));
+            }
+        }
+        // A label set appears with its first sample.
+        histograms.retain(|h| h.counts.iter().any(|&c| c > 0));
+
+        self.render_values(&self.calls, calls, out);
+        self.render_histograms(histograms, out);
+        self.render_values(&self.in_flight, in_flight, out);
+    }
+
+    /// Appends counter or gauge values in the Prometheus text format, as
+    /// the exporter writes them, sorted by labels.
+    fn render_values<V: std::fmt::Display>(
+        &self,
+        family: &Family<AtomicU64>,
+        mut values: Vec<(Key, V)>,
+        out: &mut String,
+    ) {
+        if values.is_empty() {
+            return;
+        }
+        values.sort_by(|a, b| a.0.labels().cmp(b.0.labels()));
+        family.head(out);
+        for (key, value) in values {
+            let labels = self.labels(&key);
+            let labels = labels.trim_end_matches(',');
+            let _ = writeln!(out, "{}{{{labels}}} {value}", family.name);
+        }
+    }
+
+    /// Appends the histograms that have samples, sorted by labels.
+    fn render_histograms(&self, mut shown: Vec<HistogramSeries>, out: &mut String) {
         if shown.is_empty() {
             return;
         }
+        shown.sort_by(|a, b| a.key.labels().cmp(b.key.labels()));
+        let name = self.durations.name;
+        let bounds = self.bounds.seconds();
         self.durations.head(out);
-        for (key, b, counts) in shown {
-            let labels = self.labels(&key);
+        for series in shown {
+            let labels = self.labels(&series.key);
             let mut total = 0u64;
-            for (bound, count) in b.bounds.iter().zip(&counts) {
+            for (bound, count) in bounds.iter().zip(&series.counts) {
                 total += count;
                 let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{bound}\"}} {total}");
             }
-            total += counts[b.bounds.len()];
+            total += series.counts[bounds.len()];
             let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {total}");
             #[allow(clippy::cast_precision_loss)]
-            let sum = b.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+            let sum = series.sum_nanos as f64 / 1e9;
             let labels = labels.trim_end_matches(',');
             let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
             let _ = writeln!(out, "{name}_count{{{labels}}} {total}");
@@ -318,7 +455,7 @@ impl<R: Recorder> Recorder for NativeRecorder<R> {
 
     fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
         if key.name() == self.native.calls.name {
-            Counter::from_arc(self.native.calls.value(key, || AtomicU64::new(0)))
+            self.native.counter(key)
         } else {
             self.inner.register_counter(key, metadata)
         }
@@ -326,7 +463,7 @@ impl<R: Recorder> Recorder for NativeRecorder<R> {
 
     fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
         if key.name() == self.native.in_flight.name {
-            Gauge::from_arc(self.native.in_flight.value(key, || AtomicU64::new(0)))
+            self.native.gauge(key)
         } else {
             self.inner.register_gauge(key, metadata)
         }
@@ -352,6 +489,10 @@ pub struct MetricsHandle {
 impl MetricsHandle {
     pub(crate) fn new(prometheus: PrometheusHandle, native: Arc<NativeMetrics>) -> Self {
         Self { prometheus, native }
+    }
+
+    pub(crate) fn native(&self) -> &Arc<NativeMetrics> {
+        &self.native
     }
 
     /// The Prometheus text exposition of every metric: what `/metrics`
