@@ -1,11 +1,13 @@
-//! The operator's kit against the real toolkit: every metric named in the
-//! PromQL of `docs/prometheus/rules.yml` and of the Grafana dashboard is in
-//! the exposition of a running instance (with the system sampler on and a
-//! sink that drops lines and one that delivers), and the rules pass `promtool check rules` and
-//! `promtool test rules`. The builder installs globally, so only one test
-//! here installs.
+//! The operator's kit against the real toolkit: every series selector in
+//! the PromQL of `docs/prometheus/rules.yml` and of the Grafana dashboard
+//! matches a series in the exposition of a running instance (with the
+//! system sampler on and a sink that drops lines and one that delivers):
+//! its metric name, and its label matchers on fixed values, so a misspelt
+//! `status` or `le` fails as a misspelt name does. The rules pass
+//! `promtool check rules` and `promtool test rules`. The builder installs
+//! globally, so only one test here installs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -117,12 +119,112 @@ const KEYWORDS: &[&str] = &[
     "nan",
 ];
 
+/// A label matcher on a fixed value: `label="value"` (`equal`) or
+/// `label!="value"`.
+#[derive(Debug, PartialEq)]
+struct Matcher {
+    label: String,
+    equal: bool,
+    value: String,
+}
+
+impl Matcher {
+    /// Whether a series with these labels passes (a missing label is "").
+    fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        let value = labels.get(&self.label).map_or("", String::as_str);
+        (value == self.value) == self.equal
+    }
+}
+
+/// A series selector of a PromQL expression: the metric name and its
+/// matchers on fixed values. Regular-expression matchers (`=~`, `!~`) and
+/// values holding a Grafana variable (`$service`) say nothing fixed and
+/// are left out.
+#[derive(Debug, PartialEq)]
+struct Selector {
+    name: String,
+    matchers: Vec<Matcher>,
+}
+
+/// Reads a `"..."` string starting at `chars[*i]` (the quote), unescaped;
+/// leaves `*i` after the closing quote.
+fn quoted(chars: &[char], i: &mut usize) -> String {
+    let quote = chars[*i];
+    let mut out = String::new();
+    *i += 1;
+    while *i < chars.len() && chars[*i] != quote {
+        if chars[*i] == '\\' && *i + 1 < chars.len() {
+            *i += 1;
+            out.push(match chars[*i] {
+                'n' => '\n',
+                c => c,
+            });
+        } else {
+            out.push(chars[*i]);
+        }
+        *i += 1;
+    }
+    *i += 1;
+    out
+}
+
+/// The matchers of a `{...}` label list starting at `chars[i]` (the
+/// brace), fixed-value ones only (see [`Selector`]).
+fn fixed_matchers(chars: &[char], mut i: usize) -> Vec<Matcher> {
+    let mut matchers = Vec::new();
+    i += 1;
+    loop {
+        while i < chars.len() && (chars[i].is_whitespace() || chars[i] == ',') {
+            i += 1;
+        }
+        if i >= chars.len() || chars[i] == '}' {
+            return matchers;
+        }
+        let start = i;
+        while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+            i += 1;
+        }
+        let label: String = chars[start..i].iter().collect();
+        while i < chars.len() && chars[i].is_whitespace() {
+            i += 1;
+        }
+        let op_start = i;
+        while i < chars.len() && matches!(chars[i], '=' | '!' | '~') {
+            i += 1;
+        }
+        let op: String = chars[op_start..i].iter().collect();
+        while i < chars.len() && chars[i].is_whitespace() {
+            i += 1;
+        }
+        if label.is_empty() || i >= chars.len() || !matches!(chars[i], '"' | '\'' | '`') {
+            panic!(
+                "a label matcher this test cannot read: {:?}",
+                chars.iter().collect::<String>()
+            );
+        }
+        let value = quoted(chars, &mut i);
+        if (op == "=" || op == "!=") && !value.contains('$') {
+            matchers.push(Matcher {
+                label,
+                equal: op == "=",
+                value,
+            });
+        }
+    }
+}
+
 /// The metric names a PromQL expression reads: identifiers that are not
 /// functions, keywords, label names (in `{...}` or after `by`/`on`...),
 /// durations, strings, numbers or Grafana variables (`$x`).
 fn metric_names(expr: &str) -> BTreeSet<String> {
+    selectors(expr).into_iter().map(|s| s.name).collect()
+}
+
+/// The series selectors of a PromQL expression, one per metric name read
+/// (see [`metric_names`]).
+fn selectors(expr: &str) -> Vec<Selector> {
     let chars: Vec<char> = expr.chars().collect();
-    let mut names = BTreeSet::new();
+    let mut names = Vec::new();
     let mut i = 0;
     let mut skip_label_list = false;
     while i < chars.len() {
@@ -189,7 +291,15 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
                         "by" | "without" | "on" | "ignoring" | "group_left" | "group_right"
                     );
                 } else if !is_call && !AGGREGATIONS.contains(&lower.as_str()) {
-                    names.insert(word);
+                    let matchers = if chars.get(j) == Some(&'{') {
+                        fixed_matchers(&chars, j)
+                    } else {
+                        Vec::new()
+                    };
+                    names.push(Selector {
+                        name: word,
+                        matchers,
+                    });
                 }
             }
             _ => i += 1,
@@ -208,6 +318,59 @@ fn the_promql_tokenizer_finds_metric_names_only() {
         .map(str::to_owned)
         .collect();
     assert_eq!(names, expected);
+}
+
+#[test]
+fn the_promql_tokenizer_reads_fixed_matchers_only() {
+    let found = selectors(
+        r#"1 - (sum(rate(operation_duration_seconds_bucket{service=~"$service", status="success",le="0.25"}[5m])) / (sum(rate(operation_calls_total{status!="success",service="$service"}[5m])) > 0))"#,
+    );
+    let matcher = |label: &str, equal, value: &str| Matcher {
+        label: label.to_owned(),
+        equal,
+        value: value.to_owned(),
+    };
+    assert_eq!(
+        found,
+        [
+            Selector {
+                name: "operation_duration_seconds_bucket".to_owned(),
+                matchers: vec![
+                    matcher("status", true, "success"),
+                    matcher("le", true, "0.25")
+                ],
+            },
+            Selector {
+                name: "operation_calls_total".to_owned(),
+                matchers: vec![matcher("status", false, "success")],
+            },
+        ]
+    );
+}
+
+/// The check catches a label value no series has, and takes `!=` as
+/// "some series with another value".
+#[test]
+fn a_selector_must_match_an_exported_series() {
+    let exposition = "# TYPE operation_calls_total counter\n\
+        operation_calls_total{service=\"s\",operation=\"a\",status=\"success\"} 3\n\
+        operation_calls_total{service=\"s\",operation=\"a\",status=\"error\"} 0\n\
+        operation_duration_seconds_bucket{service=\"s\",operation=\"a\",status=\"success\",le=\"0.25\"} 3\n";
+    let exported = exported_series(exposition);
+    let names = |expr: &str| -> Vec<String> {
+        unmatched(&selectors(expr), &exported)
+            .into_iter()
+            .map(|s| format!("{s:?}"))
+            .collect()
+    };
+    assert!(names(r#"operation_calls_total{status!="success"}"#).is_empty());
+    assert!(names(r#"operation_duration_seconds_bucket{le="0.25"}"#).is_empty());
+    assert_eq!(
+        names(r#"operation_duration_seconds_bucket{le="0.250"}"#).len(),
+        1
+    );
+    assert_eq!(names(r#"operation_calls_total{status="panic"}"#).len(), 1);
+    assert_eq!(names(r#"operation_duration_seconds_count"#).len(), 1);
 }
 
 #[derive(Debug)]
@@ -239,12 +402,55 @@ fn scrape(addr: SocketAddr) -> String {
         .unwrap_or_default()
 }
 
-fn exported_names(exposition: &str) -> BTreeSet<String> {
+/// The name and labels of every sample line of an exposition.
+fn exported_series(exposition: &str) -> Vec<(String, BTreeMap<String, String>)> {
     exposition
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| l.split(['{', ' ']).next())
-        .map(str::to_owned)
+        .map(|l| {
+            let chars: Vec<char> = l.chars().collect();
+            let end = chars
+                .iter()
+                .position(|&c| c == '{' || c == ' ')
+                .unwrap_or(chars.len());
+            let name: String = chars[..end].iter().collect();
+            let mut labels = BTreeMap::new();
+            let mut i = end;
+            if chars.get(i) == Some(&'{') {
+                i += 1;
+                while i < chars.len() && chars[i] != '}' {
+                    let start = i;
+                    while i < chars.len() && chars[i] != '=' {
+                        i += 1;
+                    }
+                    let key: String = chars[start..i].iter().collect();
+                    i += 1;
+                    let value = quoted(&chars, &mut i);
+                    labels.insert(key, value);
+                    if chars.get(i) == Some(&',') {
+                        i += 1;
+                    }
+                }
+            }
+            (name, labels)
+        })
+        .collect()
+}
+
+/// The selectors no exported series satisfies: a metric that is not
+/// there, or a fixed label value no series of it has (`le="0.250"`,
+/// `status="sucess"`).
+fn unmatched<'a>(
+    selectors: &'a [Selector],
+    exported: &[(String, BTreeMap<String, String>)],
+) -> Vec<&'a Selector> {
+    selectors
+        .iter()
+        .filter(|s| {
+            !exported.iter().any(|(name, labels)| {
+                *name == s.name && s.matchers.iter().all(|m| m.matches(labels))
+            })
+        })
         .collect()
 }
 
@@ -267,23 +473,23 @@ fn every_metric_in_the_rules_and_the_dashboard_is_exported() {
     assert_eq!(ids.len(), panels.len(), "panel ids are unique");
     assert!(panels.iter().all(|p| p["gridPos"]["w"].as_u64().is_some()));
 
-    let mut used = BTreeSet::new();
-    for e in rule_exprs.iter().chain(&dash_exprs) {
-        used.extend(metric_names(e));
-    }
-    // Names only Prometheus or these rules define.
-    used.remove("up");
-    for r in &records {
-        used.remove(r);
-    }
+    // Every selector, less those of names only Prometheus or these rules
+    // define.
+    let used: Vec<Selector> = rule_exprs
+        .iter()
+        .chain(&dash_exprs)
+        .flat_map(|e| selectors(e))
+        .filter(|s| s.name != "up" && !records.contains(&s.name))
+        .collect();
     assert!(
-        used.iter().all(|n| !n.contains(':')),
+        used.iter().all(|s| !s.name.contains(':')),
         "a recorded name no rule defines: {used:?}"
     );
 
-    // A running instance: calls of every outcome kind we can cause, the
-    // system sampler, and a sink to a dead collector with a tiny queue so
-    // that it drops lines.
+    // A running instance: successful and failed calls (a panic or a
+    // cancellation would add series that nothing here names), the system
+    // sampler, and a sink to a dead collector with a tiny queue so that it
+    // drops lines.
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let dead = TcpListener::bind("127.0.0.1:0")
@@ -311,10 +517,10 @@ fn every_metric_in_the_rules_and_the_dashboard_is_exported() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let missing = loop {
         let _ = guard.flush(Duration::from_millis(50));
-        let exported = exported_names(&scrape(addr));
-        let missing: Vec<&String> = used.iter().filter(|n| !exported.contains(*n)).collect();
+        let exported = exported_series(&scrape(addr));
+        let missing = unmatched(&used, &exported);
         if missing.is_empty() || Instant::now() > deadline {
-            break missing.into_iter().cloned().collect::<Vec<_>>();
+            break missing;
         }
         std::thread::sleep(Duration::from_millis(100));
     };
@@ -322,7 +528,7 @@ fn every_metric_in_the_rules_and_the_dashboard_is_exported() {
     let _ = std::fs::remove_file(&log_file);
     assert!(
         missing.is_empty(),
-        "named in the rules or the dashboard but not exported: {missing:?}"
+        "read by the rules or the dashboard but not exported: {missing:?}"
     );
 }
 
