@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 /// `metrics` module), so a path through it (`crate::metrics`,
 /// `crate::Status`) counts as the top.
 const RANKS: &[&str] = &[
-    "base",        // clock, metric names, Status, Background, JSON writers
+    "base",        // clock, metric names, Status, Background, JSON writers, thread slots
     "correlation", // correlation IDs, scopes, propagation
     "record",      // the typed record of a finished call
     "log",         // JSON layer, validator, redaction, timestamps

@@ -1,6 +1,6 @@
 //! The shared vocabulary every other module may use and that uses none of
 //! them: the clock, metric names, a call's status, the background-component
-//! contract and the JSON writers.
+//! contract, the JSON writers and per-thread slots.
 
 pub(crate) mod clock;
 mod component;
@@ -8,6 +8,7 @@ pub(crate) mod json;
 pub mod names;
 mod status;
 pub(crate) mod supervise;
+pub(crate) mod thread_slot;
 
 pub use component::Background;
 pub use status::Status;

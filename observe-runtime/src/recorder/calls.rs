@@ -366,7 +366,7 @@ mod tests {
 
     #[test]
     fn bytes_per_operation_at_the_slot_count() {
-        let _slots = super::super::shard::TEST_SLOTS
+        let _slots = crate::base::thread_slot::TEST_SLOTS
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let cells = OperationCells::new(
@@ -381,7 +381,7 @@ mod tests {
         // 16 bounds: 77 cells shared (640 bytes), 39 per thread (384).
         assert_eq!(one - idle, 384);
         assert!(
-            idle < 640 + (super::super::shard::MAX_SLOTS + 1) * 32,
+            idle < 640 + (crate::base::thread_slot::MAX_SLOTS + 1) * 32,
             "{idle}"
         );
     }

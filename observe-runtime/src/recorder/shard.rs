@@ -1,106 +1,22 @@
 //! Values split into per-thread shards, so that threads calling the same
 //! operation on different cores never write the same cache line.
 //!
-//! A thread leases a *slot* on first use and gives it back when it exits.
-//! While it holds the slot, it is the only writer of that slot's block in
-//! every [`Sharded`] value, so its updates are a plain load and store: no
-//! locked instruction, no cache line shared with another writer. The lease
-//! hand-over goes through a mutex, so the next holder of a slot continues
-//! from the last value written. Threads beyond the slot count (and a
-//! thread whose locals are being torn down) write slot 0, the shared
-//! block, with atomic read-modify-write operations: still exact, only
-//! contended. A value is read as the wrapping sum of its blocks.
+//! Each value has a block of cells per thread slot
+//! ([`thread_slot`](crate::base::thread_slot)), made on that slot's first
+//! update. A thread holding an exclusive slot is the only writer of its
+//! block, so its updates are a plain load and store: no locked
+//! instruction, no cache line shared with another writer. Slot 0, the
+//! shared block, takes atomic read-modify-write operations: still exact,
+//! only contended. A value is read as the wrapping sum of its blocks.
 
-use std::cell::Cell;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+
+use crate::base::thread_slot::{self, SHARED};
 
 /// Cells per block line: 128 bytes, the unit adjacent-line prefetchers
 /// pull in together.
 const CELLS_PER_LINE: usize = 16;
-
-/// The slot written with atomic read-modify-write operations.
-pub(crate) const SHARED: u32 = 0;
-
-/// A thread's slot before its first update.
-const UNASSIGNED: u32 = u32::MAX;
-
-/// Most exclusive slots a process hands out, whatever its core count.
-pub(crate) const MAX_SLOTS: usize = 64;
-
-thread_local! {
-    /// This thread's slot. No destructor: readable in every state of the
-    /// thread, including while its other locals are dropped.
-    static SLOT: Cell<u32> = const { Cell::new(UNASSIGNED) };
-    /// The lease that gives the slot back when the thread exits.
-    static LEASE: Cell<Option<Lease>> = const { Cell::new(None) };
-}
-
-/// Exclusive slots handed out: four per core (threads of blocking pools
-/// outnumber the cores), between 8 and [`MAX_SLOTS`].
-pub(crate) fn slot_count() -> usize {
-    static COUNT: OnceLock<usize> = OnceLock::new();
-    *COUNT.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        (cores * 4).clamp(8, MAX_SLOTS)
-    })
-}
-
-/// Slots no thread holds, lowest last (so the lowest is taken first).
-fn free_slots() -> &'static Mutex<Vec<u32>> {
-    static FREE: OnceLock<Mutex<Vec<u32>>> = OnceLock::new();
-    FREE.get_or_init(|| {
-        #[allow(clippy::cast_possible_truncation)]
-        let top = slot_count() as u32;
-        Mutex::new((1..=top).rev().collect())
-    })
-}
-
-struct Lease(u32);
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        // Anything this thread still records after this point (another
-        // local's destructor) goes to the shared block: the slot may
-        // belong to another thread by then.
-        SLOT.with(|s| s.set(SHARED));
-        free_slots()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(self.0);
-    }
-}
-
-/// This thread's slot: [`SHARED`] or an exclusive one.
-#[inline(always)]
-pub(crate) fn slot() -> u32 {
-    let s = SLOT.with(Cell::get);
-    if s == UNASSIGNED { assign() } else { s }
-}
-
-#[cold]
-#[inline(never)]
-fn assign() -> u32 {
-    let taken = free_slots()
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .pop();
-    let slot = match taken {
-        Some(s) if LEASE.try_with(|l| l.set(Some(Lease(s)))).is_ok() => s,
-        Some(s) => {
-            // The thread is exiting: it cannot hold a lease.
-            free_slots()
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(s);
-            SHARED
-        }
-        // Every slot is held: this thread shares slot 0 from now on.
-        None => SHARED,
-    };
-    SLOT.with(|c| c.set(slot));
-    slot
-}
 
 /// Two cache lines of cells, aligned so that no two blocks share one.
 #[repr(align(128))]
@@ -189,14 +105,16 @@ impl Sharded {
             width,
             exclusive_width: exclusive_width.min(width),
             shared: Block::new(width),
-            slots: (0..=slot_count()).map(|_| OnceLock::new()).collect(),
+            slots: (0..=thread_slot::slot_count())
+                .map(|_| OnceLock::new())
+                .collect(),
         }
     }
 
     /// Where the calling thread writes cells below `exclusive_width`.
     #[inline(always)]
     pub(crate) fn writer(&self) -> Writer<'_> {
-        let slot = slot() as usize;
+        let slot = thread_slot::slot() as usize;
         match self.slots.get(slot).filter(|_| slot != SHARED as usize) {
             Some(cell) => Writer {
                 block: cell.get_or_init(|| Block::new(self.exclusive_width)),
@@ -240,17 +158,15 @@ impl Sharded {
     }
 }
 
-/// Held by tests that count on a free slot or exhaust them, so that
-/// tests running in parallel do not take each other's slots.
-#[cfg(test)]
-pub(crate) static TEST_SLOTS: Mutex<()> = Mutex::new(());
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::thread_slot::{TEST_SLOTS, slot_count};
 
     fn exclusive() -> std::sync::MutexGuard<'static, ()> {
-        TEST_SLOTS.lock().unwrap_or_else(PoisonError::into_inner)
+        TEST_SLOTS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     #[test]
@@ -277,17 +193,14 @@ mod tests {
     }
 
     #[test]
-    fn a_slot_is_given_back_when_its_thread_exits_and_values_carry_on() {
+    fn values_carry_on_when_a_slot_changes_hands() {
         let _slots = exclusive();
         let cells = Sharded::new(1, 1);
-        for _ in 0..slot_count() * 3 {
-            std::thread::scope(|s| {
-                s.spawn(|| {
-                    assert_ne!(slot(), SHARED, "a free slot was not reused");
-                    cells.writer().add(0, 2);
-                });
-            });
-        }
+        std::thread::scope(|s| {
+            for _ in 0..slot_count() * 3 {
+                s.spawn(|| cells.writer().add(0, 2)).join().expect("thread");
+            }
+        });
         assert_eq!(cells.sum(0), slot_count() as u64 * 6);
     }
 
