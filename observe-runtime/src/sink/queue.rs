@@ -1,35 +1,42 @@
 //! The bounded queue between the threads that log and a sink's worker.
 //!
-//! Lines are stored back to back, each ending in `\n`, in a ring buffer
-//! reserved at its full capacity: a caller's `push` is a lock, a bounds
-//! check and a `memcpy`, never an allocation. The worker takes the whole
-//! ring, whatever its size, by swapping it for its spent batch buffer
-//! (reserved the same way), and cuts it into batches for its destination
-//! after releasing the lock, so callers never wait while lines are copied
-//! or counted. Cutting a batch under the lock, whenever more than a batch
-//! was queued, made a thread logging in a tight loop (like
-//! `overhead_observe_full`'s) block on it thousands of times a second, and
-//! each logged call measurably slower. Only pages that lines
-//! reach become resident. Either buffer may be the ring when the
-//! destination goes away, so after repeated outages both may have held a
-//! full queue: resident memory stays below twice the capacity (tested over
-//! four outages in `tests/sink_memory.rs`). Copying out of one ring instead
-//! bounds it at the capacity plus a batch, but makes callers wait behind
-//! every copy: when that was tried, the `overhead_observe_full` bench
-//! measured logged calls clearly slower than with the swap.
+//! Each thread appends its lines to its own *lane* (one per thread slot,
+//! see [`thread_slot`](crate::base::thread_slot)), back to back, each
+//! ending in `\n`: a caller's `push` locks a mutex no other caller takes
+//! (threads beyond the slot count share lane 0), takes the line's room
+//! from the lane's credit and copies the line. With one queue-wide mutex,
+//! two threads logging at full speed spent a third of their time on it (a
+//! profile of `benches/scaling.rs`' `observe/json_file` row:
+//! `Queue::push` and the contended lock were 37 % of the samples); with a
+//! shared byte count updated per line instead, that one atomic add was
+//! the most expensive instruction of a push. A lane tops its credit up
+//! from the queue's free room a chunk at a time and gives it back when
+//! the worker takes the lane, so the shared count moves about once per
+//! chunk, and the room lanes hold unused is at most a chunk each (an
+//! eighth of the capacity in all).
+//!
+//! The worker takes one lane at a time, in turn, by swapping the lane's
+//! buffer for its spent one: no copy on either side (copying the lanes
+//! into one buffer made the worker the bottleneck of two threads logging
+//! to TCP, `sink_throughput`'s `2_threads` row). Lines of one thread keep
+//! their order; lines of different threads arrive lane by lane.
 //!
 //! The capacity bounds every line held, queued or in the batch the worker
 //! is sending, however long the destination is away. When the next line
 //! does not fit, it is dropped (the newest line, so what is already
-//! queued keeps its order) and counted.
+//! queued keeps its order) and counted. Lane buffers grow as lines reach
+//! them (only touched pages become resident), and a buffer swapped into a
+//! lane is cut back to twice what that lane last held, so resident memory
+//! stays below twice the capacity (tested over four outages in
+//! `tests/sink_memory.rs`).
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, Once, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::SinkStats;
 use crate::base::names;
+use crate::base::thread_slot;
 
 /// How often an idle worker wakes to publish counters it has not published.
 const IDLE_WAKE: Duration = Duration::from_secs(1);
@@ -53,10 +60,28 @@ const QUIET_POLLS: u32 = 20;
 /// worker sends at once instead of waiting for its next poll.
 const BATCH_BYTES: usize = 64 * 1024;
 
+/// Capacity a buffer swapped into a lane keeps at least.
+const LANE_KEEP_BYTES: usize = 64 * 1024;
+
 /// A bounded byte queue of newline-terminated lines, with the sink's counters.
 pub(crate) struct Queue {
     name: Box<str>,
     capacity: usize,
+    /// Room not held by a line or a lane's credit: the capacity minus the
+    /// lines queued or taken by the worker and not yet settled, minus the
+    /// lanes' credit.
+    free: AtomicUsize,
+    /// Credit a lane takes beyond the line it needs room for.
+    chunk: usize,
+    /// Every handle to the sink is gone: the worker delivers what it can
+    /// and stops. Read by callers under their lane's lock.
+    closed: AtomicBool,
+    /// The worker is waiting for lines: the next push must wake it.
+    worker_idle: AtomicBool,
+    /// The worker is between two polls (see [`POLL`]): only a queue a
+    /// quarter full wakes it early.
+    polling: AtomicBool,
+    lanes: Box<[Lane]>,
     state: Mutex<State>,
     /// The worker waits here for lines or for the queue to close.
     work: Condvar,
@@ -65,37 +90,48 @@ pub(crate) struct Queue {
     counters: Counters,
 }
 
-struct State {
-    buf: VecDeque<u8>,
+/// One thread slot's queued lines, on cache lines of its own.
+#[repr(align(128))]
+struct Lane(Mutex<LaneState>);
+
+#[derive(Default)]
+struct LaneState {
+    buf: Vec<u8>,
     /// Lines in `buf`.
     lines: u64,
+    /// Room taken from the queue's free room and not yet used.
+    credit: usize,
+}
+
+/// Most credit a lane takes beyond a line: about a hundred lines.
+const MAX_CHUNK: usize = 16 * 1024;
+
+impl Lane {
+    fn lock(&self) -> MutexGuard<'_, LaneState> {
+        // As for the state: nothing panics while holding it.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What the worker and flushes share; callers take this lock only to wake
+/// the worker.
+struct State {
     /// Lines the worker took and has not yet sent or dropped.
     in_flight: u64,
     in_flight_bytes: u64,
-    /// The worker is waiting for lines: the next push must wake it.
-    worker_idle: bool,
-    /// The worker is between two polls (see [`POLL`]): only a queue a
-    /// quarter full wakes it early.
-    polling: bool,
     /// Polls in a row that found nothing.
     quiet_polls: u32,
+    /// The lane the next take looks at first.
+    next_lane: usize,
+    /// The last take left lines in other lanes.
+    more: bool,
     /// Threads inside `flush`.
     flushers: usize,
-    /// Every handle to the sink is gone: the worker delivers what it can
-    /// and stops.
-    closed: bool,
     /// Lines of the worker's batch a flush counted as dropped when it ran
     /// out of time, still to be settled by the worker; they are not
     /// counted again, whatever their fate. While there are any, the worker
     /// drops its batch instead of retrying it.
     counted_early: u64,
-}
-
-impl State {
-    /// The queue is closed or a flush gave up on the worker's batch.
-    fn giving_up(&self) -> bool {
-        self.closed || self.counted_early > 0
-    }
 }
 
 #[derive(Default)]
@@ -126,19 +162,23 @@ impl Queue {
         Self {
             name: name.into(),
             capacity,
+            free: AtomicUsize::new(capacity),
+            // A small queue is not split among lanes: each line takes
+            // exactly its room.
+            chunk: MAX_CHUNK.min(capacity / (8 * (thread_slot::slot_count() + 1))),
+            closed: AtomicBool::new(false),
+            worker_idle: AtomicBool::new(false),
+            polling: AtomicBool::new(false),
+            lanes: (0..=thread_slot::slot_count())
+                .map(|_| Lane(Mutex::new(LaneState::default())))
+                .collect(),
             state: Mutex::new(State {
-                // Allocated once at full size: growing would copy and, for a
-                // moment, hold twice the bound. Pages are only touched (and
-                // resident) once lines reach them.
-                buf: VecDeque::with_capacity(capacity),
-                lines: 0,
                 in_flight: 0,
                 in_flight_bytes: 0,
-                worker_idle: false,
-                polling: false,
                 quiet_polls: 0,
+                next_lane: 0,
+                more: false,
                 flushers: 0,
-                closed: false,
                 counted_early: 0,
             }),
             work: Condvar::new(),
@@ -157,6 +197,86 @@ impl Queue {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The calling thread's lane.
+    #[inline]
+    fn lane(&self) -> &Lane {
+        let slot = thread_slot::slot() as usize;
+        self.lanes.get(slot).unwrap_or(&self.lanes[0])
+    }
+
+    /// Lines and bytes queued in the lanes.
+    fn queued(&self) -> (u64, usize) {
+        self.lanes.iter().fold((0, 0), |(lines, bytes), lane| {
+            let l = lane.lock();
+            (lines + l.lines, bytes + l.buf.len())
+        })
+    }
+
+    fn queued_lines(&self) -> u64 {
+        self.queued().0
+    }
+
+    /// Tops `credit` up to at least `need` from the free room (plus a
+    /// chunk when there is room for it); `false` when the room is not
+    /// there.
+    fn reserve(&self, credit: &mut usize, need: usize) -> bool {
+        let short = need - *credit;
+        let mut free = self.free.load(Ordering::Relaxed);
+        loop {
+            if free < short {
+                return false;
+            }
+            let take = short.saturating_add(self.chunk).min(free);
+            match self.free.compare_exchange_weak(
+                free,
+                free - take,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    *credit += take;
+                    return true;
+                }
+                Err(now) => free = now,
+            }
+        }
+    }
+
+    /// Whether the queue is closed or a flush gave up on the worker's
+    /// batch.
+    fn giving_up(&self, st: &State) -> bool {
+        self.closed.load(Ordering::SeqCst) || st.counted_early > 0
+    }
+
+    /// Empties every lane; returns the lines dropped from them.
+    fn clear_lanes(&self) -> u64 {
+        let mut lines = 0;
+        for lane in &*self.lanes {
+            let mut l = lane.lock();
+            lines += std::mem::take(&mut l.lines);
+            let room = l.buf.len() + std::mem::take(&mut l.credit);
+            l.buf.clear();
+            drop(l);
+            self.release(room);
+        }
+        lines
+    }
+
+    /// Gives back room that lines (or credit) no longer hold.
+    fn release(&self, bytes: usize) {
+        if bytes > 0 {
+            self.free.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// Wakes the worker. The lock is taken first: a worker about to wait
+    /// holds it until it waits, so the notification cannot fall between
+    /// its last look at the lanes and its wait.
+    fn wake_worker(&self) {
+        drop(self.lock());
+        self.work.notify_one();
+    }
+
     /// Queues `prefix` and `line` (with or without its trailing `\n`) as
     /// one line, or drops and counts it when it does not fit. Never blocks
     /// on the destination. Neither holds another newline: lines come as
@@ -165,31 +285,37 @@ impl Queue {
     pub(crate) fn push(&self, prefix: &[u8], line: &str) {
         let body = line.strip_suffix('\n').unwrap_or(line);
         let need = prefix.len() + body.len() + 1;
-        let mut st = self.lock();
-        // The worker's batch counts too: the bound is on every line held.
-        let held = st.buf.len() + st.in_flight_bytes as usize;
-        if st.closed || held + need > self.capacity {
-            drop(st);
+        let lane = self.lane();
+        let mut l = lane.lock();
+        // Read with the lane locked: the worker's last sweep locks every
+        // lane after the queue closed, so a line is either in that sweep or
+        // sees the close.
+        if self.closed.load(Ordering::SeqCst)
+            || (l.credit < need && !self.reserve(&mut l.credit, need))
+        {
+            drop(l);
             self.count_dropped(1);
             return;
         }
-        if !prefix.is_empty() {
-            st.buf.extend(prefix);
-        }
-        st.buf.extend(body.as_bytes());
-        st.buf.push_back(b'\n');
-        st.lines += 1;
-        // A sleeping worker needs the first line. A polling worker comes
-        // back on its own; only a queue filling up faster than it polls is
-        // worth a wake-up (one per poll).
-        let filling = st.polling && st.buf.len() >= self.capacity / 4;
-        if filling {
-            st.polling = false;
-        }
-        let wake = std::mem::replace(&mut st.worker_idle, false) || filling;
-        drop(st);
-        if wake {
-            self.work.notify_one();
+        l.credit -= need;
+        l.buf.extend_from_slice(prefix);
+        l.buf.extend_from_slice(body.as_bytes());
+        l.buf.push(b'\n');
+        l.lines += 1;
+        drop(l);
+        // A sleeping worker needs the first line: it raises the flag before
+        // its last look at the lanes, under their locks, so either it sees
+        // this line or this load sees the flag. A polling worker comes back
+        // on its own; only a queue filling up faster than it polls is worth
+        // a wake-up (one per poll). The flags are read first, so the usual
+        // push writes no shared cache line here.
+        let idle = self.worker_idle.load(Ordering::SeqCst)
+            && self.worker_idle.swap(false, Ordering::SeqCst);
+        let filling = self.polling.load(Ordering::Relaxed)
+            && self.free.load(Ordering::Relaxed) <= self.capacity / 4 * 3
+            && self.polling.swap(false, Ordering::Relaxed);
+        if idle || filling {
+            self.wake_worker();
         }
     }
 
@@ -198,26 +324,36 @@ impl Queue {
     pub(crate) fn wait(&self) -> Wait {
         let mut st = self.lock();
         loop {
-            let hurry = st.buf.len() >= self.batch_bytes() || st.closed || st.flushers > 0;
-            if st.lines > 0 && hurry {
+            let (lines, queued_bytes) = self.queued();
+            let closed = self.closed.load(Ordering::SeqCst);
+            let hurry = queued_bytes >= self.batch_bytes() || closed || st.flushers > 0 || st.more;
+            if lines > 0 && hurry {
                 st.quiet_polls = 0;
                 return Wait::Ready;
             }
-            if st.lines == 0 && st.closed {
-                return Wait::Closed;
+            if closed {
+                // Looked at under every lane's lock: final.
+                return if lines == 0 {
+                    Wait::Closed
+                } else {
+                    Wait::Ready
+                };
             }
             if st.quiet_polls < QUIET_POLLS {
-                st = self.sleep(st, |s| &mut s.polling, POLL);
-                if st.lines > 0 {
+                st = self.sleep(st, &self.polling, false, POLL);
+                if self.queued_lines() > 0 {
                     st.quiet_polls = 0;
                     return Wait::Ready;
                 }
                 st.quiet_polls += 1;
                 continue;
             }
-            st = self.sleep(st, |s| &mut s.worker_idle, IDLE_WAKE);
-            if st.lines == 0 {
-                return if st.closed { Wait::Closed } else { Wait::Idle };
+            st = self.sleep(st, &self.worker_idle, true, IDLE_WAKE);
+            if self.queued_lines() == 0 {
+                if self.closed.load(Ordering::SeqCst) {
+                    continue;
+                }
+                return Wait::Idle;
             }
             // Woken by the first line after a quiet spell: poll once, so
             // it goes out with the lines right behind it.
@@ -226,20 +362,29 @@ impl Queue {
     }
 
     /// The worker waits for work at most `timeout` with `flag` raised, so
-    /// callers can tell whether (and why) to wake it.
+    /// callers can tell whether (and why) to wake it. Polls (`idle` false)
+    /// wait out their time whatever arrives, so lines gather into batches.
     fn sleep<'a>(
         &self,
-        mut st: MutexGuard<'a, State>,
-        flag: fn(&mut State) -> &mut bool,
+        st: MutexGuard<'a, State>,
+        flag: &AtomicBool,
+        idle: bool,
         timeout: Duration,
     ) -> MutexGuard<'a, State> {
-        *flag(&mut st) = true;
-        let mut st = self
+        flag.store(true, Ordering::SeqCst);
+        // Looked at after raising the flag, under each lane's lock: a line
+        // queued before this is seen here, one queued after sees the flag
+        // and wakes the worker.
+        if idle && (self.queued_lines() > 0 || self.closed.load(Ordering::SeqCst)) {
+            flag.store(false, Ordering::SeqCst);
+            return st;
+        }
+        let st = self
             .work
             .wait_timeout(st, timeout)
             .unwrap_or_else(PoisonError::into_inner)
             .0;
-        *flag(&mut st) = false;
+        flag.store(false, Ordering::SeqCst);
         st
     }
 
@@ -247,31 +392,49 @@ impl Queue {
         BATCH_BYTES.min(self.capacity / 4)
     }
 
-    /// Moves every queued line into `out` (which it replaces); returns how
-    /// many. The ring is swapped for `out`'s buffer, never copied, so a
-    /// caller queueing a line never waits behind a batch: the worker cuts
-    /// the lines into batches its transport can take (see
-    /// [`Batch`](super::worker::Batch)) after the lock is released.
+    /// Moves the lines of the next lane that has any into `out` (which it
+    /// replaces); returns how many. The lane's buffer and `out`'s are
+    /// swapped under the lane's lock, never copied, so a caller queueing a
+    /// line never waits behind a batch, and the worker copies nothing: it
+    /// cuts the buffer into batches its transport can take (see
+    /// [`Batch`](super::worker::Batch)) after the locks are released.
+    /// Lanes are taken in turn; while other lanes still hold lines, the
+    /// next [`wait`](Self::wait) returns at once.
     pub(crate) fn take(&self, out: &mut Vec<u8>) -> u64 {
         out.clear();
-        // The ring this buffer becomes; reserved here, outside the lock, so
-        // pushes never allocate.
-        let mut spare = VecDeque::from(std::mem::take(out));
-        spare.reserve_exact(self.capacity);
+        // Under the state lock, so a flush never sees the lines neither
+        // queued nor in flight.
         let mut st = self.lock();
-        if st.lines == 0 {
-            drop(st);
-            *out = Vec::from(spare);
-            return 0;
+        let n = self.lanes.len();
+        let first = st.next_lane % n;
+        let mut taken = None;
+        st.more = false;
+        for k in 0..n {
+            let i = (first + k) % n;
+            let mut l = self.lanes[i].lock();
+            if l.lines == 0 {
+                continue;
+            }
+            if taken.is_some() {
+                st.more = true;
+                break;
+            }
+            // Room for twice what the lane holds, so a steady stream never
+            // reallocates on the caller's side, and a burst's size is let
+            // go at the lane's next turn.
+            out.shrink_to(LANE_KEEP_BYTES.max(l.buf.len().saturating_mul(2)));
+            std::mem::swap(&mut l.buf, out);
+            let credit = std::mem::take(&mut l.credit);
+            taken = Some(std::mem::take(&mut l.lines));
+            drop(l);
+            // Unused credit goes back, so a lane that stops logging holds no
+            // room after its next turn.
+            self.release(credit);
+            st.next_lane = i + 1;
         }
-        let taken = std::mem::replace(&mut st.buf, spare);
-        let lines = std::mem::take(&mut st.lines);
+        let lines = taken.unwrap_or(0);
         st.in_flight += lines;
-        st.in_flight_bytes += taken.len() as u64;
-        drop(st);
-        // Contiguous (the ring is only ever appended to after a swap), so
-        // this is a move, not a copy.
-        *out = Vec::from(taken);
+        st.in_flight_bytes += out.len() as u64;
         lines
     }
 
@@ -290,9 +453,12 @@ impl Queue {
         let (sent, dropped) = (sent - (early - early_dropped), dropped - early_dropped);
         let rejected = rejected.min(dropped);
         st.in_flight = st.in_flight.saturating_sub(sent + dropped);
-        st.in_flight_bytes = st.in_flight_bytes.saturating_sub(bytes);
+        let bytes = bytes.min(st.in_flight_bytes);
+        st.in_flight_bytes -= bytes;
         let wake = st.flushers > 0;
         drop(st);
+        #[allow(clippy::cast_possible_truncation)]
+        self.release(bytes as usize);
         let c = &self.counters;
         c.sent.fetch_add(sent, Ordering::Relaxed);
         c.unpublished_sent.fetch_add(sent, Ordering::Relaxed);
@@ -308,11 +474,13 @@ impl Queue {
     pub(crate) fn abandon_in_flight(&self) {
         let mut st = self.lock();
         let lines = std::mem::take(&mut st.in_flight);
-        st.in_flight_bytes = 0;
+        let bytes = std::mem::take(&mut st.in_flight_bytes);
         // Lines a flush already counted left `in_flight` when it did.
         st.counted_early = 0;
         let wake = st.flushers > 0;
         drop(st);
+        #[allow(clippy::cast_possible_truncation)]
+        self.release(bytes as usize);
         self.count_dropped(lines);
         if wake {
             self.drained.notify_all();
@@ -322,9 +490,8 @@ impl Queue {
     /// Drops everything still queued (the worker is giving up: the sink is
     /// closed and its destination unreachable).
     pub(crate) fn discard_queued(&self) {
-        let mut st = self.lock();
-        let lines = std::mem::take(&mut st.lines);
-        st.buf.clear();
+        let st = self.lock();
+        let lines = self.clear_lanes();
         let wake = st.flushers > 0;
         drop(st);
         self.count_dropped(lines);
@@ -340,12 +507,12 @@ impl Queue {
         let deadline = Instant::now().checked_add(timeout);
         let mut st = self.lock();
         st.flushers += 1;
-        if st.polling {
+        if self.polling.load(Ordering::SeqCst) {
             // Send now rather than at the next poll.
             self.work.notify_all();
         }
         let done = loop {
-            if st.lines == 0 && st.in_flight == 0 {
+            if self.queued_lines() == 0 && st.in_flight == 0 {
                 break true;
             }
             let now = Instant::now();
@@ -372,8 +539,7 @@ impl Queue {
             // metrics push or the caller reads are whole.
             let in_write = std::mem::take(&mut st.in_flight);
             st.counted_early += in_write;
-            st.buf.clear();
-            std::mem::take(&mut st.lines) + in_write
+            self.clear_lanes() + in_write
         };
         drop(st);
         if !done {
@@ -387,18 +553,20 @@ impl Queue {
     /// Closes the queue: lines pushed from now on are dropped, and the
     /// worker stops once it has delivered (or given up on) the rest.
     pub(crate) fn close(&self) {
-        self.lock().closed = true;
+        self.closed.store(true, Ordering::SeqCst);
+        // Taken before notifying, like `wake_worker`.
+        drop(self.lock());
         self.work.notify_all();
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.lock().closed
+        self.closed.load(Ordering::SeqCst)
     }
 
     /// Whether the worker should stop retrying the batch it holds: the
     /// queue is closed or a flush gave up on it.
     pub(crate) fn give_up(&self) -> bool {
-        self.lock().giving_up()
+        self.giving_up(&self.lock())
     }
 
     /// Sleeps for `pause`, waking early if the queue closes or a flush
@@ -407,7 +575,7 @@ impl Queue {
         let deadline = Instant::now().checked_add(pause);
         let mut st = self.lock();
         loop {
-            if st.giving_up() {
+            if self.giving_up(&st) {
                 return true;
             }
             let now = Instant::now();
@@ -472,10 +640,8 @@ impl Queue {
     pub(crate) fn stats(&self) -> SinkStats {
         let (queued, queued_bytes) = {
             let st = self.lock();
-            (
-                st.lines + st.in_flight,
-                st.buf.len() as u64 + st.in_flight_bytes,
-            )
+            let (lines, bytes) = self.queued();
+            (lines + st.in_flight, bytes as u64 + st.in_flight_bytes)
         };
         let c = &self.counters;
         SinkStats {
@@ -568,6 +734,83 @@ mod tests {
         assert!(!q.flush(Duration::from_millis(1)));
         let s = q.stats();
         assert_eq!((s.queued, s.dropped), (0, 2));
+    }
+
+    /// A worker taking and settling until the queue reports closed:
+    /// returns the lines it took and the most bytes it saw held.
+    fn drain(q: &Queue) -> (u64, u64) {
+        let (mut taken, mut most) = (0, 0);
+        let mut out = Vec::new();
+        loop {
+            most = most.max(q.stats().queued_bytes);
+            match q.wait() {
+                Wait::Closed => return (taken, most),
+                Wait::Idle => continue,
+                Wait::Ready => {}
+            }
+            let n = q.take(&mut out);
+            assert_eq!(out.iter().filter(|&&b| b == b'\n').count() as u64, n);
+            taken += n;
+            q.settle(n, 0, 0, out.len() as u64);
+        }
+    }
+
+    #[test]
+    fn threads_pushing_at_once_lose_no_line_and_never_pass_the_capacity() {
+        const THREADS: u64 = 6;
+        const LINES: u64 = 20_000;
+        let q = Queue::new("t", 64 * 1024);
+        let line = "x".repeat(99);
+        let (taken, most) = std::thread::scope(|s| {
+            let worker = s.spawn(|| drain(&q));
+            let pushers: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    s.spawn(|| {
+                        for _ in 0..LINES {
+                            q.push(b"", &line);
+                        }
+                    })
+                })
+                .collect();
+            for p in pushers {
+                p.join().expect("pusher");
+            }
+            q.close();
+            worker.join().expect("worker")
+        });
+        let s = q.stats();
+        assert_eq!(taken + s.dropped, THREADS * LINES, "{s:?}");
+        assert_eq!(s.queued, 0);
+        assert!(most <= 64 * 1024, "{most} bytes held");
+        assert!(taken > 0);
+    }
+
+    #[test]
+    fn lines_pushed_while_the_queue_closes_are_taken_or_counted() {
+        for _ in 0..20 {
+            let q = Queue::new("t", 1 << 20);
+            let pushed = AtomicU64::new(0);
+            let taken = std::thread::scope(|s| {
+                let worker = s.spawn(|| drain(&q).0);
+                for _ in 0..3 {
+                    s.spawn(|| {
+                        for _ in 0..2_000 {
+                            q.push(b"", "line");
+                            pushed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    });
+                }
+                std::thread::sleep(Duration::from_micros(300));
+                q.close();
+                worker.join().expect("worker")
+            });
+            let s = q.stats();
+            assert_eq!(taken + s.dropped, pushed.load(Ordering::Relaxed), "{s:?}");
+            assert_eq!(
+                s.queued, 0,
+                "a line was left behind after the worker stopped"
+            );
+        }
     }
 
     #[test]
