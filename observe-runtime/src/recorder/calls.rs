@@ -71,26 +71,28 @@ impl Bounds {
 
 /// The largest `n` whose `n * 1e-9` seconds is at most `bound`, so that a
 /// duration lands in the same bucket as `seconds <= bound` puts it.
-#[allow(
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    clippy::cast_precision_loss
-)]
+#[allow(clippy::cast_precision_loss)]
 fn largest_nanos_within(bound: f64) -> Option<u64> {
     if bound < 0.0 {
         return None;
     }
     let within = |n: u64| n as f64 * 1e-9 <= bound;
-    // The cast saturates; the two loops correct the rounding of the
-    // multiply, by a step or two at most.
-    let mut n = (bound * 1e9) as u64;
-    while n < u64::MAX && within(n + 1) {
-        n += 1;
+    if within(u64::MAX) {
+        return Some(u64::MAX);
     }
-    while n > 0 && !within(n) {
-        n -= 1;
+    // `within` holds up to some `n` and not after it (the conversion and
+    // the multiply are monotonic): a binary search finds that `n` in 64
+    // steps, whatever the bound.
+    let (mut lo, mut hi) = (0u64, u64::MAX);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if within(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
     }
-    Some(n)
+    Some(lo)
 }
 
 /// Cell of the in-flight gauge, in whole steps (two's complement).
@@ -319,7 +321,7 @@ mod tests {
     #[test]
     fn nanosecond_buckets_agree_with_comparing_seconds() {
         let bounds = Bounds::new(crate::base::names::DEFAULT_DURATION_BUCKETS);
-        let odd = Bounds::new(&[-1.0, 0.0, 1e-9, 0.1 + 0.2, 3.3e-7, 1e30]);
+        let odd = Bounds::new(&[-1.0, 0.0, 1e-9, 0.1 + 0.2, 3.3e-7, 1.844_674_4e10, 1e30]);
         for b in [&bounds, &odd] {
             for &s in b.seconds.iter() {
                 let n = largest_nanos_within(s).unwrap_or(0);
