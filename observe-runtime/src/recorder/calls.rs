@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use metrics::{CounterFn, GaugeFn, HistogramFn};
 
-use super::shard::Sharded;
+use super::shard::{Sharded, Writer};
 use crate::base::Status;
 
 /// Histogram bounds, in seconds as configured and in whole nanoseconds
@@ -164,13 +164,26 @@ impl OperationCells {
     pub(crate) fn finish(&self, status: Status, nanos: u64) {
         let own = self.cells.writer();
         own.add(IN_FLIGHT, u64::MAX);
-        let w = if matches!(status, Status::Success | Status::Error) {
+        let w = self.status_writer(own, status);
+        w.add(self.base(status), 1);
+        self.observe_into(w, status, nanos);
+    }
+
+    /// Where `status`'s cells are written: the thread's own block for
+    /// `success` and `error`, the shared block for the rare outcomes.
+    #[inline(always)]
+    fn status_writer<'a>(&'a self, own: Writer<'a>, status: Status) -> Writer<'a> {
+        if matches!(status, Status::Success | Status::Error) {
             own
         } else {
             self.cells.shared()
-        };
+        }
+    }
+
+    /// Adds one sample of `nanos` to `status`'s histogram.
+    #[inline(always)]
+    fn observe_into(&self, w: Writer<'_>, status: Status, nanos: u64) {
         let base = self.base(status);
-        w.add(base, 1);
         w.add(base + 1 + self.bounds.bucket(nanos), 1);
         w.add(base + 1 + self.bounds.buckets(), nanos);
     }
@@ -190,23 +203,17 @@ impl OperationCells {
         self.gauge_shown.store(true, Ordering::Relaxed);
     }
 
-    fn writer_for(&self, status: Status) -> super::shard::Writer<'_> {
-        if matches!(status, Status::Success | Status::Error) {
-            self.cells.writer()
-        } else {
-            self.cells.shared()
-        }
-    }
-
     fn add_calls(&self, status: Status, n: u64) {
-        self.writer_for(status).add(self.base(status), n);
+        self.status_writer(self.cells.writer(), status)
+            .add(self.base(status), n);
     }
 
     fn observe(&self, status: Status, nanos: u64) {
-        let base = self.base(status);
-        let w = self.writer_for(status);
-        w.add(base + 1 + self.bounds.bucket(nanos), 1);
-        w.add(base + 1 + self.bounds.buckets(), nanos);
+        self.observe_into(
+            self.status_writer(self.cells.writer(), status),
+            status,
+            nanos,
+        );
     }
 
     fn add_in_flight(&self, steps: i64) {

@@ -81,7 +81,6 @@ impl Writer<'_> {
 /// written through an exclusive slot; the rest (rare values) always go to
 /// the shared block, so exclusive blocks stay small.
 pub(crate) struct Sharded {
-    width: usize,
     exclusive_width: usize,
     shared: Block,
     slots: Box<[OnceLock<Block>]>,
@@ -90,7 +89,7 @@ pub(crate) struct Sharded {
 impl std::fmt::Debug for Sharded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sharded")
-            .field("width", &self.width)
+            .field("exclusive_width", &self.exclusive_width)
             .field(
                 "slots_in_use",
                 &self.slots.iter().filter(|s| s.get().is_some()).count(),
@@ -102,7 +101,6 @@ impl std::fmt::Debug for Sharded {
 impl Sharded {
     pub(crate) fn new(width: usize, exclusive_width: usize) -> Self {
         Self {
-            width,
             exclusive_width: exclusive_width.min(width),
             shared: Block::new(width),
             slots: (0..=thread_slot::slot_count())
