@@ -217,14 +217,14 @@ impl Queue {
     }
 
     /// Tops `credit` up to at least `need` from the free room (plus a
-    /// chunk when there is room for it); `false` when the room is not
-    /// there.
-    fn reserve(&self, credit: &mut usize, need: usize) -> bool {
+    /// chunk when there is room for it); returns the free room left, or
+    /// `None` when the room is not there.
+    fn reserve(&self, credit: &mut usize, need: usize) -> Option<usize> {
         let short = need - *credit;
         let mut free = self.free.load(Ordering::Relaxed);
         loop {
             if free < short {
-                return false;
+                return None;
             }
             let take = short.saturating_add(self.chunk).min(free);
             match self.free.compare_exchange_weak(
@@ -235,7 +235,7 @@ impl Queue {
             ) {
                 Ok(_) => {
                     *credit += take;
-                    return true;
+                    return Some(free - take);
                 }
                 Err(now) => free = now,
             }
@@ -269,9 +269,10 @@ impl Queue {
         }
     }
 
-    /// Wakes the worker. The lock is taken first: a worker about to wait
-    /// holds it until it waits, so the notification cannot fall between
-    /// its last look at the lanes and its wait.
+    /// Wakes the worker (the only thread waiting on `work`). The lock is
+    /// taken first: a worker about to wait holds it until it waits, so the
+    /// notification cannot fall between its last look at the lanes and its
+    /// wait.
     fn wake_worker(&self) {
         drop(self.lock());
         self.work.notify_one();
@@ -290,13 +291,18 @@ impl Queue {
         // Read with the lane locked: the worker's last sweep locks every
         // lane after the queue closed, so a line is either in that sweep or
         // sees the close.
-        if self.closed.load(Ordering::SeqCst)
-            || (l.credit < need && !self.reserve(&mut l.credit, need))
-        {
+        let room = if self.closed.load(Ordering::SeqCst) {
+            None
+        } else if l.credit >= need {
+            Some(None)
+        } else {
+            self.reserve(&mut l.credit, need).map(Some)
+        };
+        let Some(free_left) = room else {
             drop(l);
             self.count_dropped(1);
             return;
-        }
+        };
         l.credit -= need;
         l.buf.extend_from_slice(prefix);
         l.buf.extend_from_slice(body.as_bytes());
@@ -307,12 +313,12 @@ impl Queue {
         // its last look at the lanes, under their locks, so either it sees
         // this line or this load sees the flag. A polling worker comes back
         // on its own; only a queue filling up faster than it polls is worth
-        // a wake-up (one per poll). The flags are read first, so the usual
-        // push writes no shared cache line here.
+        // a wake-up (one per poll), looked at when a lane takes room from
+        // the queue, so the usual push reads no shared count here.
         let idle = self.worker_idle.load(Ordering::SeqCst)
             && self.worker_idle.swap(false, Ordering::SeqCst);
-        let filling = self.polling.load(Ordering::Relaxed)
-            && self.free.load(Ordering::Relaxed) <= self.capacity / 4 * 3
+        let filling = free_left.is_some_and(|free| free <= self.capacity / 4 * 3)
+            && self.polling.load(Ordering::Relaxed)
             && self.polling.swap(false, Ordering::Relaxed);
         if idle || filling {
             self.wake_worker();
@@ -554,9 +560,7 @@ impl Queue {
     /// worker stops once it has delivered (or given up on) the rest.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        // Taken before notifying, like `wake_worker`.
-        drop(self.lock());
-        self.work.notify_all();
+        self.wake_worker();
     }
 
     pub(crate) fn is_closed(&self) -> bool {
