@@ -96,12 +96,19 @@ pub(crate) fn unix_nanos_at(raw: u64) -> u64 {
 /// Counter ticks in one [`RESYNC`] interval.
 fn ticks_per_resync(c: &quanta::Clock) -> u64 {
     static TICKS: OnceLock<u64> = OnceLock::new();
-    *TICKS.get_or_init(|| {
-        const PROBE: u64 = 1 << 30;
-        let nanos = c.delta_as_nanos(0, PROBE).max(1);
-        let ticks = u128::from(PROBE) * RESYNC.as_nanos() / u128::from(nanos);
-        u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
-    })
+    *TICKS.get_or_init(|| ticks_in_with(c, RESYNC))
+}
+
+/// Counter ticks in `d`, to compare against raw readings (at least 1).
+pub(crate) fn ticks_in(d: Duration) -> u64 {
+    ticks_in_with(clock(), d)
+}
+
+fn ticks_in_with(c: &quanta::Clock, d: Duration) -> u64 {
+    const PROBE: u64 = 1 << 30;
+    let nanos = c.delta_as_nanos(0, PROBE).max(1);
+    let ticks = u128::from(PROBE) * d.as_nanos() / u128::from(nanos);
+    u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
 }
 
 #[cfg(test)]

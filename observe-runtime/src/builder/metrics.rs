@@ -34,7 +34,8 @@ impl ObserveBuilder {
     pub fn metrics_listener(self, addr: std::net::SocketAddr) -> Self {
         self.on_install(move |ctx| {
             let handle = prometheus_handle(ctx)?;
-            crate::export::MetricsListener::bind(addr, move || handle.render())
+            std::net::TcpListener::bind(addr)
+                .and_then(|l| crate::export::MetricsListener::serve_metrics(l, handle))
                 .map(|l| Box::new(l) as Box<dyn Background>)
                 .map_err(|e| listener_error(addr, e))
         })
@@ -46,7 +47,7 @@ impl ObserveBuilder {
         self.on_install(move |ctx| {
             let handle = prometheus_handle(ctx)?;
             let addr = listener.local_addr();
-            crate::export::MetricsListener::serve(listener, move || handle.render())
+            crate::export::MetricsListener::serve_metrics(listener, handle)
                 .map(|l| Box::new(l) as Box<dyn Background>)
                 .map_err(|e| match addr {
                     Ok(a) => listener_error(a, e),

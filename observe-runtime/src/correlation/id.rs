@@ -154,7 +154,6 @@ impl CorrelationId {
     }
 
     /// The trace the ID's request arrived in, if it came with one.
-    #[cfg(feature = "http")]
     pub(crate) fn trace_context(&self) -> Option<TraceContext> {
         match &self.0 {
             Repr::SharedInTrace(t) => Some(t.trace),

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use crate::base::Background;
 use crate::base::clock;
 use crate::base::supervise::{self, Supervised};
+use crate::recorder::{Format, MetricsHandle};
 
 /// `127.0.0.1:9000`: loopback only unless told otherwise, on the
 /// exporter's customary port.
@@ -45,7 +46,9 @@ const RETRY_AFTER: (&str, &str) = ("Retry-After", "1");
 /// its deadline on its own thread rather than holding up shutdown.
 const STOP_GRACE: Duration = Duration::from_secs(1);
 
-type Render = Arc<dyn Fn() -> String + Send + Sync>;
+/// Renders the exposition in the format asked for, or in the one it has,
+/// and says which.
+type Render = Arc<dyn Fn(Format) -> (Format, String) + Send + Sync>;
 
 /// Serves `render()` on `GET /metrics` (and `HEAD`) until stopped.
 ///
@@ -112,11 +115,32 @@ impl MetricsListener {
         listener: TcpListener,
         render: impl Fn() -> String + Send + Sync + 'static,
     ) -> io::Result<Self> {
+        Self::start(listener, Arc::new(move |_| (Format::Text, render())))
+    }
+
+    /// Serves everything `handle` holds on an already bound listener: the
+    /// Prometheus text format, or OpenMetrics with exemplars to a scraper
+    /// whose `Accept` header lists `application/openmetrics-text` (as
+    /// Prometheus' does).
+    ///
+    /// # Errors
+    ///
+    /// Reading the listener's address or spawning the thread failed.
+    pub fn serve_metrics(listener: TcpListener, handle: MetricsHandle) -> io::Result<Self> {
+        Self::start(
+            listener,
+            Arc::new(move |format| match format {
+                Format::Text => (format, handle.render()),
+                Format::OpenMetrics => (format, handle.render_openmetrics()),
+            }),
+        )
+    }
+
+    fn start(listener: TcpListener, render: Render) -> io::Result<Self> {
         let addr = listener.local_addr()?;
         listener.set_nonblocking(false)?;
         let stop = Arc::new(AtomicBool::new(false));
         let active = Arc::new(Active::default());
-        let render: Render = Arc::new(render);
         let (flag, slots) = (Arc::clone(&stop), Arc::clone(&active));
         let thread = supervise::spawn(
             "observe-metrics-listener".into(),
@@ -444,17 +468,25 @@ fn handle(mut stream: TcpStream, slot: &mut Slot, render: &Render) -> io::Result
         scanned = buf.len().saturating_sub(3);
     }
     let head = String::from_utf8_lossy(&buf);
-    let mut parts = head.lines().next().unwrap_or("").split(' ');
+    let mut lines = head.lines();
+    let mut parts = lines.next().unwrap_or("").split(' ');
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
+    let accept = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("accept"))
+        .map_or("", |(_, value)| value.trim());
     match (method, path) {
-        ("GET" | "HEAD", "/metrics") => respond(
-            &mut stream,
-            "200 OK",
-            &[("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
-            &render(),
-            method == "GET",
-        ),
+        ("GET" | "HEAD", "/metrics") => {
+            let (format, body) = render(Format::negotiate(accept));
+            respond(
+                &mut stream,
+                "200 OK",
+                &[("Content-Type", format.content_type())],
+                &body,
+                method == "GET",
+            )
+        }
         (_, "/metrics") => respond(
             &mut stream,
             "405 Method Not Allowed",
@@ -581,6 +613,34 @@ mod tests {
         let ok = request(a, "GET /metrics HTTP/1.1\r\n\r\n");
         assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
         drop(idle);
+        l.stop();
+    }
+
+    #[test]
+    fn openmetrics_is_served_to_a_scraper_that_accepts_it() {
+        let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let native = Arc::new(crate::recorder::NativeMetrics::new(&[0.1], Vec::new()));
+        let handle = MetricsHandle::new(prometheus.handle(), native);
+        let l =
+            MetricsListener::serve_metrics(TcpListener::bind("127.0.0.1:0").expect("bind"), handle)
+                .expect("serve");
+        let a = l.local_addr();
+        let om = request(
+            a,
+            "GET /metrics HTTP/1.1\r\nAccept: application/openmetrics-text;version=1.0.0,\
+             text/plain;version=0.0.4;q=0.5\r\n\r\n",
+        );
+        assert!(
+            om.contains("Content-Type: application/openmetrics-text; version=1.0.0"),
+            "{om}"
+        );
+        assert!(om.ends_with("# EOF\n"), "{om}");
+        let text = request(a, "GET /metrics HTTP/1.1\r\naccept: text/plain\r\n\r\n");
+        assert!(
+            text.contains("Content-Type: text/plain; version=0.0.4"),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"), "{text}");
         l.stop();
     }
 

@@ -246,6 +246,7 @@ impl Guard {
             &self.callsite.metrics,
             status,
             elapsed,
+            end,
             error_type.as_deref(),
         );
         self.log(status, elapsed, end, error, error_type.as_deref());

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use metrics::{CounterFn, GaugeFn, HistogramFn};
 
+use super::exemplar::{Exemplar, Exemplars};
 use super::shard::{Sharded, Writer};
 use crate::base::Status;
 
@@ -108,6 +109,9 @@ pub(crate) struct OperationCells {
     counters_shown: AtomicBool,
     /// Whether the gauge was registered: shown from then on.
     gauge_shown: AtomicBool,
+    /// Recent calls per bucket, offered by the guard's path; `None` when
+    /// exemplars are off.
+    exemplars: Option<Exemplars>,
 }
 
 impl std::fmt::Debug for OperationCells {
@@ -129,13 +133,14 @@ pub(crate) struct StatusSnapshot {
 }
 
 impl OperationCells {
-    pub(crate) fn new(operation: &str, bounds: Arc<Bounds>) -> Self {
+    pub(crate) fn new(operation: &str, bounds: Arc<Bounds>, exemplars: bool) -> Self {
         // Per status: the call count, the buckets, the sum.
         let per_status = bounds.buckets() + 2;
         let exclusive = 1 + 2 * per_status;
         Self {
             operation: operation.to_owned(),
             cells: Sharded::new(1 + Status::ALL.len() * per_status, exclusive),
+            exemplars: exemplars.then(|| Exemplars::new(bounds.buckets())),
             bounds,
             counters_shown: AtomicBool::new(false),
             gauge_shown: AtomicBool::new(false),
@@ -158,15 +163,27 @@ impl OperationCells {
         self.cells.writer().add(IN_FLIGHT, 1);
     }
 
-    /// Marks a started call as finished with `status` after `nanos`: the
-    /// gauge, the call count and the histogram in one go.
+    /// Marks a started call as finished with `status` after `nanos`, at
+    /// raw clock reading `end`: the gauge, the call count, the histogram
+    /// and the bucket's exemplar in one go.
     #[inline]
-    pub(crate) fn finish(&self, status: Status, nanos: u64) {
+    pub(crate) fn finish(&self, status: Status, nanos: u64, end: u64) {
         let own = self.cells.writer();
         own.add(IN_FLIGHT, u64::MAX);
         let w = self.status_writer(own, status);
         w.add(self.base(status), 1);
-        self.observe_into(w, status, nanos);
+        let bucket = self.observe_into(w, status, nanos);
+        if let Some(ex) = &self.exemplars {
+            ex.offer(status, bucket, nanos, end);
+        }
+    }
+
+    /// Offers a call recorded elsewhere (through a wrapping recorder) as
+    /// its bucket's exemplar.
+    pub(crate) fn offer_exemplar(&self, status: Status, nanos: u64, end: u64) {
+        if let Some(ex) = &self.exemplars {
+            ex.offer(status, self.bounds.bucket(nanos), nanos, end);
+        }
     }
 
     /// Where `status`'s cells are written: the thread's own block for
@@ -180,12 +197,15 @@ impl OperationCells {
         }
     }
 
-    /// Adds one sample of `nanos` to `status`'s histogram.
+    /// Adds one sample of `nanos` to `status`'s histogram; returns its
+    /// bucket.
     #[inline(always)]
-    fn observe_into(&self, w: Writer<'_>, status: Status, nanos: u64) {
+    fn observe_into(&self, w: Writer<'_>, status: Status, nanos: u64) -> usize {
         let base = self.base(status);
-        w.add(base + 1 + self.bounds.bucket(nanos), 1);
+        let bucket = self.bounds.bucket(nanos);
+        w.add(base + 1 + bucket, 1);
         w.add(base + 1 + self.bounds.buckets(), nanos);
+        bucket
     }
 
     /// Marks the call counters and the gauge as shown: the guard's path
@@ -209,7 +229,7 @@ impl OperationCells {
     }
 
     fn observe(&self, status: Status, nanos: u64) {
-        self.observe_into(
+        let _ = self.observe_into(
             self.status_writer(self.cells.writer(), status),
             status,
             nanos,
@@ -247,10 +267,18 @@ impl OperationCells {
         }
     }
 
+    /// The exemplar of each bucket of `status` (overflow bucket last), or
+    /// `None` when exemplars are off.
+    pub(crate) fn exemplars(&self, status: Status) -> Option<Vec<Option<Exemplar>>> {
+        self.exemplars.as_ref().map(|e| e.snapshot(status))
+    }
+
     /// Bytes this operation holds on the heap.
     #[cfg(test)]
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.cells.heap_bytes() + self.operation.len()
+        self.cells.heap_bytes()
+            + self.operation.len()
+            + self.exemplars.as_ref().map_or(0, Exemplars::heap_bytes)
     }
 }
 
@@ -356,12 +384,12 @@ mod tests {
 
     #[test]
     fn finish_counts_the_call_the_bucket_the_sum_and_the_gauge() {
-        let cells = OperationCells::new("op", Arc::new(Bounds::new(&[0.001, 0.01])));
+        let cells = OperationCells::new("op", Arc::new(Bounds::new(&[0.001, 0.01])), false);
         cells.enter();
         cells.enter();
-        cells.finish(Status::Success, 500_000);
+        cells.finish(Status::Success, 500_000, 0);
         cells.enter();
-        cells.finish(Status::Panic, 20_000_000);
+        cells.finish(Status::Panic, 20_000_000, 0);
         let ok = cells.snapshot(Status::Success);
         assert_eq!(
             (ok.calls, ok.buckets.as_slice(), ok.sum_nanos),
@@ -381,6 +409,7 @@ mod tests {
         let cells = OperationCells::new(
             "op",
             Arc::new(Bounds::new(crate::base::names::DEFAULT_DURATION_BUCKETS)),
+            false,
         );
         let idle = cells.heap_bytes();
         std::thread::scope(|s| {

@@ -35,6 +35,11 @@ static GLOBAL_ADDR: AtomicUsize = AtomicUsize::new(0);
 /// global one and nothing wraps it: calls then write their cells directly.
 static NATIVE: OnceLock<Arc<NativeMetrics>> = OnceLock::new();
 
+/// The store of observe's own recorder when something wraps it (the
+/// InfluxDB `Tee`): calls record through the wrapper, and offer their
+/// exemplars here.
+static EXEMPLAR_STORE: OnceLock<Arc<NativeMetrics>> = OnceLock::new();
+
 /// When the global recorder was last looked for, in ms since `PROBE_EPOCH`.
 static LAST_PROBE_MS: AtomicU64 = AtomicU64::new(u64::MAX);
 
@@ -66,6 +71,12 @@ pub(crate) fn note_global_recorder() {
 /// its operation series in `native`. Call before [`note_global_recorder`].
 pub(crate) fn note_native_store(native: &Arc<NativeMetrics>) {
     let _ = NATIVE.set(Arc::clone(native));
+}
+
+/// Records that the global recorder wraps observe's own, whose store
+/// keeps the exemplars calls offer beside what they record.
+pub(crate) fn note_exemplar_store(native: &Arc<NativeMetrics>) {
+    let _ = EXEMPLAR_STORE.set(Arc::clone(native));
 }
 
 /// A global recorder installed without observe's builder is found by a
@@ -169,6 +180,8 @@ pub(crate) struct Site {
     operation: &'static str,
     native: OnceLock<Arc<OperationCells>>,
     handles: OnceLock<Handles>,
+    /// Where calls recording through a wrapper offer their exemplars.
+    exemplars: OnceLock<Arc<OperationCells>>,
 }
 
 impl Site {
@@ -177,6 +190,7 @@ impl Site {
             operation,
             native: OnceLock::new(),
             handles: OnceLock::new(),
+            exemplars: OnceLock::new(),
         }
     }
 
@@ -262,13 +276,15 @@ fn seconds(d: Duration) -> f64 {
     d.as_nanos() as f64 * 1e-9
 }
 
-/// Records the end of a call of `site` started with `mode`.
+/// Records the end of a call of `site` started with `mode`, at raw clock
+/// reading `end` (the time of its exemplar).
 #[inline]
 pub(crate) fn finish(
     mode: Mode,
     site: &'static Site,
     status: Status,
     elapsed: Duration,
+    end: u64,
     error_type: Option<&str>,
 ) {
     let operation = site.operation;
@@ -278,6 +294,7 @@ pub(crate) fn finish(
             cells.finish(
                 status,
                 u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
+                end,
             );
             if let Some(t) = error_type {
                 count_error(operation, t);
@@ -288,6 +305,15 @@ pub(crate) fn finish(
             h.in_flight.decrement(1.0);
             h.calls[status.index()].increment(1);
             h.durations[status.index()].record(seconds);
+            if let Some(store) = EXEMPLAR_STORE.get() {
+                site.exemplars
+                    .get_or_init(|| store.operation(operation))
+                    .offer_exemplar(
+                        status,
+                        u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
+                        end,
+                    );
+            }
             if let Some(t) = error_type {
                 count_error(operation, t);
             }

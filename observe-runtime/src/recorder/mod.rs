@@ -7,8 +7,10 @@
 
 mod calls;
 mod collector;
+mod exemplar;
 mod handles;
 mod native;
+mod openmetrics;
 mod shard;
 mod tee;
 
@@ -16,5 +18,9 @@ pub use collector::MetricsCollector;
 pub use native::MetricsHandle;
 pub use tee::Tee;
 
-pub(crate) use handles::{Mode, Site, finish, note_global_recorder, note_native_store, start};
-pub(crate) use native::{NativeMetrics, NativeRecorder};
+pub(crate) use handles::{
+    Mode, Site, finish, note_exemplar_store, note_global_recorder, note_native_store, start,
+};
+pub(crate) use native::{InfoSeries, NativeMetrics, NativeRecorder};
+#[cfg(feature = "prometheus-listener")]
+pub(crate) use openmetrics::Format;

@@ -30,6 +30,8 @@ use metrics::{
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::calls::{Bounds, InFlightHandle, OperationCells, StatusHandle};
+use super::exemplar::Exemplar;
+use super::openmetrics::{self, Format};
 use crate::base::{Status, names};
 
 /// One label set's histogram.
@@ -125,8 +127,8 @@ impl<T> Family<T> {
     }
 
     /// Appends the family's `# HELP` (when described) and `# TYPE` lines.
-    fn head(&self, out: &mut String) {
-        let name = self.name;
+    fn head(&self, out: &mut String, format: Format) {
+        let name = openmetrics::family_name(self.name, self.kind, format);
         if let Some(d) = &*self
             .description
             .lock()
@@ -192,6 +194,17 @@ struct HistogramSeries {
     /// Per bucket, not cumulative; the overflow bucket last.
     counts: Vec<u64>,
     sum_nanos: u64,
+    /// Per bucket, a recent call, when the guard's path offered one.
+    exemplars: Vec<Option<Exemplar>>,
+}
+
+/// A constant series with value 1 whose labels say something about the
+/// process (`observe_build_info`, `operation_objective_info`).
+#[derive(Debug, Clone)]
+pub(crate) struct InfoSeries {
+    pub(crate) name: &'static str,
+    pub(crate) help: &'static str,
+    pub(crate) labels: Vec<(String, String)>,
 }
 
 /// The operation families kept here, and how to render them.
@@ -205,6 +218,9 @@ pub(crate) struct NativeMetrics {
     durations: Family<Buckets>,
     calls: Family<AtomicU64>,
     in_flight: Family<AtomicU64>,
+    /// Whether the guard's path keeps exemplars.
+    exemplars: bool,
+    infos: Mutex<Vec<InfoSeries>>,
 }
 
 impl NativeMetrics {
@@ -217,6 +233,27 @@ impl NativeMetrics {
             durations: Family::new(names::OPERATION_DURATION_SECONDS, "histogram"),
             calls: Family::new(names::OPERATION_CALLS_TOTAL, "counter"),
             in_flight: Family::new(names::OPERATION_IN_FLIGHT, "gauge"),
+            exemplars: true,
+            infos: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Leaves the histogram without exemplars: no call offers one.
+    #[must_use]
+    pub(crate) fn without_exemplars(mut self) -> Self {
+        self.exemplars = false;
+        self
+    }
+
+    /// Adds a constant series, rendered with value 1 after the others; a
+    /// series with the same name and labels is kept once.
+    pub(crate) fn add_info(&self, info: InfoSeries) {
+        let mut infos = self.infos.lock().unwrap_or_else(PoisonError::into_inner);
+        if !infos
+            .iter()
+            .any(|i| i.name == info.name && i.labels == info.labels)
+        {
+            infos.push(info);
         }
     }
 
@@ -229,7 +266,11 @@ impl NativeMetrics {
         if let Some(cells) = ops.get(operation) {
             return Arc::clone(cells);
         }
-        let cells = Arc::new(OperationCells::new(operation, Arc::clone(&self.bounds)));
+        let cells = Arc::new(OperationCells::new(
+            operation,
+            Arc::clone(&self.bounds),
+            self.exemplars,
+        ));
         ops.insert(operation.to_owned(), Arc::clone(&cells));
         cells
     }
@@ -274,14 +315,23 @@ impl NativeMetrics {
         Gauge::from_arc(self.in_flight.value(key, || AtomicU64::new(0)))
     }
 
-    /// Appends the families in the Prometheus text format; the values of
-    /// every operation are merged from its shards here.
-    pub(crate) fn render_into(&self, out: &mut String) {
+    /// Appends the families in `format`; the values of every operation
+    /// are merged from its shards here. Exemplars are shown in
+    /// OpenMetrics only: the Prometheus text format has no place for them.
+    pub(crate) fn render_into(&self, out: &mut String, format: Format) {
+        let with_exemplars = format == Format::OpenMetrics;
         let ops: Vec<_> = self
             .operations()
             .into_iter()
             .map(|op| {
-                let snapshots = Status::ALL.map(|s| op.snapshot(s));
+                let snapshots = Status::ALL.map(|s| {
+                    let exemplars = if with_exemplars {
+                        op.exemplars(s)
+                    } else {
+                        None
+                    };
+                    (op.snapshot(s), exemplars.unwrap_or_default())
+                });
                 (op, snapshots)
             })
             .collect();
@@ -306,10 +356,11 @@ impl NativeMetrics {
                 key,
                 counts: b.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
                 sum_nanos: b.sum_nanos.load(Ordering::Relaxed),
+                exemplars: Vec::new(),
             })
             .collect();
         for (op, snapshots) in ops {
-            for (status, snap) in Status::ALL.into_iter().zip(snapshots) {
+            for (status, (snap, exemplars)) in Status::ALL.into_iter().zip(snapshots) {
                 let shown = matches!(status, Status::Success | Status::Error);
                 if op.counters_shown() && (shown || snap.calls > 0) {
                     calls.push((
@@ -321,6 +372,7 @@ impl NativeMetrics {
                     key: operation_key(self.durations.name, op.operation(), Some(status)),
                     counts: snap.buckets,
                     sum_nanos: snap.sum_nanos,
+                    exemplars,
                 });
             }
             if op.gauge_shown() {
@@ -335,9 +387,36 @@ impl NativeMetrics {
         // A label set appears with its first sample.
         histograms.retain(|h| h.counts.iter().any(|&c| c > 0));
 
-        self.render_values(&self.calls, calls, out);
-        self.render_histograms(histograms, out);
-        self.render_values(&self.in_flight, in_flight, out);
+        self.render_values(&self.calls, calls, out, format);
+        self.render_histograms(histograms, out, format);
+        self.render_values(&self.in_flight, in_flight, out, format);
+        self.render_infos(out);
+    }
+
+    /// Appends the constant series, one gauge family per name.
+    fn render_infos(&self, out: &mut String) {
+        let mut infos = self
+            .infos
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        infos.sort_by(|a, b| (a.name, &a.labels).cmp(&(b.name, &b.labels)));
+        let mut last = "";
+        for info in &infos {
+            if info.name != last {
+                let _ = writeln!(out, "# HELP {} {}", info.name, escape_help(info.help));
+                let _ = writeln!(out, "# TYPE {} gauge", info.name);
+                last = info.name;
+            }
+            let mut labels = String::new();
+            let pairs = self
+                .global_labels
+                .iter()
+                .chain(&info.labels)
+                .map(|(k, v)| (k.as_str(), v.as_str()));
+            write_labels(pairs, &mut labels);
+            let _ = writeln!(out, "{}{{{}}} 1", info.name, labels.trim_end_matches(','));
+        }
     }
 
     /// Appends counter or gauge values in the Prometheus text format, as
@@ -347,12 +426,13 @@ impl NativeMetrics {
         family: &Family<AtomicU64>,
         mut values: Vec<(Key, V)>,
         out: &mut String,
+        format: Format,
     ) {
         if values.is_empty() {
             return;
         }
         values.sort_by(|a, b| a.0.labels().cmp(b.0.labels()));
-        family.head(out);
+        family.head(out, format);
         for (key, value) in values {
             let labels = self.labels(&key);
             let labels = labels.trim_end_matches(',');
@@ -361,23 +441,32 @@ impl NativeMetrics {
     }
 
     /// Appends the histograms that have samples, sorted by labels.
-    fn render_histograms(&self, mut shown: Vec<HistogramSeries>, out: &mut String) {
+    fn render_histograms(&self, mut shown: Vec<HistogramSeries>, out: &mut String, format: Format) {
         if shown.is_empty() {
             return;
         }
         shown.sort_by(|a, b| a.key.labels().cmp(b.key.labels()));
         let name = self.durations.name;
         let bounds = self.bounds.seconds();
-        self.durations.head(out);
+        self.durations.head(out, format);
         for series in shown {
             let labels = self.labels(&series.key);
+            let exemplar = |i: usize, out: &mut String| {
+                if let Some(Some(e)) = series.exemplars.get(i) {
+                    e.write_openmetrics(out);
+                }
+            };
             let mut total = 0u64;
-            for (bound, count) in bounds.iter().zip(&series.counts) {
+            for (i, (bound, count)) in bounds.iter().zip(&series.counts).enumerate() {
                 total += count;
-                let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{bound}\"}} {total}");
+                let _ = write!(out, "{name}_bucket{{{labels}le=\"{bound}\"}} {total}");
+                exemplar(i, out);
+                out.push('\n');
             }
             total += series.counts[bounds.len()];
-            let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {total}");
+            let _ = write!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {total}");
+            exemplar(bounds.len(), out);
+            out.push('\n');
             #[allow(clippy::cast_precision_loss)]
             let sum = series.sum_nanos as f64 / 1e9;
             let labels = labels.trim_end_matches(',');
@@ -394,20 +483,30 @@ impl NativeMetrics {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .chain(key.labels().map(|l| (l.key(), l.value())));
-        for (k, v) in pairs {
-            s.push_str(k);
-            s.push_str("=\"");
-            for c in v.chars() {
-                match c {
-                    '\\' => s.push_str("\\\\"),
-                    '"' => s.push_str("\\\""),
-                    '\n' => s.push_str("\\n"),
-                    c => s.push(c),
-                }
-            }
-            s.push_str("\",");
-        }
+        write_labels(pairs, &mut s);
         s
+    }
+}
+
+/// Appends `a="x",b="y",`, values escaped.
+fn write_labels<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>, out: &mut String) {
+    for (k, v) in pairs {
+        out.push_str(k);
+        out.push_str("=\"");
+        escape_label_value(v, out);
+        out.push_str("\",");
+    }
+}
+
+/// Appends `value` escaped for a label value (both text formats agree).
+pub(crate) fn escape_label_value(value: &str, out: &mut String) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
     }
 }
 
@@ -495,15 +594,34 @@ impl MetricsHandle {
         &self.native
     }
 
-    /// The Prometheus text exposition of every metric: what `/metrics`
-    /// serves.
+    /// The Prometheus text exposition (format 0.0.4) of every metric:
+    /// what `/metrics` serves unless the scraper asks for OpenMetrics.
     #[must_use]
     pub fn render(&self) -> String {
         let mut text = self.prometheus.render();
         if !text.is_empty() && !text.ends_with('\n') {
             text.push('\n');
         }
-        self.native.render_into(&mut text);
+        self.native.render_into(&mut text, Format::Text);
+        text
+    }
+
+    /// The OpenMetrics 1.0 exposition of every metric, with the latest
+    /// calls' exemplars on the operation duration buckets: what `/metrics`
+    /// serves to a scraper that accepts `application/openmetrics-text`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let observe = observe_runtime::Observe::builder("docs").install()?;
+    /// let handle = observe.prometheus_handle().expect("prometheus is on");
+    /// assert!(handle.render_openmetrics().ends_with("# EOF\n"));
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn render_openmetrics(&self) -> String {
+        let mut text = openmetrics::from_text(&self.prometheus.render());
+        self.native.render_into(&mut text, Format::OpenMetrics);
+        text.push_str("# EOF\n");
         text
     }
 
@@ -543,7 +661,7 @@ mod tests {
         }
         h.durations.describe("Durations.".into());
         let mut out = String::new();
-        h.render_into(&mut out);
+        h.render_into(&mut out, Format::Text);
         let l = r#"service="svc \"a\"",operation="db.query",status="success""#;
         let expected = format!(
             "# HELP operation_duration_seconds Durations.\n\
@@ -559,13 +677,74 @@ mod tests {
     }
 
     #[test]
+    fn openmetrics_shows_each_buckets_exemplar_and_the_info_series() {
+        let h = NativeMetrics::new(&[0.001, 0.1], vec![("service".into(), "svc".into())]);
+        h.add_info(InfoSeries {
+            name: "observe_build_info",
+            help: "Build.",
+            labels: vec![("version".into(), "1.2.3".into())],
+        });
+        let cells = h.operation("op");
+        cells.show_all();
+        let id: crate::correlation::CorrelationId = "req-7".parse().expect("valid");
+        crate::correlation::scope(id, || {
+            cells.enter();
+            cells.finish(Status::Success, 2_000_000, 1);
+        });
+        cells.enter();
+        cells.finish(Status::Error, 500, 1);
+
+        let mut text = String::new();
+        h.render_into(&mut text, Format::Text);
+        assert!(!text.contains(" # {"), "no exemplars in 0.0.4: {text}");
+        assert!(
+            text.contains("# TYPE operation_calls_total counter\n"),
+            "{text}"
+        );
+
+        let mut om = String::new();
+        h.render_into(&mut om, Format::OpenMetrics);
+        assert!(om.contains("# TYPE operation_calls counter\n"), "{om}");
+        let bucket = |le: &str| {
+            let prefix = format!(
+                "operation_duration_seconds_bucket{{service=\"svc\",operation=\"op\",status=\"success\",le=\"{le}\"}}"
+            );
+            om.lines()
+                .find(|l| l.starts_with(&prefix))
+                .unwrap_or_else(|| panic!("{prefix} in {om}"))
+                .to_owned()
+        };
+        assert!(
+            bucket("0.1").starts_with(
+                "operation_duration_seconds_bucket{service=\"svc\",operation=\"op\",status=\"success\",le=\"0.1\"} 1 # {correlation_id=\"req-7\"} 0.002 "
+            ),
+            "{om}"
+        );
+        assert!(
+            !bucket("0.001").contains('#'),
+            "an empty bucket has none: {om}"
+        );
+        assert!(
+            !om.contains("status=\"error\",le=\"0.001\"} 1 #"),
+            "a call outside every scope leaves none: {om}"
+        );
+        assert!(
+            om.ends_with(
+                "# HELP observe_build_info Build.\n# TYPE observe_build_info gauge\n\
+                 observe_build_info{service=\"svc\",version=\"1.2.3\"} 1\n"
+            ),
+            "{om}"
+        );
+    }
+
+    #[test]
     fn the_same_key_shares_one_series() {
         let h = NativeMetrics::new(&[1.0], Vec::new());
         h.histogram(&key("a", "success")).record(0.5);
         h.histogram(&key("a", "success")).record(0.5);
         h.histogram(&key("a", "error")).record(2.0);
         let mut out = String::new();
-        h.render_into(&mut out);
+        h.render_into(&mut out, Format::Text);
         assert!(
             out.contains(
                 "operation_duration_seconds_count{operation=\"a\",status=\"success\"} 2\n"
@@ -616,7 +795,7 @@ mod tests {
             .register_counter(&Key::from_name("other_total"), &META)
             .increment(5);
         let mut out = String::new();
-        native.render_into(&mut out);
+        native.render_into(&mut out, Format::Text);
         assert_eq!(
             out,
             "# HELP operation_calls_total Calls.\n\
