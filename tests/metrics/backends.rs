@@ -1,7 +1,9 @@
 //! End to end against the real servers: monitored calls with known
 //! outcomes, served on `/metrics` and scraped by Prometheus, pushed to
 //! InfluxDB 1.6 (v1 API) and VictoriaMetrics (v2 API with a token), with
-//! the system sampler on; every back-end reads back the same counts. The
+//! the system sampler on; every back-end reads back the same counts.
+//! Prometheus scrapes OpenMetrics with exemplar storage on: the duration
+//! buckets' exemplars name calls whose log lines the same run wrote. The
 //! builder installs globally, so no other test of this binary installs.
 
 use std::collections::BTreeMap;
@@ -34,6 +36,38 @@ fn checkout(attempt: u32) -> Result<u32, Declined> {
         7..10 => Err(Declined),
         _ => panic!("checkout {attempt} exploded"),
     }
+}
+
+/// The `correlation_id` and series `status` of each exemplar Prometheus
+/// stored for `selector` in the last hour.
+fn exemplar_ids(prom: &str, selector: &str) -> Result<Vec<(String, String)>, String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs();
+    let (start, end) = ((now - 3600).to_string(), (now + 60).to_string());
+    let body = get(
+        &format!("{prom}/api/v1/query_exemplars"),
+        &[("query", selector), ("start", &start), ("end", &end)],
+    )?;
+    let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
+    if v["status"] != "success" {
+        return Err(body);
+    }
+    let mut ids = Vec::new();
+    for series in v["data"].as_array().into_iter().flatten() {
+        let status = series["seriesLabels"]["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        for e in series["exemplars"].as_array().into_iter().flatten() {
+            let id = e["labels"]["correlation_id"]
+                .as_str()
+                .ok_or_else(|| format!("an exemplar without correlation_id: {e}"))?;
+            ids.push((id.to_owned(), status.clone()));
+        }
+    }
+    Ok(ids)
 }
 
 /// `{status: value}` of a PromQL result grouped by status, without the
@@ -81,7 +115,13 @@ fn prometheus_influxdb_and_victoria_metrics_read_back_the_same_counts() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let target = listener.local_addr().expect("addr").to_string();
     let servers = std::thread::scope(|s| {
-        let prometheus = s.spawn(|| Service::start_or_skip("prometheus", &[&target]));
+        let prometheus = s.spawn(|| {
+            Service::start_with_env_or_skip(
+                "prometheus",
+                &[("PROM_ARGS", "--enable-feature=exemplar-storage")],
+                &[&target],
+            )
+        });
         let influx = s.spawn(|| Service::start_or_skip("influxdb", &[]));
         let victoria = s.spawn(|| Service::start_or_skip("victoria-metrics", &[]));
         (
@@ -96,8 +136,11 @@ fn prometheus_influxdb_and_victoria_metrics_read_back_the_same_counts() {
     create_database(&influx.url(), DB);
 
     let push = Duration::from_millis(500);
+    let lines = CaptureSink::new();
     let guard = Observe::builder(SERVICE)
-        .sink(CaptureSink::new())
+        .version("1.4.2")
+        .commit("9f3c2e1")
+        .sink(lines.clone())
         .metrics_listener_on(listener)
         .system_metrics(Duration::from_secs(1))
         .influxdb(InfluxConfig::v1(&influx.url(), DB).interval(push))
@@ -182,6 +225,45 @@ fn prometheus_influxdb_and_victoria_metrics_read_back_the_same_counts() {
     )
     .expect("query");
     assert_eq!(events.first().map(|e| e.1), Some(5.0), "{events:?}");
+
+    let build = promql(&prom, "observe_build_info").expect("query");
+    assert_eq!(build.len(), 1, "{build:?}");
+    assert_eq!(
+        (
+            &build[0].0["service"],
+            &build[0].0["version"],
+            &build[0].0["commit"]
+        ),
+        (
+            &serde_json::json!(SERVICE),
+            &serde_json::json!("1.4.2"),
+            &serde_json::json!("9f3c2e1")
+        ),
+        "{build:?}"
+    );
+
+    // --- Exemplars: each names a call that wrote a line in this run.
+    let logged: std::collections::BTreeSet<String> = lines
+        .lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["performance"]["operation"] == "checkout")
+        .filter_map(|l| l["correlation_id"].as_str().map(str::to_owned))
+        .collect();
+    let exemplars = eventually("exemplars of checkout in Prometheus", || {
+        let found = exemplar_ids(
+            &prom,
+            r#"operation_duration_seconds_bucket{operation="checkout"}"#,
+        )?;
+        Ok((!found.is_empty()).then_some(found))
+    });
+    println!("Prometheus exemplars of checkout: {exemplars:?}");
+    for (id, status) in &exemplars {
+        assert!(
+            logged.contains(id),
+            "exemplar {id} ({status}) is not in the log lines: {logged:?}"
+        );
+    }
 
     // --- The exposition passes promtool's checks.
     let exposition = get(&format!("http://{target}/metrics"), &[]).expect("GET /metrics");

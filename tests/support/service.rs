@@ -23,6 +23,8 @@ pub(crate) struct Service {
     dir: PathBuf,
     /// The port it listens on, on 127.0.0.1.
     pub(crate) port: u16,
+    /// Variables the recipe is started with (e.g. Prometheus' `PROM_ARGS`).
+    env: Vec<(String, String)>,
 }
 
 impl Service {
@@ -39,12 +41,27 @@ impl Service {
         Self::start_on_or_skip(name, free_port(), extra)
     }
 
+    /// [`start_or_skip`](Self::start_or_skip) with variables for the
+    /// recipe, e.g. `PROM_ARGS` for Prometheus' feature flags.
+    #[allow(dead_code)] // not every test crate passes variables
+    pub(crate) fn start_with_env_or_skip(
+        name: &str,
+        env: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Option<Self> {
+        Self::start_full(name, free_port(), env, extra)
+    }
+
     /// [`start_or_skip`](Self::start_or_skip) on `port` (e.g. one a test
     /// already pointed a client at while nothing listened there).
     ///
     /// # Panics
     /// If the server cannot start for a reason other than its installation.
     pub(crate) fn start_on_or_skip(name: &str, port: u16, extra: &[&str]) -> Option<Self> {
+        Self::start_full(name, port, &[], extra)
+    }
+
+    fn start_full(name: &str, port: u16, env: &[(&str, &str)], extra: &[&str]) -> Option<Self> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let script = root.join(".ci/services").join(format!("{name}.sh"));
         let dir = std::env::temp_dir().join(format!(
@@ -53,7 +70,16 @@ impl Service {
             unique()
         ));
         std::fs::create_dir_all(&dir).expect("service dir");
-        let service = Self { script, dir, port };
+        let env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let service = Self {
+            script,
+            dir,
+            port,
+            env,
+        };
         match service.try_launch(extra) {
             Ok(()) => Some(service),
             Err(Failure::Install(why)) if std::env::var_os("CI").is_none() => {
@@ -112,6 +138,7 @@ impl Service {
             .arg(&self.dir)
             .arg(self.port.to_string())
             .args(extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .map_err(|e| Failure::Install(format!("cannot run bash: {e}")))?;
         if out.status.success() {

@@ -30,9 +30,7 @@ impl Observe {
     /// # Ok::<(), observe_runtime::InstallError>(())
     /// ```
     pub fn from_env() -> ObserveBuilder {
-        let vars: Vec<(String, String)> = std::env::vars()
-            .filter(|(k, _)| k.starts_with(PREFIX))
-            .collect();
+        let vars: Vec<(String, String)> = std::env::vars().filter(|(k, _)| read_here(k)).collect();
         let service = vars
             .iter()
             .find(|(k, v)| k == "OBSERVE_SERVICE" && !v.trim().is_empty())
@@ -41,6 +39,11 @@ impl Observe {
             .unwrap_or_else(|| "service".to_owned());
         Observe::builder(service).from_env_vars(vars)
     }
+}
+
+/// Whether the builder reads the variable `name`.
+fn read_here(name: &str) -> bool {
+    name.starts_with(PREFIX) || name == "OTEL_RESOURCE_ATTRIBUTES"
 }
 
 fn executable_name() -> Option<String> {
@@ -74,6 +77,9 @@ impl ObserveBuilder {
     /// | `OBSERVE_REDACT` | [`redact`](ObserveBuilder::redact): comma-separated keys, added to the defaults (replacing them takes [`redact_only`](ObserveBuilder::redact_only) in code) | `ssn,iban` |
     /// | `OBSERVE_ID_FORMAT` | [`id_format`](ObserveBuilder::id_format): `req` or `uuidv7` | `uuidv7` |
     /// | `OBSERVE_FLUSH_TIMEOUT` | [`flush_timeout`](ObserveBuilder::flush_timeout) | `5s` |
+    /// | `OBSERVE_VERSION`, `OBSERVE_COMMIT` | [`version`](ObserveBuilder::version), [`commit`](ObserveBuilder::commit) | `1.4.2`, `9f3c2e1` |
+    /// | `OTEL_RESOURCE_ATTRIBUTES` | its `service.version`, unless `OBSERVE_VERSION` is set | `service.version=1.4.2` |
+    /// | `OBSERVE_EXEMPLARS` | [`exemplars`](ObserveBuilder::exemplars) | `false` |
     ///
     ///
     /// Durations are a number with a unit: `ms`, `s` or `m`. Booleans are
@@ -82,7 +88,7 @@ impl ObserveBuilder {
     /// [`install`](Self::install) fail with [`InstallError::Component`]
     /// naming the variable, rather than being ignored.
     pub fn from_env(self) -> Self {
-        self.from_env_vars(std::env::vars().filter(|(k, _)| k.starts_with(PREFIX)))
+        self.from_env_vars(std::env::vars().filter(|(k, _)| read_here(k)))
     }
 
     /// As [`from_env`](Self::from_env), from the given `(name, value)`
@@ -156,6 +162,11 @@ pub(crate) struct EnvConfig {
     redact: Option<Vec<String>>,
     id_format: Option<IdFormat>,
     flush_timeout: Option<Duration>,
+    version: Option<String>,
+    /// `service.version` of `OTEL_RESOURCE_ATTRIBUTES`.
+    resource_version: Option<String>,
+    commit: Option<String>,
+    exemplars: Option<bool>,
 }
 
 impl EnvConfig {
@@ -264,6 +275,17 @@ impl EnvConfig {
                 "OBSERVE_FLUSH_TIMEOUT" => {
                     c.flush_timeout = Some(duration(v).ok_or_else(|| err("a duration like `5s`"))?);
                 }
+                "OBSERVE_VERSION" => c.version = Some(v.to_owned()),
+                "OBSERVE_COMMIT" => c.commit = Some(v.to_owned()),
+                "OBSERVE_EXEMPLARS" => {
+                    c.exemplars = Some(boolean(v).ok_or_else(|| err("a boolean"))?);
+                }
+                "OTEL_RESOURCE_ATTRIBUTES" => {
+                    c.resource_version = super::resource::parse(v)
+                        .map_err(err)?
+                        .into_iter()
+                        .find_map(|(k, v)| (k == "service.version").then_some(v));
+                }
                 _ => {}
             }
         }
@@ -330,6 +352,15 @@ impl EnvConfig {
         }
         if let Some(t) = self.flush_timeout {
             b = b.flush_timeout(t);
+        }
+        if let Some(v) = self.version.or(self.resource_version) {
+            b = b.version(v);
+        }
+        if let Some(c) = self.commit {
+            b = b.commit(c);
+        }
+        if let Some(e) = self.exemplars {
+            b = b.exemplars(e);
         }
         b = apply_metrics_addr(b, self.metrics_addr);
         b = apply_influxdb(b, self.influxdb, self.influxdb_interval);

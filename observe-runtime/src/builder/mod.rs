@@ -6,10 +6,12 @@
 //! environment in `env.rs`. The components themselves know nothing of the
 //! builder.
 
+mod build_info;
 mod env;
 // Shadows the `metrics` crate in this file, which therefore says `::metrics`.
 mod metrics;
 mod panic_hook;
+mod resource;
 mod sinks;
 
 use std::fmt;
@@ -60,6 +62,8 @@ impl Observe {
             flush_on_panic: cfg!(panic = "abort"),
             starters: Starters::default(),
             recorder_layers: RecorderLayers::default(),
+            build_info: build_info::BuildInfo::default(),
+            exemplars: true,
         }
     }
 }
@@ -119,6 +123,8 @@ pub struct ObserveBuilder {
     flush_on_panic: bool,
     starters: Starters,
     recorder_layers: RecorderLayers,
+    build_info: build_info::BuildInfo,
+    exemplars: bool,
 }
 
 impl ObserveBuilder {
@@ -316,7 +322,11 @@ impl ObserveBuilder {
                     let wrapped = std::mem::take(&mut self.recorder_layers.0)
                         .into_iter()
                         .fold(Box::new(recorder) as BoxedRecorder, |r, wrap| wrap(r));
-                    ::metrics::set_global_recorder(wrapped).is_ok()
+                    let installed = ::metrics::set_global_recorder(wrapped).is_ok();
+                    if installed {
+                        observe_metrics::note_exemplar_store(handle.native());
+                    }
+                    installed
                 };
                 if !installed {
                     stop_all(background);
@@ -416,10 +426,15 @@ impl ObserveBuilder {
             .iter()
             .find(|(m, _)| m == names::OPERATION_DURATION_SECONDS)
             .map_or(names::DEFAULT_DURATION_BUCKETS, |(_, b)| b.as_slice());
-        let native = Arc::new(NativeMetrics::new(
+        let mut native = NativeMetrics::new(
             duration_buckets,
             vec![(names::LABEL_SERVICE.to_owned(), self.service.clone())],
-        ));
+        );
+        if !self.exemplars {
+            native = native.without_exemplars();
+        }
+        self.build_info.publish(&native);
+        let native = Arc::new(native);
         let recorder = builder.build_recorder();
         let handle = MetricsHandle::new(recorder.handle(), Arc::clone(&native));
         Ok((NativeRecorder::new(recorder, native), handle))
