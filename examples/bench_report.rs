@@ -5,7 +5,7 @@
 //! ```text
 //! cargo bench --bench overhead --bench overhead_metrics --bench overhead_tracing_json \
 //!     --bench overhead_fastrace --bench overhead_observe_metrics_only --bench overhead_observe_full \
-//!     --bench overhead_observe_formatted
+//!     --bench overhead_observe_formatted --bench overhead_observe_metrics_no_exemplars
 //! cargo run --example bench_report            # writes benches/RESULTS.md
 //! ```
 //!
@@ -113,6 +113,14 @@ const ROWS: &[(&str, &str)] = &[
         "`#[monitor_performance]`, success line filtered out, Prometheus metrics",
     ),
     (
+        "observe/metrics_only_no_exemplars/sync",
+        "the same with exemplars off (`.exemplars(false)`)",
+    ),
+    (
+        "observe/metrics_only_no_exemplars/async",
+        "the same with exemplars off (`.exemplars(false)`)",
+    ),
+    (
         "observe/full_json_queued/sync",
         "`#[monitor_performance]`, JSON line queued to the TCP sink, metrics",
     ),
@@ -170,6 +178,13 @@ fn targets(m: &Medians) -> Vec<(String, String, String, Option<bool>)> {
             get(&mo)
                 .zip(get("clock/quanta_pair"))
                 .map(|(a, b)| a <= 3.0 * b),
+        );
+        let plain = format!("observe/metrics_only_no_exemplars/{mode}");
+        check(
+            &mo,
+            &plain,
+            "exemplars add at most 10%".into(),
+            get(&mo).zip(get(&plain)).map(|(a, b)| a <= 1.1 * b),
         );
         let auto = format!("autometrics/{mode}");
         check(

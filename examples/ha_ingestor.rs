@@ -1164,7 +1164,7 @@ fn run_service(role: &str, args: &Args) -> Result<(), BoxError> {
         )),
     };
 
-    let mut builder = Observe::builder(role);
+    let mut builder = Observe::builder(role).version(env!("CARGO_PKG_VERSION"));
     let shipping =
         args.logstash.is_some() || args.elasticsearch.is_some() || args.log_file.is_some();
     if let Some(a) = &args.logstash {
