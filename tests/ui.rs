@@ -1,4 +1,5 @@
-//! Compile tests: every supported function shape expands and compiles;
+//! Compile tests: every supported function and impl block shape expands and
+//! compiles;
 //! every misuse is a compile error pointing at the offending tokens.
 
 #[test]
