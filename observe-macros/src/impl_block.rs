@@ -154,7 +154,7 @@ fn read_args(attr: &Attribute) -> syn::Result<Args> {
         Meta::Path(_) => Ok(Args { list: Vec::new() }),
         Meta::List(list) => syn::parse2(list.tokens.clone()),
         Meta::NameValue(value) => Err(Error::new_spanned(
-            &value.eq_token,
+            value.eq_token,
             "expected #[monitor_performance] or #[monitor_performance(...)]",
         )),
     }

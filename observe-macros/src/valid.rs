@@ -164,8 +164,8 @@ fn misplaced(key: Key, place: Place) -> Option<&'static str> {
 /// A skipped method is not monitored, so any other argument beside `skip`
 /// would be ignored: each is an error.
 fn check_beside_skip(arg: &Arg, errors: &mut Errors) {
-    const MESSAGE: &str = "`skip` takes no other options: a skipped method is not monitored; remove this \
-         option or `skip`";
+    const MESSAGE: &str = "`skip` takes no other options: a skipped method is not \
+                           monitored; remove this option or `skip`";
     match arg {
         Arg::Name(lit) => errors.push(Error::new_spanned(lit, MESSAGE)),
         Arg::Option(opt) if opt.key != Key::Skip => errors.push(Error::new(opt.key_span, MESSAGE)),
@@ -360,6 +360,13 @@ fn check_method(method: &Method, errors: &mut Errors) {
             Ok(own) => check_args(own, Place::Method, errors),
             Err(error) => errors.push(error.clone()),
         }
+    }
+    if let (Some(default), true) = (&method.func.defaultness, method.is_monitored()) {
+        // The expansion writes the signature back without it.
+        errors.push(Error::new_spanned(
+            default,
+            "#[monitor_performance] cannot be applied to a specialising `default fn`",
+        ));
     }
     if method.is_monitored() {
         // A name on the block is an error of its own: it names no method.

@@ -29,14 +29,10 @@ fn args(tokens: TokenStream) -> Args {
 /// must pass validation.
 fn expanded(attr: TokenStream, item: TokenStream) -> String {
     let args = args(attr);
-    let block = block(item);
-    if let Err(error) = valid::validate(
-        &args,
-        Some(&Item::Impl(ImplBlock::parse(block.header.clone()))),
-    ) {
+    if let Err(error) = valid::validate(&args, Item::parse(item.clone()).as_ref()) {
         panic!("should be accepted: {error}");
     }
-    expand(&args, block).to_string()
+    expand(&args, block(item)).to_string()
 }
 
 fn errors(attr: TokenStream, item: TokenStream) -> Vec<String> {
@@ -320,6 +316,27 @@ fn method_level_mistakes_all_at_once() {
     assert!(found[3].starts_with("duplicate #[monitor_performance] on this method"));
     assert!(found[4].starts_with("#[monitor_performance] cannot be applied to a `const fn`"));
     assert!(found[5].starts_with("the function name `café` is not a valid operation name"));
+}
+
+#[test]
+fn method_attribute_forms() {
+    assert_eq!(
+        errors(
+            quote!(),
+            quote!(impl S { #[monitor_performance = "x"] fn f() {} })
+        ),
+        ["expected #[monitor_performance] or #[monitor_performance(...)]"]
+    );
+    // Left alone silently, named explicitly an error.
+    assert_eq!(
+        errors(
+            quote!(),
+            quote!(impl S { fn f() {} #[monitor_performance] default fn g() {} })
+        ),
+        ["#[monitor_performance] cannot be applied to a specialising `default fn`"]
+    );
+    let out = expanded(quote!(), quote!(impl S { default fn g() {} }));
+    assert!(operations(&out).is_empty(), "{out}");
 }
 
 #[test]
