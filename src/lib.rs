@@ -80,6 +80,8 @@
 //! | `context(k = expr, k2 = %expr, k3 = ?expr)` | fields of the line's `context`, evaluated at call start; `%` uses `Display`, `?` uses `Debug` |
 //! | `slow = "250ms"` | log a WARN `"{op} slow"` line instead of the success line above this duration (`ns`, `us`, `ms`, `s`, `m`) |
 //! | `crate = path` | where `observe` is, if renamed |
+//! | `prefix = "store"` | on an impl block only: its methods are named `store.method` instead of `Type.method` |
+//! | `skip` | on a method of an annotated impl block only: leave the method unmonitored |
 //!
 //! ```
 //! use observe::monitor_performance;
@@ -130,9 +132,59 @@
 //! or `self: Arc<Self>`, generic functions with `where` clauses, `impl
 //! Trait` in argument and return position, `async fn` in traits and their
 //! impls, `#[async_trait]` methods, `unsafe fn`, and bodies using `return`
-//! and `?`. The signature and the other attributes are left as written.
-//! Misuse (a non-function, a `const fn`, a malformed option) is a compile
-//! error pointing at the offending tokens, all argument errors at once.
+//! and `?`; and whole impl blocks (below). The signature and the other
+//! attributes are left as written. Misuse (a non-function, a `const fn`, a
+//! malformed option) is a compile error pointing at the offending tokens,
+//! all argument errors at once.
+//!
+//! ## On an impl block
+//!
+//! On an `impl` block (inherent or trait, generic or not) the attribute
+//! monitors every method with a body, each as `Type.method`: the self
+//! type's name without its generics, also for a trait impl. `prefix`
+//! replaces `Type`. The block's `level`, `slow` and `crate` apply to every
+//! method; a method's own `#[monitor_performance(...)]` replaces them
+//! option by option and may name the operation itself, and
+//! `#[monitor_performance(skip)]` leaves a method alone. Associated
+//! consts and types, macro invocations and `const fn`s are left as they
+//! are. The block takes no operation name and no `context`, since both
+//! differ per method: put them on the method.
+//!
+//! ```
+//! use observe::monitor_performance;
+//!
+//! struct Store { items: Vec<u32> }
+//!
+//! #[monitor_performance(prefix = "store", level = "debug")]
+//! impl Store {
+//!     fn get(&self, i: usize) -> Option<u32> {     // "store.get", DEBUG
+//!         self.items.get(i).copied()
+//!     }
+//!
+//!     #[monitor_performance("store.insert", context(value = v))]
+//!     fn push(&mut self, v: u32) {                  // "store.insert", DEBUG
+//!         self.items.push(v);
+//!     }
+//!
+//!     #[monitor_performance(skip)]
+//!     fn len(&self) -> usize {                      // not monitored
+//!         self.items.len()
+//!     }
+//! }
+//!
+//! let mut store = Store { items: vec![] };
+//! let c = observe::testing::capture(|| {
+//!     store.push(7);
+//!     store.get(0);
+//!     store.len()
+//! });
+//! let ops: Vec<_> = c.lines.iter().map(|l| l["performance"]["operation"].clone()).collect();
+//! assert_eq!(ops, ["store.insert", "store.get"]);
+//! assert_eq!(c.lines[0]["level"], "DEBUG");
+//! assert_eq!(c.lines[0]["context"]["value"], 7);
+//! ```
+//!
+//! With `#[async_trait]`, either attribute may come first.
 //!
 //! ## What it changes
 //!

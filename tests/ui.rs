@@ -1,5 +1,6 @@
-//! Compile tests: every supported function shape expands and compiles;
-//! every misuse is a compile error pointing at the offending tokens.
+//! Compile tests: every supported function and impl block shape expands and
+//! compiles; every misuse is a compile error pointing at the offending
+//! tokens.
 
 #[test]
 fn ui() {

@@ -8,6 +8,10 @@
 //!                       crate = ::my_observe)]
 //! ```
 //!
+//! On an `impl` block, `prefix = "store"` replaces the type's name in the
+//! methods' operation names; on a method inside such a block, `skip` leaves
+//! it unmonitored.
+//!
 //! This stage only reads what was written: each argument becomes an [`Arg`]
 //! in source order, with its original tokens for error spans. Whether it is
 //! allowed (position, duplicates, values) is for `valid` to say.
@@ -32,9 +36,11 @@ mod kw {
     syn::custom_keyword!(level);
     syn::custom_keyword!(context);
     syn::custom_keyword!(slow);
+    syn::custom_keyword!(prefix);
+    syn::custom_keyword!(skip);
 }
 
-const UNKNOWN_OPTION_HINT: &str = "expected one of: level, context, slow, crate";
+const UNKNOWN_OPTION_HINT: &str = "expected one of: level, context, slow, crate, prefix, skip";
 const OPERATION_EXAMPLE: &str =
     "expected an operation name, e.g. #[monitor_performance(\"db.query\")]";
 
@@ -50,7 +56,7 @@ pub(crate) struct Args {
 }
 
 /// One comma-separated argument.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum Arg {
     /// A string literal: the operation name (allowed first only).
     Name(LitStr),
@@ -62,7 +68,7 @@ pub(crate) enum Arg {
 }
 
 /// `key = value` or `key(...)` for a known option.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Opt {
     /// Which option.
     pub(crate) key: Key,
@@ -83,6 +89,10 @@ pub(crate) enum Key {
     Slow,
     /// `crate = path`
     Crate,
+    /// `prefix = "..."`, on an impl block
+    Prefix,
+    /// `skip`, on a method of an impl block
+    Skip,
 }
 
 impl Key {
@@ -93,12 +103,14 @@ impl Key {
             Key::Context => "context",
             Key::Slow => "slow",
             Key::Crate => "crate",
+            Key::Prefix => "prefix",
+            Key::Skip => "skip",
         }
     }
 }
 
 /// The value of an option that could be read.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum Value {
     /// `level = "..."`: level of the success log line.
     Level(LevelArg),
@@ -108,6 +120,11 @@ pub(crate) enum Value {
     Slow(SlowArg),
     /// `crate = path`: where the observe crate lives when it was renamed.
     Crate(CratePath),
+    /// `prefix = "..."`: what the methods' names start with instead of
+    /// the type's name.
+    Prefix(LitStr),
+    /// `skip`: the method is left unmonitored.
+    Skip,
 }
 
 /// Log level accepted by `level = "..."`.
@@ -153,7 +170,7 @@ impl Level {
 }
 
 /// `level = "..."` as written.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct LevelArg {
     /// The literal, kept for spans and messages.
     pub(crate) lit: LitStr,
@@ -162,7 +179,7 @@ pub(crate) struct LevelArg {
 }
 
 /// `slow = "..."` as written.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct SlowArg {
     /// The literal, kept for spans and messages.
     pub(crate) lit: LitStr,
@@ -171,7 +188,7 @@ pub(crate) struct SlowArg {
 }
 
 /// `crate = ...` as written.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum CratePath {
     /// `crate = ::my_observe`
     Path(Path),
@@ -231,6 +248,19 @@ impl Args {
             ) => Some(path),
             _ => None,
         })
+    }
+
+    /// The prefix of the methods' operation names on an impl block.
+    pub(crate) fn prefix(&self) -> Option<&LitStr> {
+        self.values().find_map(|value| match value {
+            Value::Prefix(lit) => Some(lit),
+            _ => None,
+        })
+    }
+
+    /// Whether the method is left unmonitored.
+    pub(crate) fn skip(&self) -> bool {
+        self.values().any(|value| matches!(value, Value::Skip))
     }
 
     fn values(&self) -> impl Iterator<Item = &Value> {
@@ -300,6 +330,14 @@ fn parse_argument(input: ParseStream<'_>, first: bool) -> syn::Result<Arg> {
         let key_span = input.parse::<Token![crate]>()?.span;
         let value = parse_crate_value(input, key_span).map(Value::Crate);
         (Key::Crate, key_span, value)
+    } else if lookahead.peek(kw::prefix) {
+        let key_span = input.parse::<kw::prefix>()?.span;
+        let value = parse_prefix_value(input, key_span).map(Value::Prefix);
+        (Key::Prefix, key_span, value)
+    } else if lookahead.peek(kw::skip) {
+        let key_span = input.parse::<kw::skip>()?.span;
+        let value = parse_skip_value(input);
+        (Key::Skip, key_span, value)
     } else if input.peek(Ident::peek_any) {
         let ident = input.call(Ident::parse_any)?;
         return Err(Error::new_spanned(
@@ -328,6 +366,8 @@ fn looks_like_misspelled_name(input: ParseStream<'_>) -> bool {
         && !input.peek(kw::context)
         && !input.peek(kw::slow)
         && !input.peek(Token![crate])
+        && !input.peek(kw::prefix)
+        && !input.peek(kw::skip)
         && !input.peek2(Token![=])
         && !input.peek2(token::Paren)
 }
@@ -354,6 +394,31 @@ fn parse_slow_value(input: ParseStream<'_>, key_span: Span) -> syn::Result<SlowA
     )?;
     let nanos = duration::parse(&lit.value());
     Ok(SlowArg { lit, nanos })
+}
+
+/// Parses `= "<prefix>"` after `prefix`.
+fn parse_prefix_value(input: ParseStream<'_>, key_span: Span) -> syn::Result<LitStr> {
+    let eq_span = expect_eq(input, key_span, "prefix", "prefix = \"store\"")?;
+    expect_str(
+        input,
+        eq_span,
+        "expected a string literal for `prefix`, e.g. prefix = \"store\"",
+    )
+}
+
+/// `skip` is a bare flag: anything after it up to the next comma is an
+/// error.
+fn parse_skip_value(input: ParseStream<'_>) -> syn::Result<Value> {
+    if input.is_empty() || input.peek(Token![,]) {
+        Ok(Value::Skip)
+    } else {
+        let span = input.span();
+        Err(spanned_or(
+            skip_to_comma(input),
+            span,
+            "`skip` takes no value, e.g. #[monitor_performance(skip)]",
+        ))
+    }
 }
 
 /// Parses `= path` after `crate`. A string literal holding the path is also

@@ -17,7 +17,7 @@ pub(crate) const CONTEXT_FORM: &str =
     "expected `key = expr` in context, e.g. context(user_id = user.id)";
 
 /// One entry of `context(...)`.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum ContextEntry {
     /// `key = [%|?]expr`
     Field(Box<ContextField>),
@@ -27,7 +27,7 @@ pub(crate) enum ContextEntry {
 }
 
 /// One `key = expr` entry of `context(...)`.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct ContextField {
     /// Dotted key (`a.b.c`) with any `r#` prefix removed from each part.
     pub(crate) key: String,

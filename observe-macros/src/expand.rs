@@ -14,7 +14,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned as _;
-use syn::{Ident, LitStr, Path};
+use syn::{Ident, Path};
 
 use crate::args::Args;
 use crate::context::ValueKind;
@@ -44,15 +44,12 @@ impl Names {
     }
 }
 
-/// The instrumented function.
-pub(crate) fn expand(args: &Args, f: Function) -> TokenStream {
+/// The instrumented function, recorded as `operation`.
+pub(crate) fn expand(args: &Args, f: Function, operation: &str) -> TokenStream {
     let krate: Path = args
         .krate()
         .cloned()
         .unwrap_or_else(|| syn::parse_quote!(::observe));
-    let operation = args
-        .operation()
-        .map_or_else(|| f.default_operation(), LitStr::value);
     let names = Names::new();
     let diverges = f.diverges();
     let Function {
@@ -64,7 +61,7 @@ pub(crate) fn expand(args: &Args, f: Function) -> TokenStream {
     } = f;
     let is_async = sig.asyncness.is_some();
 
-    let callsite = callsite(args, &operation, &krate, &names, &sig.ident);
+    let callsite = callsite(args, operation, &krate, &names, &sig.ident);
     let Names { result, hint, .. } = &names;
     // Returned on a dead branch, `hint` takes the function's return type
     // before the body is checked: the body then infers against it (so `?`

@@ -1,10 +1,12 @@
 //! The annotated item, parsed into a small model: a function (and how its
 //! body is shaped, including the body `#[async_trait]` writes), a function
-//! without a body, or something else. Whether it is accepted is for `valid`
-//! to say.
+//! without a body, an impl block (see `impl_block`), or something else.
+//! Whether it is accepted is for `valid` to say.
 
 use proc_macro2::TokenStream;
 use syn::{Attribute, Block, Expr, ItemFn, Signature, Stmt, TraitItemFn, Visibility};
+
+use crate::impl_block::ImplBlock;
 
 /// A function with a body.
 #[derive(Debug)]
@@ -37,7 +39,9 @@ pub(crate) enum Item {
     Fn(Function),
     /// A function signature without a body (`fn f(&self);` in a trait).
     Bodiless(TraitItemFn),
-    /// Anything else: a struct, an impl block, ...
+    /// An impl block, whose methods are monitored.
+    Impl(ImplBlock),
+    /// Anything else: a struct, a trait, ...
     Other(syn::Item),
 }
 
@@ -49,6 +53,7 @@ impl Item {
     pub(crate) fn parse(tokens: TokenStream) -> Option<Self> {
         let item = match syn::parse2::<syn::Item>(tokens) {
             Ok(syn::Item::Fn(f)) => return Some(Item::Fn(Function::from_syn(f))),
+            Ok(syn::Item::Impl(block)) => return Some(Item::Impl(ImplBlock::parse(block))),
             Ok(item) => item,
             Err(_) => return None,
         };
@@ -73,13 +78,24 @@ impl Function {
             sig,
             block,
         } = f;
+        Self::from_parts(attrs, vis, sig, *block)
+    }
+
+    /// A function from its parts: those of a free function or of a method
+    /// in an impl block.
+    pub(crate) fn from_parts(
+        attrs: Vec<Attribute>,
+        vis: Visibility,
+        sig: Signature,
+        block: Block,
+    ) -> Self {
         let (inner_attrs, outer_attrs) = attrs
             .into_iter()
             .partition(|a| matches!(a.style, syn::AttrStyle::Inner(_)));
         let body = if sig.asyncness.is_none() {
-            async_trait_body(&block).unwrap_or(Body::Plain(*block))
+            async_trait_body(&block).unwrap_or(Body::Plain(block))
         } else {
-            Body::Plain(*block)
+            Body::Plain(block)
         };
         Self {
             outer_attrs,
@@ -93,11 +109,12 @@ impl Function {
     /// The operation name when the attribute gives none: the function's
     /// name, without any `r#`.
     pub(crate) fn default_operation(&self) -> String {
-        self.sig
-            .ident
-            .to_string()
-            .trim_start_matches("r#")
-            .to_owned()
+        Self::name_of(&self.sig)
+    }
+
+    /// The name of the function `sig` declares, without any `r#`.
+    pub(crate) fn name_of(sig: &Signature) -> String {
+        sig.ident.to_string().trim_start_matches("r#").to_owned()
     }
 
     /// Whether the function never returns (`-> !`), so nothing follows its
@@ -204,7 +221,11 @@ mod tests {
             quote!(
                 struct S;
             ),
-            quote!(impl S { fn f(); }),
+            quote!(
+                trait T {
+                    fn f();
+                }
+            ),
             // Mentions `fn` and ends in `;`, yet is no function.
             quote!(
                 type F = fn();

@@ -3,8 +3,8 @@
 //! Use it through the `observe` crate, which documents it; this crate only
 //! holds the macro's parse -> validate -> expand pipeline: `args` parses the
 //! attribute (with `context` and `duration` for its small grammars), `item`
-//! the annotated item, `valid` holds every check, and `expand` writes the
-//! instrumented function.
+//! the annotated item (`impl_block` an annotated impl block), `valid` holds
+//! every check, and `expand` writes the instrumented function.
 
 // The workspace denies `unsafe`; only the runtime has one audited use.
 #![forbid(unsafe_code)]
@@ -13,6 +13,7 @@ mod args;
 mod context;
 mod duration;
 mod expand;
+mod impl_block;
 mod item;
 #[cfg(test)]
 mod test_util;
@@ -38,17 +39,27 @@ fn pipeline(
     args: proc_macro2::TokenStream,
     item: proc_macro2::TokenStream,
 ) -> proc_macro2::TokenStream {
-    let checked = syn::parse2::<Args>(args).and_then(|args| {
-        let parsed = Item::parse(item.clone());
-        valid::validate(&args, parsed.as_ref())?;
-        Ok((args, parsed))
-    });
-    match checked {
-        Ok((args, Some(Item::Fn(function)))) => expand::expand(&args, function),
+    let parsed = Item::parse(item.clone());
+    let checked = syn::parse2::<Args>(args)
+        .and_then(|args| valid::validate(&args, parsed.as_ref()).map(|()| args));
+    match (checked, parsed) {
+        (Ok(args), Some(Item::Fn(function))) => {
+            let operation = args
+                .operation()
+                .map_or_else(|| function.default_operation(), syn::LitStr::value);
+            expand::expand(&args, function, &operation)
+        }
+        (Ok(args), Some(Item::Impl(block))) => impl_block::expand(&args, block),
         // Not valid Rust: rustc reports the real error on the user's tokens.
-        Ok(_) => item,
-        Err(error) => {
+        (Ok(_), _) => item,
+        (Err(error), parsed) => {
             let error = error.to_compile_error();
+            // A block goes back without its methods' attributes, which
+            // would otherwise expand on their own and add errors of theirs.
+            let item = match parsed {
+                Some(Item::Impl(block)) => block.into_plain(),
+                _ => item,
+            };
             quote!(#error #item)
         }
     }

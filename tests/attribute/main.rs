@@ -11,6 +11,7 @@
 //! ones that compare IDs set them with `correlation::scope`).
 
 mod errors;
+mod impl_block;
 mod line_format;
 // Public: its items are public API, as at a crate root, and it denies
 // every warning, `unreachable_pub` among them.
