@@ -37,10 +37,12 @@ mod kw {
     syn::custom_keyword!(context);
     syn::custom_keyword!(slow);
     syn::custom_keyword!(prefix);
+    syn::custom_keyword!(objective);
     syn::custom_keyword!(skip);
 }
 
-const UNKNOWN_OPTION_HINT: &str = "expected one of: level, context, slow, crate, prefix, skip";
+const UNKNOWN_OPTION_HINT: &str =
+    "expected one of: level, context, slow, crate, objective, prefix, skip";
 const OPERATION_EXAMPLE: &str =
     "expected an operation name, e.g. #[monitor_performance(\"db.query\")]";
 
@@ -89,6 +91,8 @@ pub(crate) enum Key {
     Slow,
     /// `crate = path`
     Crate,
+    /// `objective = PATH`
+    Objective,
     /// `prefix = "..."`, on an impl block
     Prefix,
     /// `skip`, on a method of an impl block
@@ -103,6 +107,7 @@ impl Key {
             Key::Context => "context",
             Key::Slow => "slow",
             Key::Crate => "crate",
+            Key::Objective => "objective",
             Key::Prefix => "prefix",
             Key::Skip => "skip",
         }
@@ -120,6 +125,8 @@ pub(crate) enum Value {
     Slow(SlowArg),
     /// `crate = path`: where the observe crate lives when it was renamed.
     Crate(CratePath),
+    /// `objective = PATH`: the `Objective` constant the operation serves.
+    Objective(Path),
     /// `prefix = "..."`: what the methods' names start with instead of
     /// the type's name.
     Prefix(LitStr),
@@ -250,6 +257,14 @@ impl Args {
         })
     }
 
+    /// The path of the operation's `Objective` constant.
+    pub(crate) fn objective(&self) -> Option<&Path> {
+        self.values().find_map(|value| match value {
+            Value::Objective(path) => Some(path),
+            _ => None,
+        })
+    }
+
     /// The prefix of the methods' operation names on an impl block.
     pub(crate) fn prefix(&self) -> Option<&LitStr> {
         self.values().find_map(|value| match value {
@@ -330,6 +345,10 @@ fn parse_argument(input: ParseStream<'_>, first: bool) -> syn::Result<Arg> {
         let key_span = input.parse::<Token![crate]>()?.span;
         let value = parse_crate_value(input, key_span).map(Value::Crate);
         (Key::Crate, key_span, value)
+    } else if lookahead.peek(kw::objective) {
+        let key_span = input.parse::<kw::objective>()?.span;
+        let value = parse_objective_value(input, key_span).map(Value::Objective);
+        (Key::Objective, key_span, value)
     } else if lookahead.peek(kw::prefix) {
         let key_span = input.parse::<kw::prefix>()?.span;
         let value = parse_prefix_value(input, key_span).map(Value::Prefix);
@@ -367,6 +386,7 @@ fn looks_like_misspelled_name(input: ParseStream<'_>) -> bool {
         && !input.peek(kw::slow)
         && !input.peek(Token![crate])
         && !input.peek(kw::prefix)
+        && !input.peek(kw::objective)
         && !input.peek(kw::skip)
         && !input.peek2(Token![=])
         && !input.peek2(token::Paren)
@@ -394,6 +414,19 @@ fn parse_slow_value(input: ParseStream<'_>, key_span: Span) -> syn::Result<SlowA
     )?;
     let nanos = duration::parse(&lit.value());
     Ok(SlowArg { lit, nanos })
+}
+
+/// Parses `= PATH` after `objective`: the path of an `Objective` constant.
+fn parse_objective_value(input: ParseStream<'_>, key_span: Span) -> syn::Result<Path> {
+    let eq_span = expect_eq(input, key_span, "objective", "objective = API")?;
+    if input.peek(Token![::]) || input.peek(Ident::peek_any) {
+        Path::parse_mod_style(input)
+    } else {
+        Err(Error::new(
+            next_span_or(input, eq_span),
+            "expected the path of an `Objective` constant for `objective`, e.g. objective = API",
+        ))
+    }
 }
 
 /// Parses `= "<prefix>"` after `prefix`.

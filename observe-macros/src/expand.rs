@@ -163,8 +163,16 @@ fn callsite(
     // `file!()`/`line!()` spanned on the function name report its location.
     let file = quote_spanned!(fn_name.span()=> ::core::file!());
     let line = quote_spanned!(fn_name.span()=> ::core::line!());
+    // An error about the constant (not found, not an `Objective`) points
+    // at the path the user wrote.
+    let objective = args.objective().map(|path| {
+        quote_spanned! {path.span()=>
+            #krate::__private::__objective!(#operation, #path);
+        }
+    });
     quote! {
         #krate::__private::__callsite!(#name, #operation, #level, #slow, #file, #line);
+        #objective
     }
 }
 

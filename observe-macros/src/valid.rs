@@ -219,7 +219,7 @@ fn check_value(value: &Value, errors: &mut Errors) {
         )),
         Value::Context(entries) => check_context(entries, errors),
         Value::Prefix(lit) => check_prefix(lit, errors),
-        Value::Level(_) | Value::Crate(_) | Value::Skip => {}
+        Value::Level(_) | Value::Crate(_) | Value::Objective(_) | Value::Skip => {}
     }
 }
 
