@@ -27,6 +27,7 @@ mod operation;
 pub mod record;
 mod recorder;
 pub mod sink;
+pub mod slo;
 #[cfg(feature = "system-metrics")]
 pub mod system;
 pub mod testing;
