@@ -169,7 +169,7 @@ impl Objective {
     /// [`ObjectiveError::NotABucketBound`] if the threshold is not a bound.
     pub fn check_bounds(&self, bounds: &[f64]) -> Result<(), ObjectiveError> {
         match self.latency {
-            Some((threshold, _)) if !bounds.iter().any(|&b| b == threshold.as_secs_f64()) => {
+            Some((threshold, _)) if !bounds.contains(&threshold.as_secs_f64()) => {
                 Err(ObjectiveError::NotABucketBound {
                     objective: self.name.to_string(),
                     threshold,

@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 use super::error::ObjectiveError;
 use super::objective::{Objective, fmt_duration};
 use super::{INFO_METRIC, LABEL_OBJECTIVE};
-use crate::base::names::{LABEL_OPERATION, LABEL_SERVICE, OPERATION_CALLS_TOTAL};
+use crate::base::names::{
+    LABEL_OPERATION, LABEL_SERVICE, LABEL_STATUS, OPERATION_CALLS_TOTAL, OPERATION_DURATION_SECONDS,
+};
 
 /// The windows every ratio is recorded over: the long and short windows
 /// of the alerts below.
@@ -222,8 +224,8 @@ fn group(o: &Objective, out: &mut String) {
     if o.success_target().is_some() {
         out.push_str("      # Calls that ended in error or panic over calls that ended.\n");
         for w in WINDOWS {
-            let failed = format!(r#"{OPERATION_CALLS_TOTAL}{{status=~"error|panic"}}"#);
-            let ended = format!(r#"{OPERATION_CALLS_TOTAL}{{status!="cancelled"}}"#);
+            let failed = format!(r#"{OPERATION_CALLS_TOTAL}{{{LABEL_STATUS}=~"error|panic"}}"#);
+            let ended = format!(r#"{OPERATION_CALLS_TOTAL}{{{LABEL_STATUS}!="cancelled"}}"#);
             let expr = ratio(&joined(&failed, name, w), &joined(&ended, name, w));
             record(out, &format!("{ERRORS}{w}"), name, &expr);
         }
@@ -231,50 +233,57 @@ fn group(o: &Objective, out: &mut String) {
     if let Some(le) = o.latency_le() {
         out.push_str("      # Calls slower than the threshold over all calls, every status.\n");
         for w in WINDOWS {
-            let fast = format!(r#"operation_duration_seconds_bucket{{le="{le}"}}"#);
-            let all = "operation_duration_seconds_count";
-            let fast_share = ratio(&joined(&fast, name, w), &joined(all, name, w));
+            let fast = format!(r#"{OPERATION_DURATION_SECONDS}_bucket{{le="{le}"}}"#);
+            let all = format!("{OPERATION_DURATION_SECONDS}_count");
+            let fast_share = ratio(&joined(&fast, name, w), &joined(&all, name, w));
             let expr = format!("1 - (\n{}\n)", indent(&fast_share, 2));
             record(out, &format!("{SLOW}{w}"), name, &expr);
         }
     }
+    let mut slis = Vec::new();
     if let Some(p) = o.success_target() {
         let budget = Budget::of(p);
-        for burn in &BURNS {
-            alert(
-                out,
-                "ObjectiveErrorBudgetBurn",
-                ERRORS,
-                name,
-                &budget,
-                burn,
-                &format!(
-                    "{p} % of calls succeed, so {} % may end in error or panic",
-                    budget.percent
-                ),
-                "error budget",
-            );
-        }
+        slis.push(Sli {
+            alert: "ObjectiveErrorBudgetBurn",
+            ratio: ERRORS,
+            what: "error budget",
+            target: format!(
+                "{p} % of calls succeed, so {} % may end in error or panic",
+                budget.percent
+            ),
+            budget,
+        });
     }
     if let Some((t, p)) = o.latency_target() {
         let budget = Budget::of(p);
+        slis.push(Sli {
+            alert: "ObjectiveLatencyBudgetBurn",
+            ratio: SLOW,
+            what: "latency budget",
+            target: format!(
+                "{p} % of calls finish within {}, so {} % may take longer",
+                fmt_duration(t),
+                budget.percent
+            ),
+            budget,
+        });
+    }
+    for sli in &slis {
         for burn in &BURNS {
-            alert(
-                out,
-                "ObjectiveLatencyBudgetBurn",
-                SLOW,
-                name,
-                &budget,
-                burn,
-                &format!(
-                    "{p} % of calls finish within {}, so {} % may take longer",
-                    fmt_duration(t),
-                    budget.percent
-                ),
-                "latency budget",
-            );
+            alert(out, name, sli, burn);
         }
     }
+}
+
+/// One indicator of an objective, as its alerts name and describe it.
+struct Sli {
+    alert: &'static str,
+    /// The recorded ratio's name, less its window.
+    ratio: &'static str,
+    what: &'static str,
+    /// The target in words, with what it leaves as budget.
+    target: String,
+    budget: Budget,
 }
 
 /// The recorded error ratio's name, less its window.
@@ -341,18 +350,15 @@ fn target(out: &mut String, record: &str, name: &str, percent: f64, le: Option<&
     }
 }
 
-/// One burn-rate alert of one objective's SLI.
-#[allow(clippy::too_many_arguments)]
-fn alert(
-    out: &mut String,
-    alert: &str,
-    ratio: &str,
-    name: &str,
-    budget: &Budget,
-    burn: &Burn,
-    target: &str,
-    what: &str,
-) {
+/// One burn-rate alert of one indicator of objective `name`.
+fn alert(out: &mut String, name: &str, sli: &Sli, burn: &Burn) {
+    let Sli {
+        alert,
+        ratio,
+        what,
+        target,
+        budget,
+    } = sli;
     let Burn {
         severity,
         rate,
@@ -383,7 +389,7 @@ fn alert(
     );
     let _ = writeln!(out, "          summary: {}", quote(&summary));
     let description = format!(
-        "Objective {name} ({target}) has spent its {what} at more than {rate}x the sustainable pace over both the last {long} and the last {short}; at {rate}x, a 30-day budget lasts {lasts}. The operations it covers: {INFO_METRIC}{{{LABEL_SERVICE}=\"{{{{ $labels.{LABEL_SERVICE} }}}}\",{LABEL_OBJECTIVE}=\"{name}\"}}; their calls: {OPERATION_CALLS_TOTAL} by {LABEL_OPERATION} and status."
+        "Objective {name} ({target}) has spent its {what} at more than {rate}x the sustainable pace over both the last {long} and the last {short}; at {rate}x, a 30-day budget lasts {lasts}. The operations it covers: {INFO_METRIC}{{{LABEL_SERVICE}=\"{{{{ $labels.{LABEL_SERVICE} }}}}\",{LABEL_OBJECTIVE}=\"{name}\"}}; their calls: {OPERATION_CALLS_TOTAL} by {LABEL_OPERATION} and {LABEL_STATUS}."
     );
     let _ = writeln!(out, "          description: {}", quote(&description));
 }
