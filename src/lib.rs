@@ -290,7 +290,7 @@
 pub use observe_macros::monitor_performance;
 pub use observe_runtime::{
     Background, CorrelationId, InstallContext, InstallError, Observe, ObserveBuilder, ObserveGuard,
-    Status, correlation, log, metrics, record, sink, testing,
+    Status, correlation, log, metrics, record, sink, slo, testing,
 };
 
 /// What a service that monitors its functions needs in scope:

@@ -1,5 +1,6 @@
 //! The operator's kit against the real toolkit: every series selector in
-//! the PromQL of `docs/prometheus/rules.yml` and of the Grafana dashboard
+//! the PromQL of `docs/prometheus/rules.yml`, of the objectives' rules
+//! (`docs/prometheus/slo_rules.yml`) and of the Grafana dashboard
 //! matches a series in the exposition of a running instance (with the
 //! system sampler on and a sink that drops lines and one that delivers):
 //! its metric name, and its label matchers on fixed values, so a misspelt
@@ -458,12 +459,18 @@ fn unmatched<'a>(
 fn every_metric_in_the_rules_and_the_dashboard_is_exported() {
     let rules =
         std::fs::read_to_string(root().join("docs/prometheus/rules.yml")).expect("rules.yml");
+    let slo_rules = std::fs::read_to_string(root().join("docs/prometheus/slo_rules.yml"))
+        .expect("slo_rules.yml");
     let dashboard: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(root().join("docs/grafana/observe-dashboard.json"))
             .expect("dashboard"),
     )
     .expect("the dashboard is valid JSON");
-    let (rule_exprs, records) = rules_expressions(&rules);
+    let (mut rule_exprs, mut records) = rules_expressions(&rules);
+    let (slo_exprs, slo_records) = rules_expressions(&slo_rules);
+    assert!(slo_exprs.len() >= 20, "{slo_exprs:?}");
+    rule_exprs.extend(slo_exprs);
+    records.extend(slo_records);
     let dash_exprs = dashboard_expressions(&dashboard);
     assert!(rule_exprs.len() >= 10, "{rule_exprs:?}");
     assert!(dash_exprs.len() >= 15, "{dash_exprs:?}");
@@ -474,12 +481,15 @@ fn every_metric_in_the_rules_and_the_dashboard_is_exported() {
     assert!(panels.iter().all(|p| p["gridPos"]["w"].as_u64().is_some()));
 
     // Every selector, less those of names only Prometheus or these rules
-    // define.
+    // define, and the objectives' info series: the instance below attaches
+    // no objective, so it has none.
     let used: Vec<Selector> = rule_exprs
         .iter()
         .chain(&dash_exprs)
         .flat_map(|e| selectors(e))
-        .filter(|s| s.name != "up" && !records.contains(&s.name))
+        .filter(|s| {
+            s.name != "up" && s.name != observe::slo::INFO_METRIC && !records.contains(&s.name)
+        })
         .collect();
     assert!(
         used.iter().all(|s| !s.name.contains(':')),

@@ -10,6 +10,8 @@
 //! - [`sink`]: where lines go (stdout, files, collectors, in-memory capture).
 //! - [`metrics`]: metric names, the Prometheus exposition and the
 //!   metrics back-ends.
+//! - [`slo`]: service level objectives and the Prometheus rules that watch
+//!   them.
 //! - [`testing`]: run code and get its parsed lines and a metrics snapshot.
 //! - [`Observe`]: the builder that installs it all.
 //!
@@ -27,6 +29,7 @@ mod operation;
 pub mod record;
 mod recorder;
 pub mod sink;
+pub mod slo;
 #[cfg(feature = "system-metrics")]
 pub mod system;
 pub mod testing;

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 /// `crate::Status`) counts as the top.
 const RANKS: &[&str] = &[
     "base",        // clock, metric names, Status, Background, JSON writers, thread slots
+    "slo",         // service level objectives and their Prometheus rules
     "correlation", // correlation IDs, scopes, propagation
     "record",      // the typed record of a finished call
     "log",         // JSON layer, validator, redaction, timestamps

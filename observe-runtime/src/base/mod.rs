@@ -4,6 +4,7 @@
 
 pub(crate) mod clock;
 mod component;
+pub(crate) mod duration;
 pub(crate) mod json;
 pub mod names;
 mod status;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use tracing_subscriber::filter::Targets;
 
 use super::{InstallError, Observe, ObserveBuilder};
+use crate::base::duration::parse as duration;
 use crate::correlation::IdFormat;
 use crate::log::Redactor;
 
@@ -479,19 +480,6 @@ fn boolean(v: &str) -> Option<bool> {
 }
 
 /// `250ms`, `5s`, `1.5s`, `2m`.
-fn duration(v: &str) -> Option<Duration> {
-    let split = v.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (n, unit) = v.split_at(split);
-    let n: f64 = n.parse().ok()?;
-    let secs = match unit.trim() {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        _ => return None,
-    };
-    Duration::try_from_secs_f64(secs).ok()
-}
-
 fn positive_duration(v: &str) -> Option<Duration> {
     duration(v).filter(|d| !d.is_zero())
 }
