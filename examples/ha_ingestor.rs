@@ -32,6 +32,10 @@
 // The tests that include this file load `ports` through their support
 // module too.
 #[allow(clippy::duplicate_mod)]
+#[path = "support/objectives.rs"]
+// `ALL` is for the rule printer, `slo_rules`.
+#[allow(dead_code)]
+mod objectives;
 #[path = "../tests/support/ports.rs"]
 mod ports;
 
@@ -152,6 +156,8 @@ pub struct Report {
     pub raw: Vec<String>,
     /// admin-api's merged Prometheus exposition at the end of the run.
     pub exposition: String,
+    /// The same in OpenMetrics, with exemplars, as Prometheus scrapes it.
+    pub openmetrics: String,
     /// admin-api's `/health` answer at the end of the run.
     pub health: String,
     /// Wall time of the run.
@@ -310,8 +316,10 @@ pub fn run_pipeline(args: &Args) -> Result<Report, BoxError> {
     }
     progress.finish_and_clear();
 
-    let health = http_get(admin_addr, "/health").unwrap_or_else(|e| format!("unavailable: {e}"));
-    let exposition = http_get(admin_addr, "/metrics")?;
+    let health =
+        http_get(admin_addr, "/health", None).unwrap_or_else(|e| format!("unavailable: {e}"));
+    let exposition = http_get(admin_addr, "/metrics", None)?;
+    let openmetrics = http_get(admin_addr, "/metrics", Some(OPENMETRICS))?;
 
     // Closing their standard input stops the services gracefully: each
     // drains its server and drops its guard, which flushes its sinks.
@@ -339,6 +347,7 @@ pub fn run_pipeline(args: &Args) -> Result<Report, BoxError> {
         lines: std::mem::take(&mut relay.lines),
         raw: std::mem::take(&mut relay.raw),
         exposition,
+        openmetrics,
         health,
         elapsed: started.elapsed(),
     })
@@ -390,12 +399,16 @@ fn wait_until_listening(name: &str, addr: SocketAddr, child: &mut Child) -> Resu
 }
 
 /// A blocking `GET` over HTTP/1.1 with `Connection: close`; the body.
-fn http_get(addr: SocketAddr, path: &str) -> Result<String, BoxError> {
+/// What Prometheus asks for: OpenMetrics, with exemplars.
+const OPENMETRICS: &str = "application/openmetrics-text;version=1.0.0";
+
+fn http_get(addr: SocketAddr, path: &str, accept: Option<&str>) -> Result<String, BoxError> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let accept = accept.map_or_else(String::new, |a| format!("Accept: {a}\r\n"));
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{accept}Connection: close\r\n\r\n"
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
@@ -682,11 +695,42 @@ impl Ctx {
         path: &str,
         body: Vec<u8>,
     ) -> Result<(http::StatusCode, Bytes), ServiceError> {
+        self.request(method, peer, path, body, None).await
+    }
+
+    /// `peer`'s `/metrics` in the format `accept` asks for.
+    async fn get_metrics(
+        &self,
+        peer: &str,
+        accept: &str,
+    ) -> Result<(http::StatusCode, Bytes), ServiceError> {
+        self.request(
+            http::Method::GET,
+            peer,
+            "/metrics",
+            Vec::new(),
+            Some(accept),
+        )
+        .await
+    }
+
+    async fn request(
+        &self,
+        method: http::Method,
+        peer: &str,
+        path: &str,
+        body: Vec<u8>,
+        accept: Option<&str>,
+    ) -> Result<(http::StatusCode, Bytes), ServiceError> {
         let addr = self.peer(peer)?;
         let mut req = http::Request::builder()
             .method(method)
             .uri(format!("http://{addr}{path}"))
-            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::CONTENT_TYPE, "application/json");
+        if let Some(accept) = accept {
+            req = req.header(http::header::ACCEPT, accept);
+        }
+        let mut req = req
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ServiceError::Upstream(e.to_string()))?;
         // Carries the current correlation ID to the next service.
@@ -757,7 +801,10 @@ fn event_id(event: &serde_json::Value) -> String {
 
 // websocket-ingestion ------------------------------------------------------
 
-#[monitor_performance("ingestion.receive", context(event_id = %event_id(&event)))]
+#[monitor_performance(
+    "ingestion.receive",
+    objective = objectives::INGESTION,
+    context(event_id = %event_id(&event)))]
 async fn ingest(ctx: &Ctx, event: serde_json::Value) -> Result<String, ServiceError> {
     validate(&event)?;
     let (status, body) = ctx
@@ -777,7 +824,10 @@ async fn ingest(ctx: &Ctx, event: serde_json::Value) -> Result<String, ServiceEr
 }
 
 /// Checks a `state_changed` event the way Home Assistant shapes them.
-#[monitor_performance("ingestion.validate", context(event_id = %event_id(event)))]
+#[monitor_performance(
+    "ingestion.validate",
+    objective = objectives::INGESTION,
+    context(event_id = %event_id(event)))]
 fn validate(event: &serde_json::Value) -> Result<(), ServiceError> {
     if event["event_type"] != "state_changed" {
         return Err(ServiceError::Invalid(
@@ -939,7 +989,7 @@ async fn retention_handler(State(ctx): State<Ctx>, body: Bytes) -> Result<String
 
 // admin-api ----------------------------------------------------------------
 
-#[monitor_performance("admin.health")]
+#[monitor_performance("admin.health", objective = objectives::ADMIN)]
 async fn pipeline_health(ctx: &Ctx) -> Result<String, ServiceError> {
     let mut statuses = serde_json::Map::new();
     let mut all_up = true;
@@ -956,27 +1006,27 @@ async fn admin_health(State(ctx): State<Ctx>) -> Result<String, ServiceError> {
     pipeline_health(&ctx).await
 }
 
-/// Every service's exposition merged into one: one `# HELP` / `# TYPE`
-/// per metric family, the samples of all services (they differ in the
-/// `service` label) under it.
+/// Every service's exposition merged into one, in the format `accept`
+/// asks for: one `# HELP` / `# TYPE` per metric family, the samples of all
+/// services (they differ in the `service` label) under it.
 #[monitor_performance("admin.metrics", level = "debug")]
-async fn merged_metrics(ctx: &Ctx) -> Result<String, ServiceError> {
-    let mut expositions = vec![ctx.prometheus.render()];
+async fn merged_metrics(ctx: &Ctx, accept: &str) -> Result<(&'static str, String), ServiceError> {
+    let (content_type, own) = ctx.prometheus.render_for_accept(accept);
+    let mut expositions = vec![own];
     for name in SERVICES.iter().filter(|s| **s != "admin-api") {
-        if let Ok((status, body)) = ctx
-            .call(http::Method::GET, name, "/metrics", Vec::new())
-            .await
-        {
+        if let Ok((status, body)) = ctx.get_metrics(name, accept).await {
             if status.is_success() {
                 expositions.push(String::from_utf8_lossy(&body).into_owned());
             }
         }
     }
-    Ok(merge_expositions(&expositions))
+    let openmetrics = content_type.starts_with("application/openmetrics-text");
+    Ok((content_type, merge_expositions(&expositions, openmetrics)))
 }
 
-/// Merges Prometheus text expositions by metric family.
-pub fn merge_expositions(expositions: &[String]) -> String {
+/// Merges Prometheus text (or, with `openmetrics`, OpenMetrics)
+/// expositions by metric family.
+pub fn merge_expositions(expositions: &[String], openmetrics: bool) -> String {
     let mut order: Vec<String> = Vec::new();
     let mut families: HashMap<String, (Vec<String>, Vec<String>)> = HashMap::new();
     for text in expositions {
@@ -1014,14 +1064,32 @@ pub fn merge_expositions(expositions: &[String]) -> String {
                 out.push_str(l);
                 out.push('\n');
             }
-            out.push('\n');
+            // OpenMetrics allows no blank line.
+            if !openmetrics {
+                out.push('\n');
+            }
         }
+    }
+    if openmetrics {
+        out.push_str("# EOF\n");
     }
     out
 }
 
-async fn admin_metrics(State(ctx): State<Ctx>) -> Result<String, ServiceError> {
-    merged_metrics(&ctx).await
+/// The `Accept` header of a request, or nothing.
+fn accept_of(headers: &http::HeaderMap) -> &str {
+    headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+async fn admin_metrics(
+    State(ctx): State<Ctx>,
+    headers: http::HeaderMap,
+) -> Result<([(http::HeaderName, &'static str); 1], String), ServiceError> {
+    let (content_type, body) = merged_metrics(&ctx, accept_of(&headers)).await?;
+    Ok(([(http::header::CONTENT_TYPE, content_type)], body))
 }
 
 // health-dashboard -----------------------------------------------------------
@@ -1208,9 +1276,12 @@ fn run_service(role: &str, args: &Args) -> Result<(), BoxError> {
     };
     let own_metrics = {
         let ctx = ctx.clone();
-        move || {
+        move |headers: http::HeaderMap| {
             let ctx = ctx.clone();
-            async move { ctx.prometheus.render() }
+            async move {
+                let (content_type, body) = ctx.prometheus.render_for_accept(accept_of(&headers));
+                ([(http::header::CONTENT_TYPE, content_type)], body)
+            }
         }
     };
     let base = Router::new().route("/health", get(|| async { "ok" }));

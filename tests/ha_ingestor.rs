@@ -155,5 +155,50 @@ fn pipeline_lines_validate_and_share_one_correlation_id_per_event() {
     )];
     assert_eq!(validate.errors as usize, rejected);
     assert!(report.health.contains("\"healthy\""), "{}", report.health);
+
+    // Under OpenMetrics, as Prometheus scrapes it: what runs, which
+    // objective each operation serves, and exemplars naming calls whose
+    // lines this run wrote (admin.metrics logs at debug, so it has none).
+    let om = &report.openmetrics;
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    assert!(
+        om.lines().any(|l| l
+            .starts_with("observe_build_info{service=\"websocket-ingestion\",version=\"")
+            && l.ends_with("} 1")),
+        "{om}"
+    );
+    assert!(
+        om.contains(
+            "operation_objective_info{service=\"websocket-ingestion\",operation=\"ingestion.receive\",objective=\"ingestion\"} 1\n"
+        ),
+        "{om}"
+    );
+    let logged: BTreeSet<&str> = report
+        .lines
+        .iter()
+        .filter_map(|l| l["correlation_id"].as_str())
+        .collect();
+    let exemplars: Vec<&str> = om
+        .lines()
+        .filter(|l| {
+            l.starts_with("operation_duration_seconds_bucket{")
+                && !l.contains("operation=\"admin.metrics\"")
+        })
+        .filter_map(|l| {
+            l.split_once(" # {")?
+                .1
+                .split_once("correlation_id=\"")?
+                .1
+                .split('"')
+                .next()
+        })
+        .collect();
+    assert!(exemplars.len() >= 5, "{om}");
+    for id in &exemplars {
+        assert!(
+            logged.contains(id),
+            "exemplar {id} names no line of the run"
+        );
+    }
     assert!(report.example_request().is_some());
 }

@@ -163,11 +163,16 @@ fn callsite(
     // `file!()`/`line!()` spanned on the function name report its location.
     let file = quote_spanned!(fn_name.span()=> ::core::file!());
     let line = quote_spanned!(fn_name.span()=> ::core::line!());
-    // An error about the constant (not found, not an `Objective`) points
-    // at the path the user wrote.
+    // The objective is copied into a `static` (a borrowed constant would
+    // need its destructor at compile time); an error about it (not found,
+    // not an `Objective`) points at the path the user wrote.
     let objective = args.objective().map(|path| {
-        quote_spanned! {path.span()=>
-            #krate::__private::__objective!(#operation, #path);
+        let held = quote_spanned!(path.span()=> #path);
+        quote! {
+            const _: () = {
+                static __OBSERVE_OBJECTIVE: #krate::slo::Objective = #held;
+                #krate::__private::__objective!(#operation, __OBSERVE_OBJECTIVE);
+            };
         }
     });
     quote! {

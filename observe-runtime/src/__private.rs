@@ -2,10 +2,13 @@
 //! signatures mention. Not a public API: it may change in any release.
 
 pub use crate::__callsite;
+pub use crate::__objective;
 pub use crate::operation::{
     Callsite, ContextValue, ContextWriter, DebugValue, DescribeDebug, DescribeDisplay,
     DescribeName, DisplayValue, ErrWrap, ErrorInfo, Guard, Hint, IsResult, Messages, Monitored,
     Never, NotResult, Wrap, call_once, debug, display, is_valid_operation, monitored,
 };
 pub use crate::record::{EVENT_NAME, FIELDS};
+pub use crate::slo::DeclaredObjective;
+pub use inventory;
 pub use tracing_core;

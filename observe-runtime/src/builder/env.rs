@@ -81,6 +81,7 @@ impl ObserveBuilder {
     /// | `OBSERVE_VERSION`, `OBSERVE_COMMIT` | [`version`](ObserveBuilder::version), [`commit`](ObserveBuilder::commit) | `1.4.2`, `9f3c2e1` |
     /// | `OTEL_RESOURCE_ATTRIBUTES` | its `service.version`, unless `OBSERVE_VERSION` is set | `service.version=1.4.2` |
     /// | `OBSERVE_EXEMPLARS` | [`exemplars`](ObserveBuilder::exemplars) | `false` |
+    /// | `OBSERVE_OBJECTIVES` | [`objective`](ObserveBuilder::objective): `;`-separated `operation=name(targets)`, or `operation=name` for an objective declared in code | `process_event=ingestion(success=99.9,latency=250ms@99)` |
     ///
     ///
     /// Durations are a number with a unit: `ms`, `s` or `m`. Booleans are
@@ -168,6 +169,7 @@ pub(crate) struct EnvConfig {
     resource_version: Option<String>,
     commit: Option<String>,
     exemplars: Option<bool>,
+    objectives: Option<Vec<(String, super::objectives::Attached)>>,
 }
 
 impl EnvConfig {
@@ -281,6 +283,11 @@ impl EnvConfig {
                 "OBSERVE_EXEMPLARS" => {
                     c.exemplars = Some(boolean(v).ok_or_else(|| err("a boolean"))?);
                 }
+                "OBSERVE_OBJECTIVES" => {
+                    c.objectives = Some(super::objectives::parse_env(v).map_err(|_| {
+                        err("`operation=name(success=99.9,latency=250ms@99)` or `operation=name` entries separated by `;`")
+                    })?);
+                }
                 "OTEL_RESOURCE_ATTRIBUTES" => {
                     c.resource_version = super::resource::parse(v)
                         .map_err(err)?
@@ -362,6 +369,9 @@ impl EnvConfig {
         }
         if let Some(e) = self.exemplars {
             b = b.exemplars(e);
+        }
+        if let Some(list) = self.objectives {
+            b.objectives.0.extend(list);
         }
         b = apply_metrics_addr(b, self.metrics_addr);
         b = apply_influxdb(b, self.influxdb, self.influxdb_interval);

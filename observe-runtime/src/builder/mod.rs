@@ -10,6 +10,7 @@ mod build_info;
 mod env;
 // Shadows the `metrics` crate in this file, which therefore says `::metrics`.
 mod metrics;
+mod objectives;
 mod panic_hook;
 mod resource;
 mod sinks;
@@ -64,6 +65,7 @@ impl Observe {
             recorder_layers: RecorderLayers::default(),
             build_info: build_info::BuildInfo::default(),
             exemplars: true,
+            objectives: objectives::Configured::default(),
         }
     }
 }
@@ -125,6 +127,7 @@ pub struct ObserveBuilder {
     recorder_layers: RecorderLayers,
     build_info: build_info::BuildInfo,
     exemplars: bool,
+    objectives: objectives::Configured,
 }
 
 impl ObserveBuilder {
@@ -299,8 +302,9 @@ impl ObserveBuilder {
         if self.prometheus && global_recorder_set() {
             return Err(InstallError::RecorderAlreadySet);
         }
+        let objectives = objectives::resolve(&self.objectives, self.duration_buckets())?;
         let prometheus = if self.prometheus {
-            Some(self.build_prometheus()?)
+            Some(self.build_prometheus(&objectives)?)
         } else {
             None
         };
@@ -403,10 +407,19 @@ impl ObserveBuilder {
         Ok(started)
     }
 
+    /// The bounds of `operation_duration_seconds`, in seconds.
+    fn duration_buckets(&self) -> &[f64] {
+        self.buckets
+            .iter()
+            .find(|(m, _)| m == names::OPERATION_DURATION_SECONDS)
+            .map_or(names::DEFAULT_DURATION_BUCKETS, |(_, b)| b.as_slice())
+    }
+
     /// The Prometheus recorder, wrapped so the operation duration
     /// histogram is kept natively, and the handle that renders both.
     fn build_prometheus(
         &self,
+        objectives: &std::collections::BTreeMap<String, crate::slo::Objective>,
     ) -> Result<
         (
             NativeRecorder<metrics_exporter_prometheus::PrometheusRecorder>,
@@ -421,19 +434,15 @@ impl ObserveBuilder {
                 .set_buckets_for_metric(Matcher::Full(metric.clone()), buckets)
                 .map_err(|e| InstallError::Prometheus(Box::new(e)))?;
         }
-        let duration_buckets = self
-            .buckets
-            .iter()
-            .find(|(m, _)| m == names::OPERATION_DURATION_SECONDS)
-            .map_or(names::DEFAULT_DURATION_BUCKETS, |(_, b)| b.as_slice());
         let mut native = NativeMetrics::new(
-            duration_buckets,
+            self.duration_buckets(),
             vec![(names::LABEL_SERVICE.to_owned(), self.service.clone())],
         );
         if !self.exemplars {
             native = native.without_exemplars();
         }
         self.build_info.publish(&native);
+        objectives::publish(objectives, &native);
         let native = Arc::new(native);
         let recorder = builder.build_recorder();
         let handle = MetricsHandle::new(recorder.handle(), Arc::clone(&native));
@@ -519,6 +528,14 @@ pub enum InstallError {
         /// (a message converts with `.into()`).
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// An operation's objective cannot be used: invalid, its latency
+    /// threshold not a bucket bound, or two objectives of one name differ.
+    Objective {
+        /// The operation the objective is attached to.
+        operation: String,
+        /// What is wrong with it.
+        source: crate::slo::ObjectiveError,
+    },
 }
 
 impl InstallError {
@@ -555,6 +572,9 @@ impl fmt::Display for InstallError {
             Self::Component { component, source } => {
                 write!(f, "cannot start the {component}: {source}")
             }
+            Self::Objective { operation, source } => {
+                write!(f, "operation `{operation}`: {source}")
+            }
         }
     }
 }
@@ -565,6 +585,7 @@ impl std::error::Error for InstallError {
             Self::SubscriberAlreadySet | Self::RecorderAlreadySet => None,
             Self::Prometheus(e) => Some(e.as_ref()),
             Self::Component { source, .. } => Some(source.as_ref()),
+            Self::Objective { source, .. } => Some(source),
         }
     }
 }

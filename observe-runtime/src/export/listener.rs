@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::base::Background;
 use crate::base::clock;
 use crate::base::supervise::{self, Supervised};
-use crate::recorder::{Format, MetricsHandle};
+use crate::recorder::{MetricsHandle, TEXT_CONTENT_TYPE};
 
 /// `127.0.0.1:9000`: loopback only unless told otherwise, on the
 /// exporter's customary port.
@@ -46,9 +46,9 @@ const RETRY_AFTER: (&str, &str) = ("Retry-After", "1");
 /// its deadline on its own thread rather than holding up shutdown.
 const STOP_GRACE: Duration = Duration::from_secs(1);
 
-/// Renders the exposition in the format asked for, or in the one it has,
-/// and says which.
-type Render = Arc<dyn Fn(Format) -> (Format, String) + Send + Sync>;
+/// Renders the exposition for a request's `Accept` header value: its
+/// `Content-Type` and body.
+type Render = Arc<dyn Fn(&str) -> (&'static str, String) + Send + Sync>;
 
 /// Serves `render()` on `GET /metrics` (and `HEAD`) until stopped.
 ///
@@ -115,7 +115,7 @@ impl MetricsListener {
         listener: TcpListener,
         render: impl Fn() -> String + Send + Sync + 'static,
     ) -> io::Result<Self> {
-        Self::start(listener, Arc::new(move |_| (Format::Text, render())))
+        Self::start(listener, Arc::new(move |_| (TEXT_CONTENT_TYPE, render())))
     }
 
     /// Serves everything `handle` holds on an already bound listener: the
@@ -129,10 +129,7 @@ impl MetricsListener {
     pub fn serve_metrics(listener: TcpListener, handle: MetricsHandle) -> io::Result<Self> {
         Self::start(
             listener,
-            Arc::new(move |format| match format {
-                Format::Text => (format, handle.render()),
-                Format::OpenMetrics => (format, handle.render_openmetrics()),
-            }),
+            Arc::new(move |accept| handle.render_for_accept(accept)),
         )
     }
 
@@ -478,11 +475,11 @@ fn handle(mut stream: TcpStream, slot: &mut Slot, render: &Render) -> io::Result
         .map_or("", |(_, value)| value.trim());
     match (method, path) {
         ("GET" | "HEAD", "/metrics") => {
-            let (format, body) = render(Format::negotiate(accept));
+            let (content_type, body) = render(accept);
             respond(
                 &mut stream,
                 "200 OK",
-                &[("Content-Type", format.content_type())],
+                &[("Content-Type", content_type)],
                 &body,
                 method == "GET",
             )

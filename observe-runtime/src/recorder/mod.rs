@@ -22,5 +22,7 @@ pub(crate) use handles::{
     Mode, Site, finish, note_exemplar_store, note_global_recorder, note_native_store, start,
 };
 pub(crate) use native::{InfoSeries, NativeMetrics, NativeRecorder};
-#[cfg(feature = "prometheus-listener")]
+#[cfg(test)]
 pub(crate) use openmetrics::Format;
+#[cfg(feature = "prometheus-listener")]
+pub(crate) use openmetrics::TEXT_CONTENT_TYPE;

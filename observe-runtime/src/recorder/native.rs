@@ -625,6 +625,30 @@ impl MetricsHandle {
         text
     }
 
+    /// The exposition a scraper asks for with the `Accept` header value
+    /// `accept`, and its `Content-Type`: OpenMetrics with exemplars when
+    /// `application/openmetrics-text` is accepted, the 0.0.4 text format
+    /// otherwise. For serving `/metrics` from your own HTTP server.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let observe = observe_runtime::Observe::builder("docs").install()?;
+    /// let handle = observe.prometheus_handle().expect("prometheus is on");
+    /// let (content_type, body) = handle.render_for_accept("application/openmetrics-text");
+    /// assert!(content_type.starts_with("application/openmetrics-text"));
+    /// assert!(body.ends_with("# EOF\n"));
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn render_for_accept(&self, accept: &str) -> (&'static str, String) {
+        let format = Format::negotiate(accept);
+        let body = match format {
+            Format::Text => self.render(),
+            Format::OpenMetrics => self.render_openmetrics(),
+        };
+        (format.content_type(), body)
+    }
+
     /// The exporter's own handle (its upkeep, its rendering of every
     /// metric except `operation_calls_total`, `operation_duration_seconds`
     /// and `operation_in_flight`, which [`render`](Self::render) adds).

@@ -3,6 +3,9 @@
 //! lines, histogram buckets may carry exemplars, and the text ends with
 //! `# EOF`.
 
+/// The `Content-Type` of the Prometheus text format.
+pub(crate) const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// The exposition formats `/metrics` can serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Format {
@@ -12,13 +15,11 @@ pub(crate) enum Format {
     OpenMetrics,
 }
 
-// Read by the `/metrics` listener (feature `prometheus-listener`).
-#[cfg_attr(not(feature = "prometheus-listener"), allow(dead_code))]
 impl Format {
     /// The `Content-Type` of a response in this format.
     pub(crate) fn content_type(self) -> &'static str {
         match self {
-            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+            Format::Text => TEXT_CONTENT_TYPE,
             Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
         }
     }

@@ -51,6 +51,10 @@ pub enum ObjectiveError {
         objective: String,
         /// The threshold as given.
         threshold: Duration,
+        /// The nearest bound below it, in seconds, if any.
+        below: Option<f64>,
+        /// The nearest bound above it, in seconds, if any.
+        above: Option<f64>,
     },
     /// A specification (`success=99.9,latency=250ms@99`) that does not
     /// parse.
@@ -94,11 +98,29 @@ impl fmt::Display for ObjectiveError {
             Self::NotABucketBound {
                 objective,
                 threshold,
-            } => write!(
-                f,
-                "objective {objective:?}: latency threshold {} is not a bound of the duration histogram's buckets, so no bucket counts the calls within it",
-                fmt_duration(*threshold)
-            ),
+                below,
+                above,
+            } => {
+                write!(
+                    f,
+                    "objective {objective:?}: latency threshold {} is not a bound of the duration histogram's buckets, so no bucket counts the calls within it",
+                    fmt_duration(*threshold)
+                )?;
+                let near: Vec<String> = [below, above]
+                    .into_iter()
+                    .flatten()
+                    .map(|b| format!("{b}s"))
+                    .collect();
+                if near.is_empty() {
+                    Ok(())
+                } else {
+                    write!(
+                        f,
+                        "; the nearest bounds are {} (use one, or add the threshold with histogram_buckets)",
+                        near.join(" and ")
+                    )
+                }
+            }
             Self::Spec {
                 objective,
                 part,

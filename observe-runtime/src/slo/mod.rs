@@ -25,11 +25,15 @@
 //! `docs/prometheus/slo_rules.yml` is such a file, with its unit tests in
 //! `docs/prometheus/slo_rules_test.yml`.
 
+mod declared;
 mod error;
 mod objective;
 mod rules;
 mod spec;
 
+#[doc(hidden)]
+pub use declared::DeclaredObjective;
+pub use declared::declared;
 pub use error::ObjectiveError;
 pub use objective::Objective;
 pub use rules::prometheus_rules;

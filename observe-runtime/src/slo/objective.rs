@@ -170,9 +170,13 @@ impl Objective {
     pub fn check_bounds(&self, bounds: &[f64]) -> Result<(), ObjectiveError> {
         match self.latency {
             Some((threshold, _)) if !bounds.contains(&threshold.as_secs_f64()) => {
+                let t = threshold.as_secs_f64();
+                let finite = || bounds.iter().copied().filter(|b| b.is_finite());
                 Err(ObjectiveError::NotABucketBound {
                     objective: self.name.to_string(),
                     threshold,
+                    below: finite().filter(|b| *b < t).max_by(f64::total_cmp),
+                    above: finite().filter(|b| *b > t).min_by(f64::total_cmp),
                 })
             }
             _ => Ok(()),
