@@ -29,13 +29,13 @@
 //! standard error) is a per-operation table from the merged histograms and
 //! one request's lines across all services, found by its correlation ID.
 
+// `ALL` is for the rule printer, `slo_rules`.
+#[allow(dead_code)]
+#[path = "support/objectives.rs"]
+mod objectives;
 // The tests that include this file load `ports` through their support
 // module too.
 #[allow(clippy::duplicate_mod)]
-#[path = "support/objectives.rs"]
-// `ALL` is for the rule printer, `slo_rules`.
-#[allow(dead_code)]
-mod objectives;
 #[path = "../tests/support/ports.rs"]
 mod ports;
 
