@@ -100,7 +100,7 @@ def check_parse():
     files = sorted(
         p for p in DEPLOY.rglob("*") if p.suffix in (".yml", ".yaml", ".json") and p.is_file()
     )
-    mounted = [ROOT / "docs" / "prometheus" / "rules.yml", *sorted((ROOT / "docs" / "grafana").glob("*.json"))]
+    mounted = [ROOT / "docs" / "prometheus" / "rules.yml", ROOT / "docs" / "prometheus" / "slo_rules.yml", *sorted((ROOT / "docs" / "grafana").glob("*.json"))]
     for p in files + mounted:
         try:
             if p.suffix == ".json":

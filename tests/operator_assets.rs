@@ -60,8 +60,8 @@ fn rules_expressions(yaml: &str) -> (Vec<String>, BTreeSet<String>) {
     (exprs, records)
 }
 
-/// Every PromQL expression of the dashboard's panels, and the metric its
-/// template variables read (`label_values(metric, label)`).
+/// Every PromQL expression of the dashboard's panels and annotations, and
+/// the metric its template variables read (`label_values(metric, label)`).
 fn dashboard_expressions(dashboard: &serde_json::Value) -> Vec<String> {
     let mut exprs = Vec::new();
     fn walk(panels: &serde_json::Value, exprs: &mut Vec<String>) {
@@ -73,6 +73,9 @@ fn dashboard_expressions(dashboard: &serde_json::Value) -> Vec<String> {
         }
     }
     walk(&dashboard["panels"], &mut exprs);
+    for a in dashboard["annotations"]["list"].as_array().into_iter().flatten() {
+        exprs.push(a["expr"].as_str().expect("an annotation has an expr").to_owned());
+    }
     for v in dashboard["templating"]["list"]
         .as_array()
         .expect("templating")
