@@ -73,8 +73,17 @@ fn dashboard_expressions(dashboard: &serde_json::Value) -> Vec<String> {
         }
     }
     walk(&dashboard["panels"], &mut exprs);
-    for a in dashboard["annotations"]["list"].as_array().into_iter().flatten() {
-        exprs.push(a["expr"].as_str().expect("an annotation has an expr").to_owned());
+    for a in dashboard["annotations"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        exprs.push(
+            a["expr"]
+                .as_str()
+                .expect("an annotation has an expr")
+                .to_owned(),
+        );
     }
     for v in dashboard["templating"]["list"]
         .as_array()

@@ -38,11 +38,12 @@ mod kw {
     syn::custom_keyword!(slow);
     syn::custom_keyword!(prefix);
     syn::custom_keyword!(objective);
+    syn::custom_keyword!(sample);
     syn::custom_keyword!(skip);
 }
 
 const UNKNOWN_OPTION_HINT: &str =
-    "expected one of: level, context, slow, crate, objective, prefix, skip";
+    "expected one of: level, context, slow, crate, sample, objective, prefix, skip";
 const OPERATION_EXAMPLE: &str =
     "expected an operation name, e.g. #[monitor_performance(\"db.query\")]";
 
@@ -91,6 +92,8 @@ pub(crate) enum Key {
     Slow,
     /// `crate = path`
     Crate,
+    /// `sample = 0.01`
+    Sample,
     /// `objective = PATH`
     Objective,
     /// `prefix = "..."`, on an impl block
@@ -107,6 +110,7 @@ impl Key {
             Key::Context => "context",
             Key::Slow => "slow",
             Key::Crate => "crate",
+            Key::Sample => "sample",
             Key::Objective => "objective",
             Key::Prefix => "prefix",
             Key::Skip => "skip",
@@ -125,6 +129,8 @@ pub(crate) enum Value {
     Slow(SlowArg),
     /// `crate = path`: where the observe crate lives when it was renamed.
     Crate(CratePath),
+    /// `sample = 0.01`: the share of success lines written.
+    Sample(SampleArg),
     /// `objective = PATH`: the `Objective` constant the operation serves.
     Objective(Path),
     /// `prefix = "..."`: what the methods' names start with instead of
@@ -194,6 +200,15 @@ pub(crate) struct SlowArg {
     pub(crate) nanos: Result<u64, DurationError>,
 }
 
+/// `sample = ...` as written.
+#[derive(Clone, Debug)]
+pub(crate) struct SampleArg {
+    /// The literal, kept for spans and messages.
+    pub(crate) lit: syn::Lit,
+    /// The share, if the literal is a number.
+    pub(crate) rate: Option<f64>,
+}
+
 /// `crate = ...` as written.
 #[derive(Clone, Debug)]
 pub(crate) enum CratePath {
@@ -253,6 +268,18 @@ impl Args {
                     path: Some(path), ..
                 },
             ) => Some(path),
+            _ => None,
+        })
+    }
+
+    /// The share of success lines written, with the literal it came from,
+    /// when it is a valid share.
+    pub(crate) fn sample(&self) -> Option<(f64, &syn::Lit)> {
+        self.values().find_map(|value| match value {
+            Value::Sample(arg) => arg
+                .rate
+                .filter(|r| (0.0..=1.0).contains(r))
+                .map(|r| (r, &arg.lit)),
             _ => None,
         })
     }
@@ -345,6 +372,10 @@ fn parse_argument(input: ParseStream<'_>, first: bool) -> syn::Result<Arg> {
         let key_span = input.parse::<Token![crate]>()?.span;
         let value = parse_crate_value(input, key_span).map(Value::Crate);
         (Key::Crate, key_span, value)
+    } else if lookahead.peek(kw::sample) {
+        let key_span = input.parse::<kw::sample>()?.span;
+        let value = parse_sample_value(input, key_span).map(Value::Sample);
+        (Key::Sample, key_span, value)
     } else if lookahead.peek(kw::objective) {
         let key_span = input.parse::<kw::objective>()?.span;
         let value = parse_objective_value(input, key_span).map(Value::Objective);
@@ -387,6 +418,7 @@ fn looks_like_misspelled_name(input: ParseStream<'_>) -> bool {
         && !input.peek(Token![crate])
         && !input.peek(kw::prefix)
         && !input.peek(kw::objective)
+        && !input.peek(kw::sample)
         && !input.peek(kw::skip)
         && !input.peek2(Token![=])
         && !input.peek2(token::Paren)
@@ -414,6 +446,26 @@ fn parse_slow_value(input: ParseStream<'_>, key_span: Span) -> syn::Result<SlowA
     )?;
     let nanos = duration::parse(&lit.value());
     Ok(SlowArg { lit, nanos })
+}
+
+/// Parses `= 0.01` after `sample`.
+fn parse_sample_value(input: ParseStream<'_>, key_span: Span) -> syn::Result<SampleArg> {
+    let eq_span = expect_eq(input, key_span, "sample", "sample = 0.01")?;
+    let lit = match input.parse::<syn::Lit>() {
+        Ok(lit @ (syn::Lit::Float(_) | syn::Lit::Int(_))) => lit,
+        _ => {
+            return Err(Error::new(
+                next_span_or(input, eq_span),
+                "expected a number for `sample`, e.g. sample = 0.01",
+            ));
+        }
+    };
+    let rate = match &lit {
+        syn::Lit::Float(f) => f.base10_parse::<f64>().ok(),
+        syn::Lit::Int(i) => i.base10_parse::<u8>().ok().map(f64::from),
+        _ => None,
+    };
+    Ok(SampleArg { lit, rate })
 }
 
 /// Parses `= PATH` after `objective`: the path of an `Objective` constant.

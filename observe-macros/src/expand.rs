@@ -159,6 +159,10 @@ fn callsite(
         || quote!(0u64),
         |(nanos, lit)| quote_spanned!(lit.span()=> #nanos),
     );
+    let sample = args.sample().map_or_else(
+        || quote!(0u64),
+        |(rate, lit)| quote_spanned!(lit.span()=> #krate::__private::sample_threshold(#rate)),
+    );
     let name = &names.callsite;
     // `file!()`/`line!()` spanned on the function name report its location.
     let file = quote_spanned!(fn_name.span()=> ::core::file!());
@@ -176,7 +180,7 @@ fn callsite(
         }
     });
     quote! {
-        #krate::__private::__callsite!(#name, #operation, #level, #slow, #file, #line);
+        #krate::__private::__callsite!(#name, #operation, #level, #slow, #file, #line, #sample);
         #objective
     }
 }

@@ -240,7 +240,7 @@ fn layered(own: Option<Args>, block: &Args) -> Args {
 /// Whether a method inherits the block's value of option `key`.
 fn inherited(key: Key) -> bool {
     match key {
-        Key::Level | Key::Slow | Key::Crate | Key::Objective => true,
+        Key::Level | Key::Slow | Key::Sample | Key::Crate | Key::Objective => true,
         // Not allowed on a block (context), or about the block itself.
         Key::Context | Key::Prefix | Key::Skip => false,
     }

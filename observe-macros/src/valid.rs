@@ -219,6 +219,14 @@ fn check_value(value: &Value, errors: &mut Errors) {
         )),
         Value::Context(entries) => check_context(entries, errors),
         Value::Prefix(lit) => check_prefix(lit, errors),
+        Value::Sample(arg) => {
+            if !arg.rate.is_some_and(|r| (0.0..=1.0).contains(&r)) {
+                errors.push(Error::new_spanned(
+                    &arg.lit,
+                    "invalid `sample`: expected a share of success lines between 0 and 1, e.g. sample = 0.01",
+                ));
+            }
+        }
         Value::Level(_) | Value::Crate(_) | Value::Objective(_) | Value::Skip => {}
     }
 }

@@ -10,5 +10,6 @@ pub use crate::operation::{
 };
 pub use crate::record::{EVENT_NAME, FIELDS};
 pub use crate::slo::DeclaredObjective;
+pub use crate::volume::sample_threshold;
 pub use inventory;
 pub use tracing_core;

@@ -33,6 +33,7 @@ pub mod slo;
 #[cfg(feature = "system-metrics")]
 pub mod system;
 pub mod testing;
+pub mod volume;
 
 pub mod metrics {
     //! Metrics through the `metrics` facade: the metric [`names`], the

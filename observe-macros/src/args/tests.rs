@@ -203,20 +203,20 @@ fn name_as_ident_or_path() {
 fn unknown_option() {
     assert_eq!(
         single_error(quote!(foo = 1)),
-        "unknown option `foo`; expected one of: level, context, slow, crate, objective, prefix, skip"
+        "unknown option `foo`; expected one of: level, context, slow, crate, sample, objective, prefix, skip"
     );
     assert_eq!(
         single_error(quote!("op", bar(1))),
-        "unknown option `bar`; expected one of: level, context, slow, crate, objective, prefix, skip"
+        "unknown option `bar`; expected one of: level, context, slow, crate, sample, objective, prefix, skip"
     );
     // A bare identifier after the name is an option slot, not a name.
     assert_eq!(
         single_error(quote!("op", baz)),
-        "unknown option `baz`; expected one of: level, context, slow, crate, objective, prefix, skip"
+        "unknown option `baz`; expected one of: level, context, slow, crate, sample, objective, prefix, skip"
     );
     assert_eq!(
         single_error(quote!(type = 1)),
-        "unknown option `type`; expected one of: level, context, slow, crate, objective, prefix, skip"
+        "unknown option `type`; expected one of: level, context, slow, crate, sample, objective, prefix, skip"
     );
 }
 
@@ -226,11 +226,11 @@ fn unexpected_token_uses_lookahead_message() {
     assert!(single_error(quote!(-1)).starts_with("expected an operation name"));
     assert_eq!(
         single_error(quote!(= 1)),
-        "expected one of: string literal, `level`, `context`, `slow`, `crate`, `objective`, `prefix`, `skip`"
+        "expected one of: string literal, `level`, `context`, `slow`, `crate`, `sample`, `objective`, `prefix`, `skip`"
     );
     assert_eq!(
         single_error(quote!("op", -1)),
-        "expected one of: `level`, `context`, `slow`, `crate`, `objective`, `prefix`, `skip`"
+        "expected one of: `level`, `context`, `slow`, `crate`, `sample`, `objective`, `prefix`, `skip`"
     );
 }
 
@@ -260,7 +260,7 @@ fn stray_commas() {
     let message = single_error(quote!("op",, level = "info"));
     assert_eq!(
         message,
-        "expected one of: `level`, `context`, `slow`, `crate`, `objective`, `prefix`, `skip`"
+        "expected one of: `level`, `context`, `slow`, `crate`, `sample`, `objective`, `prefix`, `skip`"
     );
 }
 

@@ -188,7 +188,7 @@ fn three_mistakes_three_errors() {
     );
     assert_eq!(
         all[1],
-        "unknown option `foo`; expected one of: level, context, slow, crate, objective, prefix, skip"
+        "unknown option `foo`; expected one of: level, context, slow, crate, sample, objective, prefix, skip"
     );
     assert!(
         all[2].starts_with("invalid duration `25 parsecs`"),
@@ -219,7 +219,7 @@ fn every_kind_of_mistake_at_once() {
             "invalid duration `0s`: must be greater than zero",
             "expected a path for `crate`, e.g. crate = ::observe",
             "duplicate option `level`",
-            "unknown option `bogus`; expected one of: level, context, slow, crate, objective, prefix, skip",
+            "unknown option `bogus`; expected one of: level, context, slow, crate, sample, objective, prefix, skip",
         ]
     );
 }

@@ -81,6 +81,9 @@ impl ObserveBuilder {
     /// | `OBSERVE_VERSION`, `OBSERVE_COMMIT` | [`version`](ObserveBuilder::version), [`commit`](ObserveBuilder::commit) | `1.4.2`, `9f3c2e1` |
     /// | `OTEL_RESOURCE_ATTRIBUTES` | its `service.version`, unless `OBSERVE_VERSION` is set | `service.version=1.4.2` |
     /// | `OBSERVE_EXEMPLARS` | [`exemplars`](ObserveBuilder::exemplars) | `false` |
+    /// | `OBSERVE_SAMPLE` | [`sample`](ObserveBuilder::sample): comma-separated `operation=rate`, `*` for every operation | `ingestion.receive=0.01,*=0.5` |
+    /// | `OBSERVE_RATE_LIMIT` | [`rate_limit`](ObserveBuilder::rate_limit): `operation=lines_per_second` | `*=1000` |
+    /// | `OBSERVE_LEVELS` | [`operation_level`](ObserveBuilder::operation_level): `operation=level` | `admin.health=warn` |
     /// | `OBSERVE_OBJECTIVES` | [`objective`](ObserveBuilder::objective): `;`-separated `operation=name(targets)`, or `operation=name` for an objective declared in code | `process_event=ingestion(success=99.9,latency=250ms@99)` |
     ///
     ///
@@ -170,6 +173,7 @@ pub(crate) struct EnvConfig {
     commit: Option<String>,
     exemplars: Option<bool>,
     objectives: Option<Vec<(String, super::objectives::Attached)>>,
+    volume: Vec<(String, crate::volume::Setting)>,
 }
 
 impl EnvConfig {
@@ -283,6 +287,14 @@ impl EnvConfig {
                 "OBSERVE_EXEMPLARS" => {
                     c.exemplars = Some(boolean(v).ok_or_else(|| err("a boolean"))?);
                 }
+                "OBSERVE_SAMPLE" | "OBSERVE_RATE_LIMIT" | "OBSERVE_LEVELS" => {
+                    c.volume
+                        .extend(crate::volume::parse([(k, v)]).map_err(|e| EnvError {
+                            var: k.to_owned(),
+                            value: shown(k, raw),
+                            expected: e.expected(),
+                        })?);
+                }
                 "OBSERVE_OBJECTIVES" => {
                     c.objectives = Some(super::objectives::parse_env(v).map_err(|_| {
                         err("`operation=name(success=99.9,latency=250ms@99)` or `operation=name` entries separated by `;`")
@@ -373,6 +385,7 @@ impl EnvConfig {
         if let Some(list) = self.objectives {
             b.objectives.0.extend(list);
         }
+        b.volume.extend(self.volume);
         b = apply_metrics_addr(b, self.metrics_addr);
         b = apply_influxdb(b, self.influxdb, self.influxdb_interval);
         apply_system_metrics(b, self.system_metrics.flatten())

@@ -14,6 +14,7 @@ mod objectives;
 mod panic_hook;
 mod resource;
 mod sinks;
+mod volume;
 
 use std::fmt;
 use std::sync::Arc;
@@ -66,6 +67,7 @@ impl Observe {
             build_info: build_info::BuildInfo::default(),
             exemplars: true,
             objectives: objectives::Configured::default(),
+            volume: Vec::new(),
         }
     }
 }
@@ -128,6 +130,8 @@ pub struct ObserveBuilder {
     build_info: build_info::BuildInfo,
     exemplars: bool,
     objectives: objectives::Configured,
+    /// Log volume settings, applied at install in order.
+    volume: Vec<(String, crate::volume::Setting)>,
 }
 
 impl ObserveBuilder {
@@ -370,6 +374,9 @@ impl ObserveBuilder {
         }
         correlation::set_id_format(self.id_format);
         crate::base::clock::warm_up();
+        for (operation, setting) in &self.volume {
+            crate::volume::set(operation, setting);
+        }
 
         let upkeep = handle.as_ref().map(|handle| {
             observe_metrics::note_global_recorder();

@@ -7,11 +7,13 @@
 //! against the global recorder.
 
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use tracing_core::callsite::DefaultCallsite;
 use tracing_core::{Level, Metadata};
 
 use crate::recorder::Site;
+use crate::volume::OperationControls;
 
 /// The fixed messages of one operation as JSON strings (quotes included),
 /// built at compile time, indexed by [`Message`].
@@ -51,6 +53,10 @@ pub struct Callsite {
     error_meta: &'static Metadata<'static>,
     /// The operation name and its metric handles.
     pub(crate) metrics: Site,
+    /// The attribute's `sample`, as a sampling threshold + 1; 0 if unset.
+    sample: u64,
+    /// The operation's run-time log volume settings, found on first use.
+    controls: OnceLock<Arc<OperationControls>>,
 }
 
 impl fmt::Debug for Callsite {
@@ -127,6 +133,7 @@ impl Callsite {
         warn_meta: &'static Metadata<'static>,
         error: &'static DefaultCallsite,
         error_meta: &'static Metadata<'static>,
+        sample: u64,
     ) -> Self {
         // Lines carry the name unescaped; in a `static` this is checked at
         // compile time.
@@ -144,7 +151,20 @@ impl Callsite {
             error,
             error_meta,
             metrics: Site::new(operation),
+            sample,
+            controls: OnceLock::new(),
         }
+    }
+
+    /// The attribute's sampling threshold + 1, or 0.
+    pub(crate) fn sample(&self) -> u64 {
+        self.sample
+    }
+
+    /// The operation's log volume settings.
+    pub(crate) fn controls(&self) -> &OperationControls {
+        self.controls
+            .get_or_init(|| crate::volume::controls_for(self.operation()))
     }
 
     /// A fixed message: `{op} completed` and the like.
@@ -207,11 +227,12 @@ impl Callsite {
 
 /// Declares the static [`Callsite`] of one annotated function.
 ///
-/// `__callsite!(NAME, "operation", INFO, slow_nanos, file, line);`
+/// `__callsite!(NAME, "operation", INFO, slow_nanos, file, line, sample);`
+/// (`sample`: a threshold from `sample_threshold`, or 0 for none).
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __callsite {
-    ($name:ident, $op:literal, $level:ident, $slow:expr, $file:expr, $line:expr) => {
+    ($name:ident, $op:literal, $level:ident, $slow:expr, $file:expr, $line:expr, $sample:expr) => {
         static $name: $crate::__private::Callsite = {
             use $crate::__private::tracing_core as __tc;
             static SUCCESS: __tc::callsite::DefaultCallsite =
@@ -274,6 +295,7 @@ macro_rules! __callsite {
                 &WARN_META,
                 &ERROR,
                 &ERROR_META,
+                $sample,
             )
         };
     };

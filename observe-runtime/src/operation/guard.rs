@@ -21,6 +21,7 @@ use crate::base::clock::{self, Start};
 use crate::correlation;
 use crate::record::{self, CallError, CallRecord};
 use crate::recorder::{self as metrics, Mode};
+use crate::volume::{self, Admit};
 
 /// Carries a function's return type `R` through the expansion. It is
 /// returned on a dead branch (`if false { return hint.never(); }`) so `R`
@@ -272,6 +273,34 @@ impl Guard {
         };
         if !site.enabled() {
             return;
+        }
+        match cs.controls().admit(
+            status,
+            slow,
+            *site.meta.level(),
+            cs.sample(),
+            correlation::current,
+        ) {
+            Admit::Write => {}
+            Admit::Skip => return,
+            Admit::Suppress => {
+                ::metrics::counter!(
+                    volume::LOG_LINES_SUPPRESSED_TOTAL,
+                    crate::base::names::LABEL_OPERATION => cs.operation()
+                )
+                .increment(1);
+                return;
+            }
+            Admit::WriteAfterSummary {
+                suppressed,
+                seconds,
+            } => tracing::warn!(
+                target: "observe::volume",
+                operation = cs.operation(),
+                suppressed,
+                "{}: {suppressed} lines suppressed in the last {seconds} s",
+                cs.operation()
+            ),
         }
         let fixed = match status {
             Status::Success if slow => Some(Message::Slow),
