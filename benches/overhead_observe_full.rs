@@ -1,16 +1,28 @@
 //! `#[monitor_performance]` with observe fully installed: every call's JSON
 //! line is formatted and handed to the non-blocking TCP sink (whose worker
-//! ships it to a local drain), plus the Prometheus metrics.
+//! ships it to a local drain), plus the Prometheus metrics. Beside it, the
+//! same with `sample = 0.0`: each success line is enabled, then sampled out
+//! by its correlation ID.
 
 mod common;
 
 use std::io::Read;
 use std::net::TcpListener;
 
-use common::{observed, observed_async};
+use common::{observed, observed_async, work};
 use criterion::Criterion;
-use observe::Observe;
 use observe::sink::TcpSink;
+use observe::{Observe, monitor_performance};
+
+#[monitor_performance(sample = 0.0)]
+fn sampled_out(x: u64) -> u64 {
+    work(x)
+}
+
+#[monitor_performance(sample = 0.0)]
+async fn sampled_out_async(x: u64) -> u64 {
+    work(x)
+}
 
 /// Accepts connections and discards what they send.
 fn drain() -> std::net::SocketAddr {
@@ -35,6 +47,7 @@ fn anchors(c: &mut Criterion) {
         .install()
         .expect("install");
     common::observe_pair(c, "full_json_queued", observed, observed_async);
+    common::observe_pair(c, "full_json_sampled_out", sampled_out, sampled_out_async);
 }
 
 common::bench_main!(anchors);

@@ -129,6 +129,14 @@ const ROWS: &[(&str, &str)] = &[
         "`#[monitor_performance]`, JSON line queued to the TCP sink, metrics",
     ),
     (
+        "observe/full_json_sampled_out/sync",
+        "`#[monitor_performance(sample = 0.0)]`, the same setup: each success line sampled out by its correlation ID",
+    ),
+    (
+        "observe/full_json_sampled_out/async",
+        "`#[monitor_performance(sample = 0.0)]`, the same setup: each success line sampled out by its correlation ID",
+    ),
+    (
         "observe/full_json_discarded/sync",
         "the same line handed to a sink that discards it (not a target row: the caller's share)",
     ),
@@ -185,6 +193,13 @@ fn targets(m: &Medians) -> Vec<(String, String, String, Option<bool>)> {
             &plain,
             "exemplars add at most 10%".into(),
             get(&mo).zip(get(&plain)).map(|(a, b)| a <= 1.1 * b),
+        );
+        let sampled = format!("observe/full_json_sampled_out/{mode}");
+        check(
+            &sampled,
+            &mo,
+            "at most 1.5x (a sampled-out line costs about a filtered one)".into(),
+            get(&sampled).zip(get(&mo)).map(|(a, b)| a <= 1.5 * b),
         );
         let auto = format!("autometrics/{mode}");
         check(

@@ -79,6 +79,7 @@
 //! | `level = "debug"` | level of the success line (default `info`) |
 //! | `context(k = expr, k2 = %expr, k3 = ?expr)` | fields of the line's `context`, evaluated at call start; `%` uses `Display`, `?` uses `Debug` |
 //! | `slow = "250ms"` | log a WARN `"{op} slow"` line instead of the success line above this duration (`ns`, `us`, `ms`, `s`, `m`) |
+//! | `sample = 0.01` | write that share of success lines, keeping or dropping each request whole by its correlation ID; error, panic, cancelled and slow lines are always written, metrics count every call (see [`volume`]) |
 //! | `objective = API` | the [`slo::Objective`] constant the operation is held to; checked against the duration buckets at install and exposed as `operation_objective_info` (see [`slo`]) |
 //! | `crate = path` | where `observe` is, if renamed |
 //! | `prefix = "store"` | on an impl block only: its methods are named `store.method` instead of `Type.method` |

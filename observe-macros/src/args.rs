@@ -451,15 +451,13 @@ fn parse_slow_value(input: ParseStream<'_>, key_span: Span) -> syn::Result<SlowA
 /// Parses `= 0.01` after `sample`.
 fn parse_sample_value(input: ParseStream<'_>, key_span: Span) -> syn::Result<SampleArg> {
     let eq_span = expect_eq(input, key_span, "sample", "sample = 0.01")?;
-    let lit = match input.parse::<syn::Lit>() {
-        Ok(lit @ (syn::Lit::Float(_) | syn::Lit::Int(_))) => lit,
-        _ => {
-            return Err(Error::new(
-                next_span_or(input, eq_span),
-                "expected a number for `sample`, e.g. sample = 0.01",
-            ));
-        }
-    };
+    if !(input.peek(syn::LitFloat) || input.peek(syn::LitInt)) {
+        return Err(Error::new(
+            next_span_or(input, eq_span),
+            "expected a number for `sample`, e.g. sample = 0.01",
+        ));
+    }
+    let lit: syn::Lit = input.parse()?;
     let rate = match &lit {
         syn::Lit::Float(f) => f.base10_parse::<f64>().ok(),
         syn::Lit::Int(i) => i.base10_parse::<u8>().ok().map(f64::from),

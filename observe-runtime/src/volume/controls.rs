@@ -201,20 +201,30 @@ pub const fn sample_threshold(rate: f64) -> u64 {
 
 /// Whether the request with `id` is in the kept share: the ID's text,
 /// hashed (FNV-1a, then a finalizer so nearby IDs spread), below the
-/// threshold. Any service computes the same for the same ID.
+/// threshold. Any service computes the same for the same ID. The text is
+/// streamed into the hash, not allocated.
 fn kept(id: &CorrelationId, sample: u64) -> bool {
-    let mut text = String::with_capacity(48);
-    id.write_to(&mut text);
-    hash(text.as_bytes()) < sample - 1
+    use std::fmt::Write as _;
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    let _ = write!(h, "{id}");
+    finish(h.0) < sample - 1
 }
 
-fn hash(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+/// FNV-1a over the bytes written.
+struct Fnv(u64);
+
+impl std::fmt::Write for Fnv {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        for &b in s.as_bytes() {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        Ok(())
     }
-    // splitmix64's finalizer.
+}
+
+/// splitmix64's finalizer.
+fn finish(mut h: u64) -> u64 {
     h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     h ^ (h >> 31)
