@@ -2,11 +2,12 @@
 //! signatures mention. Not a public API: it may change in any release.
 
 pub use crate::__callsite;
+pub use crate::base::names::is_valid_operation;
 pub use crate::__objective;
 pub use crate::operation::{
     Callsite, ContextValue, ContextWriter, DebugValue, DescribeDebug, DescribeDisplay,
     DescribeName, DisplayValue, ErrWrap, ErrorInfo, Guard, Hint, IsResult, Messages, Monitored,
-    Never, NotResult, Wrap, call_once, debug, display, is_valid_operation, monitored,
+    Never, NotResult, Wrap, call_once, debug, display, monitored,
 };
 pub use crate::record::{EVENT_NAME, FIELDS};
 pub use crate::slo::DeclaredObjective;

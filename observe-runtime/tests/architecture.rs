@@ -24,6 +24,7 @@ const RANKS: &[&str] = &[
     "record",      // the typed record of a finished call
     "log",         // JSON layer, validator, redaction, timestamps
     "recorder",    // native histogram store, per-callsite handles, collector, Tee
+    "volume",      // log volume per operation: sampling, rate limits, level floors
     "operation",   // callsite, guard, context, outcome, Monitored
     "net",         // connection, HTTP and TLS clients
     "sink",        // stdout, file, TCP, UDP, Elasticsearch, capture, queue, worker
@@ -35,7 +36,7 @@ const RANKS: &[&str] = &[
 ];
 
 /// Root-level names defined inside a module: `#[macro_export]` macros.
-const ROOT_ALIASES: &[(&str, &str)] = &[("__callsite", "operation")];
+const ROOT_ALIASES: &[(&str, &str)] = &[("__callsite", "operation"), ("__objective", "slo")];
 
 /// Upward imports allowed for now, each with the change that removes it:
 /// (file under `src/`, the module it may still name, why). Empty: every

@@ -87,3 +87,22 @@ pub const LABEL_COMPONENT: &str = "component";
 pub const LABEL_MOUNT: &str = "mount";
 /// Label holding a network interface's name.
 pub const LABEL_INTERFACE: &str = "interface";
+
+/// `[a-zA-Z_][a-zA-Z0-9_.:-]*`, the names `#[monitor_performance]` accepts.
+#[doc(hidden)]
+#[must_use]
+pub const fn is_valid_operation(name: &str) -> bool {
+    let b = name.as_bytes();
+    if b.is_empty() || !(b[0].is_ascii_alphabetic() || b[0] == b'_') {
+        return false;
+    }
+    let mut i = 1;
+    while i < b.len() {
+        let c = b[i];
+        if !(c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':' | b'-')) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}

@@ -68,7 +68,7 @@ pub(crate) fn parse_env(text: &str) -> Result<Vec<(String, Attached)>, Objective
     for part in text.split(';').filter(|p| !p.trim().is_empty()) {
         let (op, rest) = part.split_once('=').ok_or_else(|| malformed(part))?;
         let (op, rest) = (op.trim(), rest.trim());
-        if !crate::operation::is_valid_operation(op) {
+        if !crate::base::names::is_valid_operation(op) {
             return Err(malformed(part));
         }
         let attached = match rest.split_once('(') {

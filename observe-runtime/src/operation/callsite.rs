@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock};
 use tracing_core::callsite::DefaultCallsite;
 use tracing_core::{Level, Metadata};
 
+use crate::base::names::is_valid_operation;
 use crate::recorder::Site;
 use crate::volume::OperationControls;
 
@@ -77,23 +78,6 @@ pub(crate) fn logging_possible() -> bool {
     tracing_core::LevelFilter::current() != tracing_core::LevelFilter::OFF
 }
 
-/// `[a-zA-Z_][a-zA-Z0-9_.:-]*`, the names `#[monitor_performance]` accepts.
-#[doc(hidden)]
-pub const fn is_valid_operation(name: &str) -> bool {
-    let b = name.as_bytes();
-    if b.is_empty() || !(b[0].is_ascii_alphabetic() || b[0] == b'_') {
-        return false;
-    }
-    let mut i = 1;
-    while i < b.len() {
-        let c = b[i];
-        if !(c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':' | b'-')) {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
 
 /// The `tracing` callsite of one of the three levels a call may log at.
 #[derive(Clone, Copy)]

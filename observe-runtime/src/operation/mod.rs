@@ -6,7 +6,7 @@ mod guard;
 mod monitored;
 mod outcome;
 
-pub use callsite::{Callsite, Messages, is_valid_operation};
+pub use callsite::{Callsite, Messages};
 pub use context::{ContextValue, ContextWriter, DebugValue, DisplayValue, debug, display};
 pub use guard::{Guard, Hint, call_once};
 pub use monitored::{Monitored, monitored};

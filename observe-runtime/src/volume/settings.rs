@@ -7,7 +7,7 @@ use std::fmt;
 use tracing_core::Level;
 
 use super::controls::with_controls;
-use crate::operation::is_valid_operation;
+use crate::base::names::is_valid_operation;
 
 /// A volume setting that cannot be read; nothing of the call that
 /// returned it was applied.
