@@ -84,6 +84,7 @@ impl ObserveBuilder {
     /// | `OBSERVE_SAMPLE` | [`sample`](ObserveBuilder::sample): comma-separated `operation=rate`, `*` for every operation | `ingestion.receive=0.01,*=0.5` |
     /// | `OBSERVE_RATE_LIMIT` | [`rate_limit`](ObserveBuilder::rate_limit): `operation=lines_per_second` | `*=1000` |
     /// | `OBSERVE_LEVELS` | [`operation_level`](ObserveBuilder::operation_level): `operation=level` | `admin.health=warn` |
+    /// | `OBSERVE_HOLD` | [`hold_until_root`](ObserveBuilder::hold_until_root): bytes per request and in total (`KiB`, `MiB`, `GiB`), or `off` | `64KiB,16MiB` |
     /// | `OBSERVE_OBJECTIVES` | [`objective`](ObserveBuilder::objective): `;`-separated `operation=name(targets)`, or `operation=name` for an objective declared in code | `process_event=ingestion(success=99.9,latency=250ms@99)` |
     ///
     ///
@@ -174,6 +175,8 @@ pub(crate) struct EnvConfig {
     exemplars: Option<bool>,
     objectives: Option<Vec<(String, super::objectives::Attached)>>,
     volume: Vec<(String, crate::volume::Setting)>,
+    /// `Some(None)` is `off`.
+    hold: Option<Option<crate::log::hold::Bounds>>,
 }
 
 impl EnvConfig {
@@ -295,6 +298,11 @@ impl EnvConfig {
                             expected: e.expected(),
                         })?);
                 }
+                "OBSERVE_HOLD" => {
+                    c.hold = Some(crate::log::hold::Bounds::parse(v).ok_or_else(|| {
+                        err("two sizes, per request and in total, like `64KiB,16MiB`, or `off`")
+                    })?);
+                }
                 "OBSERVE_OBJECTIVES" => {
                     c.objectives = Some(super::objectives::parse_env(v).map_err(|_| {
                         err("`operation=name(success=99.9,latency=250ms@99)` or `operation=name` entries separated by `;`")
@@ -386,6 +394,9 @@ impl EnvConfig {
             b.objectives.0.extend(list);
         }
         b.volume.extend(self.volume);
+        if let Some(h) = self.hold {
+            b.hold = h;
+        }
         b = apply_metrics_addr(b, self.metrics_addr);
         b = apply_influxdb(b, self.influxdb, self.influxdb_interval);
         apply_system_metrics(b, self.system_metrics.flatten())
@@ -625,6 +636,7 @@ mod tests {
             ("OBSERVE_SYSTEM_METRICS", "0s"),
             ("OBSERVE_INFLUXDB_INTERVAL", "soon"),
             ("OBSERVE_INFLUXDB", "influx:8086"),
+            ("OBSERVE_HOLD", "64KiB"),
         ] {
             let e = parse(&[(var, value)]).expect_err(var);
             assert_eq!((e.var.as_str(), e.value.as_str()), (var, value));
@@ -743,6 +755,7 @@ mod properties {
         "OBSERVE_REDACT",
         "OBSERVE_ID_FORMAT",
         "OBSERVE_FLUSH_TIMEOUT",
+        "OBSERVE_HOLD",
     ];
 
     /// The sink variables open files and start workers as the builder

@@ -68,6 +68,7 @@ impl Observe {
             exemplars: true,
             objectives: objectives::Configured::default(),
             volume: Vec::new(),
+            hold: None,
         }
     }
 }
@@ -132,6 +133,8 @@ pub struct ObserveBuilder {
     objectives: objectives::Configured,
     /// Log volume settings, applied at install in order.
     volume: Vec<(String, crate::volume::Setting)>,
+    /// Hold-until-root bounds; `None`: lines are written as they come.
+    hold: Option<crate::log::hold::Bounds>,
 }
 
 impl ObserveBuilder {
@@ -377,6 +380,7 @@ impl ObserveBuilder {
         for (operation, setting) in &self.volume {
             crate::volume::set(operation, setting);
         }
+        crate::log::hold::configure(self.hold);
 
         let upkeep = handle.as_ref().map(|handle| {
             observe_metrics::note_global_recorder();

@@ -36,6 +36,9 @@ pub(super) fn install(sink: &Arc<dyn Sink>, timeout: Duration) {
                     .location()
                     .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
                     .unwrap_or_default();
+                // With `panic = "abort"` the request's root never ends:
+                // its held lines go out now, before the panic's own.
+                crate::log::hold::close(|| true);
                 tracing::error!(
                     target: "observe::panic",
                     thread,

@@ -4,6 +4,7 @@
 use tracing_core::Level;
 
 use super::ObserveBuilder;
+use crate::log::hold::Bounds;
 use crate::volume::Setting;
 
 impl ObserveBuilder {
@@ -37,6 +38,36 @@ impl ObserveBuilder {
         let limit = (lines_per_second > 0).then_some(lines_per_second);
         self.volume
             .push((operation.into(), Setting::RateLimit(limit)));
+        self
+    }
+
+    /// Holds each request's lines in memory until its root call (the
+    /// outermost monitored call) ends, then writes them all, in order, if
+    /// any is WARN or more severe (an error, panic, cancellation or slow
+    /// call), and otherwise keeps or drops them together by the root
+    /// operation's [`sample`](Self::sample) share for the request's
+    /// correlation ID (all kept when no sampling is set). A failure keeps
+    /// its whole story, while successes are sampled whole. Also
+    /// `OBSERVE_HOLD=64KiB,16MiB`.
+    ///
+    /// At most `per_request_bytes` are held for one request and
+    /// `total_bytes` over all of them; a request that would pass either
+    /// has its lines written at once and holds no more, counted in
+    /// `log_lines_hold_overflow_total` and said in one WARN line (at most
+    /// one a second). Either bound 0 turns holding off. Lines are held
+    /// per thread of the request's root: a thread or task the request
+    /// spawns holds its own monitored calls' lines separately (sampled by
+    /// the same correlation ID).
+    ///
+    /// ```no_run
+    /// let _guard = observe_runtime::Observe::builder("ingestion")
+    ///     .sample("*", 0.01)
+    ///     .hold_until_root(64 * 1024, 16 * 1024 * 1024)
+    ///     .install()?;
+    /// # Ok::<(), observe_runtime::InstallError>(())
+    /// ```
+    pub fn hold_until_root(mut self, per_request_bytes: usize, total_bytes: usize) -> Self {
+        self.hold = Bounds::new(per_request_bytes, total_bytes);
         self
     }
 

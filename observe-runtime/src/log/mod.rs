@@ -10,6 +10,7 @@
 //!  "performance":{"operation":"process_event","status":"success","duration_ms":0.412}}
 //! ```
 
+pub(crate) mod hold;
 mod layer;
 pub(crate) mod line;
 mod redact;

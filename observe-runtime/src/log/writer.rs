@@ -306,6 +306,18 @@ impl LineWriter {
         if line.len() > self.max_line_bytes || written.dropped > 0 {
             self.truncate(line, middle, parts, &written, cut);
         }
+        // Held while a request that holds is running: one load otherwise.
+        if super::hold::enabled()
+            && super::hold::hold(
+                line,
+                parts.at_nanos(),
+                parts.level(),
+                &self.sink,
+                &self.service,
+            )
+        {
+            return;
+        }
         self.sink
             .write_json_line(JsonLine::written(line, parts.at_nanos(), &self.service));
     }

@@ -19,6 +19,7 @@ use super::outcome::ErrorInfo;
 use crate::base::Status;
 use crate::base::clock::{self, Start};
 use crate::correlation;
+use crate::log::hold;
 use crate::record::{self, CallError, CallRecord};
 use crate::recorder::{self as metrics, Mode};
 use crate::volume::{self, Admit};
@@ -89,6 +90,9 @@ const ROOT: u8 = 2;
 /// `Guard::flags`: something can log, so an async call runs in a
 /// correlation scope (its [`Monitored`](super::Monitored) future opens it).
 const SCOPED: u8 = 4;
+/// `Guard::flags`: this call is the root of a request whose lines are held
+/// (the buffer is in place when it closes) and releases them on close.
+const HOLD: u8 = 8;
 
 /// Times one monitored call and records its outcome. Made by the
 /// `monitor_performance` expansion.
@@ -198,6 +202,9 @@ impl Guard {
             } else if correlation::open_root() {
                 self.flags |= ROOT;
             }
+            if sync && hold::enabled() && hold::open() {
+                self.flags |= HOLD;
+            }
         }
         if may_log || !matches!(self.metrics, Mode::Off) {
             self.flags |= ACTIVE;
@@ -210,6 +217,19 @@ impl Guard {
         if may_log {
             *self.context = context();
         }
+    }
+
+    /// Makes this (async) call the root of a held request: its future
+    /// keeps the buffer and puts it in place for each poll and the close.
+    #[inline]
+    pub(crate) fn hold_root(&mut self) {
+        self.flags |= HOLD;
+    }
+
+    /// Whether this call is the root of a held request.
+    #[inline(always)]
+    pub(crate) fn holds(&self) -> bool {
+        self.flags & HOLD != 0
     }
 
     /// Whether this (async) call runs in a correlation scope.
@@ -279,6 +299,7 @@ impl Guard {
             slow,
             *site.meta.level(),
             cs.sample(),
+            hold::enabled() && hold::is_open(),
             correlation::current,
         ) {
             Admit::Write => {}
@@ -359,6 +380,12 @@ impl Guard {
             &mut self.context,
             ManuallyDrop::new(None),
         )));
+        // The held lines go out (or not) as a whole, the root's line
+        // included; sampling reads the scope's ID.
+        if self.flags & HOLD != 0 {
+            let cs = self.callsite;
+            hold::close(|| cs.controls().keeps(cs.sample(), correlation::current));
+        }
         // After logging, which needed the scope's ID.
         if self.flags & ROOT != 0 {
             correlation::close_root();

@@ -14,6 +14,7 @@ use std::task::{Context, Poll};
 use super::Callsite;
 use super::guard::{Guard, Hint};
 use crate::correlation::{self, Slot};
+use crate::log::hold::{self, Parked};
 
 pin_project_lite::pin_project! {
     /// A monitored call's body with its guard. Made by the
@@ -39,6 +40,10 @@ struct Call {
     /// The context fields until the first poll starts the guard.
     context: ManuallyDrop<Option<String>>,
     slot: ManuallyDrop<Slot>,
+    /// The request's held lines between polls, when this call is the root
+    /// of a request that holds them; only ever non-empty while the guard
+    /// is not idle.
+    held: ManuallyDrop<Parked>,
     // Whether the first poll has started the guard.
     started: bool,
 }
@@ -67,8 +72,13 @@ impl Call {
     fn release(&mut self) {
         if !self.guard.is_idle() && self.guard.wants_scope() {
             let guard = &mut self.guard;
-            correlation::in_slot(&mut self.slot, || guard.close());
+            let held = &mut *self.held;
+            correlation::in_slot(&mut self.slot, || {
+                let _held = guard.holds().then(|| hold::enter(held));
+                guard.close();
+            });
         }
+        drop(ManuallyDrop::into_inner(std::mem::take(&mut self.held)));
         drop(ManuallyDrop::into_inner(std::mem::replace(
             &mut self.context,
             ManuallyDrop::new(None),
@@ -113,6 +123,7 @@ where
             guard: Guard::new(callsite),
             context: ManuallyDrop::new(context),
             slot: ManuallyDrop::new(Slot::Empty),
+            held: ManuallyDrop::new(Parked::default()),
             started: false,
         },
         finish: Some(finish),
@@ -132,6 +143,11 @@ impl<F: Future, Fin: FnOnce(&F::Output, &mut Guard)> Future for Monitored<F, Fin
             call.guard.enter_async(call.context.take());
             if call.guard.wants_scope() {
                 *call.slot = correlation::join_slot();
+                // The outermost monitored call of the request, as far as
+                // this thread can tell, holds its lines.
+                if hold::enabled() && !hold::is_open() {
+                    call.guard.hold_root();
+                }
             }
         }
         if !call.guard.wants_scope() {
@@ -144,10 +160,12 @@ impl<F: Future, Fin: FnOnce(&F::Output, &mut Guard)> Future for Monitored<F, Fin
         let body = this.body;
         let guard = &mut call.guard;
         let finish = this.finish;
+        let held = &mut *call.held;
         // A finished call's slot is not used again.
         correlation::in_slot_then(
             &mut call.slot,
             || {
+                let _held = guard.holds().then(|| hold::enter(held));
                 let out = std::task::ready!(body.poll(cx));
                 if let Some(finish) = finish.take() {
                     finish(&out, guard);

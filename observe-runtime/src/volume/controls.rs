@@ -86,13 +86,16 @@ impl OperationControls {
 
     /// Decides a line of `status` at `level` of a call whose ID is `id`;
     /// `slow` lines count as failures for sampling. `attribute_sample` is
-    /// the callsite's own threshold + 1 (or [`UNSET`]).
+    /// the callsite's own threshold + 1 (or [`UNSET`]). A `held` line
+    /// belongs to a request whose lines are held until its root ends: its
+    /// sampling is decided then, for the whole request, not here.
     pub(crate) fn admit(
         &self,
         status: Status,
         slow: bool,
         level: Level,
         attribute_sample: u64,
+        held: bool,
         id: impl FnOnce() -> Option<CorrelationId>,
     ) -> Admit {
         let defaults = defaults();
@@ -103,15 +106,8 @@ impl OperationControls {
         if floor != 0 && level_rank(level) > floor {
             return Admit::Skip;
         }
-        if status == Status::Success && !slow {
-            let sample = [&self.sample, &defaults.sample]
-                .iter()
-                .map(|s| s.load(Ordering::Relaxed))
-                .find(|&s| s != UNSET)
-                .unwrap_or(attribute_sample);
-            if sample != UNSET && sample != KEEP_ALL && !id().is_some_and(|id| kept(&id, sample)) {
-                return Admit::Skip;
-            }
+        if status == Status::Success && !slow && !held && !self.keeps(attribute_sample, id) {
+            return Admit::Skip;
         }
         let own_rate = self.rate.load(Ordering::Relaxed);
         let (bucket, rate) = if own_rate != 0 {
@@ -146,6 +142,23 @@ impl OperationControls {
                 seconds: elapsed.div_ceil(1000),
             },
         }
+    }
+
+    /// Whether the request with the ID `id` (asked only when sampling
+    /// applies) is in the share this operation keeps: its own `sample`,
+    /// else the `*` default, else the attribute's `attribute_sample`;
+    /// everything when none is set.
+    pub(crate) fn keeps(
+        &self,
+        attribute_sample: u64,
+        id: impl FnOnce() -> Option<CorrelationId>,
+    ) -> bool {
+        let sample = [&self.sample, &defaults().sample]
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .find(|&s| s != UNSET)
+            .unwrap_or(attribute_sample);
+        sample == UNSET || sample == KEEP_ALL || id().is_some_and(|id| kept(&id, sample))
     }
 
     /// Takes one token of a bucket refilled at `rate` per second with a
@@ -300,7 +313,7 @@ mod tests {
         c.set_sample(Some(0.0));
         let none = || Some(id(1));
         assert_eq!(
-            c.admit(Status::Success, false, Level::INFO, UNSET, none),
+            c.admit(Status::Success, false, Level::INFO, UNSET, false, none),
             Admit::Skip
         );
         for (status, slow) in [
@@ -310,10 +323,25 @@ mod tests {
             (Status::Success, true),
         ] {
             assert_eq!(
-                c.admit(status, slow, Level::WARN, UNSET, none),
+                c.admit(status, slow, Level::WARN, UNSET, false, none),
                 Admit::Write
             );
         }
+    }
+
+    #[test]
+    fn a_held_line_waits_for_its_request_to_be_sampled() {
+        let c = OperationControls::default();
+        c.set_sample(Some(0.0));
+        assert_eq!(
+            c.admit(Status::Success, false, Level::INFO, UNSET, true, || None),
+            Admit::Write
+        );
+        assert!(!c.keeps(UNSET, || Some(id(1))));
+        c.set_sample(Some(1.0));
+        assert!(c.keeps(UNSET, || panic!("no ID needed to keep all")));
+        c.set_sample(None);
+        assert!(c.keeps(sample_threshold(1.0), || None));
     }
 
     #[test]
@@ -322,11 +350,11 @@ mod tests {
         c.set_level(Some(Level::WARN));
         let none = || None;
         assert_eq!(
-            c.admit(Status::Success, false, Level::INFO, UNSET, none),
+            c.admit(Status::Success, false, Level::INFO, UNSET, false, none),
             Admit::Skip
         );
         assert_eq!(
-            c.admit(Status::Error, false, Level::ERROR, UNSET, none),
+            c.admit(Status::Error, false, Level::ERROR, UNSET, false, none),
             Admit::Write
         );
     }
@@ -338,7 +366,7 @@ mod tests {
         let mut written = 0;
         let mut suppressed = 0;
         for _ in 0..50 {
-            match c.admit(Status::Error, false, Level::ERROR, UNSET, || None) {
+            match c.admit(Status::Error, false, Level::ERROR, UNSET, false, || None) {
                 Admit::Write => written += 1,
                 Admit::Suppress => suppressed += 1,
                 other => panic!("{other:?}"),
@@ -349,12 +377,12 @@ mod tests {
         // Lines flow again, still over the limit: no summary yet.
         std::thread::sleep(std::time::Duration::from_millis(250));
         assert_eq!(
-            c.admit(Status::Error, false, Level::ERROR, UNSET, || None),
+            c.admit(Status::Error, false, Level::ERROR, UNSET, false, || None),
             Admit::Write
         );
         // Quiet for over a second: the bucket is full, the flood is over.
         std::thread::sleep(std::time::Duration::from_millis(1100));
-        match c.admit(Status::Error, false, Level::ERROR, UNSET, || None) {
+        match c.admit(Status::Error, false, Level::ERROR, UNSET, false, || None) {
             Admit::WriteAfterSummary { suppressed: n, .. } => assert_eq!(n, suppressed),
             other => panic!("{other:?}"),
         }

@@ -19,6 +19,20 @@
 //!   have (`warn` keeps only the WARN and ERROR lines of a busy operation).
 //!   It can only quiet an operation: the subscriber's filter still applies.
 //!
+//! - **Hold until root** (opt-in, process-wide; the builder's
+//!   `hold_until_root` or `OBSERVE_HOLD`): a request's lines wait in
+//!   memory until its root call (the outermost monitored call) ends. If
+//!   any of them is WARN or more severe (an error, panic, cancellation or
+//!   slow call, or a user's `warn!`), all of them are written, in order;
+//!   otherwise they are kept or dropped together by the root operation's
+//!   sampling decision for the request's correlation ID (kept when no
+//!   sampling applies). So a failure keeps its whole story, from every
+//!   nested call, success lines included, while successes are sampled
+//!   whole. Memory is bounded per request and in total: a request that
+//!   would pass a bound has its lines written at once and holds no more,
+//!   counted in `log_lines_hold_overflow_total` and said in one WARN line
+//!   (at most one a second). `log_lines_held_bytes` shows what is held.
+//!
 //! Each is set per operation, or for every operation without its own with
 //! `*`, from the attribute (`sample = 0.01`), the builder, the environment
 //! (`OBSERVE_SAMPLE`, `OBSERVE_RATE_LIMIT`, `OBSERVE_LEVELS`: comma-separated
@@ -41,6 +55,17 @@ pub use controls::sample_threshold;
 pub(crate) use controls::{Admit, OperationControls, controls_for};
 pub(crate) use settings::{Setting, parse, set};
 pub use settings::{VolumeError, apply};
+
+pub use crate::log::hold::{LOG_LINES_HELD_BYTES, LOG_LINES_HOLD_OVERFLOW_TOTAL};
+
+/// Bytes of log lines held right now, over every request that holds its
+/// lines until its root ends (for tests; the gauge
+/// [`LOG_LINES_HELD_BYTES`] is updated when a request ends).
+#[doc(hidden)]
+#[must_use]
+pub fn held_bytes() -> usize {
+    crate::log::hold::held_bytes()
+}
 
 /// The counter of lines a rate limit suppressed, by `operation`.
 pub const LOG_LINES_SUPPRESSED_TOTAL: &str = "log_lines_suppressed_total";
