@@ -139,7 +139,7 @@ impl OperationControls {
             0 => Admit::Write,
             suppressed => Admit::WriteAfterSummary {
                 suppressed,
-                seconds: elapsed.div_ceil(1000),
+                seconds: (elapsed + 500) / 1000,
             },
         }
     }
