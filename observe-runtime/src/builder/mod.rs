@@ -12,6 +12,7 @@ mod env;
 mod metrics;
 mod objectives;
 mod panic_hook;
+mod reload;
 mod resource;
 mod sinks;
 mod volume;
@@ -68,6 +69,8 @@ impl Observe {
             exemplars: true,
             objectives: objectives::Configured::default(),
             volume: Vec::new(),
+            reload_file: None,
+            reload_endpoint: None,
         }
     }
 }
@@ -80,6 +83,9 @@ pub struct InstallContext<'a> {
     pub service: &'a str,
     /// Renders the Prometheus exposition, when Prometheus is on.
     pub prometheus: Option<&'a MetricsHandle>,
+    /// `POST /config`, for the metrics listener to serve, when asked for.
+    #[cfg_attr(not(feature = "prometheus-listener"), allow(dead_code))]
+    reload_endpoint: Option<&'a reload::ReloadEndpoint>,
 }
 
 type Starter =
@@ -132,6 +138,10 @@ pub struct ObserveBuilder {
     objectives: objectives::Configured,
     /// Log volume settings, applied at install in order.
     volume: Vec<(String, crate::volume::Setting)>,
+    /// Read at install and on each SIGHUP.
+    reload_file: Option<std::path::PathBuf>,
+    /// `POST /config` on the metrics listener.
+    reload_endpoint: Option<reload::ReloadEndpoint>,
 }
 
 impl ObserveBuilder {
@@ -307,12 +317,18 @@ impl ObserveBuilder {
             return Err(InstallError::RecorderAlreadySet);
         }
         let objectives = objectives::resolve(&self.objectives, self.duration_buckets())?;
+        let reloaded = self.reload_file_settings()?;
+        self.start_sighup_reload();
         let prometheus = if self.prometheus {
             Some(self.build_prometheus(&objectives)?)
         } else {
             None
         };
         let background = self.start_components(prometheus.as_ref().map(|(_, h)| h))?;
+        if let Err(e) = self.check_reload_served() {
+            stop_all(background);
+            return Err(e);
+        }
 
         // The recorder goes first: its check above cannot see every
         // recorder (a zero-sized one looks like none), and a refused
@@ -374,7 +390,9 @@ impl ObserveBuilder {
         }
         correlation::set_id_format(self.id_format);
         crate::base::clock::warm_up();
-        for (operation, setting) in &self.volume {
+        // Code and environment first, then the reload file over them, as
+        // a reload applies it.
+        for (operation, setting) in self.volume.iter().chain(&reloaded) {
             crate::volume::set(operation, setting);
         }
 
@@ -400,6 +418,7 @@ impl ObserveBuilder {
         let ctx = InstallContext {
             service: &self.service,
             prometheus,
+            reload_endpoint: self.reload_endpoint.as_ref(),
         };
         let mut started: Vec<Box<dyn Background>> = Vec::new();
         for start in std::mem::take(&mut self.starters.0) {
