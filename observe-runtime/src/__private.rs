@@ -2,8 +2,8 @@
 //! signatures mention. Not a public API: it may change in any release.
 
 pub use crate::__callsite;
-pub use crate::base::names::is_valid_operation;
 pub use crate::__objective;
+pub use crate::base::names::is_valid_operation;
 pub use crate::operation::{
     Callsite, ContextValue, ContextWriter, DebugValue, DescribeDebug, DescribeDisplay,
     DescribeName, DisplayValue, ErrWrap, ErrorInfo, Guard, Hint, IsResult, Messages, Monitored,

@@ -85,6 +85,8 @@ impl ObserveBuilder {
     /// | `OBSERVE_RATE_LIMIT` | [`rate_limit`](ObserveBuilder::rate_limit): `operation=lines_per_second` | `*=1000` |
     /// | `OBSERVE_LEVELS` | [`operation_level`](ObserveBuilder::operation_level): `operation=level` | `admin.health=warn` |
     /// | `OBSERVE_HOLD` | [`hold_until_root`](ObserveBuilder::hold_until_root): bytes per request and in total (`KiB`, `MiB`, `GiB`), or `off` | `64KiB,16MiB` |
+    /// | `OBSERVE_RELOAD_FILE` | `reload_file` (unix): the file of `OBSERVE_SAMPLE` / `OBSERVE_RATE_LIMIT` / `OBSERVE_LEVELS` lines re-read on SIGHUP | `/etc/ingestor/volume.env` |
+    /// | `OBSERVE_RELOAD_TOKEN` | `reload_endpoint` (feature `prometheus-listener`): turns on `POST /config` on the metrics listener, requiring this bearer token | `…` |
     /// | `OBSERVE_OBJECTIVES` | [`objective`](ObserveBuilder::objective): `;`-separated `operation=name(targets)`, or `operation=name` for an objective declared in code | `process_event=ingestion(success=99.9,latency=250ms@99)` |
     ///
     ///
@@ -177,6 +179,8 @@ pub(crate) struct EnvConfig {
     volume: Vec<(String, crate::volume::Setting)>,
     /// `Some(None)` is `off`.
     hold: Option<Option<crate::log::hold::Bounds>>,
+    reload_file: Option<String>,
+    reload_token: Option<String>,
 }
 
 impl EnvConfig {
@@ -303,6 +307,8 @@ impl EnvConfig {
                         err("two sizes, per request and in total, like `64KiB,16MiB`, or `off`")
                     })?);
                 }
+                "OBSERVE_RELOAD_FILE" => c.reload_file = Some(v.to_owned()),
+                "OBSERVE_RELOAD_TOKEN" => c.reload_token = Some(v.to_owned()),
                 "OBSERVE_OBJECTIVES" => {
                     c.objectives = Some(super::objectives::parse_env(v).map_err(|_| {
                         err("`operation=name(success=99.9,latency=250ms@99)` or `operation=name` entries separated by `;`")
@@ -397,6 +403,7 @@ impl EnvConfig {
         if let Some(h) = self.hold {
             b.hold = h;
         }
+        b = apply_reload(b, self.reload_file, self.reload_token);
         b = apply_metrics_addr(b, self.metrics_addr);
         b = apply_influxdb(b, self.influxdb, self.influxdb_interval);
         apply_system_metrics(b, self.system_metrics.flatten())
@@ -417,6 +424,41 @@ fn apply_metrics_addr(b: ObserveBuilder, addr: Option<std::net::SocketAddr>) -> 
         Some(_) => missing_feature(b, "OBSERVE_METRICS_ADDR", "prometheus-listener"),
         None => b,
     }
+}
+
+fn apply_reload(
+    mut b: ObserveBuilder,
+    file: Option<String>,
+    token: Option<String>,
+) -> ObserveBuilder {
+    if let Some(path) = file {
+        #[cfg(unix)]
+        {
+            b = b.reload_file(path);
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = path;
+            b = b.on_install(|_| {
+                Err(InstallError::component(
+                    "configuration from the environment",
+                    "OBSERVE_RELOAD_FILE is set but reloading on SIGHUP needs a unix system",
+                ))
+            });
+        }
+    }
+    if let Some(t) = token {
+        #[cfg(feature = "prometheus-listener")]
+        {
+            b = b.reload_endpoint(Some(t));
+        }
+        #[cfg(not(feature = "prometheus-listener"))]
+        {
+            let _ = t;
+            b = missing_feature(b, "OBSERVE_RELOAD_TOKEN", "prometheus-listener");
+        }
+    }
+    b
 }
 
 #[cfg(feature = "influxdb")]
@@ -487,7 +529,7 @@ fn missing_feature(b: ObserveBuilder, var: &'static str, feature: &'static str) 
 fn shown(var: &str, raw: &str) -> String {
     const MAX: usize = 200;
     match var {
-        "OBSERVE_INFLUXDB_TOKEN" => "***".to_owned(),
+        "OBSERVE_INFLUXDB_TOKEN" | "OBSERVE_RELOAD_TOKEN" => "***".to_owned(),
         "OBSERVE_ELASTICSEARCH" | "OBSERVE_INFLUXDB" => crate::net::http::mask_url(raw),
         _ if raw.len() > MAX => {
             let mut cut = MAX;
@@ -545,6 +587,8 @@ mod tests {
             ("OBSERVE_REDACT", "password, session ,"),
             ("OBSERVE_ID_FORMAT", "uuidv7"),
             ("OBSERVE_FLUSH_TIMEOUT", "2m"),
+            ("OBSERVE_RELOAD_FILE", "/etc/svc/volume.env"),
+            ("OBSERVE_RELOAD_TOKEN", "s3cret"),
             ("PATH", "/usr/bin"),
             ("OBSERVE_SOMETHING_NEWER", "x"),
         ])
@@ -579,6 +623,24 @@ mod tests {
         );
         assert_eq!(c.id_format, Some(IdFormat::UuidV7));
         assert_eq!(c.flush_timeout, Some(Duration::from_secs(120)));
+        assert_eq!(c.reload_file.as_deref(), Some("/etc/svc/volume.env"));
+        assert_eq!(c.reload_token.as_deref(), Some("s3cret"));
+    }
+
+    #[test]
+    #[cfg(all(unix, feature = "prometheus-listener"))]
+    fn the_reload_settings_reach_the_builder_and_the_token_stays_hidden() {
+        let b = Observe::builder("svc").from_env_vars([
+            ("OBSERVE_RELOAD_FILE", "/etc/svc/volume.env"),
+            ("OBSERVE_RELOAD_TOKEN", "s3cret"),
+        ]);
+        assert_eq!(
+            b.reload_file.as_deref(),
+            Some(std::path::Path::new("/etc/svc/volume.env"))
+        );
+        let debug = format!("{b:?}");
+        assert!(debug.contains("ReloadEndpoint"), "{debug}");
+        assert!(!debug.contains("s3cret"), "{debug}");
     }
 
     #[test]

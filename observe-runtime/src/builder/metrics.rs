@@ -34,8 +34,9 @@ impl ObserveBuilder {
     pub fn metrics_listener(self, addr: std::net::SocketAddr) -> Self {
         self.on_install(move |ctx| {
             let handle = prometheus_handle(ctx)?;
+            let config = super::reload::config_endpoint(ctx, addr)?;
             std::net::TcpListener::bind(addr)
-                .and_then(|l| crate::export::MetricsListener::serve_metrics(l, handle))
+                .and_then(|l| crate::export::MetricsListener::serve_metrics_with(l, handle, config))
                 .map(|l| Box::new(l) as Box<dyn Background>)
                 .map_err(|e| listener_error(addr, e))
         })
@@ -47,7 +48,11 @@ impl ObserveBuilder {
         self.on_install(move |ctx| {
             let handle = prometheus_handle(ctx)?;
             let addr = listener.local_addr();
-            crate::export::MetricsListener::serve_metrics(listener, handle)
+            let config = match &addr {
+                Ok(a) => super::reload::config_endpoint(ctx, *a)?,
+                Err(_) => None,
+            };
+            crate::export::MetricsListener::serve_metrics_with(listener, handle, config)
                 .map(|l| Box::new(l) as Box<dyn Background>)
                 .map_err(|e| match addr {
                     Ok(a) => listener_error(a, e),

@@ -12,6 +12,7 @@ mod env;
 mod metrics;
 mod objectives;
 mod panic_hook;
+mod reload;
 mod resource;
 mod sinks;
 mod volume;
@@ -69,6 +70,8 @@ impl Observe {
             objectives: objectives::Configured::default(),
             volume: Vec::new(),
             hold: None,
+            reload_file: None,
+            reload_endpoint: None,
         }
     }
 }
@@ -81,6 +84,9 @@ pub struct InstallContext<'a> {
     pub service: &'a str,
     /// Renders the Prometheus exposition, when Prometheus is on.
     pub prometheus: Option<&'a MetricsHandle>,
+    /// `POST /config`, for the metrics listener to serve, when asked for.
+    #[cfg_attr(not(feature = "prometheus-listener"), allow(dead_code))]
+    reload_endpoint: Option<&'a reload::ReloadEndpoint>,
 }
 
 type Starter =
@@ -135,6 +141,10 @@ pub struct ObserveBuilder {
     volume: Vec<(String, crate::volume::Setting)>,
     /// Hold-until-root bounds; `None`: lines are written as they come.
     hold: Option<crate::log::hold::Bounds>,
+    /// Read at install and on each SIGHUP.
+    reload_file: Option<std::path::PathBuf>,
+    /// `POST /config` on the metrics listener.
+    reload_endpoint: Option<reload::ReloadEndpoint>,
 }
 
 impl ObserveBuilder {
@@ -310,12 +320,18 @@ impl ObserveBuilder {
             return Err(InstallError::RecorderAlreadySet);
         }
         let objectives = objectives::resolve(&self.objectives, self.duration_buckets())?;
+        let reloaded = self.reload_file_settings()?;
+        self.start_sighup_reload();
         let prometheus = if self.prometheus {
             Some(self.build_prometheus(&objectives)?)
         } else {
             None
         };
         let background = self.start_components(prometheus.as_ref().map(|(_, h)| h))?;
+        if let Err(e) = self.check_reload_served() {
+            stop_all(background);
+            return Err(e);
+        }
 
         // The recorder goes first: its check above cannot see every
         // recorder (a zero-sized one looks like none), and a refused
@@ -377,7 +393,9 @@ impl ObserveBuilder {
         }
         correlation::set_id_format(self.id_format);
         crate::base::clock::warm_up();
-        for (operation, setting) in &self.volume {
+        // Code and environment first, then the reload file over them, as
+        // a reload applies it.
+        for (operation, setting) in self.volume.iter().chain(&reloaded) {
             crate::volume::set(operation, setting);
         }
         crate::log::hold::configure(self.hold);
@@ -404,6 +422,7 @@ impl ObserveBuilder {
         let ctx = InstallContext {
             service: &self.service,
             prometheus,
+            reload_endpoint: self.reload_endpoint.as_ref(),
         };
         let mut started: Vec<Box<dyn Background>> = Vec::new();
         for start in std::mem::take(&mut self.starters.0) {

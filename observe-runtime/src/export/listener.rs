@@ -3,6 +3,11 @@
 //! the exporter's own listener would bring hyper and tokio for the same
 //! job. Each connection gets its own short-lived thread, capped in number
 //! and in time, so one slow or stuck client cannot hold up a scrape.
+//!
+//! Opt-in, the same listener takes `POST /config`: new log volume settings
+//! as `KEY=VALUE` lines, under the same caps and deadlines, behind a
+//! bearer token when one is configured. What the body means is the
+//! builder's business: the listener only hands it on.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -33,6 +38,8 @@ const REQUEST_DEADLINE: Duration = Duration::from_secs(3);
 const RESPONSE_DEADLINE: Duration = Duration::from_secs(10);
 /// Longest request head read.
 const MAX_REQUEST: usize = 8 * 1024;
+/// Longest `POST /config` body: a settings file is a few lines.
+const MAX_BODY: usize = 8 * 1024;
 /// Connections served at once. A few concurrent scrapers (an HA pair, a
 /// curl) fit; beyond that a flood gets 503 rather than a thread each, and
 /// connections that have not sent their request give their slot to a
@@ -49,6 +56,32 @@ const STOP_GRACE: Duration = Duration::from_secs(1);
 /// Renders the exposition for a request's `Accept` header value: its
 /// `Content-Type` and body.
 type Render = Arc<dyn Fn(&str) -> (&'static str, String) + Send + Sync>;
+
+/// Applies a `POST /config` body: the answer's text, or why nothing was
+/// applied.
+pub(crate) type Reconfigure = Arc<dyn Fn(&str) -> Result<String, String> + Send + Sync>;
+
+/// `POST /config`: what applies its body, and the bearer token it needs,
+/// if any. Off unless given to the listener.
+#[derive(Clone)]
+pub(crate) struct ConfigEndpoint {
+    apply: Reconfigure,
+    token: Option<String>,
+}
+
+impl ConfigEndpoint {
+    pub(crate) fn new(apply: Reconfigure, token: Option<String>) -> Self {
+        Self { apply, token }
+    }
+}
+
+impl fmt::Debug for ConfigEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigEndpoint")
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish_non_exhaustive()
+    }
+}
 
 /// Serves `render()` on `GET /metrics` (and `HEAD`) until stopped.
 ///
@@ -115,7 +148,11 @@ impl MetricsListener {
         listener: TcpListener,
         render: impl Fn() -> String + Send + Sync + 'static,
     ) -> io::Result<Self> {
-        Self::start(listener, Arc::new(move |_| (TEXT_CONTENT_TYPE, render())))
+        Self::start(
+            listener,
+            Arc::new(move |_| (TEXT_CONTENT_TYPE, render())),
+            None,
+        )
     }
 
     /// Serves everything `handle` holds on an already bound listener: the
@@ -127,13 +164,28 @@ impl MetricsListener {
     ///
     /// Reading the listener's address or spawning the thread failed.
     pub fn serve_metrics(listener: TcpListener, handle: MetricsHandle) -> io::Result<Self> {
+        Self::serve_metrics_with(listener, handle, None)
+    }
+
+    /// As [`serve_metrics`](Self::serve_metrics), also taking `POST
+    /// /config` when `config` is given.
+    pub(crate) fn serve_metrics_with(
+        listener: TcpListener,
+        handle: MetricsHandle,
+        config: Option<ConfigEndpoint>,
+    ) -> io::Result<Self> {
         Self::start(
             listener,
             Arc::new(move |accept| handle.render_for_accept(accept)),
+            config.map(Arc::new),
         )
     }
 
-    fn start(listener: TcpListener, render: Render) -> io::Result<Self> {
+    fn start(
+        listener: TcpListener,
+        render: Render,
+        config: Option<Arc<ConfigEndpoint>>,
+    ) -> io::Result<Self> {
         let addr = listener.local_addr()?;
         listener.set_nonblocking(false)?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -146,7 +198,7 @@ impl MetricsListener {
                 if restarts > 0 {
                     std::thread::sleep(supervise::restart_delay(restarts));
                 }
-                accept_loop(&listener, &flag, &slots, &render);
+                accept_loop(&listener, &flag, &slots, &render, config.as_ref());
             },
         )?;
         Ok(Self {
@@ -366,7 +418,13 @@ impl Drop for Slot {
 /// The component name in `observe_component_restarts_total`.
 const COMPONENT: &str = "metrics listener";
 
-fn accept_loop(listener: &TcpListener, stop: &AtomicBool, active: &Arc<Active>, render: &Render) {
+fn accept_loop(
+    listener: &TcpListener,
+    stop: &AtomicBool,
+    active: &Arc<Active>,
+    render: &Render,
+    config: Option<&Arc<ConfigEndpoint>>,
+) {
     static PANICS: AtomicU32 = AtomicU32::new(0);
     for conn in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
@@ -376,6 +434,7 @@ fn accept_loop(listener: &TcpListener, stop: &AtomicBool, active: &Arc<Active>, 
             Ok(stream) => match active.admit(&stream) {
                 Some(mut slot) => {
                     let render = Arc::clone(render);
+                    let config = config.cloned();
                     // If the thread cannot be spawned the closure is dropped,
                     // closing the connection and freeing the slot.
                     let _ = std::thread::Builder::new()
@@ -385,7 +444,7 @@ fn accept_loop(listener: &TcpListener, stop: &AtomicBool, active: &Arc<Active>, 
                             // (the client sees the connection close), and
                             // is counted like a component's restart.
                             let served = panic::catch_unwind(AssertUnwindSafe(|| {
-                                handle(stream, &mut slot, &render)
+                                handle(stream, &mut slot, &render, config.as_deref())
                             }));
                             if let Err(payload) = served {
                                 let n = PANICS.fetch_add(1, Ordering::Relaxed) + 1;
@@ -425,7 +484,12 @@ fn refuse_busy(stream: &TcpStream) {
     }
 }
 
-fn handle(mut stream: TcpStream, slot: &mut Slot, render: &Render) -> io::Result<()> {
+fn handle(
+    mut stream: TcpStream,
+    slot: &mut Slot,
+    render: &Render,
+    config: Option<&ConfigEndpoint>,
+) -> io::Result<()> {
     // Accepted sockets inherit non-blocking mode on some systems; the
     // timeouts below only work on a blocking one.
     stream.set_nonblocking(false)?;
@@ -464,20 +528,50 @@ fn handle(mut stream: TcpStream, slot: &mut Slot, render: &Render) -> io::Result
         }
         scanned = buf.len().saturating_sub(3);
     }
-    let head = String::from_utf8_lossy(&buf);
+    // Bytes past the head are the start of a body.
+    let head_end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(buf.len());
+    let head = String::from_utf8_lossy(&buf[..head_end]);
     let mut lines = head.lines();
     let mut parts = lines.next().unwrap_or("").split(' ');
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
-    let accept = lines
+    let headers: Vec<(&str, &str)> = lines
         .filter_map(|l| l.split_once(':'))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("accept"))
-        .map_or("", |(_, value)| value.trim());
+        .map(|(name, value)| (name.trim(), value.trim()))
+        .collect();
+    let accept = header(&headers, "accept").unwrap_or("");
+    match (method, path, config) {
+        ("POST", "/config", Some(config)) => {
+            let started = buf.get(head_end + 4..).unwrap_or_default();
+            configure(&mut stream, config, &headers, started, request_deadline)
+        }
+        (_, "/config", Some(_)) => respond(
+            &mut stream,
+            "405 Method Not Allowed",
+            &[("Allow", "POST")],
+            "",
+            true,
+        ),
+        _ => route_metrics(&mut stream, method, path, accept, render),
+    }
+}
+
+/// `GET /metrics`, and what is not found.
+fn route_metrics(
+    stream: &mut TcpStream,
+    method: &str,
+    path: &str,
+    accept: &str,
+    render: &Render,
+) -> io::Result<()> {
     match (method, path) {
         ("GET" | "HEAD", "/metrics") => {
             let (content_type, body) = render(accept);
             respond(
-                &mut stream,
+                stream,
                 "200 OK",
                 &[("Content-Type", content_type)],
                 &body,
@@ -485,20 +579,155 @@ fn handle(mut stream: TcpStream, slot: &mut Slot, render: &Render) -> io::Result
             )
         }
         (_, "/metrics") => respond(
-            &mut stream,
+            stream,
             "405 Method Not Allowed",
             &[("Allow", "GET, HEAD")],
             "",
             true,
         ),
         _ => respond(
-            &mut stream,
+            stream,
             "404 Not Found",
             &[],
             "metrics are at /metrics\n",
             true,
         ),
     }
+}
+
+/// The value of the first header named `wanted`.
+fn header<'a>(headers: &[(&str, &'a str)], wanted: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(wanted))
+        .map(|(_, value)| *value)
+}
+
+/// The plain-text answers of `POST /config`.
+const TEXT: (&str, &str) = ("Content-Type", "text/plain; charset=utf-8");
+
+/// `POST /config`: checks the length and the token before reading the
+/// body (within the request's deadline), then hands it on.
+fn configure(
+    stream: &mut TcpStream,
+    config: &ConfigEndpoint,
+    headers: &[(&str, &str)],
+    started: &[u8],
+    deadline: Instant,
+) -> io::Result<()> {
+    let header = |name| header(headers, name);
+    let length = match (header("content-length"), header("transfer-encoding")) {
+        (Some(n), None) => n.parse::<usize>().ok(),
+        _ => None,
+    };
+    let Some(length) = length else {
+        respond(
+            stream,
+            "411 Length Required",
+            &[TEXT],
+            "a body with a Content-Length is required\n",
+            true,
+        )?;
+        return drain(stream, deadline);
+    };
+    if length > MAX_BODY {
+        respond(
+            stream,
+            "413 Content Too Large",
+            &[TEXT],
+            &format!("the body may have at most {MAX_BODY} bytes\n"),
+            true,
+        )?;
+        return drain(stream, deadline);
+    }
+    if let Some(token) = &config.token {
+        let given = header("authorization")
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map_or("", |(_, t)| t.trim());
+        if !same_token(given.as_bytes(), token.as_bytes()) {
+            respond(
+                stream,
+                "401 Unauthorized",
+                &[("WWW-Authenticate", "Bearer"), TEXT],
+                "a valid bearer token is required\n",
+                true,
+            )?;
+            return drain(stream, deadline);
+        }
+    }
+    let mut body = started.get(..length).unwrap_or(started).to_vec();
+    if body.len() < length
+        && header("expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
+    {
+        write_all_by(stream, b"HTTP/1.1 100 Continue\r\n\r\n", deadline)?;
+    }
+    let mut chunk = [0u8; 1024];
+    while body.len() < length {
+        let Some(left) = remaining(deadline) else {
+            return respond(stream, "408 Request Timeout", &[], "", true);
+        };
+        stream.set_read_timeout(Some(left))?;
+        let want = (length - body.len()).min(chunk.len());
+        match stream.read(&mut chunk[..want]) {
+            // The client gave up before its body was complete.
+            Ok(0) => return Ok(()),
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+            Err(e) if is_retryable(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return respond(
+            stream,
+            "400 Bad Request",
+            &[TEXT],
+            "the body is not UTF-8 text\n",
+            true,
+        );
+    };
+    match (config.apply)(text) {
+        Ok(answer) => respond(stream, "200 OK", &[TEXT], &answer, true),
+        Err(why) => respond(
+            stream,
+            "400 Bad Request",
+            &[TEXT],
+            &format!("{why}\n"),
+            true,
+        ),
+    }
+}
+
+/// Whether `given` is `expected`, in a time that depends on the length of
+/// `expected` only: how much of a guess matched must not show in how long
+/// the answer took.
+fn same_token(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = u8::from(given.len() != expected.len());
+    for (i, e) in expected.iter().enumerate() {
+        diff |= e ^ given.get(i).copied().unwrap_or(0);
+    }
+    std::hint::black_box(diff) == 0
+}
+
+/// Reads what the client still sends after an answer that did not read
+/// its body, until it closes or the deadline: closing with unread bytes
+/// resets the connection, which can destroy the answer before it is read.
+fn drain(stream: &mut TcpStream, deadline: Instant) -> io::Result<()> {
+    stream.shutdown(Shutdown::Write)?;
+    let mut sink = [0u8; 1024];
+    for _ in 0..(MAX_REQUEST + MAX_BODY) / sink.len() {
+        let Some(left) = remaining(deadline) else {
+            break;
+        };
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(&mut sink) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if is_retryable(&e) => {}
+            Err(_) => break,
+        }
+    }
+    Ok(())
 }
 
 /// Time left before `deadline`, or `None` once it has passed (a zero
@@ -700,6 +929,153 @@ mod tests {
         let ok = request(a, "GET /metrics HTTP/1.1\r\n\r\n");
         assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
         l.stop();
+    }
+
+    /// A listener with `POST /config` whose hook records what it applied
+    /// and refuses bodies that do not start with `OBSERVE_`.
+    fn with_config(token: Option<&str>) -> (MetricsListener, Arc<Mutex<Vec<String>>>) {
+        let applied = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&applied);
+        let apply: Reconfigure = Arc::new(move |body: &str| {
+            if !body.starts_with("OBSERVE_") {
+                return Err("line 1: cannot read it".to_owned());
+            }
+            seen.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(body.to_owned());
+            Ok("x: sample 0\n".to_owned())
+        });
+        let l = MetricsListener::start(
+            TcpListener::bind("127.0.0.1:0").expect("bind"),
+            Arc::new(|_| (TEXT_CONTENT_TYPE, "a 1\n".to_owned())),
+            Some(Arc::new(ConfigEndpoint::new(
+                apply,
+                token.map(str::to_owned),
+            ))),
+        )
+        .expect("serve");
+        (l, applied)
+    }
+
+    fn post(addr: SocketAddr, headers: &str, body: &str) -> String {
+        request(
+            addr,
+            &format!(
+                "POST /config HTTP/1.1\r\nContent-Length: {}\r\n{headers}\r\n{body}",
+                body.len()
+            ),
+        )
+    }
+
+    #[test]
+    fn config_needs_the_token_when_one_is_set() {
+        let (l, applied) = with_config(Some("s3cret"));
+        let a = l.local_addr();
+        let body = "OBSERVE_SAMPLE=x=0\n";
+        let ok = post(a, "Authorization: Bearer s3cret\r\n", body);
+        assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
+        assert!(ok.ends_with("\r\n\r\nx: sample 0\n"), "{ok}");
+        let scheme = post(a, "authorization: bearer s3cret\r\n", body);
+        assert!(scheme.starts_with("HTTP/1.1 200 OK"), "{scheme}");
+        for headers in [
+            "",
+            "Authorization: Bearer s3cre\r\n",
+            "Authorization: Bearer s3cret2\r\n",
+            "Authorization: Basic s3cret\r\n",
+            "Authorization: s3cret\r\n",
+        ] {
+            let refused = post(a, headers, body);
+            assert!(refused.starts_with("HTTP/1.1 401 "), "{headers}: {refused}");
+            assert!(
+                refused.contains("WWW-Authenticate: Bearer\r\n"),
+                "{refused}"
+            );
+        }
+        assert_eq!(
+            applied.lock().unwrap_or_else(PoisonError::into_inner).len(),
+            2,
+            "only the authorised requests were applied"
+        );
+        // The metrics are still served, without a token.
+        let metrics = request(a, "GET /metrics HTTP/1.1\r\n\r\n");
+        assert!(metrics.starts_with("HTTP/1.1 200 OK"), "{metrics}");
+        l.stop();
+    }
+
+    #[test]
+    fn config_refuses_big_bad_and_unsized_bodies() {
+        let (l, applied) = with_config(None);
+        let a = l.local_addr();
+        let big = format!("OBSERVE_SAMPLE={}", "x".repeat(MAX_BODY));
+        let too_big = post(a, "", &big);
+        assert!(too_big.starts_with("HTTP/1.1 413 "), "{too_big}");
+        let bad = post(a, "", "nonsense");
+        assert!(bad.starts_with("HTTP/1.1 400 "), "{bad}");
+        assert!(bad.ends_with("line 1: cannot read it\n"), "{bad}");
+        let no_length = request(a, "POST /config HTTP/1.1\r\n\r\nOBSERVE_SAMPLE=x=0");
+        assert!(no_length.starts_with("HTTP/1.1 411 "), "{no_length}");
+        let chunked = request(
+            a,
+            "POST /config HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        );
+        assert!(chunked.starts_with("HTTP/1.1 411 "), "{chunked}");
+        let mut c = TcpStream::connect(a).expect("connect");
+        c.write_all(b"POST /config HTTP/1.1\r\nContent-Length: 2\r\n\r\n\xff\xfe")
+            .expect("write");
+        let mut binary = String::new();
+        c.read_to_string(&mut binary).expect("read");
+        assert!(binary.starts_with("HTTP/1.1 400 "), "{binary}");
+        let get = request(a, "GET /config HTTP/1.1\r\n\r\n");
+        assert!(get.starts_with("HTTP/1.1 405 "), "{get}");
+        assert!(get.contains("Allow: POST\r\n"), "{get}");
+        assert!(
+            applied
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_empty()
+        );
+        l.stop();
+    }
+
+    #[test]
+    fn config_bodies_may_arrive_in_pieces_within_the_deadline() {
+        let (l, applied) = with_config(None);
+        let mut c = TcpStream::connect(l.local_addr()).expect("connect");
+        c.write_all(b"POST /config HTTP/1.1\r\nContent-Length: 20\r\nExpect: 100-continue\r\n\r\n")
+            .expect("head");
+        let mut cont = [0u8; 25];
+        c.read_exact(&mut cont).expect("100 Continue");
+        assert_eq!(&cont, b"HTTP/1.1 100 Continue\r\n\r\n");
+        c.write_all(b"OBSERVE_SAMPLE").expect("part");
+        std::thread::sleep(Duration::from_millis(50));
+        c.write_all(b"=x=0\n\n").expect("rest");
+        let mut out = String::new();
+        c.read_to_string(&mut out).expect("read");
+        assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+        assert_eq!(
+            *applied.lock().unwrap_or_else(PoisonError::into_inner),
+            ["OBSERVE_SAMPLE=x=0\n\n"]
+        );
+        l.stop();
+    }
+
+    #[test]
+    fn config_is_not_found_unless_enabled() {
+        let l = MetricsListener::bind("127.0.0.1:0".parse().expect("addr"), || "a 1\n".into())
+            .expect("bind");
+        let off = post(l.local_addr(), "", "OBSERVE_SAMPLE=x=0");
+        assert!(off.starts_with("HTTP/1.1 404 "), "{off}");
+        l.stop();
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same_token(b"abc", b"abc"));
+        assert!(!same_token(b"", b"abc"));
+        assert!(!same_token(b"ab", b"abc"));
+        assert!(!same_token(b"abcd", b"abc"));
+        assert!(!same_token(b"abd", b"abc"));
+        assert!(!same_token(b"abc\0", b"abc"));
     }
 
     #[test]

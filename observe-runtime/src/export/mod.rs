@@ -10,4 +10,6 @@ pub mod line_protocol;
 mod listener;
 
 #[cfg(feature = "prometheus-listener")]
+pub(crate) use listener::ConfigEndpoint;
+#[cfg(feature = "prometheus-listener")]
 pub use listener::{DEFAULT_LISTEN_ADDR, MetricsListener};

@@ -78,7 +78,6 @@ pub(crate) fn logging_possible() -> bool {
     tracing_core::LevelFilter::current() != tracing_core::LevelFilter::OFF
 }
 
-
 /// The `tracing` callsite of one of the three levels a call may log at.
 #[derive(Clone, Copy)]
 pub(crate) struct LogSite {

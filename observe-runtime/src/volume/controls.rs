@@ -65,23 +65,29 @@ fn level_rank(level: Level) -> u8 {
 }
 
 impl OperationControls {
-    pub(crate) fn set_sample(&self, rate: Option<f64>) {
-        self.sample
-            .store(rate.map_or(UNSET, sample_threshold), Ordering::Relaxed);
+    // Each setter says whether the value changed, so that a reload that
+    // repeats a setting neither logs it again nor refills a bucket.
+
+    pub(crate) fn set_sample(&self, rate: Option<f64>) -> bool {
+        let new = rate.map_or(UNSET, sample_threshold);
+        self.sample.swap(new, Ordering::Relaxed) != new
     }
 
-    pub(crate) fn set_rate(&self, per_second: Option<u32>) {
+    pub(crate) fn set_rate(&self, per_second: Option<u32>) -> bool {
         let rate = per_second.unwrap_or(0);
-        self.rate.store(rate, Ordering::Relaxed);
+        if self.rate.swap(rate, Ordering::Relaxed) == rate {
+            return false;
+        }
         // A new limit starts with a full burst.
         self.tokens
             .store(u64::from(rate) * SCALE, Ordering::Relaxed);
         self.refilled_at_ms.store(now_ms(), Ordering::Relaxed);
+        true
     }
 
-    pub(crate) fn set_level(&self, level: Option<Level>) {
-        self.level
-            .store(level.map_or(0, level_rank), Ordering::Relaxed);
+    pub(crate) fn set_level(&self, level: Option<Level>) -> bool {
+        let new = level.map_or(0, level_rank);
+        self.level.swap(new, Ordering::Relaxed) != new
     }
 
     /// Decides a line of `status` at `level` of a call whose ID is `id`;
@@ -310,7 +316,8 @@ mod tests {
     #[test]
     fn failures_and_slow_calls_are_never_sampled_out() {
         let c = OperationControls::default();
-        c.set_sample(Some(0.0));
+        assert!(c.set_sample(Some(0.0)));
+        assert!(!c.set_sample(Some(0.0)));
         let none = || Some(id(1));
         assert_eq!(
             c.admit(Status::Success, false, Level::INFO, UNSET, false, none),
@@ -347,7 +354,7 @@ mod tests {
     #[test]
     fn the_level_floor_quiets_less_severe_lines() {
         let c = OperationControls::default();
-        c.set_level(Some(Level::WARN));
+        assert!(c.set_level(Some(Level::WARN)));
         let none = || None;
         assert_eq!(
             c.admit(Status::Success, false, Level::INFO, UNSET, false, none),
@@ -362,7 +369,7 @@ mod tests {
     #[test]
     fn the_rate_limit_suppresses_beyond_the_burst_and_summarises_once() {
         let c = OperationControls::default();
-        c.set_rate(Some(5));
+        assert!(c.set_rate(Some(5)));
         let mut written = 0;
         let mut suppressed = 0;
         for _ in 0..50 {

@@ -48,11 +48,17 @@
 //! ```
 
 mod controls;
+mod reload;
 mod settings;
 
 #[doc(hidden)]
 pub use controls::sample_threshold;
 pub(crate) use controls::{Admit, OperationControls, controls_for};
+#[cfg(unix)]
+pub(crate) use reload::SighupReload;
+#[cfg(feature = "prometheus-listener")]
+pub(crate) use reload::apply_text;
+pub(crate) use reload::read_file_at_install;
 pub(crate) use settings::{Setting, parse, set};
 pub use settings::{VolumeError, apply};
 

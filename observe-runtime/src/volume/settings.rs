@@ -46,9 +46,9 @@ pub(crate) enum Setting {
 }
 
 /// The variables this module reads.
-const SAMPLE: &str = "OBSERVE_SAMPLE";
-const RATE_LIMIT: &str = "OBSERVE_RATE_LIMIT";
-const LEVELS: &str = "OBSERVE_LEVELS";
+pub(crate) const SAMPLE: &str = "OBSERVE_SAMPLE";
+pub(crate) const RATE_LIMIT: &str = "OBSERVE_RATE_LIMIT";
+pub(crate) const LEVELS: &str = "OBSERVE_LEVELS";
 
 /// Reads `(variable, value)` pairs; other variables are ignored. `off`
 /// (or an empty value for an operation) clears a setting.
@@ -109,7 +109,8 @@ where
 /// comma-separated, `*` for every operation without its own setting,
 /// `off` to clear one. All or nothing: a value that does not parse
 /// changes nothing. Each change is logged once (INFO, target
-/// `observe::volume`); the changes are returned as text.
+/// `observe::volume`); a setting that already had its value is no change.
+/// The changes are returned as text.
 ///
 /// # Errors
 /// The first part that does not parse, with its variable.
@@ -119,38 +120,34 @@ where
     K: AsRef<str>,
     V: AsRef<str>,
 {
-    let settings = parse(vars)?;
-    let changes: Vec<String> = settings.iter().map(|(op, s)| set(op, s)).collect();
+    Ok(apply_parsed(&parse(vars)?))
+}
+
+/// Sets parsed settings in order and logs each change once.
+pub(crate) fn apply_parsed(settings: &[(String, Setting)]) -> Vec<String> {
+    let changes: Vec<String> = settings.iter().filter_map(|(op, s)| set(op, s)).collect();
     for change in &changes {
         tracing::info!(target: "observe::volume", "log volume changed: {change}");
     }
-    Ok(changes)
+    changes
 }
 
-/// Sets one setting; says what changed.
-pub(crate) fn set(operation: &str, setting: &Setting) -> String {
+/// Sets one setting; says what changed, `None` if it already had that
+/// value.
+pub(crate) fn set(operation: &str, setting: &Setting) -> Option<String> {
     with_controls(operation, |c| match setting {
-        Setting::Sample(r) => {
-            c.set_sample(*r);
-            match r {
-                Some(r) => format!("{operation}: sample {r}"),
-                None => format!("{operation}: sample off"),
-            }
-        }
-        Setting::RateLimit(n) => {
-            c.set_rate(*n);
-            match n {
-                Some(n) => format!("{operation}: rate limit {n} lines/s"),
-                None => format!("{operation}: rate limit off"),
-            }
-        }
-        Setting::Level(l) => {
-            c.set_level(*l);
-            match l {
-                Some(l) => format!("{operation}: level {l}"),
-                None => format!("{operation}: level off"),
-            }
-        }
+        Setting::Sample(r) => c.set_sample(*r).then(|| match r {
+            Some(r) => format!("{operation}: sample {r}"),
+            None => format!("{operation}: sample off"),
+        }),
+        Setting::RateLimit(n) => c.set_rate(*n).then(|| match n {
+            Some(n) => format!("{operation}: rate limit {n} lines/s"),
+            None => format!("{operation}: rate limit off"),
+        }),
+        Setting::Level(l) => c.set_level(*l).then(|| match l {
+            Some(l) => format!("{operation}: level {l}"),
+            None => format!("{operation}: level off"),
+        }),
     })
 }
 
