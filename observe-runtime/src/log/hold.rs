@@ -321,7 +321,10 @@ thread_local! {
 }
 
 /// Opens a buffer for a sync root if none is in place; `true` if this
-/// call opened it (and must [`close`] it).
+/// call opened it (and must [`close`] it). Out of line and cold: a call
+/// pays for it only with holding on, and the guard's start stays small.
+#[cold]
+#[inline(never)]
 pub(crate) fn open() -> bool {
     OPEN.try_with(|o| match o.try_borrow_mut() {
         Ok(mut o) if o.is_none() => {

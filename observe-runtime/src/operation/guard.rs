@@ -380,17 +380,24 @@ impl Guard {
             &mut self.context,
             ManuallyDrop::new(None),
         )));
-        // The held lines go out (or not) as a whole, the root's line
-        // included; sampling reads the scope's ID.
         if self.flags & HOLD != 0 {
-            let cs = self.callsite;
-            hold::close(|| cs.controls().keeps(cs.sample(), correlation::current));
+            self.release_held();
         }
         // After logging, which needed the scope's ID.
         if self.flags & ROOT != 0 {
             correlation::close_root();
         }
         self.flags = 0;
+    }
+
+    /// The held lines go out (or not) as a whole, the root's line
+    /// included; sampling reads the scope's ID. Out of line and cold, so
+    /// the close every call pays stays small when nothing is held.
+    #[cold]
+    #[inline(never)]
+    fn release_held(&self) {
+        let cs = self.callsite;
+        hold::close(|| cs.controls().keeps(cs.sample(), correlation::current));
     }
 
     /// Whether dropping this guard has anything to do.
