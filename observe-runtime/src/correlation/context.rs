@@ -141,8 +141,9 @@ pub fn current() -> Option<CorrelationId> {
     current_at(crate::base::clock::unix_nanos)
 }
 
-/// [`current`], taking the time for an ID it makes from `now`.
-fn current_at(now: impl FnOnce() -> u64) -> Option<CorrelationId> {
+/// [`current`], taking the time for an ID it makes from `now` (a call's
+/// end, already read: no clock read of its own).
+pub(crate) fn current_at(now: impl FnOnce() -> u64) -> Option<CorrelationId> {
     match state() {
         LAZY => {
             let id = CorrelationId::generate_at(now());

@@ -294,34 +294,8 @@ impl Guard {
         if !site.enabled() {
             return;
         }
-        match cs.controls().admit(
-            status,
-            slow,
-            *site.meta.level(),
-            cs.sample(),
-            hold::enabled() && hold::is_open(),
-            correlation::current,
-        ) {
-            Admit::Write => {}
-            Admit::Skip => return,
-            Admit::Suppress => {
-                ::metrics::counter!(
-                    volume::LOG_LINES_SUPPRESSED_TOTAL,
-                    crate::base::names::LABEL_OPERATION => cs.operation()
-                )
-                .increment(1);
-                return;
-            }
-            Admit::WriteAfterSummary {
-                suppressed,
-                seconds,
-            } => tracing::warn!(
-                target: "observe::volume",
-                operation = cs.operation(),
-                suppressed,
-                "{}: {suppressed} lines suppressed in the last {seconds} s",
-                cs.operation()
-            ),
+        if volume::active(cs.sample()) && !admitted(cs, status, slow, *site.meta.level(), end) {
+            return;
         }
         let fixed = match status {
             Status::Success if slow => Some(Message::Slow),
@@ -415,6 +389,47 @@ impl Guard {
             Status::Cancelled
         };
         self.record(status, None);
+    }
+}
+
+/// Whether the log volume settings let a line of `cs` at `level` through:
+/// sampled out or under the level floor is no; over the rate limit is no,
+/// counted; the first line after a flood comes with its summary. An ID
+/// made for the decision takes the call's end (raw clock reading `end`)
+/// as its time, as the line would.
+#[inline(never)]
+fn admitted(cs: &Callsite, status: Status, slow: bool, level: Level, end: u64) -> bool {
+    match cs.controls().admit(
+        status,
+        slow,
+        level,
+        cs.sample(),
+        hold::enabled() && hold::is_open(),
+        || correlation::current_at(|| clock::unix_nanos_at(end)),
+    ) {
+        Admit::Write => true,
+        Admit::Skip => false,
+        Admit::Suppress => {
+            ::metrics::counter!(
+                volume::LOG_LINES_SUPPRESSED_TOTAL,
+                crate::base::names::LABEL_OPERATION => cs.operation()
+            )
+            .increment(1);
+            false
+        }
+        Admit::WriteAfterSummary {
+            suppressed,
+            seconds,
+        } => {
+            tracing::warn!(
+                target: "observe::volume",
+                operation = cs.operation(),
+                suppressed,
+                "{}: {suppressed} lines suppressed in the last {seconds} s",
+                cs.operation()
+            );
+            true
+        }
     }
 }
 

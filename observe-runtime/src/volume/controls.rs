@@ -2,7 +2,7 @@
 //! process-wide registry that hands them out and changes them.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use tracing_core::Level;
@@ -223,30 +223,54 @@ pub const fn sample_threshold(rate: f64) -> u64 {
 /// threshold. Any service computes the same for the same ID. The text is
 /// streamed into the hash, not allocated.
 fn kept(id: &CorrelationId, sample: u64) -> bool {
-    use std::fmt::Write as _;
-    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
-    let _ = write!(h, "{id}");
-    finish(h.0) < sample - 1
-}
-
-/// FNV-1a over the bytes written.
-struct Fnv(u64);
-
-impl std::fmt::Write for Fnv {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        for &b in s.as_bytes() {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        Ok(())
+    thread_local! {
+        static TEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
     }
+    let hashed = TEXT.try_with(|t| {
+        let mut t = t.try_borrow_mut().ok()?;
+        t.clear();
+        id.write_to(&mut t);
+        Some(hash(t.as_bytes()))
+    });
+    let h = hashed
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| hash(id.to_string().as_bytes()));
+    h < sample - 1
 }
 
-/// splitmix64's finalizer.
-fn finish(mut h: u64) -> u64 {
+/// A stable hash of `bytes` (the same in every process: no random key),
+/// eight bytes at a time, then splitmix64's finalizer so that IDs that
+/// differ in one digit spread over the whole range.
+fn hash(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = (bytes.len() as u64).wrapping_mul(K);
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K).rotate_left(29);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K).rotate_left(29);
+    }
     h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     h ^ (h >> 31)
+}
+
+/// Whether any volume setting was ever made: until then a line needs no
+/// look at the settings at all.
+static ANY_SET: AtomicBool = AtomicBool::new(false);
+
+/// Whether lines must go through [`OperationControls::admit`]: a setting
+/// was made somewhere, or the callsite's attribute samples.
+#[inline(always)]
+pub(crate) fn active(attribute_sample: u64) -> bool {
+    attribute_sample != UNSET || ANY_SET.load(Ordering::Relaxed)
 }
 
 fn now_ms() -> u64 {
@@ -282,6 +306,7 @@ pub(crate) fn controls_for(operation: &str) -> Arc<OperationControls> {
 
 /// Runs `f` on the settings `operation` names: `*` for the defaults.
 pub(crate) fn with_controls<R>(operation: &str, f: impl FnOnce(&OperationControls) -> R) -> R {
+    ANY_SET.store(true, Ordering::Relaxed);
     if operation == "*" {
         f(defaults())
     } else {

@@ -53,7 +53,7 @@ mod settings;
 
 #[doc(hidden)]
 pub use controls::sample_threshold;
-pub(crate) use controls::{Admit, OperationControls, controls_for};
+pub(crate) use controls::{Admit, OperationControls, active, controls_for};
 #[cfg(unix)]
 pub(crate) use reload::SighupReload;
 #[cfg(feature = "prometheus-listener")]
