@@ -468,34 +468,19 @@ impl Drop for Entered<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use super::*;
+    use crate::sink::CaptureSink;
 
-    #[derive(Debug, Default)]
-    struct Lines(Mutex<Vec<String>>);
-
-    impl Sink for Lines {
-        fn name(&self) -> &str {
-            "lines"
-        }
-
-        fn write_json_line(&self, line: JsonLine<'_>) {
-            self.0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(line.as_str().to_owned());
-        }
-    }
-
-    fn sink() -> (Arc<Lines>, Arc<dyn Sink>, Arc<str>) {
-        let lines = Arc::new(Lines::default());
-        let sink: Arc<dyn Sink> = lines.clone();
+    fn sink() -> (CaptureSink, Arc<dyn Sink>, Arc<str>) {
+        let lines = CaptureSink::new();
+        let sink: Arc<dyn Sink> = Arc::new(lines.clone());
         (lines, sink, "svc".into())
     }
 
-    fn taken(lines: &Lines) -> Vec<String> {
-        std::mem::take(&mut *lines.0.lock().expect("lines"))
+    /// The lines written so far, as they were handed over (with their
+    /// newline, which the capture strips).
+    fn taken(lines: &CaptureSink) -> Vec<String> {
+        lines.take().into_iter().map(|l| l + "\n").collect()
     }
 
     fn pool(per_request: usize, total: usize) -> &'static Pool {
