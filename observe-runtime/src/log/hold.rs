@@ -428,7 +428,11 @@ pub(crate) struct Entered<'a> {
     prev: Option<Held>,
 }
 
-/// Puts `parked` in place for one poll of its root.
+/// Puts `parked` in place for one poll of its root. Out of line and cold,
+/// with the drop that undoes it: every async poll holds the code that
+/// could call them, so it must stay small when nothing is held.
+#[cold]
+#[inline(never)]
 pub(crate) fn enter(parked: &mut Parked) -> Entered<'_> {
     let held = match parked.0.as_deref_mut() {
         Some(h) => std::mem::replace(h, Held::new(&POOL)),
@@ -442,6 +446,7 @@ pub(crate) fn enter(parked: &mut Parked) -> Entered<'_> {
 }
 
 impl Drop for Entered<'_> {
+    #[inline(never)]
     fn drop(&mut self) {
         let prev = self.prev.take();
         let held = OPEN

@@ -160,22 +160,55 @@ impl<F: Future, Fin: FnOnce(&F::Output, &mut Guard)> Future for Monitored<F, Fin
         let body = this.body;
         let guard = &mut call.guard;
         let finish = this.finish;
-        let held = &mut *call.held;
+        if guard.holds() {
+            return poll_held(body, guard, finish, &mut call.slot, &mut call.held, cx);
+        }
         // A finished call's slot is not used again.
         correlation::in_slot_then(
             &mut call.slot,
-            || {
-                let _held = guard.holds().then(|| hold::enter(held));
-                let out = std::task::ready!(body.poll(cx));
-                if let Some(finish) = finish.take() {
-                    finish(&out, guard);
-                    // Closed while the scope is in place, so dropping the
-                    // call has nothing left to do.
-                    guard.close();
-                }
-                Poll::Ready(out)
-            },
+            || poll_body(body, guard, finish, cx),
             Poll::is_pending,
         )
     }
+}
+
+/// One poll of the body in the call's scope; a finished call is recorded
+/// and its guard closed while the scope is in place, so dropping the call
+/// has nothing left to do.
+#[inline(always)]
+fn poll_body<F: Future, Fin: FnOnce(&F::Output, &mut Guard)>(
+    body: Pin<&mut F>,
+    guard: &mut Guard,
+    finish: &mut Option<Fin>,
+    cx: &mut Context<'_>,
+) -> Poll<F::Output> {
+    let out = std::task::ready!(body.poll(cx));
+    if let Some(finish) = finish.take() {
+        finish(&out, guard);
+        guard.close();
+    }
+    Poll::Ready(out)
+}
+
+/// [`poll_body`] for the root of a request whose lines are held: its
+/// buffer is in place for the poll. Out of line, so that the poll of every
+/// other call stays as small as without holding.
+#[cold]
+#[inline(never)]
+fn poll_held<F: Future, Fin: FnOnce(&F::Output, &mut Guard)>(
+    body: Pin<&mut F>,
+    guard: &mut Guard,
+    finish: &mut Option<Fin>,
+    slot: &mut Slot,
+    held: &mut Parked,
+    cx: &mut Context<'_>,
+) -> Poll<F::Output> {
+    correlation::in_slot_then(
+        slot,
+        || {
+            let _held = hold::enter(held);
+            poll_body(body, guard, finish, cx)
+        },
+        Poll::is_pending,
+    )
 }
