@@ -7,6 +7,7 @@ mod component;
 pub(crate) mod duration;
 pub(crate) mod json;
 pub mod names;
+pub(crate) mod percent;
 mod status;
 pub(crate) mod supervise;
 pub(crate) mod thread_slot;

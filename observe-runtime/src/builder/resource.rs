@@ -14,28 +14,11 @@ pub(crate) fn parse(text: &str) -> Result<Vec<(String, String)>, &'static str> {
             if k.is_empty() {
                 return Err("comma-separated key=value pairs with non-empty keys");
             }
-            Ok((k.to_owned(), percent_decode(v.trim())?))
+            let v = crate::base::percent::decode(v.trim())
+                .ok_or("key=value pairs with valid percent-encoding")?;
+            Ok((k.to_owned(), v))
         })
         .collect()
-}
-
-fn percent_decode(v: &str) -> Result<String, &'static str> {
-    const BAD: &str = "key=value pairs with valid percent-encoding";
-    let bytes = v.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or(BAD)?;
-            let hex = std::str::from_utf8(hex).map_err(|_| BAD)?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| BAD)?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| BAD)
 }
 
 #[cfg(test)]

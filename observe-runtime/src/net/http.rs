@@ -156,23 +156,10 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// Userinfo as written when it does not decode: a password with a stray
+/// `%` is taken literally rather than refused.
 fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| char::from(c).to_digit(16);
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::base::percent::decode(s).unwrap_or_else(|| s.to_owned())
 }
 
 /// A response: status and body.
