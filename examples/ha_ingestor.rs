@@ -14,7 +14,8 @@
 //! cargo run --example ha_ingestor                           # 10 s, nothing external needed
 //! cargo run --example ha_ingestor -- --duration 30 --events-per-sec 50 \
 //!     --logstash 127.0.0.1:5000 --elasticsearch http://127.0.0.1:9200 \
-//!     --influxdb http://127.0.0.1:8086 --prometheus 127.0.0.1:9464 --log-file /tmp/ha.log
+//!     --influxdb http://127.0.0.1:8086 --prometheus 127.0.0.1:9464 --log-file /tmp/ha.log \
+//!     --otlp http://127.0.0.1:4318
 //! ```
 //!
 //! The example starts each service as a child process of itself
@@ -60,6 +61,7 @@ use observe::correlation::tower::CorrelationLayer;
 use observe::metrics::MetricsHandle;
 use observe::metrics::influxdb::InfluxConfig;
 use observe::{Observe, monitor_performance};
+use observe_runtime::otlp::OtlpConfig;
 
 /// The services, in start order (the generator last).
 const SERVICES: [&str; 7] = [
@@ -94,6 +96,9 @@ pub struct Args {
     /// Push every service's metrics to InfluxDB 1.x at URL.
     #[arg(long, value_name = "URL")]
     influxdb: Option<String>,
+    /// Export every service's spans, log records and metrics to the OTLP/HTTP collector at URL.
+    #[arg(long, value_name = "URL")]
+    otlp: Option<String>,
     /// The InfluxDB database (with --influxdb).
     #[arg(long, default_value = "ha_ingestor")]
     influx_db: String,
@@ -251,6 +256,7 @@ pub fn run_pipeline(args: &Args) -> Result<Report, BoxError> {
             ("--logstash", &args.logstash),
             ("--elasticsearch", &args.elasticsearch),
             ("--influxdb", &args.influxdb),
+            ("--otlp", &args.otlp),
         ] {
             if let Some(v) = value {
                 cmd.arg(flag).arg(v);
@@ -1250,6 +1256,12 @@ fn run_service(role: &str, args: &Args) -> Result<(), BoxError> {
     if let Some(u) = &args.influxdb {
         builder =
             builder.influxdb(InfluxConfig::v1(u, &args.influx_db).interval(Duration::from_secs(1)));
+    }
+    if let Some(u) = &args.otlp {
+        // Metrics every second, as the InfluxDB push: a short run shows
+        // several points.
+        builder = builder
+            .otlp_config(OtlpConfig::new(u.clone()).metric_export_interval(Duration::from_secs(1)));
     }
     if role == "admin-api" {
         builder = builder.system_metrics(Duration::from_secs(2));

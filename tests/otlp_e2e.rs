@@ -6,17 +6,32 @@
 //! messages and POSTed over a plain TCP connection, proving the pipeline
 //! itself: what goes in as protobuf comes out of Kafka with the same IDs
 //! and values, and a collector that is killed and restarted on its port
-//! takes requests again. Tests of observe's exporter run monitored
-//! services as child processes of this binary (`otlp_e2e --role NAME`,
-//! as `tests/ha_ingestor.rs` does), pointed at
-//! [`Pipeline::otlp_endpoint`], and assert on the same readers; so the
-//! binary has its own `main` (`harness = false`) with a small runner.
+//! takes requests again.
+//!
+//! The tests of observe's exporter (`otlp_e2e/exporter.rs`) run monitored
+//! services as child processes of this binary (`otlp_e2e --role NAME`, as
+//! `tests/ha_ingestor.rs` does): three services calling one another
+//! (`otlp_e2e/chain.rs`), the HA-ingestor demo with `--otlp`, and a
+//! service dropping its guard while no collector answers. They assert on
+//! what reached Kafka; so the binary has its own `main`
+//! (`harness = false`) with a small runner. One pipeline serves every
+//! test (each tells its data apart by service name or trace ID), started
+//! by the first test that needs it.
 
+#[path = "otlp_e2e/chain.rs"]
+mod chain;
+#[path = "otlp_e2e/exporter.rs"]
+mod exporter;
+#[path = "../examples/ha_ingestor.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod ha_ingestor;
 #[path = "support/otlp_pipeline.rs"]
 mod pipeline;
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::hash::BuildHasher as _;
+use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -37,31 +52,57 @@ use pipeline::{Pipeline, post_protobuf};
 use prost::Message as _;
 use serde_json::json;
 
-/// The tests of this binary, run one after the other.
-const TESTS: &[(&str, fn())] = &[
+/// A test of this binary.
+enum Test {
+    /// Against the shared pipeline.
+    Pipeline(fn(&Pipeline)),
+    /// Needing no pipeline.
+    Alone(fn()),
+}
+
+/// The tests of this binary, run one after the other; those that kill the
+/// collector last.
+const TESTS: &[(&str, Test)] = &[
     (
         "protobuf_traces_logs_and_metrics_arrive_in_kafka",
-        protobuf_traces_logs_and_metrics_arrive_in_kafka,
+        Test::Pipeline(protobuf_traces_logs_and_metrics_arrive_in_kafka),
+    ),
+    (
+        "one_request_is_one_trace_across_three_services",
+        Test::Pipeline(exporter::one_request_is_one_trace_across_three_services),
+    ),
+    (
+        "demo_trace_id_from_a_json_line_finds_its_spans",
+        Test::Pipeline(exporter::demo_trace_id_from_a_json_line_finds_its_spans),
+    ),
+    (
+        "dropping_the_guard_with_the_collector_down_returns_within_the_flush_timeout",
+        Test::Alone(
+            exporter::dropping_the_guard_with_the_collector_down_returns_within_the_flush_timeout,
+        ),
     ),
     (
         "collector_killed_and_restarted_on_its_port",
-        collector_killed_and_restarted_on_its_port,
+        Test::Pipeline(collector_killed_and_restarted_on_its_port),
+    ),
+    (
+        "collector_down_killed_and_restarted_while_services_run",
+        Test::Pipeline(exporter::collector_down_killed_and_restarted_while_services_run),
     ),
 ];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(i) = args.iter().position(|a| a == "--role") {
-        return run_role(args.get(i + 1).map_or("", String::as_str));
+        let rest = &args[i + 1..];
+        return match rest.first().map(String::as_str) {
+            Some("chain") => chain::run(&rest[1..]),
+            Some("drop") => exporter::run_drop_role(&rest[1..]),
+            // A service of the HA-ingestor demo: it parses its own flags.
+            _ => ha_ingestor::main(),
+        };
     }
     run_tests(&args)
-}
-
-/// A monitored service of a test, running as a child process of this
-/// binary. None is defined yet; the exporter's tests add theirs here.
-fn run_role(name: &str) -> ExitCode {
-    eprintln!("otlp_e2e: no role {name:?}");
-    ExitCode::FAILURE
 }
 
 /// libtest's command line, as far as `cargo test` uses it: `--list`, a
@@ -94,6 +135,9 @@ fn run_tests(args: &[String]) -> ExitCode {
             && !skips.iter().any(|s| name.contains(s.as_str()))
     };
     let (mut passed, mut failed, mut filtered) = (0, Vec::new(), 0);
+    // `None` inside: skipped here (rotel, tansu or kafka-python cannot be
+    // installed).
+    let pipeline: OnceCell<Option<Pipeline>> = OnceCell::new();
     println!();
     for (name, test) in TESTS {
         if !selected(name) {
@@ -101,7 +145,14 @@ fn run_tests(args: &[String]) -> ExitCode {
             continue;
         }
         let started = Instant::now();
-        let outcome = std::panic::catch_unwind(test);
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| match test {
+            Test::Pipeline(test) => {
+                if let Some(p) = pipeline.get_or_init(Pipeline::start_or_skip) {
+                    test(p);
+                }
+            }
+            Test::Alone(test) => test(),
+        }));
         let secs = started.elapsed().as_secs_f64();
         if outcome.is_ok() {
             println!("test {name} ... ok ({secs:.1} s)");
@@ -111,6 +162,7 @@ fn run_tests(args: &[String]) -> ExitCode {
             failed.push(*name);
         }
     }
+    drop(pipeline);
     let result = if failed.is_empty() { "ok" } else { "FAILED" };
     println!(
         "\ntest result: {result}. {passed} passed; {} failed; {filtered} filtered out\n",
@@ -128,7 +180,7 @@ fn run_tests(args: &[String]) -> ExitCode {
 
 /// Random bits, different in every call and every run, so one run's data
 /// is told apart from another's.
-fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     std::hash::RandomState::new().hash_one(N.fetch_add(1, Ordering::Relaxed))
@@ -228,10 +280,7 @@ fn export(pipeline: &Pipeline, path: &str, request: &impl prost::Message) {
     );
 }
 
-fn protobuf_traces_logs_and_metrics_arrive_in_kafka() {
-    let Some(pipeline) = Pipeline::start_or_skip() else {
-        return;
-    };
+fn protobuf_traces_logs_and_metrics_arrive_in_kafka(pipeline: &Pipeline) {
     let service = format!("e2e-{:x}", random_u64());
     let trace = trace_id();
     let (root, child) = (span_id(), span_id());
@@ -256,7 +305,7 @@ fn protobuf_traces_logs_and_metrics_arrive_in_kafka() {
 
     let sent = Instant::now();
     export(
-        &pipeline,
+        pipeline,
         "/v1/traces",
         &traces(&service, vec![failed, handled]),
     );
@@ -274,7 +323,7 @@ fn protobuf_traces_logs_and_metrics_arrive_in_kafka() {
         ..Default::default()
     };
     export(
-        &pipeline,
+        pipeline,
         "/v1/logs",
         &ExportLogsServiceRequest {
             resource_logs: vec![ResourceLogs {
@@ -348,7 +397,7 @@ fn protobuf_traces_logs_and_metrics_arrive_in_kafka() {
         },
     ];
     export(
-        &pipeline,
+        pipeline,
         "/v1/metrics",
         &ExportMetricsServiceRequest {
             resource_metrics: vec![ResourceMetrics {
@@ -364,7 +413,15 @@ fn protobuf_traces_logs_and_metrics_arrive_in_kafka() {
     );
     let posted = sent.elapsed();
 
-    let spans = pipeline.spans(2);
+    let of_service =
+        |r: &BTreeMap<String, serde_json::Value>| r.get("service.name") == Some(&json!(service));
+    let spans: Vec<_> = pipeline
+        .spans_until("2 spans", |s| {
+            s.iter().filter(|s| of_service(&s.resource)).count() >= 2
+        })
+        .into_iter()
+        .filter(|s| of_service(&s.resource))
+        .collect();
     let spans_read = sent.elapsed();
     assert_eq!(spans.len(), 2, "{spans:#?}");
     let by_name: BTreeMap<&str, &pipeline::Span> =
@@ -396,7 +453,13 @@ fn protobuf_traces_logs_and_metrics_arrive_in_kafka() {
     assert_eq!(lookup.resource["service.name"], json!(service));
     assert_eq!(lookup.resource["service.version"], "0.1.0");
 
-    let records = pipeline.log_records(2);
+    let records: Vec<_> = pipeline
+        .log_records_until("2 log records", |r| {
+            r.iter().filter(|r| of_service(&r.resource)).count() >= 2
+        })
+        .into_iter()
+        .filter(|r| of_service(&r.resource))
+        .collect();
     assert_eq!(records.len(), 2, "{records:#?}");
     for (record, id, severity, body) in [
         (&records[0], child, 17, "inventory unreachable"),
@@ -410,7 +473,13 @@ fn protobuf_traces_logs_and_metrics_arrive_in_kafka() {
         assert_eq!(record.resource["service.name"], json!(service));
     }
 
-    let points = pipeline.metric_points(4);
+    let points: Vec<_> = pipeline
+        .metric_points_until("4 metric points", |p| {
+            p.iter().filter(|p| of_service(&p.resource)).count() >= 4
+        })
+        .into_iter()
+        .filter(|p| of_service(&p.resource))
+        .collect();
     let all_read = sent.elapsed();
     assert_eq!(points.len(), 4, "{points:#?}");
     let calls: BTreeMap<&str, f64> = points
@@ -452,19 +521,17 @@ fn protobuf_traces_logs_and_metrics_arrive_in_kafka() {
     );
 }
 
-fn collector_killed_and_restarted_on_its_port() {
-    let Some(pipeline) = Pipeline::start_or_skip() else {
-        return;
-    };
+fn collector_killed_and_restarted_on_its_port(pipeline: &Pipeline) {
     let service = format!("e2e-{:x}", random_u64());
     let endpoint = pipeline.otlp_endpoint();
     let trace = trace_id();
     let request = |name: &str| traces(&service, vec![span(trace, span_id(), None, name)]);
 
-    export(&pipeline, "/v1/traces", &request("before.kill"));
+    export(pipeline, "/v1/traces", &request("before.kill"));
     // Delivered before the crash, so the topic holds it afterwards.
+    let ours = |s: &pipeline::Span| s.resource.get("service.name") == Some(&json!(service));
     pipeline.spans_until("the span sent before the kill", |s| {
-        s.iter().any(|s| s.name == "before.kill")
+        s.iter().any(|s| ours(s) && s.name == "before.kill")
     });
 
     pipeline.kill_collector();
@@ -481,10 +548,14 @@ fn collector_killed_and_restarted_on_its_port() {
     let down = Instant::now();
     pipeline.restart_collector();
     let restarted = down.elapsed();
-    export(&pipeline, "/v1/traces", &request("after.restart"));
-    let spans = pipeline.spans_until("the span sent after the restart", |s| {
-        s.iter().any(|s| s.name == "after.restart")
-    });
+    export(pipeline, "/v1/traces", &request("after.restart"));
+    let spans: Vec<_> = pipeline
+        .spans_until("the span sent after the restart", |s| {
+            s.iter().any(|s| ours(s) && s.name == "after.restart")
+        })
+        .into_iter()
+        .filter(ours)
+        .collect();
     let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["before.kill", "after.restart"], "{spans:#?}");
     assert!(spans.iter().all(|s| s.trace_id == hex(&trace)));
