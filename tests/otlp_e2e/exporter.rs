@@ -343,19 +343,62 @@ pub(crate) fn one_request_is_one_trace_across_three_services(pipeline: &Pipeline
         );
     }
 
+    // One failed request, as it arrived.
     let (n, cid) = &requests[1];
-    let evidence = spans
+    let trace = spans
         .iter()
-        .filter(|s| s.trace_id == *trace_ids.iter().next().unwrap_or(&String::new()))
-        .count();
+        .find(|s| s.attributes.get("correlation_id") == Some(&json!(cid)))
+        .map(|s| s.trace_id.clone())
+        .unwrap_or_default();
     eprintln!(
-        "otlp_e2e: {} requests, {} spans, {} log records; metric points matched Prometheus {} ms after the last log record; request {n} ({cid}) failed at {}; first trace has {evidence} spans",
+        "otlp_e2e: {} requests, {} spans, {} log records; metric points equal to Prometheus {} ms after the last log record arrived; request {n} ({cid}, failing at {}) is trace {trace}:\n{}",
         requests.len(),
         spans.len(),
         records.len(),
         metrics_after.as_millis(),
         failure_of(*n),
+        show_trace(spans.iter().filter(|s| s.trace_id == trace)),
     );
+}
+
+/// One line per span, by start time: offset and duration, service, name,
+/// ID, kind, status (with its message) and parent.
+fn show_trace<'a>(spans: impl Iterator<Item = &'a Span>) -> String {
+    let mut spans: Vec<&Span> = spans.collect();
+    spans.sort_by_key(|s| s.start_unix_nanos);
+    let by_id: BTreeMap<&str, &Span> = spans.iter().map(|s| (s.span_id.as_str(), *s)).collect();
+    let t0 = spans.first().map_or(0, |s| s.start_unix_nanos);
+    let mut out = String::new();
+    for s in &spans {
+        let parent = s.parent_span_id.as_deref().map_or_else(
+            || "(root)".to_owned(),
+            |p| {
+                by_id.get(p).map_or_else(
+                    || format!("{p} (not in the trace)"),
+                    |ps| format!("{p} {}/{}", service_of(ps), ps.name),
+                )
+            },
+        );
+        let status = match s.status_code {
+            ERROR => format!("ERROR {:?}", s.status_message),
+            1 => "OK".to_owned(),
+            _ => "unset".to_owned(),
+        };
+        let kind = match s.kind {
+            SERVER => "server",
+            INTERNAL => "internal",
+            _ => "other",
+        };
+        out.push_str(&format!(
+            "  +{:>7.3} ms {:>7.3} ms  {:<20} {:<24} span {} {kind:<8} {status}  parent {parent}\n",
+            s.start_unix_nanos.saturating_sub(t0) as f64 / 1e6,
+            s.end_unix_nanos.saturating_sub(s.start_unix_nanos) as f64 / 1e6,
+            service_of(s),
+            s.name,
+            s.span_id,
+        ));
+    }
+    out
 }
 
 pub(crate) fn collector_down_killed_and_restarted_while_services_run(pipeline: &Pipeline) {
@@ -660,35 +703,12 @@ pub(crate) fn demo_trace_id_from_a_json_line_finds_its_spans(pipeline: &Pipeline
         "otlp_e2e: the demo's JSON line\n  {}\nhas trace_id {trace}; its spans in Kafka (topic otlp_traces, via rotel):\n",
         serde_json::to_string(line).unwrap_or_default()
     );
-    let mut ordered: Vec<&Span> = spans.iter().collect();
-    ordered.sort_by_key(|s| s.start_unix_nanos);
-    let t0 = ordered.first().map_or(0, |s| s.start_unix_nanos);
-    for s in &ordered {
-        let parent = s.parent_span_id.as_deref().map_or_else(
-            || "(root)".to_owned(),
-            |p| {
-                by_id.get(p).map_or_else(
-                    || format!("{p} (not in the trace)"),
-                    |ps| format!("{p} {}/{}", service_of(ps), ps.name),
-                )
-            },
-        );
-        evidence.push_str(&format!(
-            "  +{:>7.3} ms {:>8.3} ms  {:<20} {:<26} span {} kind {} status {} parent {parent}\n",
-            (s.start_unix_nanos - t0) as f64 / 1e6,
-            (s.end_unix_nanos.saturating_sub(s.start_unix_nanos)) as f64 / 1e6,
-            service_of(s),
-            s.name,
-            s.span_id,
-            s.kind,
-            s.status_code,
-        ));
-    }
+    evidence.push_str(&show_trace(spans.iter()));
     eprint!("{evidence}");
 
     // One root, the generator's call of the line; every other span's
     // parent is in the trace; every span carries the event's ID.
-    let roots: Vec<&&Span> = ordered
+    let roots: Vec<&Span> = spans
         .iter()
         .filter(|s| s.parent_span_id.is_none())
         .collect();
