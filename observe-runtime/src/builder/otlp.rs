@@ -181,7 +181,7 @@ pub(super) fn apply_env(
 #[cfg(all(test, feature = "otlp"))]
 mod tests {
     use super::*;
-    use crate::Observe;
+    use super::super::Observe;
 
     #[test]
     fn the_environment_turns_the_exporter_on_and_off() {
