@@ -218,3 +218,60 @@ fn headers_reach_the_collector() {
         );
     });
 }
+
+#[test]
+fn a_call_under_an_inbound_traceparent_is_a_server_span_of_that_trace() {
+    let r = Receiver::start();
+    let exporter = exporter(&config(&r).logs(false));
+    let capture = CaptureSink::new();
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "traceparent",
+        http::HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+    );
+    let id = observe::correlation::http::extract(&headers);
+    tracing::dispatcher::with_default(&dispatch(&exporter, &capture), || {
+        observe::correlation::scope(id, || outer(3).expect("ok"));
+    });
+    assert!(r.wait(Duration::from_secs(10), |got| got.spans.len() == 2));
+    r.with(|got| {
+        let (o, i) = (
+            by_name(&got.spans, "otlp.outer"),
+            by_name(&got.spans, "otlp.inner"),
+        );
+        assert_eq!(hex(&o.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(hex(&o.parent_span_id), "00f067aa0ba902b7");
+        assert_eq!(o.kind, SpanKind::Server as i32);
+        assert_eq!(o.flags & 0x300, 0x300, "the parent is remote");
+        assert_eq!(i.parent_span_id, o.span_id);
+        assert_eq!(
+            (i.kind, i.flags & 0x300),
+            (SpanKind::Internal as i32, 0x100)
+        );
+    });
+}
+
+#[test]
+fn an_unsampled_inbound_parent_turns_its_trace_off() {
+    let r = Receiver::start();
+    let exporter = exporter(&config(&r).logs(false));
+    let capture = CaptureSink::new();
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "traceparent",
+        http::HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"),
+    );
+    let id = observe::correlation::http::extract(&headers);
+    tracing::dispatcher::with_default(&dispatch(&exporter, &capture), || {
+        observe::correlation::scope(id, || outer(3).expect("ok"));
+        inner().expect("ok");
+    });
+    assert!(exporter.flush(Duration::from_secs(10)));
+    r.with(|got| {
+        assert_eq!(got.spans.len(), 1, "only the call outside the request");
+        assert_ne!(
+            hex(&got.spans[0].trace_id),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+    });
+}
