@@ -180,8 +180,8 @@ pub(super) fn apply_env(
 
 #[cfg(all(test, feature = "otlp"))]
 mod tests {
+    use super::super::Observe;
     use super::*;
-    use crate::Observe;
 
     #[test]
     fn the_environment_turns_the_exporter_on_and_off() {

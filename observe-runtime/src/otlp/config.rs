@@ -621,10 +621,8 @@ impl OtlpEnv {
                     None => self.compression = Some(c),
                 }
             }
-            "PROTOCOL" => {
-                if v != "http/protobuf" {
-                    return Err(err("`http/protobuf` (the one protocol observe speaks)"));
-                }
+            "PROTOCOL" if v != "http/protobuf" => {
+                return Err(err("`http/protobuf` (the one protocol observe speaks)"));
             }
             _ => {}
         }
