@@ -323,6 +323,10 @@ pub mod prelude {
 #[cfg(feature = "system-metrics")]
 pub use observe_runtime::system;
 
+/// OpenTelemetry over OTLP/HTTP (feature `otlp`).
+#[cfg(feature = "otlp")]
+pub use observe_runtime::otlp;
+
 #[doc(hidden)]
 pub mod __private {
     pub use observe_runtime::__private::*;

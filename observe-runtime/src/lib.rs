@@ -10,6 +10,8 @@
 //! - [`sink`]: where lines go (stdout, files, collectors, in-memory capture).
 //! - [`metrics`]: metric names, the Prometheus exposition and the
 //!   metrics back-ends.
+//! - `otlp` (feature `otlp`): spans, log records and metrics over
+//!   OTLP/HTTP to an OpenTelemetry collector.
 //! - [`slo`]: service level objectives and the Prometheus rules that watch
 //!   them.
 //! - [`testing`]: run code and get its parsed lines and a metrics snapshot.
@@ -27,7 +29,7 @@ pub mod log;
 mod net;
 mod operation;
 #[cfg(feature = "otlp")]
-mod otlp;
+pub mod otlp;
 pub mod record;
 mod recorder;
 pub mod sink;

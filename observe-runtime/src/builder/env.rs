@@ -32,10 +32,13 @@ impl Observe {
     /// ```
     pub fn from_env() -> ObserveBuilder {
         let vars: Vec<(String, String)> = std::env::vars().filter(|(k, _)| read_here(k)).collect();
-        let service = vars
-            .iter()
-            .find(|(k, v)| k == "OBSERVE_SERVICE" && !v.trim().is_empty())
-            .map(|(_, v)| v.trim().to_owned())
+        let named = |name: &str| {
+            vars.iter()
+                .find(|(k, v)| k == name && !v.trim().is_empty())
+                .map(|(_, v)| v.trim().to_owned())
+        };
+        let service = named("OBSERVE_SERVICE")
+            .or_else(|| named("OTEL_SERVICE_NAME"))
             .or_else(executable_name)
             .unwrap_or_else(|| "service".to_owned());
         Observe::builder(service).from_env_vars(vars)
@@ -44,7 +47,7 @@ impl Observe {
 
 /// Whether the builder reads the variable `name`.
 fn read_here(name: &str) -> bool {
-    name.starts_with(PREFIX) || name == "OTEL_RESOURCE_ATTRIBUTES"
+    name.starts_with(PREFIX) || name.starts_with("OTEL_")
 }
 
 fn executable_name() -> Option<String> {
@@ -87,6 +90,9 @@ impl ObserveBuilder {
     /// | `OBSERVE_HOLD` | [`hold_until_root`](ObserveBuilder::hold_until_root): bytes per request and in total (`KiB`, `MiB`, `GiB`), or `off` | `64KiB,16MiB` |
     /// | `OBSERVE_RELOAD_FILE` | `reload_file` (unix): the file of `OBSERVE_SAMPLE` / `OBSERVE_RATE_LIMIT` / `OBSERVE_LEVELS` lines re-read on SIGHUP | `/etc/ingestor/volume.env` |
     /// | `OBSERVE_RELOAD_TOKEN` | `reload_endpoint` (feature `prometheus-listener`): turns on `POST /config` on the metrics listener, requiring this bearer token | `…` |
+    /// | `OTEL_SERVICE_NAME` | the service name when `OBSERVE_SERVICE` is unset ([`Observe::from_env`]) | `websocket-ingestion` |
+    /// | `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_{TRACES,LOGS,METRICS}_ENDPOINT` | `otlp` (feature `otlp`): turns the exporter on | `http://127.0.0.1:4318` |
+    /// | the other `OTEL_*` exporter variables | their meaning on `OtlpConfig::from_env_vars`, over a configuration set in code; `OTEL_SDK_DISABLED=true` turns the exporter off | `OTEL_TRACES_SAMPLER=parentbased_traceidratio` |
     /// | `OBSERVE_OBJECTIVES` | [`objective`](ObserveBuilder::objective): `;`-separated `operation=name(targets)`, or `operation=name` for an objective declared in code | `process_event=ingestion(success=99.9,latency=250ms@99)` |
     ///
     ///
@@ -181,6 +187,9 @@ pub(crate) struct EnvConfig {
     hold: Option<Option<crate::log::hold::Bounds>>,
     reload_file: Option<String>,
     reload_token: Option<String>,
+    /// `OTEL_RESOURCE_ATTRIBUTES`, every pair.
+    resource: Vec<(String, String)>,
+    otlp: super::otlp::FromEnv,
 }
 
 impl EnvConfig {
@@ -194,6 +203,7 @@ impl EnvConfig {
     {
         let mut c = Self::default();
         let mut influx: [Option<String>; 5] = Default::default();
+        let mut otel = Vec::new();
         for (k, v) in vars {
             let (k, raw) = (k.as_ref(), v.as_ref());
             let v = raw.trim();
@@ -315,14 +325,21 @@ impl EnvConfig {
                     })?);
                 }
                 "OTEL_RESOURCE_ATTRIBUTES" => {
-                    c.resource_version = super::resource::parse(v)
-                        .map_err(err)?
-                        .into_iter()
-                        .find_map(|(k, v)| (k == "service.version").then_some(v));
+                    c.resource = super::resource::parse(v).map_err(err)?;
+                    c.resource_version = c
+                        .resource
+                        .iter()
+                        .find_map(|(k, v)| (k == "service.version").then(|| v.clone()));
                 }
+                _ if k.starts_with("OTEL_") => otel.push((k.to_owned(), raw.to_owned())),
                 _ => {}
             }
         }
+        c.otlp = super::otlp::FromEnv::parse(&otel).map_err(|(var, value, expected)| EnvError {
+            var,
+            value,
+            expected,
+        })?;
         let [url, db, org, bucket, token] = influx;
         c.influxdb = match (url, db, org, bucket, token) {
             (None, ..) => None,
@@ -404,6 +421,10 @@ impl EnvConfig {
             b.hold = h;
         }
         b = apply_reload(b, self.reload_file, self.reload_token);
+        if self.otlp.asks_for_export && !cfg!(feature = "otlp") {
+            b = missing_feature(b, "OTEL_EXPORTER_OTLP_ENDPOINT", "otlp");
+        }
+        b = super::otlp::apply_env(b, self.otlp, self.resource);
         b = apply_metrics_addr(b, self.metrics_addr);
         b = apply_influxdb(b, self.influxdb, self.influxdb_interval);
         apply_system_metrics(b, self.system_metrics.flatten())

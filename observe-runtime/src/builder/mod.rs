@@ -11,6 +11,7 @@ mod env;
 // Shadows the `metrics` crate in this file, which therefore says `::metrics`.
 mod metrics;
 mod objectives;
+mod otlp;
 mod panic_hook;
 mod reload;
 mod resource;
@@ -72,6 +73,7 @@ impl Observe {
             hold: None,
             reload_file: None,
             reload_endpoint: None,
+            otlp: otlp::Settings::default(),
         }
     }
 }
@@ -145,6 +147,7 @@ pub struct ObserveBuilder {
     reload_file: Option<std::path::PathBuf>,
     /// `POST /config` on the metrics listener.
     reload_endpoint: Option<reload::ReloadEndpoint>,
+    otlp: otlp::Settings,
 }
 
 impl ObserveBuilder {
@@ -327,7 +330,17 @@ impl ObserveBuilder {
         } else {
             None
         };
-        let background = self.start_components(prometheus.as_ref().map(|(_, h)| h))?;
+        let mut background = self.start_components(prometheus.as_ref().map(|(_, h)| h))?;
+        let otlp = match otlp::start(&self, prometheus.as_ref().map(|(_, h)| h)) {
+            Ok((otlp, metrics)) => {
+                background.extend(metrics);
+                otlp
+            }
+            Err(e) => {
+                stop_all(background);
+                return Err(e);
+            }
+        };
         if let Err(e) = self.check_reload_served() {
             stop_all(background);
             return Err(e);
@@ -375,10 +388,13 @@ impl ObserveBuilder {
             1 => Arc::clone(&self.sinks[0]),
             _ => Arc::new(FanOut::new(self.sinks.clone())),
         };
+        let sink = otlp.sink(sink);
         let filter = self.filter.clone().unwrap_or_else(filter_from_env);
-        let layer = JsonLayer::new(&self.service)
-            .with_shared_sink(Arc::clone(&sink))
-            .with_max_line_bytes(self.max_line_bytes);
+        let layer = otlp.layer(
+            JsonLayer::new(&self.service)
+                .with_shared_sink(Arc::clone(&sink))
+                .with_max_line_bytes(self.max_line_bytes),
+        );
         let subscriber = tracing_subscriber::registry().with(filter).with(layer);
         if tracing::subscriber::set_global_default(subscriber).is_err() {
             stop_all(background);
@@ -566,6 +582,10 @@ pub enum InstallError {
         /// What is wrong with it.
         source: crate::slo::ObjectiveError,
     },
+    /// The OTLP exporter cannot start: an endpoint or header it cannot
+    /// use (feature `otlp`).
+    #[cfg(feature = "otlp")]
+    Otlp(crate::otlp::OtlpError),
 }
 
 impl InstallError {
@@ -605,6 +625,8 @@ impl fmt::Display for InstallError {
             Self::Objective { operation, source } => {
                 write!(f, "operation `{operation}`: {source}")
             }
+            #[cfg(feature = "otlp")]
+            Self::Otlp(e) => write!(f, "OTLP exporter: {e}"),
         }
     }
 }
@@ -616,6 +638,8 @@ impl std::error::Error for InstallError {
             Self::Prometheus(e) => Some(e.as_ref()),
             Self::Component { source, .. } => Some(source.as_ref()),
             Self::Objective { source, .. } => Some(source),
+            #[cfg(feature = "otlp")]
+            Self::Otlp(e) => Some(e),
         }
     }
 }

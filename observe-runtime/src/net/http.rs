@@ -169,6 +169,10 @@ pub(crate) struct Response {
     pub(crate) body: Vec<u8>,
     /// The server closes the connection after this response.
     pub(crate) close: bool,
+    /// The `Retry-After` header, as sent (unchecked: the caller decides
+    /// what to believe).
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+    pub(crate) retry_after: Option<String>,
 }
 
 /// Sends one POST and reads its response (a body of at most `max_body`
@@ -183,8 +187,33 @@ pub(crate) fn post(
     deadline: Deadline,
     max_body: usize,
 ) -> io::Result<Response> {
+    post_with(
+        conn,
+        target,
+        path,
+        content_type,
+        "",
+        body,
+        deadline,
+        max_body,
+    )
+}
+
+/// As [`post`], with `extra_headers` (complete `Name: value\r\n` lines,
+/// checked by the caller to hold no other line break) after the usual ones.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn post_with(
+    conn: &mut Conn,
+    target: &Target,
+    path: &str,
+    content_type: &str,
+    extra_headers: &str,
+    body: &[u8],
+    deadline: Deadline,
+    max_body: usize,
+) -> io::Result<Response> {
     let mut head = format!(
-        "POST {}{path} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nAccept: application/json\r\n",
+        "POST {}{path} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nAccept: application/json\r\n{extra_headers}",
         target.prefix,
         target.host_header,
         body.len()
@@ -248,6 +277,7 @@ pub(crate) fn read_response(r: &mut impl BufRead, max_body: usize) -> io::Result
             status,
             body,
             close,
+            retry_after: head.retry_after,
         });
     }
     Err(invalid("too many interim (1xx) responses"))
@@ -259,6 +289,7 @@ struct Head {
     length: Option<u64>,
     chunked: bool,
     close: bool,
+    retry_after: Option<String>,
 }
 
 fn read_head(r: &mut impl BufRead) -> io::Result<Head> {
@@ -287,6 +318,8 @@ fn read_head(r: &mut impl BufRead) -> io::Result<Head> {
             let last = value.rsplit(',').next().unwrap_or("").trim();
             head.chunked = last.eq_ignore_ascii_case("chunked");
             head.close |= !head.chunked;
+        } else if name.eq_ignore_ascii_case("retry-after") {
+            head.retry_after = Some(value.to_owned());
         } else if name.eq_ignore_ascii_case("connection") {
             head.close |= value
                 .split(',')

@@ -1,5 +1,299 @@
-//! OpenTelemetry over OTLP/HTTP.
+//! OpenTelemetry over OTLP/HTTP (feature `otlp`): a span per monitored
+//! call, a log record per line, and the metrics, sent as protobuf to any
+//! OTLP collector (rotel, the OpenTelemetry Collector, a vendor's
+//! endpoint).
+//!
+//! Spans and log records travel like lines to a sink: a bounded queue per
+//! signal, drained by a background worker that never makes a caller wait,
+//! retries with backoff on HTTP 429, 502, 503 and 504 (honouring
+//! `Retry-After`), reconnects when the collector is away, and counts every
+//! item it gives up in `log_lines_dropped_total{sink="otlp-traces"}` or
+//! `{sink="otlp-logs"}`. Dropping the install guard flushes both within the
+//! flush timeout.
+//!
+//! Most services turn it on with
+//! [`ObserveBuilder::otlp`](crate::ObserveBuilder::otlp) or the standard
+//! `OTEL_EXPORTER_OTLP_ENDPOINT`; [`OtlpExporter`] is the same exporter
+//! for a subscriber assembled by hand.
 
-// Started by the builder.
-#[allow(dead_code)]
-pub(crate) mod metrics;
+mod config;
+mod logs;
+mod metrics;
+mod resource;
+mod traces;
+mod transport;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::{
+    Compression, DEFAULT_ENDPOINT, DEFAULT_METRIC_EXPORT_INTERVAL, DEFAULT_TIMEOUT, OtlpConfig,
+    Sampler,
+};
+pub(crate) use config::{OtlpEnv, Signal};
+#[allow(unused_imports)] // for the metrics exporter
+pub(crate) use transport::{Client, Outcome};
+
+use crate::base::Background;
+use crate::net::SinkError;
+use crate::net::deadline::Deadline;
+use crate::record::CallConsumer;
+use crate::recorder::MetricsHandle;
+use crate::sink::worker::{Options, Pipe};
+use crate::sink::{JsonLine, Sink, SinkStats};
+
+/// The longest wait a collector's `Retry-After` can ask for; a longer one
+/// is cut to this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// The `sink` label of the spans' counters.
+pub const TRACES_SINK: &str = "otlp-traces";
+/// The `sink` label of the log records' counters.
+pub const LOGS_SINK: &str = "otlp-logs";
+
+/// Lines of one request, at most: a collector's default limit is 4 MiB
+/// of protobuf, which is smaller than the lines it was made from.
+const MAX_BATCH_BYTES: usize = 1024 * 1024;
+
+/// Why the OTLP exporter cannot start.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum OtlpError {
+    /// An `OTEL_*` variable holds a value that does not parse.
+    Env {
+        /// The variable.
+        var: String,
+        /// Its value, as far as it can be shown (headers never are).
+        value: String,
+        /// The form expected.
+        expected: &'static str,
+    },
+    /// A signal's endpoint cannot be used.
+    Endpoint {
+        /// `traces`, `logs` or `metrics`.
+        signal: &'static str,
+        /// What is wrong with it.
+        source: SinkError,
+    },
+    /// A configured header has a name or value no request can carry.
+    Header {
+        /// The header's name.
+        name: String,
+    },
+    /// A worker could not start.
+    Start(SinkError),
+}
+
+impl fmt::Display for OtlpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Env {
+                var,
+                value,
+                expected,
+            } => write!(f, "{var}={value:?} is not {expected}"),
+            Self::Endpoint { signal, source } => write!(f, "the {signal} endpoint: {source}"),
+            Self::Header { name } => write!(
+                f,
+                "header {name:?}: expected a token name and a value without control characters"
+            ),
+            Self::Start(e) => write!(f, "cannot start the OTLP exporter: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for OtlpError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Endpoint { source, .. } | Self::Start(source) => Some(source),
+            Self::Env { .. } | Self::Header { .. } => None,
+        }
+    }
+}
+
+/// The running exporter of spans and log records: a [`Sink`] that ships
+/// every line as a log record (when logs are on) and whose
+/// [`flush`](Sink::flush) drains both signals, and a [`CallConsumer`]
+/// ([`call_consumer`](Self::call_consumer)) that turns calls into spans.
+/// Clones share the workers, which stop once the last clone is dropped.
+///
+/// The builder wires it in; by hand, give the consumer and the sink to the
+/// [`JsonLayer`](crate::log::JsonLayer):
+///
+/// ```no_run
+/// use std::sync::Arc;
+///
+/// use observe_runtime::log::JsonLayer;
+/// use observe_runtime::otlp::{OtlpConfig, OtlpExporter};
+/// use tracing_subscriber::layer::SubscriberExt;
+///
+/// let exporter = OtlpExporter::start("billing", None, &OtlpConfig::new("http://127.0.0.1:4318"))?;
+/// let mut layer = JsonLayer::new("billing").with_sink(exporter.clone());
+/// if let Some(spans) = exporter.call_consumer() {
+///     layer = layer.with_call_consumer(spans);
+/// }
+/// let subscriber = tracing_subscriber::registry().with(layer);
+/// # drop(subscriber);
+/// # Ok::<(), observe_runtime::otlp::OtlpError>(())
+/// ```
+#[derive(Clone)]
+pub struct OtlpExporter {
+    traces: Option<Arc<traces::SpanConsumer>>,
+    traces_pipe: Option<Pipe>,
+    logs: Option<Pipe>,
+}
+
+impl fmt::Debug for OtlpExporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtlpExporter")
+            .field("traces", &self.traces_pipe)
+            .field("logs", &self.logs)
+            .finish()
+    }
+}
+
+impl OtlpExporter {
+    /// Starts the traces and logs workers `config` asks for, for
+    /// `service` at `version`. They connect in the background: a
+    /// collector that is not there yet is not an error. A disabled
+    /// configuration starts nothing.
+    ///
+    /// # Errors
+    ///
+    /// An endpoint that is not an `http[s]://` URL (https needs the `tls`
+    /// feature and a usable CA), a header no request can carry, a zero
+    /// queue capacity, or a worker thread that cannot start.
+    pub fn start(
+        service: &str,
+        version: Option<&str>,
+        config: &OtlpConfig,
+    ) -> Result<Self, OtlpError> {
+        let resource = resource::build(service, version, &config.resource);
+        let traces_pipe = if config.exports(Signal::Traces) {
+            let client = Client::new(config.resolve(Signal::Traces)?, config.backoff);
+            let encoder = traces::SpanEncoder::new(resource.clone());
+            Some(start_pipe(config, TRACES_SINK, client, encoder)?)
+        } else {
+            None
+        };
+        let logs = if config.exports(Signal::Logs) {
+            let client = Client::new(config.resolve(Signal::Logs)?, config.backoff);
+            let encoder = logs::LogEncoder::new(resource);
+            Some(start_pipe(config, LOGS_SINK, client, encoder)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            traces: traces_pipe
+                .clone()
+                .map(|p| Arc::new(traces::SpanConsumer::new(p, config.sampler))),
+            traces_pipe,
+            logs,
+        })
+    }
+
+    /// The consumer that makes spans, when traces are on.
+    #[must_use]
+    pub fn call_consumer(&self) -> Option<Arc<dyn CallConsumer>> {
+        self.traces.clone().map(|c| c as Arc<dyn CallConsumer>)
+    }
+
+    /// The spans' counts (a line is a span), when traces are on.
+    #[must_use]
+    pub fn trace_stats(&self) -> Option<SinkStats> {
+        self.traces_pipe.as_ref().map(Pipe::stats)
+    }
+
+    /// The log records' counts, when logs are on.
+    #[must_use]
+    pub fn log_stats(&self) -> Option<SinkStats> {
+        self.logs.as_ref().map(Pipe::stats)
+    }
+}
+
+fn start_pipe(
+    config: &OtlpConfig,
+    name: &str,
+    client: Client,
+    encoder: impl transport::Encode,
+) -> Result<Pipe, OtlpError> {
+    let mut opts = Options::new(name, MAX_BATCH_BYTES);
+    opts.capacity_bytes = config.capacity_bytes;
+    (opts.backoff_initial, opts.backoff_max) = config.backoff;
+    Pipe::start(&opts, transport::LineTransport::new(client, encoder)).map_err(OtlpError::Start)
+}
+
+impl Sink for OtlpExporter {
+    fn name(&self) -> &str {
+        "otlp"
+    }
+
+    fn write_json_line(&self, line: JsonLine<'_>) {
+        if let Some(pipe) = &self.logs {
+            logs::push(pipe, line);
+        }
+    }
+
+    /// Flushes spans and log records at once: the whole flush takes at
+    /// most `timeout`.
+    fn flush(&self, timeout: Duration) -> bool {
+        match (&self.traces_pipe, &self.logs) {
+            (Some(t), Some(l)) => std::thread::scope(|scope| {
+                let spans = scope.spawn(|| t.flush(timeout));
+                let records = l.flush(timeout);
+                spans.join().unwrap_or(false) && records
+            }),
+            (Some(one), None) | (None, Some(one)) => one.flush(timeout),
+            (None, None) => true,
+        }
+    }
+}
+
+/// Starts the metrics exporter `config` asks for, reading the store
+/// behind `metrics`; `None` when it is off, or not built in.
+///
+/// # Errors
+///
+/// The metrics endpoint cannot be used, or its thread cannot start.
+pub(crate) fn start_metrics(
+    config: &OtlpConfig,
+    service: &str,
+    version: Option<&str>,
+    metrics: Option<&MetricsHandle>,
+) -> Result<Option<Box<dyn Background>>, OtlpError> {
+    if !config.exports(Signal::Metrics) {
+        return Ok(None);
+    }
+    // Without a recorder there are no operation metrics to export.
+    let Some(handle) = metrics else {
+        return Ok(None);
+    };
+    let resource = resource::build(service, version, &config.resource);
+    let mut client = Client::new(config.resolve(Signal::Metrics)?, config.backoff);
+    // Runs on the exporter's thread; a retry never outlives the deadline
+    // the exporter gives (the next export, or the end of its stop).
+    let post = move |body: Vec<u8>, deadline: std::time::Instant| {
+        let outcome = client.export_until(&body, Deadline::at(deadline), |pause| {
+            std::thread::sleep(pause);
+            true
+        });
+        match outcome {
+            Ok(Outcome::Accepted { rejected: 0, .. }) => Ok(()),
+            Ok(Outcome::Accepted { rejected, message }) => Err(format!(
+                "the collector refused {rejected} data points: {}",
+                message.unwrap_or_default()
+            )),
+            Ok(Outcome::Rejected { why } | Outcome::Retry { why, .. }) => Err(why),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    let exporter = metrics::start(
+        Arc::clone(handle.native()),
+        resource,
+        config.metric_export_interval,
+        post,
+    )
+    .map_err(|e| OtlpError::Start(SinkError::io("cannot start the OTLP metrics thread", e)))?;
+    Ok(Some(Box::new(exporter)))
+}

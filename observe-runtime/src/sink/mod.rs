@@ -22,7 +22,7 @@ mod queue;
 mod stdout;
 mod tcp;
 mod udp;
-mod worker;
+pub(crate) mod worker;
 
 pub(crate) use crate::log::count_dropped;
 pub use crate::log::line::{JsonLine, NotALine};

@@ -59,6 +59,11 @@ pub(crate) enum Failure {
     /// The destination answered but cannot take the lines now (HTTP 429 or
     /// 5xx): retry what is left after a backoff, on the same connection.
     Busy(String),
+    /// As `Busy`, and the destination said when to come back (HTTP
+    /// `Retry-After`, checked and capped by the transport): the worker
+    /// waits at least that long.
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+    BusyFor(String, Duration),
 }
 
 /// Moves lines to one destination; runs only on the worker thread.
@@ -507,19 +512,24 @@ impl Worker {
                     }
                     self.backoff.fail();
                 }
-                Err(Failure::Busy(why)) => {
-                    self.queue.set_error(why);
-                    self.backoff.fail();
-                    if self.queue.pause(self.backoff.delay()) {
-                        batch.drop_window();
-                    }
-                }
+                Err(Failure::Busy(why)) => self.busy(&mut batch, why, Duration::ZERO),
+                Err(Failure::BusyFor(why, at_least)) => self.busy(&mut batch, why, at_least),
             }
             batch.settle(&self.queue);
             self.queue.publish();
         }
         transport.close();
         self.queue.publish();
+    }
+
+    /// The destination cannot take the lines now: wait (the backoff, or
+    /// `at_least` if longer) and retry them, unless the queue is closing.
+    fn busy(&mut self, batch: &mut Batch, why: String, at_least: Duration) {
+        self.queue.set_error(why);
+        self.backoff.fail();
+        if self.queue.pause(self.backoff.delay().max(at_least)) {
+            batch.drop_window();
+        }
     }
 
     /// Waits out the backoff, then connects; `false` if it failed.

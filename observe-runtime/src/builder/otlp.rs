@@ -1,0 +1,223 @@
+//! Builder methods for the OTLP exporter (feature `otlp`), and how
+//! `install()` wires it: the spans' consumer on the JSON layer, the log
+//! records' sink next to the other sinks, the metrics exporter among the
+//! components. Without the feature the wiring passes everything through.
+
+use std::sync::Arc;
+
+use super::{InstallError, ObserveBuilder};
+use crate::base::Background;
+use crate::log::JsonLayer;
+use crate::recorder::MetricsHandle;
+use crate::sink::Sink;
+#[cfg(feature = "otlp")]
+use crate::{
+    otlp::{OtlpConfig, OtlpEnv, OtlpExporter},
+    sink::FanOut,
+};
+
+/// What the builder was told about OTLP.
+#[derive(Debug, Default)]
+pub(super) struct Settings {
+    #[cfg(feature = "otlp")]
+    config: Option<OtlpConfig>,
+    /// `OTEL_RESOURCE_ATTRIBUTES`.
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+    resource: Vec<(String, String)>,
+}
+
+#[cfg(feature = "otlp")]
+impl ObserveBuilder {
+    /// Exports a span per monitored call, a log record per line and the
+    /// metrics to the OTLP/HTTP collector at `endpoint`
+    /// (`http://host:4318`; `/v1/traces`, `/v1/logs` and `/v1/metrics`
+    /// are appended), with the default [`OtlpConfig`] otherwise (feature
+    /// `otlp`).
+    ///
+    /// The log records go next to the sinks: standard output stays the
+    /// default when no other sink is added. Dropping the guard flushes
+    /// spans and records with the lines, within the flush timeout.
+    ///
+    /// ```no_run
+    /// let _guard = observe_runtime::Observe::builder("websocket-ingestion")
+    ///     .otlp("http://127.0.0.1:4318")
+    ///     .install()?;
+    /// # Ok::<(), observe_runtime::InstallError>(())
+    /// ```
+    pub fn otlp(self, endpoint: impl Into<String>) -> Self {
+        self.otlp_config(OtlpConfig::new(endpoint))
+    }
+
+    /// As [`otlp`](Self::otlp), with every option of `config` (feature
+    /// `otlp`). [`install`](Self::install) fails with
+    /// [`InstallError::Otlp`] if an endpoint or header cannot be used.
+    /// `OTEL_SDK_DISABLED=true` read by [`from_env`](Self::from_env)
+    /// after this call turns it off.
+    pub fn otlp_config(mut self, config: OtlpConfig) -> Self {
+        self.otlp.config = Some(config);
+        self
+    }
+}
+
+/// The exporter started at install.
+#[derive(Debug)]
+pub(super) struct Started {
+    #[cfg(feature = "otlp")]
+    exporter: Option<OtlpExporter>,
+}
+
+/// Starts what the builder was told to export: the traces and logs
+/// workers, and the metrics exporter (returned among the components).
+pub(super) fn start(
+    b: &ObserveBuilder,
+    prometheus: Option<&MetricsHandle>,
+) -> Result<(Started, Option<Box<dyn Background>>), InstallError> {
+    #[cfg(feature = "otlp")]
+    {
+        let Some(config) = b.otlp.config.as_ref().filter(|c| !c.disabled) else {
+            return Ok((Started { exporter: None }, None));
+        };
+        let mut config = config.clone();
+        for (k, v) in &b.otlp.resource {
+            config = config.resource_attribute(k.clone(), v.clone());
+        }
+        let version = b.build_info.version.as_deref();
+        let exporter =
+            OtlpExporter::start(&b.service, version, &config).map_err(InstallError::Otlp)?;
+        let metrics = crate::otlp::start_metrics(&config, &b.service, version, prometheus)
+            .map_err(InstallError::Otlp)?;
+        Ok((
+            Started {
+                exporter: Some(exporter),
+            },
+            metrics,
+        ))
+    }
+    #[cfg(not(feature = "otlp"))]
+    {
+        let _ = (b, prometheus);
+        Ok((Started {}, None))
+    }
+}
+
+impl Started {
+    /// `sink`, and the log records' sink beside it.
+    pub(super) fn sink(&self, sink: Arc<dyn Sink>) -> Arc<dyn Sink> {
+        #[cfg(feature = "otlp")]
+        if let Some(e) = &self.exporter {
+            return Arc::new(FanOut::new(vec![sink, Arc::new(e.clone())]));
+        }
+        sink
+    }
+
+    /// `layer`, handing its calls to the spans' consumer too.
+    pub(super) fn layer(&self, layer: JsonLayer) -> JsonLayer {
+        #[cfg(feature = "otlp")]
+        if let Some(c) = self.exporter.as_ref().and_then(OtlpExporter::call_consumer) {
+            return layer.with_call_consumer(c);
+        }
+        layer
+    }
+}
+
+/// The `OTEL_*` variables, parsed by the environment step.
+#[derive(Debug, Default)]
+pub(super) struct FromEnv {
+    #[cfg(feature = "otlp")]
+    env: Option<OtlpEnv>,
+    /// An endpoint variable is set: the exporter is asked for.
+    pub(super) asks_for_export: bool,
+}
+
+impl FromEnv {
+    /// Parses the `OTEL_*` pairs; a bad value is `(variable, value as it
+    /// may be shown, the form expected)`.
+    pub(super) fn parse(vars: &[(String, String)]) -> Result<Self, (String, String, &'static str)> {
+        #[cfg(feature = "otlp")]
+        {
+            let env = OtlpEnv::parse(vars.iter().map(|(k, v)| (k, v))).map_err(|e| match e {
+                crate::otlp::OtlpError::Env {
+                    var,
+                    value,
+                    expected,
+                } => (var, value, expected),
+                other => (String::from("OTEL_*"), other.to_string(), "valid"),
+            })?;
+            Ok(Self {
+                asks_for_export: env.sets_endpoint(),
+                env: Some(env),
+            })
+        }
+        #[cfg(not(feature = "otlp"))]
+        Ok(Self {
+            asks_for_export: vars
+                .iter()
+                .any(|(k, v)| k.ends_with("_ENDPOINT") && !v.trim().is_empty()),
+        })
+    }
+}
+
+/// Applies the variables: an endpoint variable turns the exporter on, the
+/// others change a configuration made in code, and `resource` is added to
+/// the resource of whatever is exported.
+pub(super) fn apply_env(
+    mut b: ObserveBuilder,
+    env: FromEnv,
+    resource: Vec<(String, String)>,
+) -> ObserveBuilder {
+    b.otlp.resource.extend(resource);
+    #[cfg(feature = "otlp")]
+    if let Some(env) = env.env {
+        if env.sets_endpoint() || b.otlp.config.is_some() {
+            let base = b.otlp.config.take().unwrap_or_default();
+            b.otlp.config = Some(env.apply(base));
+        }
+    }
+    #[cfg(not(feature = "otlp"))]
+    let _ = env;
+    b
+}
+
+#[cfg(all(test, feature = "otlp"))]
+mod tests {
+    use super::super::Observe;
+    use super::*;
+
+    #[test]
+    fn the_environment_turns_the_exporter_on_and_off() {
+        let b = Observe::builder("svc")
+            .from_env_vars([("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")]);
+        let c = b.otlp.config.as_ref().expect("on");
+        assert_eq!(c.endpoint, "http://127.0.0.1:9");
+        let b = Observe::builder("svc")
+            .otlp("http://127.0.0.1:9")
+            .from_env_vars([
+                ("OTEL_SDK_DISABLED", "true"),
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", "5"),
+            ]);
+        let c = b.otlp.config.as_ref().expect("configured");
+        assert!(c.disabled);
+        assert_eq!(c.timeout, std::time::Duration::from_millis(5));
+        let b = Observe::builder("svc").from_env_vars([("OTEL_EXPORTER_OTLP_TIMEOUT", "5")]);
+        assert!(b.otlp.config.is_none(), "no endpoint, nothing to export");
+        let (started, metrics) = start(
+            &Observe::builder("svc")
+                .otlp("http://127.0.0.1:9")
+                .from_env_vars([("OTEL_SDK_DISABLED", "true")]),
+            None,
+        )
+        .expect("starts");
+        assert!(started.exporter.is_none() && metrics.is_none());
+    }
+
+    #[test]
+    fn a_bad_endpoint_fails_install() {
+        let e = Observe::builder("svc")
+            .otlp("collector:4318")
+            .prometheus(false)
+            .install()
+            .expect_err("a bad endpoint");
+        assert!(matches!(e, InstallError::Otlp(_)), "{e:?}");
+        assert!(e.to_string().contains("traces endpoint"), "{e}");
+    }
+}

@@ -1,0 +1,195 @@
+//! The resource every signal is sent with, and the attribute values the
+//! traces and logs share.
+
+use opentelemetry_proto::tonic::common::v1::{
+    AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value::Value,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+
+/// The instrumentation scope of every span and log record.
+pub(crate) const SCOPE_NAME: &str = "observe";
+
+/// `service.name`, `service.version` (when known), then `attributes` (the
+/// configured ones and `OTEL_RESOURCE_ATTRIBUTES`) except any that would
+/// repeat a key already set: the first one given wins.
+pub(crate) fn build(
+    service: &str,
+    version: Option<&str>,
+    attributes: &[(String, String)],
+) -> Resource {
+    let mut attrs = vec![string("service.name", service)];
+    if let Some(v) = version {
+        attrs.push(string("service.version", v));
+    }
+    for (k, v) in attributes {
+        if !attrs.iter().any(|a| a.key == *k) {
+            attrs.push(string(k, v));
+        }
+    }
+    Resource {
+        attributes: attrs,
+        ..Resource::default()
+    }
+}
+
+/// The scope: observe, at its version.
+pub(crate) fn scope() -> InstrumentationScope {
+    InstrumentationScope {
+        name: SCOPE_NAME.to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        ..InstrumentationScope::default()
+    }
+}
+
+pub(crate) fn any(value: Value) -> AnyValue {
+    AnyValue { value: Some(value) }
+}
+
+pub(crate) fn key_value(key: impl Into<String>, value: Value) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(any(value)),
+        ..KeyValue::default()
+    }
+}
+
+pub(crate) fn string(key: impl Into<String>, value: impl Into<String>) -> KeyValue {
+    key_value(key, Value::StringValue(value.into()))
+}
+
+/// A JSON value as an attribute value: numbers stay numbers (integers as
+/// integers), objects become key-value lists, arrays arrays; `null` is an
+/// empty value.
+pub(crate) fn from_json(v: serde_json::Value) -> AnyValue {
+    use serde_json::Value as J;
+    let value = match v {
+        J::Null => None,
+        J::Bool(b) => Some(Value::BoolValue(b)),
+        J::Number(n) => Some(match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => Value::IntValue(i),
+            (None, Some(f)) => Value::DoubleValue(f),
+            (None, None) => Value::StringValue(n.to_string()),
+        }),
+        J::String(s) => Some(Value::StringValue(s)),
+        J::Array(a) => Some(Value::ArrayValue(ArrayValue {
+            values: a.into_iter().map(from_json).collect(),
+        })),
+        J::Object(o) => Some(Value::KvlistValue(KeyValueList {
+            values: o
+                .into_iter()
+                .map(|(k, v)| KeyValue {
+                    key: k,
+                    value: Some(from_json(v)),
+                    ..KeyValue::default()
+                })
+                .collect(),
+        })),
+    };
+    AnyValue { value }
+}
+
+/// Appends the members of a JSON object as attributes named
+/// `{prefix}{key}`; a value that is not an object becomes one attribute
+/// named `prefix` without its final dot.
+pub(crate) fn flatten_into(out: &mut Vec<KeyValue>, prefix: &str, v: serde_json::Value) {
+    match v {
+        serde_json::Value::Object(o) => {
+            for (k, v) in o {
+                out.push(KeyValue {
+                    key: format!("{prefix}{k}"),
+                    value: Some(from_json(v)),
+                    ..KeyValue::default()
+                });
+            }
+        }
+        other => out.push(KeyValue {
+            key: prefix.trim_end_matches('.').to_owned(),
+            value: Some(from_json(other)),
+            ..KeyValue::default()
+        }),
+    }
+}
+
+/// Lowercase hex of `N` bytes, as the JSON lines write trace and span
+/// IDs; `None` for anything else (or all zeros, an invalid ID).
+pub(crate) fn hex_id<const N: usize>(hex: &str) -> Option<[u8; N]> {
+    let b = hex.as_bytes();
+    if b.len() != 2 * N {
+        return None;
+    }
+    let digit = |c: u8| char::from(c).to_digit(16);
+    let mut out = [0u8; N];
+    for (i, pair) in b.chunks_exact(2).enumerate() {
+        // Two hex digits fit in a byte.
+        #[allow(clippy::cast_possible_truncation)]
+        {
+            out[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
+        }
+    }
+    (out != [0u8; N]).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resource_names_the_service_first() {
+        let r = build(
+            "billing",
+            Some("1.2.3"),
+            &[
+                ("service.name".into(), "other".into()),
+                ("deployment.environment".into(), "prod".into()),
+            ],
+        );
+        let pairs: Vec<(String, String)> = r
+            .attributes
+            .iter()
+            .map(|kv| match kv.value.as_ref().and_then(|v| v.value.clone()) {
+                Some(Value::StringValue(s)) => (kv.key.clone(), s),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            pairs,
+            vec![
+                ("service.name".into(), "billing".into()),
+                ("service.version".into(), "1.2.3".into()),
+                ("deployment.environment".into(), "prod".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn json_values_keep_their_types() {
+        let v: serde_json::Value =
+            serde_json::from_str(r#"{"i":-3,"u":18446744073709551615,"f":1.5,"s":"x","b":true,"n":null,"a":[1],"o":{"k":"v"}}"#)
+                .unwrap();
+        let mut out = Vec::new();
+        flatten_into(&mut out, "context.", v);
+        let get = |k: &str| {
+            out.iter()
+                .find(|kv| kv.key == k)
+                .and_then(|kv| kv.value.clone())
+                .and_then(|v| v.value)
+        };
+        assert_eq!(get("context.i"), Some(Value::IntValue(-3)));
+        assert!(matches!(get("context.u"), Some(Value::DoubleValue(_))));
+        assert_eq!(get("context.f"), Some(Value::DoubleValue(1.5)));
+        assert_eq!(get("context.s"), Some(Value::StringValue("x".into())));
+        assert_eq!(get("context.b"), Some(Value::BoolValue(true)));
+        assert_eq!(get("context.n"), None);
+        assert!(matches!(get("context.a"), Some(Value::ArrayValue(_))));
+        assert!(matches!(get("context.o"), Some(Value::KvlistValue(_))));
+    }
+
+    #[test]
+    fn ids_are_lowercase_hex_of_their_size() {
+        assert_eq!(hex_id::<2>("0aff"), Some([0x0a, 0xff]));
+        assert_eq!(hex_id::<2>("0AfF"), Some([0x0a, 0xff]));
+        for bad in ["", "0a", "0aff00", "0x12", "zzzz", "0000", "+1ff", "é1"] {
+            assert_eq!(hex_id::<2>(bad), None, "{bad}");
+        }
+    }
+}
