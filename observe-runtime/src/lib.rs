@@ -26,6 +26,8 @@ mod export;
 pub mod log;
 mod net;
 mod operation;
+#[cfg(feature = "otlp")]
+mod otlp;
 pub mod record;
 mod recorder;
 pub mod sink;

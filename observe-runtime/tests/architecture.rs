@@ -29,6 +29,7 @@ const RANKS: &[&str] = &[
     "net",         // connection, HTTP and TLS clients
     "sink",        // stdout, file, TCP, UDP, Elasticsearch, capture, queue, worker
     "export",      // the /metrics listener, the InfluxDB push, line protocol
+    "otlp",        // OTLP export of spans, log records and metrics
     "system",      // the system and process sampler
     "builder",     // Observe::builder and every builder method
     "testing",     // the capture kit

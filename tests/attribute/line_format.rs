@@ -130,11 +130,27 @@ fn is_millis(v: &str) -> bool {
         && frac.bytes().all(|c| c.is_ascii_digit())
 }
 
+fn is_span_id(v: &str) -> bool {
+    v.len() == 18
+        && v.starts_with('"')
+        && v.ends_with('"')
+        && v[1..17]
+            .bytes()
+            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 fn masked(lines: Vec<String>) -> Vec<String> {
     lines
         .into_iter()
         .map(|l| {
-            let l = mask(&l, "\"timestamp\":", is_timestamp, "\"T\"");
+            let mut l = mask(&l, "\"timestamp\":", is_timestamp, "\"T\"");
+            // Span ids are random: their form is checked, then masked.
+            for (key, placeholder) in [("\"span_id\":", "\"S\""), ("\"parent_span_id\":", "\"P\"")]
+            {
+                if l.contains(key) {
+                    l = mask(&l, key, is_span_id, placeholder);
+                }
+            }
             if l.contains("\"duration_ms\":") {
                 mask(&l, "\"duration_ms\":", is_millis, "D")
             } else {
@@ -175,19 +191,19 @@ fn every_outcome_writes_its_line_exactly() {
     assert_lines(
         actual,
         &[
-            r#"{"timestamp":"T","level":"INFO","service":"fmt-svc","message":"fmt.success completed","correlation_id":"req-fixed","context":{"entity":"sensor \"kitchen\"\n","count":3,"ratio":"0.5","token":"[REDACTED]"},"performance":{"operation":"fmt.success","status":"success","duration_ms":D}}"#,
-            r#"{"timestamp":"T","level":"ERROR","service":"fmt-svc","message":"fmt.error failed: disk \"full\"\tnow\n\u0001","correlation_id":"req-fixed","context":{"error_type":"StoreError","entity":"a"},"performance":{"operation":"fmt.error","status":"error","duration_ms":D}}"#,
-            r#"{"timestamp":"T","level":"ERROR","service":"fmt-svc","message":"fmt.error_debug failed: DebugOnly","correlation_id":"req-fixed","context":{"error_type":"DebugOnly"},"performance":{"operation":"fmt.error_debug","status":"error","duration_ms":D}}"#,
-            r#"{"timestamp":"T","level":"ERROR","service":"fmt-svc","message":"fmt.io failed: gone","correlation_id":"req-fixed","context":{"error_type":"Error"},"performance":{"operation":"fmt.io","status":"error","duration_ms":D}}"#,
-            r#"{"timestamp":"T","level":"WARN","service":"fmt-svc","message":"fmt.slow slow","correlation_id":"req-fixed","context":{},"performance":{"operation":"fmt.slow","status":"success","duration_ms":D,"threshold_ms":1.000000}}"#,
-            r#"{"timestamp":"T","level":"WARN","service":"fmt-svc","message":"fmt.quiet completed","correlation_id":"req-fixed","context":{},"performance":{"operation":"fmt.quiet","status":"success","duration_ms":D}}"#,
-            r#"{"timestamp":"T","level":"ERROR","service":"fmt-svc","message":"fmt.panic panicked","correlation_id":"req-fixed","context":{},"performance":{"operation":"fmt.panic","status":"panic","duration_ms":D}}"#,
-            r#"{"timestamp":"T","level":"WARN","service":"fmt-svc","message":"fmt.cancel cancelled","correlation_id":"req-fixed","context":{},"performance":{"operation":"fmt.cancel","status":"cancelled","duration_ms":D}}"#,
-            r#"{"timestamp":"T","level":"INFO","service":"fmt-svc","message":"stored","correlation_id":"req-fixed","context":{"password":"[REDACTED]","rows":3,"ratio":0.25,"ok":true,"name":"x\"y"},"performance":{}}"#,
-            r#"{"timestamp":"T","level":"WARN","service":"fmt-svc","message":"no message fields","correlation_id":"req-fixed","context":{"err":"DebugOnly"},"performance":{}}"#,
-            r#"{"timestamp":"T","level":"ERROR","service":"fmt-svc","message":"plain","correlation_id":"req-fixed","context":{},"performance":{}}"#,
-            r#"{"timestamp":"T","level":"INFO","service":"fmt-svc","message":"fmt.inner completed","correlation_id":"req-fixed","context":{},"performance":{"operation":"fmt.inner","status":"success","duration_ms":D}}"#,
-            r#"{"timestamp":"T","level":"INFO","service":"fmt-svc","message":"fmt.outer completed","correlation_id":"req-fixed","context":{},"performance":{"operation":"fmt.outer","status":"success","duration_ms":D}}"#,
+            r#"{"timestamp":"T","level":"INFO","service":"fmt-svc","message":"fmt.success completed","correlation_id":"req-fixed","trace_id":"6f4d074fd798caa45385a8e3739f7e49","span_id":"S","context":{"entity":"sensor \"kitchen\"\n","count":3,"ratio":"0.5","token":"[REDACTED]"},"performance":{"operation":"fmt.success","status":"success","duration_ms":D}}"#,
+            r#"{"timestamp":"T","level":"ERROR","service":"fmt-svc","message":"fmt.error failed: disk \"full\"\tnow\n\u0001","correlation_id":"req-fixed","trace_id":"6f4d074fd798caa45385a8e3739f7e49","span_id":"S","context":{"error_type":"StoreError","entity":"a"},"performance":{"operation":"fmt.error","status":"error","duration_ms":D}}"#,
+            r#"{"timestamp":"T","level":"ERROR","service":"fmt-svc","message":"fmt.error_debug failed: DebugOnly","correlation_id":"req-fixed","trace_id":"6f4d074fd798caa45385a8e3739f7e49","span_id":"S","context":{"error_type":"DebugOnly"},"performance":{"operation":"fmt.error_debug","status":"error","duration_ms":D}}"#,
+            r#"{"timestamp":"T","level":"ERROR","service":"fmt-svc","message":"fmt.io failed: gone","correlation_id":"req-fixed","trace_id":"6f4d074fd798caa45385a8e3739f7e49","span_id":"S","context":{"error_type":"Error"},"performance":{"operation":"fmt.io","status":"error","duration_ms":D}}"#,
+            r#"{"timestamp":"T","level":"WARN","service":"fmt-svc","message":"fmt.slow slow","correlation_id":"req-fixed","trace_id":"6f4d074fd798caa45385a8e3739f7e49","span_id":"S","context":{},"performance":{"operation":"fmt.slow","status":"success","duration_ms":D,"threshold_ms":1.000000}}"#,
+            r#"{"timestamp":"T","level":"WARN","service":"fmt-svc","message":"fmt.quiet completed","correlation_id":"req-fixed","trace_id":"6f4d074fd798caa45385a8e3739f7e49","span_id":"S","context":{},"performance":{"operation":"fmt.quiet","status":"success","duration_ms":D}}"#,
+            r#"{"timestamp":"T","level":"ERROR","service":"fmt-svc","message":"fmt.panic panicked","correlation_id":"req-fixed","trace_id":"6f4d074fd798caa45385a8e3739f7e49","span_id":"S","context":{},"performance":{"operation":"fmt.panic","status":"panic","duration_ms":D}}"#,
+            r#"{"timestamp":"T","level":"WARN","service":"fmt-svc","message":"fmt.cancel cancelled","correlation_id":"req-fixed","trace_id":"6f4d074fd798caa45385a8e3739f7e49","span_id":"S","context":{},"performance":{"operation":"fmt.cancel","status":"cancelled","duration_ms":D}}"#,
+            r#"{"timestamp":"T","level":"INFO","service":"fmt-svc","message":"stored","correlation_id":"req-fixed","trace_id":"6f4d074fd798caa45385a8e3739f7e49","span_id":"S","context":{"password":"[REDACTED]","rows":3,"ratio":0.25,"ok":true,"name":"x\"y"},"performance":{}}"#,
+            r#"{"timestamp":"T","level":"WARN","service":"fmt-svc","message":"no message fields","correlation_id":"req-fixed","trace_id":"6f4d074fd798caa45385a8e3739f7e49","span_id":"S","context":{"err":"DebugOnly"},"performance":{}}"#,
+            r#"{"timestamp":"T","level":"ERROR","service":"fmt-svc","message":"plain","correlation_id":"req-fixed","trace_id":"6f4d074fd798caa45385a8e3739f7e49","span_id":"S","context":{},"performance":{}}"#,
+            r#"{"timestamp":"T","level":"INFO","service":"fmt-svc","message":"fmt.inner completed","correlation_id":"req-fixed","trace_id":"6f4d074fd798caa45385a8e3739f7e49","span_id":"S","parent_span_id":"P","context":{},"performance":{"operation":"fmt.inner","status":"success","duration_ms":D}}"#,
+            r#"{"timestamp":"T","level":"INFO","service":"fmt-svc","message":"fmt.outer completed","correlation_id":"req-fixed","trace_id":"6f4d074fd798caa45385a8e3739f7e49","span_id":"S","context":{},"performance":{"operation":"fmt.outer","status":"success","duration_ms":D}}"#,
         ],
     );
 }
@@ -199,16 +215,16 @@ fn long_lines_are_cut_exactly() {
         long(&payload);
         tracing::info!(payload = payload.as_str(), "{}", "m\"".repeat(600));
     });
-    let cut_call = r#"{"timestamp":"T","level":"INFO","service":"fmt-svc","message":"fmt.long completed...","correlation_id":"req-fixed","context":{"truncated":true,"original_bytes":ORIGINAL},"performance":{"operation":"fmt.long","status":"success","duration_ms":D}}"#;
+    let cut_call = r#"{"timestamp":"T","level":"INFO","service":"fmt-svc","message":"fmt.long completed...","correlation_id":"req-fixed","trace_id":"6f4d074fd798caa45385a8e3739f7e49","span_id":"S","context":{"truncated":true,"original_bytes":ORIGINAL},"performance":{"operation":"fmt.long","status":"success","duration_ms":D}}"#;
     let event_prefix = r#"{"timestamp":"T","level":"INFO","service":"fmt-svc","message":""#;
     assert_eq!(actual.len(), 2, "{actual:#?}");
-    // The uncut line's length counts the duration's digits: 3037 bytes
+    // The uncut line's length counts the duration's digits: 3112 bytes
     // besides them.
     let digits = actual[0]
         .split_once("\"duration_ms\":")
         .and_then(|(_, d)| d.split_once('}'))
         .map_or(0, |(d, _)| d.len());
-    let cut_call = cut_call.replace("ORIGINAL", &(3037 + digits).to_string());
+    let cut_call = cut_call.replace("ORIGINAL", &(3112 + digits).to_string());
     let actual = masked(actual);
     assert_eq!(actual[0], cut_call);
     let event = &actual[1];
@@ -219,6 +235,6 @@ fn long_lines_are_cut_exactly() {
     assert!(r#"m\""#.repeat(600).starts_with(message), "{message}");
     assert_eq!(
         tail,
-        r#""correlation_id":"req-fixed","context":{"truncated":true,"original_bytes":4763},"performance":{}}"#
+        r#""correlation_id":"req-fixed","trace_id":"6f4d074fd798caa45385a8e3739f7e49","context":{"truncated":true,"original_bytes":4809},"performance":{}}"#
     );
 }

@@ -174,3 +174,97 @@ fn without_a_json_layer_calls_still_reach_other_layers() {
     });
     assert_eq!(*events.0.lock().unwrap(), ["INFO"]);
 }
+
+/// Keeps `(operation, logged, span, parent, trace)` of every call,
+/// logged or not.
+#[derive(Debug, Default)]
+struct EveryCall(Mutex<Vec<(String, bool, u64, Option<u64>, u128)>>);
+
+impl CallConsumer for EveryCall {
+    fn on_call(&self, call: &CallRecord<'_>) {
+        self.0.lock().unwrap().push((
+            call.operation().to_owned(),
+            call.is_logged(),
+            call.span_id(),
+            call.parent_span_id(),
+            call.trace_id(),
+        ));
+    }
+
+    fn wants_unlogged_calls(&self) -> bool {
+        true
+    }
+}
+
+#[monitor_performance("record.parent")]
+fn parent_call() {
+    child_call();
+}
+
+#[monitor_performance("record.child")]
+fn child_call() {}
+
+#[test]
+fn a_consumer_of_unlogged_calls_sees_calls_whose_lines_are_filtered_out() {
+    let every = Arc::new(EveryCall::default());
+    let only_logged = Arc::new(Keep::default());
+    let sink = CaptureSink::new();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::filter::LevelFilter::WARN)
+        .with(
+            JsonLayer::new("svc")
+                .with_sink(sink.clone())
+                .with_call_consumer(every.clone())
+                .with_call_consumer(only_logged.clone()),
+        );
+    tracing::subscriber::with_default(subscriber, parent_call);
+    // Success lines are INFO: filtered out, so not written and not handed
+    // to the ordinary consumer.
+    assert!(sink.take().is_empty());
+    assert!(only_logged.0.lock().unwrap().is_empty());
+    let seen = every.0.lock().unwrap().clone();
+    let [
+        (child, false, child_span, child_parent, child_trace),
+        (parent, false, parent_span, None, parent_trace),
+    ] = seen.as_slice()
+    else {
+        panic!("{seen:?}");
+    };
+    assert_eq!(
+        (child.as_str(), parent.as_str()),
+        ("record.child", "record.parent")
+    );
+    assert_eq!(*child_parent, Some(*parent_span));
+    assert_ne!(*child_span, 0);
+    assert_eq!(child_trace, parent_trace);
+}
+
+#[test]
+fn a_record_s_trace_is_the_one_its_line_shows() {
+    let every = Arc::new(EveryCall::default());
+    let sink = CaptureSink::new();
+    let subscriber = tracing_subscriber::registry().with(
+        JsonLayer::new("svc")
+            .with_sink(sink.clone())
+            .with_call_consumer(every.clone()),
+    );
+    let id: CorrelationId = "order-77".parse().unwrap();
+    tracing::subscriber::with_default(subscriber, || correlation::scope(id, parent_call));
+    let lines: Vec<serde_json::Value> = sink
+        .take()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let seen = every.0.lock().unwrap().clone();
+    assert_eq!(lines.len(), seen.len());
+    for (line, (op, logged, span, parent, trace)) in lines.iter().zip(&seen) {
+        assert!(*logged);
+        assert_eq!(line["performance"]["operation"], op.as_str());
+        assert_eq!(line["trace_id"], format!("{trace:032x}"));
+        assert_eq!(line["span_id"], format!("{span:016x}"));
+        assert_eq!(
+            line["parent_span_id"].as_str().map(str::to_owned),
+            parent.map(|p| format!("{p:016x}"))
+        );
+    }
+}

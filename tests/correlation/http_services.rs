@@ -202,3 +202,72 @@ fn untrusted_inbound_values_are_replaced_and_never_logged() {
     assert!(http::HeaderValue::from_bytes(b"a\nb").is_err());
     let _ = (Propagator::default(), TRACEPARENT);
 }
+
+/// The span ids of one request's lines: `(service, operation or message,
+/// trace_id, span_id, parent_span_id)`.
+fn spans(lines: &[Value]) -> Vec<(String, String, String, String, Option<String>)> {
+    lines
+        .iter()
+        .map(|l| {
+            let text = |v: &Value| v.as_str().map(str::to_owned);
+            (
+                text(&l["service"]).expect("service"),
+                text(&l["performance"]["operation"])
+                    .or_else(|| text(&l["message"]))
+                    .expect("what"),
+                text(&l["trace_id"]).expect("every line has a trace id"),
+                text(&l["span_id"]).expect("every line here is inside a call"),
+                text(&l["parent_span_id"]),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn one_request_is_one_trace_whose_spans_link_across_the_hop() {
+    let s = Services::start();
+    let inbound_parent = "00f067aa0ba902b7";
+    let (_, lines) = s.request(&[(
+        "traceparent",
+        format!("00-4bf92f3577b34da6a3ce929d0e0e4736-{inbound_parent}-01").as_bytes(),
+    )]);
+    let spans = spans(&lines);
+    let find = |what: &str| {
+        spans
+            .iter()
+            .find(|s| s.1 == what)
+            .unwrap_or_else(|| panic!("no line for {what}: {spans:#?}"))
+    };
+    let gateway = find("gateway.handle");
+    let lookup = find("inventory.lookup");
+    let looking = find("looking up");
+    for s in &spans {
+        assert_eq!(s.2, "4bf92f3577b34da6a3ce929d0e0e4736", "{s:?}");
+    }
+    // The gateway's call is a child of the caller's span; the downstream
+    // call a child of the gateway's call, through the outbound traceparent.
+    assert_eq!(gateway.4.as_deref(), Some(inbound_parent));
+    assert_eq!(lookup.4.as_deref(), Some(gateway.3.as_str()));
+    // A line inside a call carries that call's span, and no parent.
+    assert_eq!((&looking.3, &looking.4), (&lookup.3, &None));
+    assert_ne!(gateway.3, lookup.3);
+}
+
+#[test]
+fn without_a_traceparent_both_services_derive_one_trace_from_the_id() {
+    let s = Services::start();
+    let (_, lines) = s.request(&[("x-correlation-id", b"abc-123")]);
+    let spans = spans(&lines);
+    let traces: std::collections::BTreeSet<_> = spans.iter().map(|s| s.2.clone()).collect();
+    assert_eq!(traces.len(), 1, "{spans:#?}");
+    let gateway = spans
+        .iter()
+        .find(|s| s.1 == "gateway.handle")
+        .expect("gateway");
+    let lookup = spans
+        .iter()
+        .find(|s| s.1 == "inventory.lookup")
+        .expect("lookup");
+    assert_eq!(gateway.4, None, "the root of the trace has no parent");
+    assert_eq!(lookup.4.as_deref(), Some(gateway.3.as_str()));
+}

@@ -16,3 +16,4 @@
 mod call_trees;
 mod http_services;
 mod props;
+mod spans;

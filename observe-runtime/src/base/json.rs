@@ -362,6 +362,26 @@ pub(crate) fn write_hex8(out: &mut String, v: u32) {
     push_word(out, hex8(v), 8);
 }
 
+/// 16 lowercase hex digits: a span id.
+pub(crate) fn write_hex16(out: &mut String, v: u64) {
+    // The truncations pick each half.
+    #[allow(clippy::cast_possible_truncation)]
+    {
+        write_hex8(out, (v >> 32) as u32);
+        write_hex8(out, v as u32);
+    }
+}
+
+/// 32 lowercase hex digits: a trace id.
+pub(crate) fn write_hex32(out: &mut String, v: u128) {
+    // The truncations pick each half.
+    #[allow(clippy::cast_possible_truncation)]
+    {
+        write_hex16(out, (v >> 64) as u64);
+        write_hex16(out, v as u64);
+    }
+}
+
 pub(crate) fn write_i64(out: &mut String, v: i64) {
     out.push_str(itoa::Buffer::new().format(v));
 }

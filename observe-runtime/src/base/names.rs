@@ -53,6 +53,11 @@ pub const INFLUXDB_POINTS_WRITTEN_TOTAL: &str = "influxdb_points_written_total";
 /// `rejected`, `shutdown`, `invalid`).
 pub const INFLUXDB_POINTS_DROPPED_TOTAL: &str = "influxdb_points_dropped_total";
 
+/// OTLP exports that failed or were given up on, by `signal` (`metrics`,
+/// ...): the periodic metrics export counts each request it could not
+/// deliver.
+pub const OTLP_EXPORTS_FAILED_TOTAL: &str = "otlp_exports_failed_total";
+
 /// Whole-machine CPU usage, 0-100.
 pub const SYSTEM_CPU_USAGE_PERCENT: &str = "system_cpu_usage_percent";
 /// Memory in use, in bytes.
@@ -83,6 +88,8 @@ pub const LABEL_REASON: &str = "reason";
 /// Label holding a background component's name (`sink stdout`,
 /// `influxdb push`, ...).
 pub const LABEL_COMPONENT: &str = "component";
+/// Label holding an OpenTelemetry signal: `traces`, `logs` or `metrics`.
+pub const LABEL_SIGNAL: &str = "signal";
 /// Label holding a file system's mount point.
 pub const LABEL_MOUNT: &str = "mount";
 /// Label holding a network interface's name.

@@ -10,6 +10,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::CorrelationId;
+use super::id::TraceContext;
+use super::span;
 
 /// What a scope knows about its ID; the state of a [`WithCorrelation`]
 /// future between polls.
@@ -167,26 +169,41 @@ pub(crate) fn current_or_fresh_at(unix_nanos: u64) -> CorrelationId {
 /// Appends the ID a log line written at `unix_nanos` carries: the current
 /// one, made now (with that time, no clock read) if the open scope had none
 /// yet, or a fresh one (not stored) outside every scope. Written in place:
-/// returning a copy would clone an inbound ID's `Arc` per line.
-pub(crate) fn write_current_or_fresh_at(out: &mut String, unix_nanos: u64) {
+/// returning a copy would clone an inbound ID's `Arc` per line. Returns
+/// the ID's trace ([`CorrelationId::write_traced`]).
+pub(crate) fn write_current_or_fresh_at(out: &mut String, unix_nanos: u64) -> TraceContext {
     match state() {
         WITH_ID => {
             let written = ID.try_with(|c| match &*c.borrow() {
-                Some(id) => id.write_to(out),
-                None => CorrelationId::generate_at(unix_nanos).write_to(out),
+                Some(id) => id.write_traced(out),
+                None => CorrelationId::generate_at(unix_nanos).write_traced(out),
             });
-            if written.is_err() {
-                CorrelationId::generate_at(unix_nanos).write_to(out);
-            }
+            written.unwrap_or_else(|_| CorrelationId::generate_at(unix_nanos).write_traced(out))
         }
         LAZY => {
             let id = CorrelationId::generate_at(unix_nanos);
-            id.write_to(out);
+            let trace = id.write_traced(out);
             if put_id(id) {
                 set_state(WITH_ID);
             }
+            trace
         }
-        _ => CorrelationId::generate_at(unix_nanos).write_to(out),
+        _ => CorrelationId::generate_at(unix_nanos).write_traced(out),
+    }
+}
+
+/// The trace context of the current ID (made now, at the time `now`
+/// gives, if the open scope had none yet): its trace-id and the inbound
+/// trace it came with, if any. `None` outside every scope.
+pub(crate) fn current_trace_at(now: impl FnOnce() -> u64) -> Option<(u128, Option<TraceContext>)> {
+    let traced = |id: &CorrelationId| (id.trace_id(), id.trace_context());
+    match state() {
+        WITH_ID => ID
+            .try_with(|c| c.borrow().as_ref().map(traced))
+            .ok()
+            .flatten(),
+        LAZY => current_at(now).as_ref().map(traced),
+        _ => None,
     }
 }
 
@@ -204,7 +221,8 @@ pub(crate) fn write_current_or_fresh_at(out: &mut String, unix_nanos: u64) {
 /// ```
 pub fn scope<R>(id: CorrelationId, f: impl FnOnce() -> R) -> R {
     let _restore = Restore(Some(swap(Slot::Id(id))));
-    f()
+    // A new scope is a new request: no call of another one is its parent.
+    span::within(0, f)
 }
 
 /// Restores the thread's previous slot when dropped, also while unwinding.
@@ -231,12 +249,15 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         slot: Slot,
+        // The monitored call the future's calls are children of; 0 for a
+        // new request.
+        span: u64,
     }
 }
 
 impl<F> WithCorrelation<F> {
-    pub(crate) fn new(inner: F, slot: Slot) -> Self {
-        Self { inner, slot }
+    pub(crate) fn new(inner: F, slot: Slot, span: u64) -> Self {
+        Self { inner, slot, span }
     }
 }
 
@@ -248,7 +269,7 @@ impl<F: Future> Future for WithCorrelation<F> {
         // The slot comes back even if the poll panics, so the next poll and
         // the caller's scope both stay intact.
         let inner = this.inner;
-        in_slot(this.slot, || inner.poll(cx))
+        span::within(*this.span, || in_slot(this.slot, || inner.poll(cx)))
     }
 }
 
@@ -351,7 +372,7 @@ pub trait FutureExt: Future + Sized {
     /// # }
     /// ```
     fn with_correlation(self, id: CorrelationId) -> WithCorrelation<Self> {
-        WithCorrelation::new(self, Slot::Id(id))
+        WithCorrelation::new(self, Slot::Id(id), 0)
     }
 
     /// Runs every poll of this future with the caller's current correlation ID
@@ -359,7 +380,7 @@ pub trait FutureExt: Future + Sized {
     /// future runs with no ID, so its first monitored call starts one.
     fn in_current_correlation(self) -> WithCorrelation<Self> {
         let slot = current().map_or(Slot::Empty, Slot::Id);
-        WithCorrelation::new(self, slot)
+        WithCorrelation::new(self, slot, span::current())
     }
 }
 

@@ -138,14 +138,17 @@ impl Propagator {
         if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
             headers.insert(self.header.clone(), v);
         }
-        let trace = id.trace_context().unwrap_or_else(|| TraceContext {
-            trace_id: trace_id_for(id),
-            flags: 1,
-        });
+        let flags = id.trace_context().map_or(1, |t| t.flags);
+        // The next service's first call is a child of the call making this
+        // request; outside every monitored call, of a span of its own.
+        let parent_id = match super::span::current() {
+            0 => super::span::fresh(),
+            span => span,
+        };
         let tp = TraceParent {
-            trace_id: trace.trace_id,
-            parent_id: fresh_span_id(),
-            flags: trace.flags,
+            trace_id: id.trace_id(),
+            parent_id,
+            flags,
         };
         if let Ok(v) = HeaderValue::from_str(&tp.to_string()) {
             headers.insert(TRACEPARENT, v);
@@ -225,6 +228,7 @@ impl TraceParent {
     fn context(&self) -> TraceContext {
         TraceContext {
             trace_id: self.trace_id,
+            parent_span: self.parent_id,
             flags: self.flags,
         }
     }
@@ -251,27 +255,6 @@ fn hex_u128(s: &str) -> Option<u128> {
         return None;
     }
     u128::from_str_radix(s, 16).ok()
-}
-
-/// The trace-id for an ID: its own value if it is a trace-id, else a
-/// stable 128-bit hash (FNV-1a), so every call of one request shares it.
-fn trace_id_for(id: &CorrelationId) -> u128 {
-    let text = id.to_string();
-    if text.len() == 32 {
-        if let Some(v) = hex_u128(&text).filter(|v| *v != 0) {
-            return v;
-        }
-    }
-    let mut h: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
-    for b in text.bytes() {
-        h ^= u128::from(b);
-        h = h.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
-    }
-    h.max(1)
-}
-
-fn fresh_span_id() -> u64 {
-    super::id::random_u64().max(1)
 }
 
 #[cfg(test)]
@@ -389,15 +372,12 @@ mod tests {
         assert_eq!((tp.trace_id, tp.flags), (inbound.trace_id, 0));
         // Only the ID: a trace derived from it, sampled, as before.
         let (_, tp) = next_hop(&[(X_CORRELATION_ID, "abc-123")]);
-        assert_eq!(
-            (tp.trace_id, tp.flags),
-            (trace_id_for(&id_of("abc-123")), 1)
-        );
+        assert_eq!((tp.trace_id, tp.flags), (id_of("abc-123").trace_id(), 1));
         assert_ne!(tp.trace_id, inbound.trace_id);
         // An invalid traceparent next to a valid ID changes nothing.
         let (id, tp) = next_hop(&[(X_CORRELATION_ID, "abc-123"), (TRACEPARENT, "00-zz")]);
         assert_eq!(id.to_string(), "abc-123");
-        assert_eq!(tp.trace_id, trace_id_for(&id_of("abc-123")));
+        assert_eq!(tp.trace_id, id_of("abc-123").trace_id());
     }
 
     fn id_of(s: &str) -> CorrelationId {

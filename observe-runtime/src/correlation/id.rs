@@ -33,9 +33,6 @@ pub const MAX_LEN: usize = 128;
 #[derive(Clone)]
 pub struct CorrelationId(Repr);
 
-// The trace an ID carries is only read by HTTP propagation (feature
-// `http`); without it, it is kept but never read.
-#[cfg_attr(not(feature = "http"), allow(dead_code))]
 #[derive(Clone)]
 enum Repr {
     /// `req_{secs}_{rand:08x}`: formatted on demand.
@@ -48,8 +45,8 @@ enum Repr {
     /// carried, which outbound calls continue.
     SharedInTrace(Arc<InTrace>),
     /// A W3C trace-id, formatted as 32 lowercase hex digits on demand,
-    /// with the trace's flags.
-    Trace { id: u128, flags: u8 },
+    /// with the rest of the trace context it came with.
+    Trace(TraceContext),
 }
 
 #[cfg_attr(not(feature = "http"), allow(dead_code))]
@@ -59,10 +56,13 @@ struct InTrace {
 }
 
 /// The W3C trace a request arrived in: what an outbound `traceparent`
-/// carries on.
+/// carries on, and the caller's span its first monitored call is a child
+/// of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TraceContext {
     pub(crate) trace_id: u128,
+    /// The inbound `traceparent`'s parent-id; 0 when there was none.
+    pub(crate) parent_span: u64,
     pub(crate) flags: u8,
 }
 
@@ -131,15 +131,16 @@ impl CorrelationId {
     /// The ID spelled as a W3C trace-id (32 lowercase hex digits).
     #[must_use]
     pub fn from_trace_id(trace_id: u128) -> Self {
-        Self::in_trace(TraceContext { trace_id, flags: 1 })
+        Self::in_trace(TraceContext {
+            trace_id,
+            parent_span: 0,
+            flags: 1,
+        })
     }
 
     /// The trace's own ID, for a request whose `traceparent` is all it has.
     pub(crate) fn in_trace(trace: TraceContext) -> Self {
-        Self(Repr::Trace {
-            id: trace.trace_id,
-            flags: trace.flags,
-        })
+        Self(Repr::Trace(trace))
     }
 
     /// This (inbound) ID, remembering the trace its request arrived in;
@@ -157,10 +158,7 @@ impl CorrelationId {
     pub(crate) fn trace_context(&self) -> Option<TraceContext> {
         match &self.0 {
             Repr::SharedInTrace(t) => Some(t.trace),
-            Repr::Trace { id, flags } => Some(TraceContext {
-                trace_id: *id,
-                flags: *flags,
-            }),
+            Repr::Trace(t) => Some(*t),
             _ => None,
         }
     }
@@ -194,7 +192,7 @@ impl CorrelationId {
             }
             Repr::Shared(s) => out.push_str(s),
             Repr::SharedInTrace(t) => out.push_str(&t.text),
-            Repr::Trace { id: t, .. } => {
+            Repr::Trace(TraceContext { trace_id: t, .. }) => {
                 for shift in [96, 64, 32, 0] {
                     // The truncation picks the 32 bits at `shift`.
                     #[allow(clippy::cast_possible_truncation)]
@@ -203,6 +201,79 @@ impl CorrelationId {
             }
         }
     }
+}
+
+impl CorrelationId {
+    /// The trace-id of the ID's request: the trace it arrived in, else one
+    /// derived from its text (see [`text_trace_id`]), so that every service
+    /// a request passes through, given the same ID, finds the same trace.
+    #[must_use]
+    pub(crate) fn trace_id(&self) -> u128 {
+        match (self.trace_context(), self.shared_text()) {
+            (Some(t), _) => t.trace_id,
+            (None, Some(text)) => text_trace_id(text),
+            (None, None) => {
+                let mut s = String::with_capacity(40);
+                self.write_to(&mut s);
+                text_trace_id(&s)
+            }
+        }
+    }
+
+    /// [`write_to`](Self::write_to), returning the ID's trace: the one it
+    /// arrived in, else one with the [`trace_id`](Self::trace_id) of the
+    /// text just written, no parent and sampled.
+    pub(crate) fn write_traced(&self, out: &mut String) -> TraceContext {
+        let start = out.len();
+        self.write_to(out);
+        self.trace_context().unwrap_or_else(|| TraceContext {
+            trace_id: text_trace_id(&out[start..]),
+            parent_span: 0,
+            flags: 1,
+        })
+    }
+}
+
+/// The trace-id of a correlation ID's text: the text itself when it is 32
+/// lowercase hex digits (a trace-id used as the ID), else a 128-bit hash
+/// of it. The hash is fixed (no random key), so every process derives the
+/// same trace from the same ID; it reads eight bytes a step, because every
+/// line of a request without a `traceparent` pays for it.
+pub(crate) fn text_trace_id(text: &str) -> u128 {
+    if let Some(v) = hex_trace_id(text) {
+        return v;
+    }
+    fn mix(x: u64) -> u64 {
+        let m = u128::from(x) * 0x9e37_79b9_7f4a_7c15;
+        // Folding keeps both halves of the product.
+        #[allow(clippy::cast_possible_truncation)]
+        let folded = (m >> 64) as u64 ^ m as u64;
+        folded
+    }
+    let bytes = text.as_bytes();
+    let mut a = 0x243f_6a88_85a3_08d3 ^ bytes.len() as u64;
+    let mut b = 0x1319_8a2e_0370_7344_u64;
+    for chunk in bytes.chunks(8) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        let v = u64::from_le_bytes(word);
+        a = mix(a ^ v);
+        b = mix(b.wrapping_add(v) ^ a.rotate_left(23));
+    }
+    (u128::from(mix(a ^ b)) << 64 | u128::from(mix(b ^ 0xa409_3822_299f_31d0))).max(1)
+}
+
+/// 32 lowercase hex digits, not all zero, as a trace-id.
+fn hex_trace_id(text: &str) -> Option<u128> {
+    let b = text.as_bytes();
+    if b.len() != 32
+        || !b
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+    {
+        return None;
+    }
+    u128::from_str_radix(text, 16).ok().filter(|v| *v != 0)
 }
 
 /// `req_{secs}_{rand:08x}`; every line of a root call carries one, so the
@@ -357,7 +428,7 @@ impl PartialEq for CorrelationId {
                 a == c && b == d
             }
             (Repr::Uuid(a), Repr::Uuid(b)) => a == b,
-            (Repr::Trace { id: a, .. }, Repr::Trace { id: b, .. }) => a == b,
+            (Repr::Trace(a), Repr::Trace(b)) => a.trace_id == b.trace_id,
             _ if self.shared_text().is_some() && other.shared_text().is_some() => {
                 self.shared_text() == other.shared_text()
             }

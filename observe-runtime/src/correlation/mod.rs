@@ -20,6 +20,7 @@ mod context;
 #[cfg(feature = "http")]
 pub mod http;
 mod id;
+pub(crate) mod span;
 mod task;
 #[cfg(feature = "tower")]
 pub mod tower;
@@ -28,9 +29,10 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 pub use context::{FutureExt, WithCorrelation, current, scope};
 pub(crate) use context::{
-    Slot, close_root, current_at, current_or_fresh_at, in_slot, in_slot_then, join_slot, open_root,
-    write_current_or_fresh_at,
+    Slot, close_root, current_at, current_or_fresh_at, current_trace_at, in_slot, in_slot_then,
+    join_slot, open_root, write_current_or_fresh_at,
 };
+pub(crate) use id::TraceContext;
 pub(crate) use id::random_u64;
 pub use id::{CorrelationId, IdFormat, MAX_LEN, ParseCorrelationIdError};
 pub use task::thread;

@@ -15,14 +15,14 @@ use std::future::Future;
 
 use tracing::Dispatch;
 
-#[cfg(feature = "tokio")]
-use super::FutureExt as _;
 use super::{CorrelationId, current, scope};
 
 /// What a child inherits from the code that spawns it.
 #[derive(Debug, Clone)]
 struct Inherited {
     id: Option<CorrelationId>,
+    /// The spawner's monitored call: the child's calls are its children.
+    span: u64,
     dispatch: Dispatch,
 }
 
@@ -30,14 +30,16 @@ impl Inherited {
     fn capture() -> Self {
         Self {
             id: current(),
+            span: super::span::current(),
             dispatch: tracing::dispatcher::get_default(Dispatch::clone),
         }
     }
 
     fn run<R>(self, f: impl FnOnce() -> R) -> R {
+        let span = self.span;
         tracing::dispatcher::with_default(&self.dispatch, || match self.id {
-            Some(id) => scope(id, f),
-            None => f(),
+            Some(id) => scope(id, || super::span::within(span, f)),
+            None => super::span::within(span, f),
         })
     }
 }
@@ -105,11 +107,9 @@ where
     F::Output: Send + 'static,
 {
     use tracing::instrument::WithSubscriber as _;
-    let Inherited { id, dispatch } = Inherited::capture();
-    match id {
-        Some(id) => tokio::spawn(future.with_correlation(id).with_subscriber(dispatch)),
-        None => tokio::spawn(future.in_current_correlation().with_subscriber(dispatch)),
-    }
+    let Inherited { id, span, dispatch } = Inherited::capture();
+    let slot = id.map_or(super::Slot::Empty, super::Slot::Id);
+    tokio::spawn(super::WithCorrelation::new(future, slot, span).with_subscriber(dispatch))
 }
 
 /// Like [`tokio::task::spawn_blocking`], in the caller's correlation scope.

@@ -22,15 +22,21 @@ const LEVELS: &str = "one of TRACE, DEBUG, INFO, WARN, ERROR";
 const STATUSES: &str = "one of success, error, panic, cancelled";
 
 /// Every top-level field a log line may contain, in the order they are written.
-const ALL_FIELDS: [&str; 7] = [
+const ALL_FIELDS: [&str; 10] = [
     "timestamp",
     "level",
     "service",
     "message",
     "correlation_id",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
     "context",
     "performance",
 ];
+
+const TRACE_ID_FORMAT: &str = "32 lowercase hex digits, not all zero (a W3C trace-id)";
+const SPAN_ID_FORMAT: &str = "16 lowercase hex digits, not all zero (a W3C span id)";
 
 /// Validates log lines against the JSON log schema.
 ///
@@ -44,6 +50,9 @@ const ALL_FIELDS: [&str; 7] = [
 /// | `service`        | yes      | string |                                             |
 /// | `message`        | yes      | string |                                             |
 /// | `correlation_id` | yes      | string |                                             |
+/// | `trace_id`       | no       | string | 32 lowercase hex digits, not all zero       |
+/// | `span_id`        | no       | string | 16 lowercase hex digits, not all zero       |
+/// | `parent_span_id` | no       | string | 16 lowercase hex digits, not all zero       |
 /// | `context`        | no       | object | any members                                 |
 /// | `performance`    | no       | object | see below                                   |
 ///
@@ -130,6 +139,21 @@ impl LogValidator {
         required_str(obj, "message")?;
         required_str(obj, "correlation_id")?;
 
+        for (field, digits, form) in [
+            ("trace_id", 32, TRACE_ID_FORMAT),
+            ("span_id", 16, SPAN_ID_FORMAT),
+            ("parent_span_id", 16, SPAN_ID_FORMAT),
+        ] {
+            if let Some(v) = obj.get(field) {
+                let Some(text) = v.as_str() else {
+                    return Err(wrong_type(field, A_STRING));
+                };
+                if !is_w3c_id(text, digits) {
+                    return Err(invalid(field, form));
+                }
+            }
+        }
+
         if let Some(context) = obj.get("context") {
             if !context.is_object() {
                 return Err(wrong_type("context", AN_OBJECT));
@@ -215,6 +239,15 @@ fn invalid(field: &'static str, expected: &'static str) -> ValidationError {
 ///
 /// Seconds may be `60` because RFC 3339 allows a leap second there, even
 /// though this crate's writer never produces one.
+/// `digits` lowercase hex digits, not all zero: a W3C trace or span id.
+fn is_w3c_id(text: &str, digits: usize) -> bool {
+    text.len() == digits
+        && text
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        && text.bytes().any(|c| c != b'0')
+}
+
 fn is_valid_timestamp(s: &str) -> bool {
     let Ok(b) = <&[u8; 27]>::try_from(s.as_bytes()) else {
         return false;
@@ -402,6 +435,35 @@ mod tests {
         let err = result.expect_err("expected a validation error");
         assert_eq!(err.field(), field, "{err}");
         assert_eq!(err.kind(), kind, "{err}");
+    }
+
+    #[test]
+    fn trace_and_span_ids_are_w3c_ids_when_present() {
+        let with =
+            |fields: &str| EXAMPLE.replacen(",\"context\"", &format!(",{fields},\"context\""), 1);
+        let good = with(
+            r#""trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7","parent_span_id":"00000000000000a1""#,
+        );
+        assert!(LogValidator::validate_line(&good).is_ok(), "{good}");
+        let cases = [
+            (
+                r#""trace_id":"4BF92F3577B34DA6A3CE929D0E0E4736""#,
+                "trace_id",
+            ),
+            (
+                r#""trace_id":"00000000000000000000000000000000""#,
+                "trace_id",
+            ),
+            (r#""trace_id":"4bf92f35""#, "trace_id"),
+            (r#""trace_id":7"#, "trace_id"),
+            (r#""span_id":"0000000000000000""#, "span_id"),
+            (r#""span_id":"00f067aa0ba902bz""#, "span_id"),
+            (r#""parent_span_id":"00f067aa0ba902b""#, "parent_span_id"),
+        ];
+        for (fields, field) in cases {
+            let err = LogValidator::validate_line(&with(fields)).unwrap_err();
+            assert_eq!(err.field(), Some(field), "{fields}");
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::timestamp;
 use super::visitor::Fields;
 use super::{JsonLine, Sink, redactor};
 use crate::base::json;
-use crate::correlation;
+use crate::correlation::{self, TraceContext};
 use crate::record::{CallConsumer, CallRecord};
 
 /// Writes lines of one service to one sink.
@@ -40,7 +40,11 @@ trait Parts {
     /// (escaped) bytes of the line's values were cut while being written,
     /// so a truncated line can say how long it would have been.
     fn message(&self, out: &mut String) -> usize;
-    fn correlation_id(&self, out: &mut String);
+    /// Writes the correlation ID; returns its trace.
+    fn correlation_id(&self, out: &mut String) -> TraceContext;
+    /// The line's span and its parent (0: none), given the request's
+    /// trace.
+    fn spans(&self, trace: &TraceContext) -> (u64, u64);
     /// The members of the `context` object.
     fn context(&self, out: &mut String);
     /// The members of the `performance` object.
@@ -71,8 +75,16 @@ impl Parts for CallParts<'_, '_> {
         }
     }
 
-    fn correlation_id(&self, out: &mut String) {
-        self.0.write_correlation_id(out);
+    fn correlation_id(&self, out: &mut String) -> TraceContext {
+        self.0.write_correlation_id(out)
+    }
+
+    fn spans(&self, trace: &TraceContext) -> (u64, u64) {
+        let parent = match self.0.parent_span {
+            0 => trace.parent_span,
+            local => local,
+        };
+        (self.0.span_id(), parent)
     }
 
     fn context(&self, out: &mut String) {
@@ -130,8 +142,14 @@ impl Parts for EventParts<'_> {
         self.fields.dropped
     }
 
-    fn correlation_id(&self, out: &mut String) {
-        correlation::write_current_or_fresh_at(out, self.at_nanos);
+    fn correlation_id(&self, out: &mut String) -> TraceContext {
+        correlation::write_current_or_fresh_at(out, self.at_nanos)
+    }
+
+    /// An event's span is the monitored call it happens in; its parent is
+    /// that call's, not written.
+    fn spans(&self, _trace: &TraceContext) -> (u64, u64) {
+        (correlation::span::current(), 0)
     }
 
     fn context(&self, out: &mut String) {
@@ -391,7 +409,18 @@ fn write_line(
     let dropped = message(line);
     let message_end = line.len();
     line.push_str(",\"correlation_id\":\"");
-    parts.correlation_id(line);
+    let trace = parts.correlation_id(line);
+    line.push_str("\",\"trace_id\":\"");
+    json::write_hex32(line, trace.trace_id);
+    let (span, parent) = parts.spans(&trace);
+    if span != 0 {
+        line.push_str("\",\"span_id\":\"");
+        json::write_hex16(line, span);
+    }
+    if parent != 0 {
+        line.push_str("\",\"parent_span_id\":\"");
+        json::write_hex16(line, parent);
+    }
     line.push_str("\",\"context\":{");
     let context_start = line.len();
     context(line);

@@ -93,6 +93,9 @@ const SCOPED: u8 = 4;
 /// `Guard::flags`: this call is the root of a request whose lines are held
 /// (the buffer is in place when it closes) and releases them on close.
 const HOLD: u8 = 8;
+/// `Guard::flags`: this (sync) call made its span the thread's current one
+/// and puts its parent back on close.
+const SPAN: u8 = 16;
 
 /// Times one monitored call and records its outcome. Made by the
 /// `monitor_performance` expansion.
@@ -108,6 +111,10 @@ pub struct Guard {
     /// Only present on an active guard; dropped by [`Guard::close`], so
     /// the inline drop of an idle guard has nothing to free.
     context: ManuallyDrop<Option<String>>,
+    /// The call's span id; 0 while no line or span can come of the call.
+    span: u64,
+    /// The enclosing monitored call's span id, 0 for none.
+    parent: u64,
     flags: u8,
     finished: bool,
 }
@@ -131,6 +138,8 @@ impl Guard {
             start: Start::ZERO,
             metrics: Mode::Off,
             context: ManuallyDrop::new(None),
+            span: 0,
+            parent: 0,
             flags: 0,
             finished: false,
         }
@@ -197,6 +206,17 @@ impl Guard {
     ) {
         let may_log = logging && (known_to_log || self.callsite.may_log());
         if logging {
+            // Where a line can be written, the call is a span of its
+            // request's trace (its lines carry the id, a consumer may
+            // export it). An async call's span is the current one only
+            // while it is polled (its future enters it).
+            self.span = correlation::span::fresh();
+            if sync {
+                self.parent = correlation::span::enter(self.span);
+                self.flags |= SPAN;
+            } else {
+                self.parent = correlation::span::current();
+            }
             if !sync {
                 self.flags |= SCOPED;
             } else if correlation::open_root() {
@@ -206,7 +226,7 @@ impl Guard {
                 self.flags |= HOLD;
             }
         }
-        if may_log || !matches!(self.metrics, Mode::Off) {
+        if may_log || !matches!(self.metrics, Mode::Off) || (logging && record::unlogged_wanted()) {
             self.flags |= ACTIVE;
         }
         self.start = clock::now();
@@ -230,6 +250,13 @@ impl Guard {
     #[inline(always)]
     pub(crate) fn holds(&self) -> bool {
         self.flags & HOLD != 0
+    }
+
+    /// The call's span id (0 if it has none), which its future makes
+    /// current while it is polled.
+    #[inline(always)]
+    pub(crate) fn span_id(&self) -> u64 {
+        self.span
     }
 
     /// Whether this (async) call runs in a correlation scope.
@@ -291,10 +318,10 @@ impl Guard {
             Status::Cancelled => cs.site(Level::WARN),
             Status::Error | Status::Panic => cs.site(Level::ERROR),
         };
-        if !site.enabled() {
-            return;
-        }
-        if volume::active(cs.sample()) && !admitted(cs, status, slow, *site.meta.level(), end) {
+        let logged = site.enabled()
+            && (!volume::active(cs.sample())
+                || admitted(cs, status, slow, *site.meta.level(), end));
+        if !logged && !record::unlogged_wanted() {
             return;
         }
         let fixed = match status {
@@ -327,8 +354,15 @@ impl Guard {
             }),
             context: (*self.context).as_deref(),
             slow_threshold_ns: slow.then(|| cs.slow_nanos()),
+            span: self.span,
+            parent_span: self.parent,
+            logged,
         };
-        record::emit(&call);
+        if logged {
+            record::emit(&call);
+        } else {
+            record::emit_unlogged(&call);
+        }
     }
 }
 
@@ -357,9 +391,12 @@ impl Guard {
         if self.flags & HOLD != 0 {
             self.release_held();
         }
-        // After logging, which needed the scope's ID.
+        // After logging, which needed the scope's ID and the span.
         if self.flags & ROOT != 0 {
             correlation::close_root();
+        }
+        if self.flags & SPAN != 0 {
+            correlation::span::exit(self.parent);
         }
         self.flags = 0;
     }

@@ -73,9 +73,11 @@ impl Call {
         if !self.guard.is_idle() && self.guard.wants_scope() {
             let guard = &mut self.guard;
             let held = &mut *self.held;
-            correlation::in_slot(&mut self.slot, || {
-                let _held = guard.holds().then(|| hold::enter(held));
-                guard.close();
+            correlation::span::within(guard.span_id(), || {
+                correlation::in_slot(&mut self.slot, || {
+                    let _held = guard.holds().then(|| hold::enter(held));
+                    guard.close();
+                });
             });
         }
         drop(ManuallyDrop::into_inner(std::mem::take(&mut self.held)));
@@ -160,15 +162,19 @@ impl<F: Future, Fin: FnOnce(&F::Output, &mut Guard)> Future for Monitored<F, Fin
         let body = this.body;
         let guard = &mut call.guard;
         let finish = this.finish;
-        if guard.holds() {
-            return poll_held(body, guard, finish, &mut call.slot, &mut call.held, cx);
-        }
-        // A finished call's slot is not used again.
-        correlation::in_slot_then(
-            &mut call.slot,
-            || poll_body(body, guard, finish, cx),
-            Poll::is_pending,
-        )
+        // The call's span is current while its body runs, so calls it
+        // makes are its children; put back also if the body panics.
+        correlation::span::within(guard.span_id(), || {
+            if guard.holds() {
+                return poll_held(body, guard, finish, &mut call.slot, &mut call.held, cx);
+            }
+            // A finished call's slot is not used again.
+            correlation::in_slot_then(
+                &mut call.slot,
+                || poll_body(body, guard, finish, cx),
+                Poll::is_pending,
+            )
+        })
     }
 }
 

@@ -23,6 +23,12 @@ pub struct CallRecord<'a> {
     pub(crate) error: Option<CallError<'a>>,
     pub(crate) context: Option<&'a str>,
     pub(crate) slow_threshold_ns: Option<u64>,
+    /// The call's span id.
+    pub(crate) span: u64,
+    /// The enclosing monitored call's span id; 0 for none.
+    pub(crate) parent_span: u64,
+    /// Whether the call's line is written.
+    pub(crate) logged: bool,
 }
 
 /// How a record's message is made.
@@ -160,9 +166,66 @@ impl<'a> CallRecord<'a> {
         correlation::current_or_fresh_at(self.end_unix_nanos)
     }
 
-    /// Appends the correlation ID without copying it.
-    pub(crate) fn write_correlation_id(&self, out: &mut String) {
-        correlation::write_current_or_fresh_at(out, self.end_unix_nanos);
+    /// Appends the correlation ID without copying it; returns its trace.
+    pub(crate) fn write_correlation_id(&self, out: &mut String) -> correlation::TraceContext {
+        correlation::write_current_or_fresh_at(out, self.end_unix_nanos)
+    }
+
+    /// The trace-id of the call's request: the inbound `traceparent`'s, else
+    /// derived from the correlation ID, so it is the same in every service
+    /// the request passes through.
+    #[must_use]
+    pub fn trace_id(&self) -> u128 {
+        self.trace().0
+    }
+
+    /// The call's span id (never 0 for a call recorded in a scope).
+    #[must_use]
+    pub fn span_id(&self) -> u64 {
+        self.span
+    }
+
+    /// The span id of the call's parent: the enclosing monitored call, else
+    /// (for the request's first call) the caller's span named by the
+    /// inbound `traceparent`. `None` for the root of a trace.
+    #[must_use]
+    pub fn parent_span_id(&self) -> Option<u64> {
+        match self.parent_span {
+            0 => self.trace().1.map(|t| t.parent_span).filter(|p| *p != 0),
+            local => Some(local),
+        }
+    }
+
+    /// Whether the parent of the call is in another process (the inbound
+    /// `traceparent`'s span) rather than an enclosing monitored call.
+    #[must_use]
+    pub fn has_remote_parent(&self) -> bool {
+        self.parent_span == 0 && self.parent_span_id().is_some()
+    }
+
+    /// The inbound `traceparent`'s sampled flag, when the request came
+    /// with one.
+    #[must_use]
+    pub fn remote_sampled(&self) -> Option<bool> {
+        self.trace().1.map(|t| t.flags & 1 == 1)
+    }
+
+    /// Whether the call's JSON line is written. A consumer that asked for
+    /// unlogged calls ([`CallConsumer::wants_unlogged_calls`]) also sees
+    /// calls whose line a level filter, sampling or a rate limit held back.
+    ///
+    /// [`CallConsumer::wants_unlogged_calls`]: super::CallConsumer::wants_unlogged_calls
+    #[must_use]
+    pub fn is_logged(&self) -> bool {
+        self.logged
+    }
+
+    fn trace(&self) -> (u128, Option<correlation::TraceContext>) {
+        let end = self.end_unix_nanos;
+        correlation::current_trace_at(|| end).unwrap_or_else(|| {
+            let id = correlation::current_or_fresh_at(end);
+            (id.trace_id(), None)
+        })
     }
 
     /// The message as a JSON string with its quotes, when it is fixed.
@@ -185,6 +248,8 @@ impl fmt::Debug for CallRecord<'_> {
             .field("error", &self.error)
             .field("context", &self.context_json())
             .field("slow_threshold", &self.slow_threshold())
+            .field("span_id", &format_args!("{:016x}", self.span))
+            .field("logged", &self.logged)
             .finish_non_exhaustive()
     }
 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing_core::field::Value;
 use tracing_core::{Event, dispatcher};
@@ -16,6 +17,25 @@ use super::CallRecord;
 pub trait CallConsumer: Send + Sync + 'static {
     /// One finished call.
     fn on_call(&self, call: &CallRecord<'_>);
+
+    /// Whether this consumer also reads calls whose line is not written
+    /// (held back by a level filter, sampling or a rate limit); such calls
+    /// have [`CallRecord::is_logged`] false. A span exporter wants them:
+    /// every call is a span, logged or not. While any consumer of any
+    /// layer wants them, every monitored call is recorded.
+    fn wants_unlogged_calls(&self) -> bool {
+        false
+    }
+}
+
+/// Whether some layer has a consumer of unlogged calls: set once, never
+/// cleared (a guard only reads it where nothing else made it record).
+static UNLOGGED_WANTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether finished calls whose line is not written are still wanted.
+#[inline]
+pub(crate) fn unlogged_wanted() -> bool {
+    UNLOGGED_WANTED.load(Ordering::Relaxed)
 }
 
 /// The consumers of one subscriber. The layer that holds them answers
@@ -23,15 +43,35 @@ pub trait CallConsumer: Send + Sync + 'static {
 /// subscriber is current (global, thread-scoped, or a test's), with no
 /// registry of its own.
 #[derive(Clone)]
-pub(crate) struct Consumers(Arc<[Arc<dyn CallConsumer>]>);
+pub(crate) struct Consumers {
+    all: Arc<[Arc<dyn CallConsumer>]>,
+    /// Those of `all` that also read unlogged calls.
+    unlogged: Arc<[Arc<dyn CallConsumer>]>,
+}
 
 impl Consumers {
     pub(crate) fn new(consumers: Vec<Arc<dyn CallConsumer>>) -> Self {
-        Self(consumers.into())
+        let unlogged: Arc<[_]> = consumers
+            .iter()
+            .filter(|c| c.wants_unlogged_calls())
+            .cloned()
+            .collect();
+        if !unlogged.is_empty() {
+            UNLOGGED_WANTED.store(true, Ordering::Relaxed);
+        }
+        Self {
+            all: consumers.into(),
+            unlogged,
+        }
     }
 
     fn deliver(&self, call: &CallRecord<'_>) {
-        for c in self.0.iter() {
+        let consumers = if call.logged {
+            &self.all
+        } else {
+            &self.unlogged
+        };
+        for c in consumers.iter() {
             c.on_call(call);
         }
     }
@@ -39,8 +79,20 @@ impl Consumers {
 
 impl fmt::Debug for Consumers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[{} call consumer(s)]", self.0.len())
+        write!(f, "[{} call consumer(s)]", self.all.len())
     }
+}
+
+/// Hands a call whose line is not written to the consumers of the current
+/// subscriber that want such calls; no `tracing` event is dispatched.
+#[cold]
+#[inline(never)]
+pub(crate) fn emit_unlogged(call: &CallRecord<'_>) {
+    dispatcher::get_default(|current| {
+        if let Some(consumers) = current.downcast_ref::<Consumers>() {
+            consumers.deliver(call);
+        }
+    });
 }
 
 /// Hands `call` to the current subscriber's consumers, then dispatches it

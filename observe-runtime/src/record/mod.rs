@@ -49,7 +49,7 @@ mod consumer;
 pub(crate) use call::Message;
 pub use call::{CallError, CallRecord};
 pub use consumer::CallConsumer;
-pub(crate) use consumer::{Consumers, emit};
+pub(crate) use consumer::{Consumers, emit, emit_unlogged, unlogged_wanted};
 
 /// Name of the `tracing` event a monitored call dispatches for other
 /// layers; the JSON layer writes calls from their records instead.

@@ -21,6 +21,8 @@ pub use tee::Tee;
 pub(crate) use handles::{
     Mode, Site, finish, note_exemplar_store, note_global_recorder, note_native_store, start,
 };
+#[cfg(feature = "otlp")]
+pub(crate) use native::{HistogramValue, NativeSnapshot, SeriesSnapshot};
 pub(crate) use native::{InfoSeries, NativeMetrics, NativeRecorder};
 #[cfg(test)]
 pub(crate) use openmetrics::Format;

@@ -488,6 +488,178 @@ impl NativeMetrics {
     }
 }
 
+/// The operation families at one instant, as the Prometheus exposition
+/// shows them: the same series with the same values and labels, without
+/// the text. For exporters that push instead of being scraped.
+#[cfg(any(feature = "otlp", test))]
+#[derive(Debug, Clone)]
+pub(crate) struct NativeSnapshot {
+    /// The histogram's finite upper bounds, ascending: the configured
+    /// buckets, sorted and deduplicated.
+    pub(crate) bounds: Arc<[f64]>,
+    /// `operation_calls_total`.
+    pub(crate) calls: FamilySnapshot<u64>,
+    /// `operation_duration_seconds`: the series with at least one sample.
+    pub(crate) durations: FamilySnapshot<HistogramValue>,
+    /// `operation_in_flight`.
+    pub(crate) in_flight: FamilySnapshot<f64>,
+}
+
+/// One family of a [`NativeSnapshot`].
+#[cfg(any(feature = "otlp", test))]
+#[derive(Debug, Clone)]
+pub(crate) struct FamilySnapshot<V> {
+    /// The Prometheus name.
+    pub(crate) name: &'static str,
+    /// The `# HELP` text, when the family was described.
+    pub(crate) description: Option<String>,
+    /// Sorted by the series' own labels, as rendered.
+    pub(crate) series: Vec<SeriesSnapshot<V>>,
+}
+
+/// One series of a [`FamilySnapshot`].
+#[cfg(any(feature = "otlp", test))]
+#[derive(Debug, Clone)]
+pub(crate) struct SeriesSnapshot<V> {
+    /// Name and raw (unescaped) value of each label, the global labels
+    /// first, as rendered.
+    pub(crate) labels: Vec<(String, String)>,
+    pub(crate) value: V,
+}
+
+/// One histogram series of a [`NativeSnapshot`].
+#[cfg(any(feature = "otlp", test))]
+#[derive(Debug, Clone)]
+pub(crate) struct HistogramValue {
+    /// Per bucket, NOT cumulative: one count per bound, then the overflow
+    /// (`+Inf`) count.
+    pub(crate) counts: Vec<u64>,
+    /// The exact sum of the samples in nanoseconds.
+    pub(crate) sum_nanos: u64,
+    /// Per bucket (overflow last), a recent call's exemplar; empty when
+    /// the series keeps none.
+    pub(crate) exemplars: Vec<Option<Exemplar>>,
+}
+
+#[cfg(any(feature = "otlp", test))]
+impl HistogramValue {
+    /// The number of samples (the `_count` line).
+    pub(crate) fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// The sum in seconds, computed as the `_sum` line is.
+    pub(crate) fn sum_seconds(&self) -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        let sum = self.sum_nanos as f64 / 1e9;
+        sum
+    }
+}
+
+#[cfg(any(feature = "otlp", test))]
+impl NativeMetrics {
+    /// The operation families as [`render_into`](Self::render_into) would
+    /// show them now: the same series (the same ones left out), values and
+    /// label order, with every bucket's exemplar.
+    pub(crate) fn snapshot(&self) -> NativeSnapshot {
+        let mut calls: Vec<(Key, u64)> = self
+            .calls
+            .values()
+            .into_iter()
+            .filter(|(k, v)| *v > 0 || always_shown(k))
+            .collect();
+        let mut in_flight: Vec<(Key, f64)> = self
+            .in_flight
+            .values()
+            .into_iter()
+            .map(|(k, bits)| (k, f64::from_bits(bits)))
+            .collect();
+        let mut durations: Vec<(Key, HistogramValue)> = self
+            .durations
+            .series()
+            .into_iter()
+            .map(|(key, b)| {
+                let value = HistogramValue {
+                    counts: b.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
+                    sum_nanos: b.sum_nanos.load(Ordering::Relaxed),
+                    exemplars: Vec::new(),
+                };
+                (key, value)
+            })
+            .collect();
+        for op in self.operations() {
+            for status in Status::ALL {
+                let snap = op.snapshot(status);
+                let shown = matches!(status, Status::Success | Status::Error);
+                if op.counters_shown() && (shown || snap.calls > 0) {
+                    calls.push((
+                        operation_key(self.calls.name, op.operation(), Some(status)),
+                        snap.calls,
+                    ));
+                }
+                durations.push((
+                    operation_key(self.durations.name, op.operation(), Some(status)),
+                    HistogramValue {
+                        counts: snap.buckets,
+                        sum_nanos: snap.sum_nanos,
+                        exemplars: op.exemplars(status).unwrap_or_default(),
+                    },
+                ));
+            }
+            if op.gauge_shown() {
+                #[allow(clippy::cast_precision_loss)]
+                let value = op.in_flight() as f64;
+                in_flight.push((
+                    operation_key(self.in_flight.name, op.operation(), None),
+                    value,
+                ));
+            }
+        }
+        // A label set appears with its first sample.
+        durations.retain(|(_, h)| h.counts.iter().any(|&c| c > 0));
+        NativeSnapshot {
+            bounds: Arc::clone(self.bounds.seconds()),
+            calls: self.family_snapshot(&self.calls, calls),
+            durations: self.family_snapshot(&self.durations, durations),
+            in_flight: self.family_snapshot(&self.in_flight, in_flight),
+        }
+    }
+
+    /// `values` sorted as rendered, with the global labels put first.
+    fn family_snapshot<T, V>(
+        &self,
+        family: &Family<T>,
+        mut values: Vec<(Key, V)>,
+    ) -> FamilySnapshot<V> {
+        values.sort_by(|a, b| a.0.labels().cmp(b.0.labels()));
+        let series = values
+            .into_iter()
+            .map(|(key, value)| SeriesSnapshot {
+                labels: self
+                    .global_labels
+                    .iter()
+                    .cloned()
+                    .chain(
+                        key.labels()
+                            .map(|l| (l.key().to_owned(), l.value().to_owned())),
+                    )
+                    .collect(),
+                value,
+            })
+            .collect();
+        FamilySnapshot {
+            name: family.name,
+            description: family
+                .description
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .map(|d| d.to_string()),
+            series,
+        }
+    }
+}
+
 /// Appends `a="x",b="y",`, values escaped.
 fn write_labels<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>, out: &mut String) {
     for (k, v) in pairs {
@@ -759,6 +931,87 @@ mod tests {
             ),
             "{om}"
         );
+    }
+
+    #[test]
+    fn the_snapshot_holds_what_the_text_shows() {
+        let h = NativeMetrics::new(&[0.1, 0.001], vec![("service".into(), "svc".into())]);
+        let cells = h.operation("op");
+        cells.show_all();
+        let id: crate::correlation::CorrelationId = "req-9".parse().expect("valid");
+        crate::correlation::scope(id, || {
+            cells.enter();
+            cells.finish(Status::Success, 2_000_000, 1);
+        });
+        cells.enter();
+        cells.finish(Status::Success, 500, 1);
+        cells.enter();
+        h.histogram(&Key::from_parts(
+            names::OPERATION_DURATION_SECONDS,
+            vec![Label::new("other", "x")],
+        ))
+        .record(5.0);
+        h.calls.describe("Calls.".into());
+        let snap = h.snapshot();
+        assert_eq!(snap.calls.description.as_deref(), Some("Calls."));
+        assert_eq!(snap.durations.description, None);
+        assert_eq!(&*snap.bounds, &[0.001, 0.1]);
+
+        let labels = |status: Option<&str>| {
+            let mut l = vec![
+                ("service".to_owned(), "svc".to_owned()),
+                ("operation".to_owned(), "op".to_owned()),
+            ];
+            l.extend(status.map(|s| ("status".to_owned(), s.to_owned())));
+            l
+        };
+        // Sorted as rendered; rare outcomes without calls left out.
+        let calls: Vec<_> = snap
+            .calls
+            .series
+            .iter()
+            .map(|s| (s.labels.clone(), s.value))
+            .collect();
+        assert_eq!(
+            calls,
+            vec![(labels(Some("error")), 0), (labels(Some("success")), 2)]
+        );
+        assert_eq!(snap.calls.name, names::OPERATION_CALLS_TOTAL);
+
+        // Only series with samples; per-bucket counts, the overflow last.
+        let durations: Vec<_> = snap
+            .durations
+            .series
+            .iter()
+            .map(|s| (s.labels.clone(), s.value.counts.clone(), s.value.sum_nanos))
+            .collect();
+        assert_eq!(
+            durations,
+            vec![
+                (labels(Some("success")), vec![1, 1, 0], 2_000_500),
+                (
+                    vec![
+                        ("service".to_owned(), "svc".to_owned()),
+                        ("other".to_owned(), "x".to_owned())
+                    ],
+                    vec![0, 0, 1],
+                    5_000_000_000
+                ),
+            ]
+        );
+        let success = &snap.durations.series[0].value;
+        assert_eq!((success.count(), success.sum_seconds()), (2, 0.0020005));
+        let exemplar = success.exemplars[1].as_ref().expect("the scoped call's");
+        assert_eq!(exemplar.correlation_id.to_string(), "req-9");
+        assert!(success.exemplars[0].is_none(), "a call outside every scope");
+
+        let in_flight: Vec<_> = snap
+            .in_flight
+            .series
+            .iter()
+            .map(|s| (s.labels.clone(), s.value))
+            .collect();
+        assert_eq!(in_flight, vec![(labels(None), 1.0)]);
     }
 
     #[test]
