@@ -292,7 +292,8 @@
 pub use observe_macros::monitor_performance;
 pub use observe_runtime::{
     Background, CorrelationId, InstallContext, InstallError, Observe, ObserveBuilder, ObserveGuard,
-    Status, correlation, log, metrics, record, sink, slo, testing, volume,
+    Status, TRACING_SPAN_NAME, correlation, log, metrics, record, set_tracing_spans, sink, slo,
+    testing, volume,
 };
 
 /// What a service that monitors its functions needs in scope:
