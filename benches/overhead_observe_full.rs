@@ -6,9 +6,6 @@
 
 mod common;
 
-use std::io::Read;
-use std::net::TcpListener;
-
 use common::{observed, observed_async, work};
 use criterion::Criterion;
 use observe::sink::TcpSink;
@@ -24,24 +21,8 @@ async fn sampled_out_async(x: u64) -> u64 {
     work(x)
 }
 
-/// Accepts connections and discards what they send.
-fn drain() -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind drain");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut stream = stream;
-                let mut buf = vec![0u8; 1 << 16];
-                while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
-            });
-        }
-    });
-    addr
-}
-
 fn anchors(c: &mut Criterion) {
-    let sink = TcpSink::new(drain().to_string()).expect("tcp sink");
+    let sink = TcpSink::new(common::discard_drain().to_string()).expect("tcp sink");
     let _guard = Observe::builder("bench")
         .sink(sink)
         .install()

@@ -5,7 +5,8 @@
 //! ```text
 //! cargo bench --bench overhead --bench overhead_metrics --bench overhead_tracing_json \
 //!     --bench overhead_fastrace --bench overhead_observe_metrics_only --bench overhead_observe_full \
-//!     --bench overhead_observe_formatted --bench overhead_observe_metrics_no_exemplars
+//!     --bench overhead_observe_formatted --bench overhead_observe_metrics_no_exemplars \
+//!     --bench overhead_otlp
 //! cargo run --example bench_report            # writes benches/RESULTS.md
 //! ```
 //!
@@ -145,6 +146,22 @@ const ROWS: &[(&str, &str)] = &[
         "the same line handed to a sink that discards it (not a target row: the caller's share)",
     ),
     (
+        "tracing_otel/sync",
+        "`#[tracing::instrument]`, tracing-opentelemetry, the SDK's batch span processor, OTLP/HTTP protobuf to a local drain",
+    ),
+    (
+        "tracing_otel/async",
+        "`#[tracing::instrument]`, tracing-opentelemetry, the SDK's batch span processor, OTLP/HTTP protobuf to a local drain",
+    ),
+    (
+        "observe/otlp/sync",
+        "`#[monitor_performance]`, span, log record and metrics over OTLP/HTTP to a local drain",
+    ),
+    (
+        "observe/otlp/async",
+        "`#[monitor_performance]`, span, log record and metrics over OTLP/HTTP to a local drain",
+    ),
+    (
         "correlation/generate",
         "one `req_{unix}_{8 hex}` correlation ID",
     ),
@@ -222,6 +239,20 @@ fn targets(m: &Medians) -> Vec<(String, String, String, Option<bool>)> {
             get(&full)
                 .zip(get("hand_written/sync"))
                 .map(|(a, b)| a * 2.0 <= b),
+        );
+        let otlp = format!("observe/otlp/{mode}");
+        check(
+            &otlp,
+            &full,
+            "at most 1.5x".into(),
+            get(&otlp).zip(get(&full)).map(|(a, b)| a <= 1.5 * b),
+        );
+        let otel = format!("tracing_otel/{mode}");
+        check(
+            &otlp,
+            &otel,
+            "at most 1/5".into(),
+            get(&otlp).zip(get(&otel)).map(|(a, b)| a * 5.0 <= b),
         );
     }
     for m_ in ["disabled", "metrics_only", "full_json_queued"] {

@@ -292,7 +292,8 @@
 pub use observe_macros::monitor_performance;
 pub use observe_runtime::{
     Background, CorrelationId, InstallContext, InstallError, Observe, ObserveBuilder, ObserveGuard,
-    Status, correlation, log, metrics, record, sink, slo, testing, volume,
+    Status, TRACING_SPAN_NAME, correlation, log, metrics, record, set_tracing_spans, sink, slo,
+    testing, volume,
 };
 
 /// What a service that monitors its functions needs in scope:
@@ -322,6 +323,10 @@ pub mod prelude {
 /// System and process metrics (feature `system-metrics`).
 #[cfg(feature = "system-metrics")]
 pub use observe_runtime::system;
+
+/// OpenTelemetry over OTLP/HTTP (feature `otlp`).
+#[cfg(feature = "otlp")]
+pub use observe_runtime::otlp;
 
 #[doc(hidden)]
 pub mod __private {

@@ -5,6 +5,8 @@
 
 use std::future::Future;
 use std::hint::black_box;
+use std::io::Read;
+use std::net::TcpListener;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
@@ -51,6 +53,23 @@ impl observe::sink::Sink for Discard {
     fn write_json_line(&self, line: observe::sink::JsonLine<'_>) {
         black_box(line);
     }
+}
+
+/// A local collector that accepts connections and discards what they
+/// send: where the TCP sink of the queued-line rows delivers.
+pub(crate) fn discard_drain() -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind drain");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = vec![0u8; 1 << 16];
+                while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    addr
 }
 
 /// Benches one observe mode, `observe/{mode}/sync` and

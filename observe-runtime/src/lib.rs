@@ -60,3 +60,4 @@ pub mod __private;
 pub use base::{Background, Status};
 pub use builder::{InstallContext, InstallError, Observe, ObserveBuilder, ObserveGuard};
 pub use correlation::CorrelationId;
+pub use operation::{TRACING_SPAN_NAME, set_tracing_spans};

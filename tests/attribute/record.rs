@@ -175,10 +175,12 @@ fn without_a_json_layer_calls_still_reach_other_layers() {
     assert_eq!(*events.0.lock().unwrap(), ["INFO"]);
 }
 
-/// Keeps `(operation, logged, span, parent, trace)` of every call,
-/// logged or not.
+/// `(operation, logged, span, parent, trace)` of one call.
+type SpanSeen = (String, bool, u64, Option<u64>, u128);
+
+/// Keeps what it saw of every call, logged or not.
 #[derive(Debug, Default)]
-struct EveryCall(Mutex<Vec<(String, bool, u64, Option<u64>, u128)>>);
+struct EveryCall(Mutex<Vec<SpanSeen>>);
 
 impl CallConsumer for EveryCall {
     fn on_call(&self, call: &CallRecord<'_>) {

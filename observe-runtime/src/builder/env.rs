@@ -84,6 +84,7 @@ impl ObserveBuilder {
     /// | `OBSERVE_VERSION`, `OBSERVE_COMMIT` | [`version`](ObserveBuilder::version), [`commit`](ObserveBuilder::commit) | `1.4.2`, `9f3c2e1` |
     /// | `OTEL_RESOURCE_ATTRIBUTES` | its `service.version`, unless `OBSERVE_VERSION` is set | `service.version=1.4.2` |
     /// | `OBSERVE_EXEMPLARS` | [`exemplars`](ObserveBuilder::exemplars) | `false` |
+    /// | `OBSERVE_TRACING_SPANS` | [`tracing_spans`](ObserveBuilder::tracing_spans) | `true` |
     /// | `OBSERVE_SAMPLE` | [`sample`](ObserveBuilder::sample): comma-separated `operation=rate`, `*` for every operation | `ingestion.receive=0.01,*=0.5` |
     /// | `OBSERVE_RATE_LIMIT` | [`rate_limit`](ObserveBuilder::rate_limit): `operation=lines_per_second` | `*=1000` |
     /// | `OBSERVE_LEVELS` | [`operation_level`](ObserveBuilder::operation_level): `operation=level` | `admin.health=warn` |
@@ -181,6 +182,7 @@ pub(crate) struct EnvConfig {
     resource_version: Option<String>,
     commit: Option<String>,
     exemplars: Option<bool>,
+    tracing_spans: Option<bool>,
     objectives: Option<Vec<(String, super::objectives::Attached)>>,
     volume: Vec<(String, crate::volume::Setting)>,
     /// `Some(None)` is `off`.
@@ -304,6 +306,9 @@ impl EnvConfig {
                 "OBSERVE_EXEMPLARS" => {
                     c.exemplars = Some(boolean(v).ok_or_else(|| err("a boolean"))?);
                 }
+                "OBSERVE_TRACING_SPANS" => {
+                    c.tracing_spans = Some(boolean(v).ok_or_else(|| err("a boolean"))?);
+                }
                 "OBSERVE_SAMPLE" | "OBSERVE_RATE_LIMIT" | "OBSERVE_LEVELS" => {
                     c.volume
                         .extend(crate::volume::parse([(k, v)]).map_err(|e| EnvError {
@@ -412,6 +417,9 @@ impl EnvConfig {
         }
         if let Some(e) = self.exemplars {
             b = b.exemplars(e);
+        }
+        if let Some(t) = self.tracing_spans {
+            b = b.tracing_spans(t);
         }
         if let Some(list) = self.objectives {
             b.objectives.0.extend(list);
@@ -610,6 +618,7 @@ mod tests {
             ("OBSERVE_FLUSH_TIMEOUT", "2m"),
             ("OBSERVE_RELOAD_FILE", "/etc/svc/volume.env"),
             ("OBSERVE_RELOAD_TOKEN", "s3cret"),
+            ("OBSERVE_TRACING_SPANS", "on"),
             ("PATH", "/usr/bin"),
             ("OBSERVE_SOMETHING_NEWER", "x"),
         ])
@@ -646,6 +655,7 @@ mod tests {
         assert_eq!(c.flush_timeout, Some(Duration::from_secs(120)));
         assert_eq!(c.reload_file.as_deref(), Some("/etc/svc/volume.env"));
         assert_eq!(c.reload_token.as_deref(), Some("s3cret"));
+        assert_eq!(c.tracing_spans, Some(true));
     }
 
     #[test]
@@ -839,6 +849,7 @@ mod properties {
         "OBSERVE_ID_FORMAT",
         "OBSERVE_FLUSH_TIMEOUT",
         "OBSERVE_HOLD",
+        "OBSERVE_TRACING_SPANS",
     ];
 
     /// The sink variables open files and start workers as the builder

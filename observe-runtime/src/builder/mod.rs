@@ -74,6 +74,7 @@ impl Observe {
             reload_file: None,
             reload_endpoint: None,
             otlp: otlp::Settings::default(),
+            tracing_spans: false,
         }
     }
 }
@@ -148,6 +149,8 @@ pub struct ObserveBuilder {
     /// `POST /config` on the metrics listener.
     reload_endpoint: Option<reload::ReloadEndpoint>,
     otlp: otlp::Settings,
+    /// Whether monitored calls also open `tracing` spans.
+    tracing_spans: bool,
 }
 
 impl ObserveBuilder {
@@ -304,6 +307,17 @@ impl ObserveBuilder {
         self
     }
 
+    /// Makes each monitored call also open a `tracing` span (default
+    /// `false`; also `OBSERVE_TRACING_SPANS`), current while the call
+    /// runs, so layers that build traces from spans (tracing-opentelemetry)
+    /// see monitored calls as children of the application's own
+    /// `#[instrument]` spans. See [`set_tracing_spans`](crate::set_tracing_spans)
+    /// for the span's name and fields. Off, a call pays nothing for it.
+    pub fn tracing_spans(mut self, enabled: bool) -> Self {
+        self.tracing_spans = enabled;
+        self
+    }
+
     /// Installs the global `tracing` subscriber and (unless disabled) the
     /// global Prometheus recorder.
     ///
@@ -408,6 +422,7 @@ impl ObserveBuilder {
             panic_hook::install(&sink, self.flush_timeout);
         }
         correlation::set_id_format(self.id_format);
+        crate::operation::set_tracing_spans(self.tracing_spans);
         crate::base::clock::warm_up();
         // Code and environment first, then the reload file over them, as
         // a reload applies it.

@@ -42,7 +42,9 @@ enum Repr {
     /// Validated text from outside the process.
     Shared(Arc<str>),
     /// Validated text from outside, and the W3C trace the same request
-    /// carried, which outbound calls continue.
+    /// carried, which outbound calls continue. Only HTTP extraction
+    /// (feature `http`) makes one.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     SharedInTrace(Arc<InTrace>),
     /// A W3C trace-id, formatted as 32 lowercase hex digits on demand,
     /// with the rest of the trace context it came with.

@@ -24,6 +24,12 @@ impl Deadline {
         Self(clock::deadline_after(timeout))
     }
 
+    /// The instant `at`.
+    #[cfg(feature = "otlp")]
+    pub(crate) fn at(at: Instant) -> Self {
+        Self(at)
+    }
+
     /// The earlier of `self` and `timeout` from now.
     pub(crate) fn min_after(self, timeout: Duration) -> Self {
         self.min(Self::after(timeout))

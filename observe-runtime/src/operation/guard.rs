@@ -15,6 +15,7 @@ use tracing_core::Level;
 
 use super::callsite::{Callsite, Message};
 use super::context::ContextWriter;
+use super::interop;
 use super::outcome::ErrorInfo;
 use crate::base::Status;
 use crate::base::clock::{self, Start};
@@ -96,6 +97,12 @@ const HOLD: u8 = 8;
 /// `Guard::flags`: this (sync) call made its span the thread's current one
 /// and puts its parent back on close.
 const SPAN: u8 = 16;
+/// `Guard::flags`: this sync call entered a `tracing` span and exits it on
+/// close (interop with `tracing` is on).
+const TRACING_SYNC: u8 = 32;
+/// `Guard::flags`: this async call's future keeps a `tracing` span and
+/// enters it for each poll.
+const TRACING_ASYNC: u8 = 64;
 
 /// Times one monitored call and records its outcome. Made by the
 /// `monitor_performance` expansion.
@@ -225,6 +232,9 @@ impl Guard {
             if sync && hold::enabled() && hold::open() {
                 self.flags |= HOLD;
             }
+            if interop::enabled() {
+                self.open_tracing_span(sync);
+            }
         }
         if may_log || !matches!(self.metrics, Mode::Off) || (logging && record::unlogged_wanted()) {
             self.flags |= ACTIVE;
@@ -239,6 +249,18 @@ impl Guard {
         }
     }
 
+    /// Opens the call's `tracing` span, inside its correlation scope: a
+    /// sync call's now, an async call's at its future's poll.
+    #[cold]
+    #[inline(never)]
+    fn open_tracing_span(&mut self, sync: bool) {
+        if !sync {
+            self.flags |= TRACING_ASYNC;
+        } else if interop::enter_sync(self.callsite) {
+            self.flags |= TRACING_SYNC;
+        }
+    }
+
     /// Makes this (async) call the root of a held request: its future
     /// keeps the buffer and puts it in place for each poll and the close.
     #[inline]
@@ -250,6 +272,25 @@ impl Guard {
     #[inline(always)]
     pub(crate) fn holds(&self) -> bool {
         self.flags & HOLD != 0
+    }
+
+    /// Whether this (async) call's future enters a `tracing` span.
+    #[inline(always)]
+    pub(crate) fn traces(&self) -> bool {
+        self.flags & TRACING_ASYNC != 0
+    }
+
+    /// Whether a poll of this (async) call takes the cold path: its
+    /// request's lines are held or it has a `tracing` span.
+    #[inline(always)]
+    pub(crate) fn polls_cold(&self) -> bool {
+        self.flags & (HOLD | TRACING_ASYNC) != 0
+    }
+
+    /// The call's callsite.
+    #[inline(always)]
+    pub(crate) fn callsite(&self) -> &'static Callsite {
+        self.callsite
     }
 
     /// The call's span id (0 if it has none), which its future makes
@@ -397,6 +438,9 @@ impl Guard {
         }
         if self.flags & SPAN != 0 {
             correlation::span::exit(self.parent);
+        }
+        if self.flags & TRACING_SYNC != 0 {
+            interop::exit_sync();
         }
         self.flags = 0;
     }

@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 
 use super::Callsite;
 use super::guard::{Guard, Hint};
+use super::interop;
 use crate::correlation::{self, Slot};
 use crate::log::hold::{self, Parked};
 
@@ -44,6 +45,9 @@ struct Call {
     /// of a request that holds them; only ever non-empty while the guard
     /// is not idle.
     held: ManuallyDrop<Parked>,
+    /// The call's `tracing` span, when interop with `tracing` is on; like
+    /// `held`, only ever present while the guard is not idle.
+    traced: ManuallyDrop<interop::Parked>,
     // Whether the first poll has started the guard.
     started: bool,
 }
@@ -73,6 +77,7 @@ impl Call {
         if !self.guard.is_idle() && self.guard.wants_scope() {
             let guard = &mut self.guard;
             let held = &mut *self.held;
+            let _traced = self.traced.reenter();
             correlation::span::within(guard.span_id(), || {
                 correlation::in_slot(&mut self.slot, || {
                     let _held = guard.holds().then(|| hold::enter(held));
@@ -80,6 +85,7 @@ impl Call {
                 });
             });
         }
+        drop(ManuallyDrop::into_inner(std::mem::take(&mut self.traced)));
         drop(ManuallyDrop::into_inner(std::mem::take(&mut self.held)));
         drop(ManuallyDrop::into_inner(std::mem::replace(
             &mut self.context,
@@ -126,6 +132,7 @@ where
             context: ManuallyDrop::new(context),
             slot: ManuallyDrop::new(Slot::Empty),
             held: ManuallyDrop::new(Parked::default()),
+            traced: ManuallyDrop::new(interop::Parked::default()),
             started: false,
         },
         finish: Some(finish),
@@ -165,8 +172,9 @@ impl<F: Future, Fin: FnOnce(&F::Output, &mut Guard)> Future for Monitored<F, Fin
         // The call's span is current while its body runs, so calls it
         // makes are its children; put back also if the body panics.
         correlation::span::within(guard.span_id(), || {
-            if guard.holds() {
-                return poll_held(body, guard, finish, &mut call.slot, &mut call.held, cx);
+            if guard.polls_cold() {
+                let (slot, held, traced) = (&mut call.slot, &mut call.held, &mut call.traced);
+                return poll_cold(body, guard, finish, slot, held, traced, cx);
             }
             // A finished call's slot is not used again.
             correlation::in_slot_then(
@@ -196,25 +204,35 @@ fn poll_body<F: Future, Fin: FnOnce(&F::Output, &mut Guard)>(
     Poll::Ready(out)
 }
 
-/// [`poll_body`] for the root of a request whose lines are held: its
-/// buffer is in place for the poll. Out of line, so that the poll of every
-/// other call stays as small as without holding.
+/// [`poll_body`] for the root of a request whose lines are held (its
+/// buffer is in place for the poll) or for a call with a `tracing` span
+/// (entered for the poll, opened at the first, closed with the call). Out
+/// of line, so that the poll of every other call stays as small as without
+/// either.
 #[cold]
 #[inline(never)]
-fn poll_held<F: Future, Fin: FnOnce(&F::Output, &mut Guard)>(
+fn poll_cold<F: Future, Fin: FnOnce(&F::Output, &mut Guard)>(
     body: Pin<&mut F>,
     guard: &mut Guard,
     finish: &mut Option<Fin>,
     slot: &mut Slot,
     held: &mut Parked,
+    traced: &mut interop::Parked,
     cx: &mut Context<'_>,
 ) -> Poll<F::Output> {
-    correlation::in_slot_then(
+    let traces = guard.traces();
+    let callsite = guard.callsite();
+    let out = correlation::in_slot_then(
         slot,
         || {
-            let _held = hold::enter(held);
+            let _held = guard.holds().then(|| hold::enter(held));
+            let _traced = traces.then(|| traced.enter(callsite));
             poll_body(body, guard, finish, cx)
         },
         Poll::is_pending,
-    )
+    );
+    if out.is_ready() {
+        traced.close();
+    }
+    out
 }

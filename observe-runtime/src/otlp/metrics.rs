@@ -40,10 +40,6 @@ use crate::base::supervise::{self, Supervised};
 use crate::base::{Background, clock, names};
 use crate::recorder::{HistogramValue, NativeMetrics, NativeSnapshot, SeriesSnapshot};
 
-/// How often metrics are exported unless configured otherwise (the
-/// default of `OTEL_METRIC_EXPORT_INTERVAL`).
-pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
-
 /// The `signal` label value of this exporter's counters.
 const SIGNAL: &str = "metrics";
 /// The name of the exporter's thread, and of the component in
@@ -249,7 +245,9 @@ where
     }
 }
 
-/// What an exporter has done so far.
+/// What an exporter has done so far (outside tests, the same counts are
+/// read from `otlp_exports_failed_total`).
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct MetricsExportStats {
     /// Exports delivered.
@@ -277,6 +275,7 @@ enum Command {
 pub(crate) struct MetricsExporter {
     commands: mpsc::Sender<Command>,
     thread: Option<Supervised>,
+    #[cfg_attr(not(test), allow(dead_code))]
     counts: Arc<Counts>,
 }
 
@@ -320,6 +319,7 @@ pub(crate) fn start<P: MetricsPost>(
 
 impl MetricsExporter {
     /// What the exporter has done so far.
+    #[cfg(test)]
     pub(crate) fn stats(&self) -> MetricsExportStats {
         MetricsExportStats {
             exported: self.counts.exported.load(Ordering::Relaxed),
@@ -330,6 +330,7 @@ impl MetricsExporter {
     /// Exports once more and stops, returning within `timeout` even if
     /// the export is stuck (its thread is then left to end by itself, and
     /// the export is counted when it ends).
+    #[cfg(test)]
     pub(crate) fn stop(mut self, timeout: Duration) -> MetricsExportStats {
         self.shut_down(timeout);
         self.stats()
@@ -952,7 +953,7 @@ mod tests {
             native: Arc::new(NativeMetrics::new(&[1.0], Vec::new())),
             resource: Resource::default(),
             start_unix_nanos: 0,
-            interval: DEFAULT_INTERVAL,
+            interval: crate::otlp::DEFAULT_METRIC_EXPORT_INTERVAL,
             post: |_body: Vec<u8>, _deadline: Instant| Err("refused".to_owned()),
             counts: Arc::new(Counts::default()),
             exporting: false,

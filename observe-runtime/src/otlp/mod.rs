@@ -18,9 +18,7 @@
 
 mod config;
 mod logs;
-// Started by the builder.
-#[allow(dead_code)]
-pub(crate) mod metrics;
+mod metrics;
 mod resource;
 mod traces;
 mod transport;
@@ -39,6 +37,7 @@ pub(crate) use transport::{Client, Outcome};
 
 use crate::base::Background;
 use crate::net::SinkError;
+use crate::net::deadline::Deadline;
 use crate::record::CallConsumer;
 use crate::recorder::MetricsHandle;
 use crate::sink::worker::{Options, Pipe};
@@ -266,10 +265,35 @@ pub(crate) fn start_metrics(
     if !config.exports(Signal::Metrics) {
         return Ok(None);
     }
+    // Without a recorder there are no operation metrics to export.
+    let Some(handle) = metrics else {
+        return Ok(None);
+    };
     let resource = resource::build(service, version, &config.resource);
-    // The metrics exporter's call site:
-    // `crate::otlp::metrics::start(config, resource, metrics)`, once
-    // `metrics.rs` is part of this module; until then there is none.
-    let _ = (resource, metrics);
-    Ok(None)
+    let mut client = Client::new(config.resolve(Signal::Metrics)?, config.backoff);
+    // Runs on the exporter's thread; a retry never outlives the deadline
+    // the exporter gives (the next export, or the end of its stop).
+    let post = move |body: Vec<u8>, deadline: std::time::Instant| {
+        let outcome = client.export_until(&body, Deadline::at(deadline), |pause| {
+            std::thread::sleep(pause);
+            true
+        });
+        match outcome {
+            Ok(Outcome::Accepted { rejected: 0, .. }) => Ok(()),
+            Ok(Outcome::Accepted { rejected, message }) => Err(format!(
+                "the collector refused {rejected} data points: {}",
+                message.unwrap_or_default()
+            )),
+            Ok(Outcome::Rejected { why } | Outcome::Retry { why, .. }) => Err(why),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    let exporter = metrics::start(
+        Arc::clone(handle.native()),
+        resource,
+        config.metric_export_interval,
+        post,
+    )
+    .map_err(|e| OtlpError::Start(SinkError::io("cannot start the OTLP metrics thread", e)))?;
+    Ok(Some(Box::new(exporter)))
 }

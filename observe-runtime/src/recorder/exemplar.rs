@@ -124,7 +124,7 @@ impl Exemplars {
             return;
         };
         let exemplar = Exemplar {
-            trace_id: correlation_id.trace_context().map(|t| t.trace_id),
+            trace_id: Some(correlation_id.trace_id()),
             correlation_id,
             nanos,
             unix_nanos: clock::unix_nanos_at(end),
