@@ -160,6 +160,29 @@ pub(crate) fn one_request_is_one_trace_across_three_services(pipeline: &Pipeline
             (s.clone(), counts)
         })
         .collect();
+    // Metric points by status equal the Prometheus counts of the same
+    // run, taken after the last call: the next periodic export (every
+    // second) carries them, before any service stops.
+    let waited = Instant::now();
+    let points = pipeline.metric_points_until(
+        "operation_calls points equal to each service's Prometheus counts",
+        |points| {
+            names.iter().all(|s| {
+                latest_points(points, s, "operation_calls") == prometheus[s]
+                    && latest_points(points, s, "operation_duration_seconds") == histogram_counts[s]
+            })
+        },
+    );
+    let metrics_after = waited.elapsed();
+    for s in &names {
+        let by_status: BTreeMap<String, f64> = latest_points(&points, s, "operation_calls");
+        assert!(
+            by_status.keys().any(|k| k.contains("status=error"))
+                && by_status.keys().any(|k| k.contains("status=success")),
+            "{s}: {by_status:#?}"
+        );
+    }
+
     let lines = chain.stop();
     let total_calls: f64 = prometheus.values().flat_map(|m| m.values()).sum();
     let ours = |s: &Span| names.iter().any(|n| n == service_of(s));
@@ -321,28 +344,6 @@ pub(crate) fn one_request_is_one_trace_across_three_services(pipeline: &Pipeline
         );
     }
 
-    // Metric points by status equal the Prometheus counts of the same
-    // run (taken after the last call, so final).
-    let waited = Instant::now();
-    let points = pipeline.metric_points_until(
-        "operation_calls points equal to each service's Prometheus counts",
-        |points| {
-            names.iter().all(|s| {
-                latest_points(points, s, "operation_calls") == prometheus[s]
-                    && latest_points(points, s, "operation_duration_seconds") == histogram_counts[s]
-            })
-        },
-    );
-    let metrics_after = waited.elapsed();
-    for s in &names {
-        let by_status: BTreeMap<String, f64> = latest_points(&points, s, "operation_calls");
-        assert!(
-            by_status.keys().any(|k| k.contains("status=error"))
-                && by_status.keys().any(|k| k.contains("status=success")),
-            "{s}: {by_status:#?}"
-        );
-    }
-
     // One failed request, as it arrived.
     let (n, cid) = &requests[1];
     let trace = spans
@@ -351,7 +352,7 @@ pub(crate) fn one_request_is_one_trace_across_three_services(pipeline: &Pipeline
         .map(|s| s.trace_id.clone())
         .unwrap_or_default();
     eprintln!(
-        "otlp_e2e: {} requests, {} spans, {} log records; metric points equal to Prometheus {} ms after the last log record arrived; request {n} ({cid}, failing at {}) is trace {trace}:\n{}",
+        "otlp_e2e: {} requests, {} spans, {} log records; metric points equal to Prometheus {} ms after the last call; request {n} ({cid}, failing at {}) is trace {trace}:\n{}",
         requests.len(),
         spans.len(),
         records.len(),
