@@ -117,7 +117,7 @@ impl Started {
             let exporter: Arc<dyn Sink> = Arc::new(e.clone());
             let others = match configured {
                 Some(s) => Some(s),
-                None if e.log_stats().is_some() => None,
+                None if e.exports_logs() => None,
                 None => Some(stdout()?),
             };
             return Ok(match others {
