@@ -34,6 +34,8 @@ pub(crate) use context::{
 };
 pub(crate) use id::TraceContext;
 pub(crate) use id::random_u64;
+#[cfg(test)]
+pub(crate) use id::text_trace_id;
 pub use id::{CorrelationId, IdFormat, MAX_LEN, ParseCorrelationIdError};
 pub use task::thread;
 #[cfg(feature = "tokio")]
