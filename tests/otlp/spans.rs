@@ -120,9 +120,9 @@ fn nested_calls_arrive_as_parent_and_child_with_the_lines_ids() {
     });
     // The worker settles its counts after the collector's answer.
     assert!(crate::harness::wait_until(Duration::from_secs(10), || {
-        exporter.trace_stats().expect("traces on").sent == 2
+        exporter.stats().expect("traces on").sent == 2
     }));
-    assert_eq!(exporter.trace_stats().expect("traces on").dropped, 0);
+    assert_eq!(exporter.stats().expect("traces on").dropped, 0);
 }
 
 #[test]
@@ -189,7 +189,7 @@ fn the_sampler_keeps_whole_traces_or_none() {
         outer(1).expect("ok");
     });
     assert!(exporter.flush(Duration::from_secs(5)));
-    assert_eq!(exporter.trace_stats().expect("on").sent, 0);
+    assert_eq!(exporter.stats().expect("on").sent, 0);
     assert_eq!(
         lines(&capture).len(),
         2,

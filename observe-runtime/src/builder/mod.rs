@@ -391,18 +391,22 @@ impl ObserveBuilder {
             None => None,
         };
 
-        let sink: Arc<dyn Sink> = match self.sinks.len() {
-            0 => match StdoutSink::new() {
-                Ok(stdout) => Arc::new(stdout),
-                Err(e) => {
-                    stop_all(background);
-                    return Err(InstallError::component("stdout sink", e));
-                }
-            },
-            1 => Arc::clone(&self.sinks[0]),
-            _ => Arc::new(FanOut::new(self.sinks.clone())),
+        let configured: Option<Arc<dyn Sink>> = match self.sinks.len() {
+            0 => None,
+            1 => Some(Arc::clone(&self.sinks[0])),
+            _ => Some(Arc::new(FanOut::new(self.sinks.clone()))),
         };
-        let sink = otlp.sink(sink);
+        let stdout = || match StdoutSink::new() {
+            Ok(stdout) => Ok(Arc::new(stdout) as Arc<dyn Sink>),
+            Err(e) => Err(InstallError::component("stdout sink", e)),
+        };
+        let sink = match otlp.sink(configured, stdout) {
+            Ok(sink) => sink,
+            Err(e) => {
+                stop_all(background);
+                return Err(e);
+            }
+        };
         let filter = self.filter.clone().unwrap_or_else(filter_from_env);
         let layer = otlp.layer(
             JsonLayer::new(&self.service)

@@ -34,9 +34,10 @@ impl ObserveBuilder {
     /// are appended), with the default [`OtlpConfig`] otherwise (feature
     /// `otlp`).
     ///
-    /// The log records go next to the sinks: standard output stays the
-    /// default when no other sink is added. Dropping the guard flushes
-    /// spans and records with the lines, within the flush timeout.
+    /// The log records are a sink like the others: they replace the
+    /// standard output default ([`stdout`](Self::stdout) keeps both) and
+    /// go beside any sink added. Dropping the guard flushes spans and
+    /// records with the lines, within the flush timeout.
     ///
     /// ```no_run
     /// let _guard = observe_runtime::Observe::builder("websocket-ingestion")
@@ -101,13 +102,33 @@ pub(super) fn start(
 }
 
 impl Started {
-    /// `sink`, and the log records' sink beside it.
-    pub(super) fn sink(&self, sink: Arc<dyn Sink>) -> Arc<dyn Sink> {
+    /// The sink lines go to: `configured` (the sinks the builder was
+    /// given, `None` for none) with the exporter beside it, whose flush
+    /// also drains the spans. OTLP log records stand in for the standard
+    /// output default, as any sink does (`.stdout()` keeps both); with
+    /// log records off, standard output stays the default.
+    pub(super) fn sink(
+        &self,
+        configured: Option<Arc<dyn Sink>>,
+        stdout: impl FnOnce() -> Result<Arc<dyn Sink>, InstallError>,
+    ) -> Result<Arc<dyn Sink>, InstallError> {
         #[cfg(feature = "otlp")]
         if let Some(e) = &self.exporter {
-            return Arc::new(FanOut::new(vec![sink, Arc::new(e.clone())]));
+            let exporter: Arc<dyn Sink> = Arc::new(e.clone());
+            let others = match configured {
+                Some(s) => Some(s),
+                None if e.exports_logs() => None,
+                None => Some(stdout()?),
+            };
+            return Ok(match others {
+                Some(s) => Arc::new(FanOut::new(vec![s, exporter])),
+                None => exporter,
+            });
         }
-        sink
+        match configured {
+            Some(s) => Ok(s),
+            None => stdout(),
+        }
     }
 
     /// `layer`, handing its calls to the spans' consumer too.

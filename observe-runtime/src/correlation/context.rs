@@ -172,23 +172,37 @@ pub(crate) fn current_or_fresh_at(unix_nanos: u64) -> CorrelationId {
 /// returning a copy would clone an inbound ID's `Arc` per line. Returns
 /// the ID's trace ([`CorrelationId::write_traced`]).
 pub(crate) fn write_current_or_fresh_at(out: &mut String, unix_nanos: u64) -> TraceContext {
+    write_with(out, unix_nanos, CorrelationId::write_traced)
+}
+
+/// [`write_current_or_fresh_at`] for a caller that knows the ID's trace
+/// already: the text only.
+pub(crate) fn write_current_text_at(out: &mut String, unix_nanos: u64) {
+    write_with(out, unix_nanos, CorrelationId::write_to);
+}
+
+fn write_with<T>(
+    out: &mut String,
+    unix_nanos: u64,
+    write: impl Fn(&CorrelationId, &mut String) -> T,
+) -> T {
     match state() {
         WITH_ID => {
             let written = ID.try_with(|c| match &*c.borrow() {
-                Some(id) => id.write_traced(out),
-                None => CorrelationId::generate_at(unix_nanos).write_traced(out),
+                Some(id) => write(id, out),
+                None => write(&CorrelationId::generate_at(unix_nanos), out),
             });
-            written.unwrap_or_else(|_| CorrelationId::generate_at(unix_nanos).write_traced(out))
+            written.unwrap_or_else(|_| write(&CorrelationId::generate_at(unix_nanos), out))
         }
         LAZY => {
             let id = CorrelationId::generate_at(unix_nanos);
-            let trace = id.write_traced(out);
+            let written = write(&id, out);
             if put_id(id) {
                 set_state(WITH_ID);
             }
-            trace
+            written
         }
-        _ => CorrelationId::generate_at(unix_nanos).write_traced(out),
+        _ => write(&CorrelationId::generate_at(unix_nanos), out),
     }
 }
 

@@ -30,10 +30,12 @@ use std::sync::atomic::{AtomicU8, Ordering};
 pub use context::{FutureExt, WithCorrelation, current, scope};
 pub(crate) use context::{
     Slot, close_root, current_at, current_or_fresh_at, current_trace_at, in_slot, in_slot_then,
-    join_slot, open_root, write_current_or_fresh_at,
+    join_slot, open_root, write_current_or_fresh_at, write_current_text_at,
 };
 pub(crate) use id::TraceContext;
 pub(crate) use id::random_u64;
+#[cfg(test)]
+pub(crate) use id::text_trace_id;
 pub use id::{CorrelationId, IdFormat, MAX_LEN, ParseCorrelationIdError};
 pub use task::thread;
 #[cfg(feature = "tokio")]

@@ -398,6 +398,7 @@ impl Guard {
             span: self.span,
             parent_span: self.parent,
             logged,
+            trace: std::cell::Cell::new(None),
         };
         if logged {
             record::emit(&call);

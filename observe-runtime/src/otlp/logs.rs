@@ -31,6 +31,12 @@ pub(crate) fn push(pipe: &Pipe, line: JsonLine<'_>) {
     pipe.push_prefixed(&buf[..=nanos.len()], line.as_str());
 }
 
+/// Whether a queued line is a log record's (its time first); spans are
+/// JSON objects.
+pub(crate) fn is_record_line(line: &[u8]) -> bool {
+    line.first().is_some_and(u8::is_ascii_digit)
+}
+
 /// Builds one `ExportLogsServiceRequest` per window of lines.
 pub(crate) struct LogEncoder {
     resource: Resource,
@@ -68,40 +74,79 @@ impl Encode for LogEncoder {
 
 /// One queued entry (`{nanos} {line}`) as a log record; `None` if it is
 /// not one.
+///
+/// The line is read in one pass, member by member, into the record: no
+/// tree of the whole line is built (that was most of the worker's time).
 pub(crate) fn record(entry: &[u8]) -> Option<LogRecord> {
     let at = memchr::memchr(b' ', entry)?;
     let nanos: u64 = std::str::from_utf8(&entry[..at]).ok()?.parse().ok()?;
-    let serde_json::Value::Object(fields) = serde_json::from_slice(&entry[at + 1..]).ok()? else {
-        return None;
-    };
-    let mut r = LogRecord {
-        time_unix_nano: nanos,
-        observed_time_unix_nano: nanos,
-        ..LogRecord::default()
-    };
-    for (key, value) in fields {
-        match key.as_str() {
-            "timestamp" | "service" => {}
-            "level" => {
-                let level = value.as_str().unwrap_or_default();
-                r.severity_number = severity(level) as i32;
-                r.severity_text = level.to_owned();
-            }
-            "message" => r.body = Some(resource::from_json(value)),
-            "trace_id" => match value.as_str().and_then(hex_id::<16>) {
-                Some(id) => r.trace_id = id.to_vec(),
-                None => r.attributes.push(attribute(key, value)),
-            },
-            "span_id" => match value.as_str().and_then(hex_id::<8>) {
-                Some(id) => r.span_id = id.to_vec(),
-                None => r.attributes.push(attribute(key, value)),
-            },
-            "context" => flatten_into(&mut r.attributes, "context.", value),
-            "performance" => flatten_into(&mut r.attributes, "performance.", value),
-            _ => r.attributes.push(attribute(key, value)),
-        }
-    }
+    let mut de = serde_json::Deserializer::from_slice(&entry[at + 1..]);
+    let LineRecord(mut r) = serde::Deserialize::deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    r.time_unix_nano = nanos;
+    r.observed_time_unix_nano = nanos;
     Some(r)
+}
+
+/// A JSON line read straight into a [`LogRecord`].
+struct LineRecord(LogRecord);
+
+impl<'de> serde::Deserialize<'de> for LineRecord {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(LineVisitor)
+    }
+}
+
+struct LineVisitor;
+
+impl<'de> serde::de::Visitor<'de> for LineVisitor {
+    type Value = LineRecord;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON log line")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<LineRecord, A::Error> {
+        use std::borrow::Cow;
+        let mut r = LogRecord::default();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match &*key {
+                "timestamp" | "service" => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+                "level" => {
+                    let level = map.next_value::<Cow<'de, str>>()?;
+                    r.severity_number = severity(&level) as i32;
+                    r.severity_text = level.into_owned();
+                }
+                "message" => {
+                    r.body = Some(resource::from_json(map.next_value()?));
+                }
+                "trace_id" | "span_id" => {
+                    let value = map.next_value::<serde_json::Value>()?;
+                    let id = match (&*key, value.as_str()) {
+                        ("trace_id", Some(hex)) => hex_id::<16>(hex).map(|id| id.to_vec()),
+                        (_, Some(hex)) => hex_id::<8>(hex).map(|id| id.to_vec()),
+                        _ => None,
+                    };
+                    match (id, &*key) {
+                        (Some(id), "trace_id") => r.trace_id = id,
+                        (Some(id), _) => r.span_id = id,
+                        (None, _) => r.attributes.push(attribute(key.into_owned(), value)),
+                    }
+                }
+                "context" => flatten_into(&mut r.attributes, "context.", map.next_value()?),
+                "performance" => {
+                    flatten_into(&mut r.attributes, "performance.", map.next_value()?);
+                }
+                _ => {
+                    let value = map.next_value()?;
+                    r.attributes.push(attribute(key.into_owned(), value));
+                }
+            }
+        }
+        Ok(LineRecord(r))
+    }
 }
 
 fn attribute(key: String, value: serde_json::Value) -> KeyValue {

@@ -3,13 +3,13 @@
 //! OTLP collector (rotel, the OpenTelemetry Collector, a vendor's
 //! endpoint).
 //!
-//! Spans and log records travel like lines to a sink: a bounded queue per
-//! signal, drained by a background worker that never makes a caller wait,
-//! retries with backoff on HTTP 429, 502, 503 and 504 (honouring
-//! `Retry-After`), reconnects when the collector is away, and counts every
-//! item it gives up in `log_lines_dropped_total{sink="otlp-traces"}` or
-//! `{sink="otlp-logs"}`. Dropping the install guard flushes both within the
-//! flush timeout.
+//! Spans and log records travel like lines to a sink: one bounded queue
+//! for both, drained by one background worker (a request per signal) that
+//! never makes a caller wait, retries with backoff on HTTP 429, 502, 503
+//! and 504 (honouring `Retry-After`), reconnects when the collector is
+//! away, and counts every item it gives up in
+//! `log_lines_dropped_total{sink="otlp"}`. Dropping the install guard
+//! flushes them within the flush timeout.
 //!
 //! Most services turn it on with
 //! [`ObserveBuilder::otlp`](crate::ObserveBuilder::otlp) or the standard
@@ -47,10 +47,9 @@ use crate::sink::{JsonLine, Sink, SinkStats};
 /// is cut to this.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
-/// The `sink` label of the spans' counters.
-pub const TRACES_SINK: &str = "otlp-traces";
-/// The `sink` label of the log records' counters.
-pub const LOGS_SINK: &str = "otlp-logs";
+/// The `sink` label of the counters of spans and log records (one queue
+/// holds both).
+pub const SINK: &str = "otlp";
 
 /// Lines of one request, at most: a collector's default limit is 4 MiB
 /// of protobuf, which is smaller than the lines it was made from.
@@ -140,24 +139,26 @@ impl std::error::Error for OtlpError {
 #[derive(Clone)]
 pub struct OtlpExporter {
     traces: Option<Arc<traces::SpanConsumer>>,
-    traces_pipe: Option<Pipe>,
-    logs: Option<Pipe>,
+    /// The queue and worker of spans and log records, when either is on.
+    pipe: Option<Pipe>,
+    logs: bool,
 }
 
 impl fmt::Debug for OtlpExporter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OtlpExporter")
-            .field("traces", &self.traces_pipe)
+            .field("traces", &self.traces.is_some())
             .field("logs", &self.logs)
+            .field("pipe", &self.pipe)
             .finish()
     }
 }
 
 impl OtlpExporter {
-    /// Starts the traces and logs workers `config` asks for, for
-    /// `service` at `version`. They connect in the background: a
-    /// collector that is not there yet is not an error. A disabled
-    /// configuration starts nothing.
+    /// Starts the worker of the spans and log records `config` asks for,
+    /// for `service` at `version`: one queue and one thread for both. It
+    /// connects in the background: a collector that is not there yet is
+    /// not an error. A disabled configuration starts nothing.
     ///
     /// # Errors
     ///
@@ -170,25 +171,34 @@ impl OtlpExporter {
         config: &OtlpConfig,
     ) -> Result<Self, OtlpError> {
         let resource = resource::build(service, version, &config.resource);
-        let traces_pipe = if config.exports(Signal::Traces) {
+        let mut lanes = Vec::new();
+        let traces = config.exports(Signal::Traces);
+        if traces {
             let client = Client::new(config.resolve(Signal::Traces)?, config.backoff);
             let encoder = traces::SpanEncoder::new(resource.clone());
-            Some(start_pipe(config, TRACES_SINK, client, encoder)?)
-        } else {
-            None
-        };
-        let logs = if config.exports(Signal::Logs) {
+            lanes.push(transport::Lane::new(client, encoder, traces::is_span_line));
+        }
+        let logs = config.exports(Signal::Logs);
+        if logs {
             let client = Client::new(config.resolve(Signal::Logs)?, config.backoff);
             let encoder = logs::LogEncoder::new(resource);
-            Some(start_pipe(config, LOGS_SINK, client, encoder)?)
-        } else {
+            lanes.push(transport::Lane::new(client, encoder, logs::is_record_line));
+        }
+        let pipe = if lanes.is_empty() {
             None
+        } else {
+            let mut opts = Options::new(SINK, MAX_BATCH_BYTES);
+            opts.capacity_bytes = config.capacity_bytes;
+            (opts.backoff_initial, opts.backoff_max) = config.backoff;
+            let transport = transport::LineTransport::new(lanes);
+            Some(Pipe::start(&opts, transport).map_err(OtlpError::Start)?)
         };
         Ok(Self {
-            traces: traces_pipe
+            traces: pipe
                 .clone()
+                .filter(|_| traces)
                 .map(|p| Arc::new(traces::SpanConsumer::new(p, config.sampler))),
-            traces_pipe,
+            pipe,
             logs,
         })
     }
@@ -199,29 +209,18 @@ impl OtlpExporter {
         self.traces.clone().map(|c| c as Arc<dyn CallConsumer>)
     }
 
-    /// The spans' counts (a line is a span), when traces are on.
+    /// The counts of spans and log records (each is a line of the one
+    /// queue), when either is on.
     #[must_use]
-    pub fn trace_stats(&self) -> Option<SinkStats> {
-        self.traces_pipe.as_ref().map(Pipe::stats)
+    pub fn stats(&self) -> Option<SinkStats> {
+        self.pipe.as_ref().map(Pipe::stats)
     }
 
-    /// The log records' counts, when logs are on.
+    /// Whether log records are exported.
     #[must_use]
-    pub fn log_stats(&self) -> Option<SinkStats> {
-        self.logs.as_ref().map(Pipe::stats)
+    pub fn exports_logs(&self) -> bool {
+        self.logs
     }
-}
-
-fn start_pipe(
-    config: &OtlpConfig,
-    name: &str,
-    client: Client,
-    encoder: impl transport::Encode,
-) -> Result<Pipe, OtlpError> {
-    let mut opts = Options::new(name, MAX_BATCH_BYTES);
-    opts.capacity_bytes = config.capacity_bytes;
-    (opts.backoff_initial, opts.backoff_max) = config.backoff;
-    Pipe::start(&opts, transport::LineTransport::new(client, encoder)).map_err(OtlpError::Start)
 }
 
 impl Sink for OtlpExporter {
@@ -230,23 +229,15 @@ impl Sink for OtlpExporter {
     }
 
     fn write_json_line(&self, line: JsonLine<'_>) {
-        if let Some(pipe) = &self.logs {
+        if let (true, Some(pipe)) = (self.logs, &self.pipe) {
             logs::push(pipe, line);
         }
     }
 
-    /// Flushes spans and log records at once: the whole flush takes at
-    /// most `timeout`.
+    /// Flushes spans and log records: the whole flush takes at most
+    /// `timeout`.
     fn flush(&self, timeout: Duration) -> bool {
-        match (&self.traces_pipe, &self.logs) {
-            (Some(t), Some(l)) => std::thread::scope(|scope| {
-                let spans = scope.spawn(|| t.flush(timeout));
-                let records = l.flush(timeout);
-                spans.join().unwrap_or(false) && records
-            }),
-            (Some(one), None) | (None, Some(one)) => one.flush(timeout),
-            (None, None) => true,
-        }
+        self.pipe.as_ref().is_none_or(|p| p.flush(timeout))
     }
 }
 

@@ -230,6 +230,12 @@ pub(crate) fn write_line(out: &mut String, call: &CallRecord<'_>, decision: Deci
     true
 }
 
+/// Whether a queued line is a span's (a JSON object); log records are
+/// queued behind their time, a number.
+pub(crate) fn is_span_line(line: &[u8]) -> bool {
+    line.first() == Some(&b'{')
+}
+
 /// Builds one `ExportTraceServiceRequest` per window of lines.
 pub(crate) struct SpanEncoder {
     resource: Resource,
@@ -267,87 +273,152 @@ impl Encode for SpanEncoder {
 }
 
 /// One queued line as a span; `None` if it is not one.
+///
+/// Read in one pass, member by member, straight into the span's parts: no
+/// tree of the line is built.
 pub(crate) fn span(line: &[u8]) -> Option<Span> {
-    let serde_json::Value::Object(mut f) = serde_json::from_slice(line).ok()? else {
-        return None;
-    };
-    let mut take_str = |k: &str| match f.remove(k) {
-        Some(serde_json::Value::String(s)) => Some(s),
-        _ => None,
-    };
-    let trace_id = hex_id::<16>(&take_str("t")?)?;
-    let span_id = hex_id::<8>(&take_str("s")?)?;
-    let parent = take_str("p").and_then(|p| hex_id::<8>(&p));
-    let name = take_str("o")?;
-    let status = take_str("st")?;
-    let message = take_str("m");
-    let error_type = take_str("x");
-    let correlation_id = take_str("i");
-    let module = take_str("n");
-    let file = take_str("f");
-    let remote = f.get("r").is_some();
-    let start = f.get("b")?.as_u64()?;
-    let end = f.get("e")?.as_u64()?;
-    let lineno = f.get("l").and_then(serde_json::Value::as_i64);
+    let mut de = serde_json::Deserializer::from_slice(line);
+    let SpanLine(parts) = serde::Deserialize::deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    parts.into_span()
+}
 
-    let mut attributes: Vec<KeyValue> = Vec::new();
-    if let Some(serde_json::Value::Object(context)) = f.remove("c") {
-        for (k, v) in context {
-            attributes.push(KeyValue {
-                key: k,
-                value: Some(resource::from_json(v)),
-                ..KeyValue::default()
-            });
+/// The members of a queued span line, as read.
+#[derive(Default)]
+struct Parts {
+    trace_id: Option<[u8; 16]>,
+    span_id: Option<[u8; 8]>,
+    parent: Option<[u8; 8]>,
+    remote: bool,
+    start: Option<u64>,
+    end: Option<u64>,
+    status: Option<String>,
+    name: Option<String>,
+    message: Option<String>,
+    error_type: Option<String>,
+    correlation_id: Option<String>,
+    context: Vec<KeyValue>,
+    module: Option<String>,
+    file: Option<String>,
+    lineno: Option<i64>,
+}
+
+struct SpanLine(Parts);
+
+impl<'de> serde::Deserialize<'de> for SpanLine {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(SpanVisitor)
+    }
+}
+
+struct SpanVisitor;
+
+impl<'de> serde::de::Visitor<'de> for SpanVisitor {
+    type Value = SpanLine;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a queued span line")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<SpanLine, A::Error> {
+        use std::borrow::Cow;
+        let mut p = Parts::default();
+        let text = |map: &mut A| map.next_value::<Cow<'de, str>>();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match &*key {
+                "t" => p.trace_id = hex_id::<16>(&text(&mut map)?),
+                "s" => p.span_id = hex_id::<8>(&text(&mut map)?),
+                "p" => p.parent = hex_id::<8>(&text(&mut map)?),
+                "r" => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    p.remote = true;
+                }
+                "b" => p.start = Some(map.next_value()?),
+                "e" => p.end = Some(map.next_value()?),
+                "st" => p.status = Some(text(&mut map)?.into_owned()),
+                "o" => p.name = Some(text(&mut map)?.into_owned()),
+                "m" => p.message = Some(text(&mut map)?.into_owned()),
+                "x" => p.error_type = Some(text(&mut map)?.into_owned()),
+                "i" => p.correlation_id = Some(text(&mut map)?.into_owned()),
+                "n" => p.module = Some(text(&mut map)?.into_owned()),
+                "f" => p.file = Some(text(&mut map)?.into_owned()),
+                "l" => p.lineno = Some(map.next_value()?),
+                "c" => {
+                    let context: serde_json::Map<String, serde_json::Value> = map.next_value()?;
+                    p.context = context
+                        .into_iter()
+                        .map(|(k, v)| KeyValue {
+                            key: k,
+                            value: Some(resource::from_json(v)),
+                            ..KeyValue::default()
+                        })
+                        .collect();
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
         }
+        Ok(SpanLine(p))
     }
-    if let Some(t) = error_type {
-        attributes.push(string("error.type", t));
-    }
-    if let Some(id) = correlation_id {
-        attributes.push(string("correlation_id", id));
-    }
-    if let Some(m) = module {
-        attributes.push(string("code.namespace", m));
-    }
-    if let Some(file) = file {
-        attributes.push(string("code.filepath", file));
-    }
-    if let Some(l) = lineno {
-        attributes.push(key_value("code.lineno", Value::IntValue(l)));
-    }
-    attributes.push(string("observe.status", status.as_str()));
-    if status == CallStatus::Cancelled.as_str() {
-        attributes.push(key_value("observe.cancelled", Value::BoolValue(true)));
-    }
-    let failed = status == CallStatus::Error.as_str() || status == CallStatus::Panic.as_str();
-    let status = failed.then(|| Status {
-        message: message.unwrap_or_default(),
-        code: StatusCode::Error as i32,
-    });
-    let mut flags = FLAG_SAMPLED;
-    if parent.is_some() {
-        flags |= FLAG_HAS_IS_REMOTE;
-        if remote {
-            flags |= FLAG_IS_REMOTE;
+}
+
+impl Parts {
+    fn into_span(self) -> Option<Span> {
+        let (trace_id, span_id) = (self.trace_id?, self.span_id?);
+        let (start, end) = (self.start?, self.end?);
+        let (name, status) = (self.name?, self.status?);
+        let mut attributes = self.context;
+        if let Some(t) = self.error_type {
+            attributes.push(string("error.type", t));
         }
+        if let Some(id) = self.correlation_id {
+            attributes.push(string("correlation_id", id));
+        }
+        if let Some(m) = self.module {
+            attributes.push(string("code.namespace", m));
+        }
+        if let Some(file) = self.file {
+            attributes.push(string("code.filepath", file));
+        }
+        if let Some(l) = self.lineno {
+            attributes.push(key_value("code.lineno", Value::IntValue(l)));
+        }
+        attributes.push(string("observe.status", status.as_str()));
+        if status == CallStatus::Cancelled.as_str() {
+            attributes.push(key_value("observe.cancelled", Value::BoolValue(true)));
+        }
+        let failed = status == CallStatus::Error.as_str() || status == CallStatus::Panic.as_str();
+        let status = failed.then(|| Status {
+            message: self.message.unwrap_or_default(),
+            code: StatusCode::Error as i32,
+        });
+        let remote = self.remote && self.parent.is_some();
+        let mut flags = FLAG_SAMPLED;
+        if self.parent.is_some() {
+            flags |= FLAG_HAS_IS_REMOTE;
+            if remote {
+                flags |= FLAG_IS_REMOTE;
+            }
+        }
+        Some(Span {
+            trace_id: trace_id.to_vec(),
+            span_id: span_id.to_vec(),
+            parent_span_id: self.parent.map(|p| p.to_vec()).unwrap_or_default(),
+            flags,
+            name,
+            kind: if remote {
+                SpanKind::Server
+            } else {
+                SpanKind::Internal
+            } as i32,
+            start_time_unix_nano: start,
+            end_time_unix_nano: end.max(start),
+            attributes,
+            status,
+            ..Span::default()
+        })
     }
-    Some(Span {
-        trace_id: trace_id.to_vec(),
-        span_id: span_id.to_vec(),
-        parent_span_id: parent.map(|p| p.to_vec()).unwrap_or_default(),
-        flags,
-        name,
-        kind: if remote {
-            SpanKind::Server
-        } else {
-            SpanKind::Internal
-        } as i32,
-        start_time_unix_nano: start,
-        end_time_unix_nano: end.max(start),
-        attributes,
-        status,
-        ..Span::default()
-    })
 }
 
 #[cfg(test)]

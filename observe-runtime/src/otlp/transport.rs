@@ -378,100 +378,151 @@ pub(crate) trait Encode: Send + 'static {
     fn encode(&mut self, lines: &[&[u8]], fates: &mut [Fate], out: &mut Vec<u8>);
 }
 
-/// The sink worker's [`Transport`] for one signal: each window of queued
-/// lines becomes one request.
-pub(crate) struct LineTransport<E> {
+/// One signal's share of a queue several signals use: the lines `takes`
+/// picks, made into one request by `encoder`, sent by `client`.
+pub(crate) struct Lane {
     client: Client,
-    encoder: E,
+    encoder: Box<dyn Encode>,
+    takes: fn(&[u8]) -> bool,
+}
+
+impl Lane {
+    pub(crate) fn new(client: Client, encoder: impl Encode, takes: fn(&[u8]) -> bool) -> Self {
+        Self {
+            client,
+            encoder: Box::new(encoder),
+            takes,
+        }
+    }
+}
+
+/// The sink worker's [`Transport`] for the signals that share one queue
+/// (spans and log records): each window of queued lines becomes one
+/// request per signal that has lines in it. One queue and one worker for
+/// both keeps the exporter to one thread, which matters where a process
+/// has few cores: a second busy worker takes its time from the callers.
+pub(crate) struct LineTransport {
+    lanes: Vec<Lane>,
     body: Vec<u8>,
 }
 
-impl<E: Encode> LineTransport<E> {
-    pub(crate) fn new(client: Client, encoder: E) -> Self {
+impl LineTransport {
+    pub(crate) fn new(lanes: Vec<Lane>) -> Self {
         Self {
-            client,
-            encoder,
+            lanes,
             body: Vec::new(),
         }
     }
 }
 
-impl<E: Encode> Transport for LineTransport<E> {
+impl Transport for LineTransport {
     fn is_connected(&self) -> bool {
-        self.client.is_connected()
+        self.lanes.iter().all(|l| l.client.is_connected())
     }
 
     fn connect(&mut self) -> io::Result<()> {
-        let deadline = Deadline::after(self.client.dest.net.connect_timeout);
-        self.client.connect(deadline)
+        for lane in self.lanes.iter_mut().filter(|l| !l.client.is_connected()) {
+            let deadline = Deadline::after(lane.client.dest.net.connect_timeout);
+            lane.client.connect(deadline)?;
+        }
+        Ok(())
     }
 
     fn send(&mut self, batch: &mut Batch) -> Result<(), Failure> {
         let lines: Vec<&[u8]> = batch.lines().collect();
-        let mut fates = vec![Fate::Sent; lines.len()];
-        self.body.clear();
-        self.encoder.encode(&lines, &mut fates, &mut self.body);
-        drop(lines);
-        let items = fates.iter().filter(|f| **f == Fate::Sent).count();
-        if items == 0 {
-            batch.resolve_each(&fates);
-            batch.note(format!(
-                "unreadable {} lines dropped",
-                self.client.signal().name()
-            ));
-            return Ok(());
-        }
-        let keep = |fates: &mut [Fate]| {
-            for f in fates.iter_mut().filter(|f| **f == Fate::Sent) {
-                *f = Fate::Keep;
+        // A line no signal takes is not one of ours.
+        let mut fates = vec![Fate::Rejected; lines.len()];
+        let mut failure = None;
+        let mut notes = Vec::new();
+        for lane in &mut self.lanes {
+            let picked: Vec<usize> = (0..lines.len())
+                .filter(|&i| (lane.takes)(lines[i]))
+                .collect();
+            if picked.is_empty() {
+                continue;
             }
-        };
-        match self.client.export(&self.body, self.client.deadline()) {
-            Ok(Outcome::Accepted { rejected, message }) => {
-                // The collector says how many, not which: the count is
-                // what matters.
-                for f in fates
-                    .iter_mut()
-                    .filter(|f| **f == Fate::Sent)
-                    .take(usize::try_from(rejected).unwrap_or(usize::MAX))
-                {
-                    *f = Fate::Rejected;
-                }
-                batch.resolve_each(&fates);
-                if rejected > 0 {
-                    batch.note(format!(
-                        "the collector refused {rejected} {} items: {}",
-                        self.client.signal().name(),
-                        message.unwrap_or_default()
-                    ));
-                }
-                Ok(())
+            let mine: Vec<&[u8]> = picked.iter().map(|&i| lines[i]).collect();
+            let mut lane_fates = vec![Fate::Sent; mine.len()];
+            self.body.clear();
+            lane.encoder.encode(&mine, &mut lane_fates, &mut self.body);
+            if let Err(f) = send_lane(&mut lane.client, &self.body, &mut lane_fates, &mut notes) {
+                failure.get_or_insert(f);
             }
-            Ok(Outcome::Rejected { why }) => {
-                fates.fill(Fate::Rejected);
-                batch.resolve_each(&fates);
-                batch.note(why);
-                Ok(())
-            }
-            Ok(Outcome::Retry { why, after }) => {
-                keep(&mut fates);
-                batch.resolve_each(&fates);
-                Err(Failure::BusyFor(why, after.unwrap_or_default()))
-            }
-            Err(e) => {
-                keep(&mut fates);
-                batch.resolve_each(&fates);
-                Err(Failure::Connection(e))
+            for (fate, i) in lane_fates.into_iter().zip(picked) {
+                fates[i] = fate;
             }
         }
+        batch.resolve_each(&fates);
+        if !notes.is_empty() {
+            batch.note(notes.join("; "));
+        }
+        failure.map_or(Ok(()), Err)
     }
 
     fn disconnect(&mut self) {
-        self.client.disconnect();
+        for lane in &mut self.lanes {
+            lane.client.disconnect();
+        }
     }
 
     fn close(&mut self) {
-        self.client.close();
+        for lane in &mut self.lanes {
+            lane.client.close();
+        }
+    }
+}
+
+/// Sends one signal's request, `fates` holding its lines' fates as the
+/// encoder left them; sets them from the answer. A failure leaves the
+/// lines sent for another try.
+fn send_lane(
+    client: &mut Client,
+    body: &[u8],
+    fates: &mut [Fate],
+    notes: &mut Vec<String>,
+) -> Result<(), Failure> {
+    let signal = client.signal().name();
+    if !fates.contains(&Fate::Sent) {
+        notes.push(format!("unreadable {signal} lines dropped"));
+        return Ok(());
+    }
+    let keep = |fates: &mut [Fate]| {
+        for f in fates.iter_mut().filter(|f| **f == Fate::Sent) {
+            *f = Fate::Keep;
+        }
+    };
+    match client.export(body, client.deadline()) {
+        Ok(Outcome::Accepted { rejected, message }) => {
+            // The collector says how many, not which: the count is what
+            // matters.
+            for f in fates
+                .iter_mut()
+                .filter(|f| **f == Fate::Sent)
+                .take(usize::try_from(rejected).unwrap_or(usize::MAX))
+            {
+                *f = Fate::Rejected;
+            }
+            if rejected > 0 {
+                notes.push(format!(
+                    "the collector refused {rejected} {signal} items: {}",
+                    message.unwrap_or_default()
+                ));
+            }
+            Ok(())
+        }
+        Ok(Outcome::Rejected { why }) => {
+            fates.fill(Fate::Rejected);
+            notes.push(why);
+            Ok(())
+        }
+        Ok(Outcome::Retry { why, after }) => {
+            keep(fates);
+            Err(Failure::BusyFor(why, after.unwrap_or_default()))
+        }
+        Err(e) => {
+            keep(fates);
+            Err(Failure::Connection(e))
+        }
     }
 }
 

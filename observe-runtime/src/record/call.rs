@@ -1,5 +1,6 @@
 //! The record of one finished call.
 
+use std::cell::Cell;
 use std::fmt;
 use std::time::Duration;
 
@@ -29,6 +30,9 @@ pub struct CallRecord<'a> {
     pub(crate) parent_span: u64,
     /// Whether the call's line is written.
     pub(crate) logged: bool,
+    /// The request's trace, once a consumer has derived it (deriving it
+    /// hashes the correlation ID's text).
+    pub(crate) trace: Cell<Option<correlation::TraceContext>>,
 }
 
 /// How a record's message is made.
@@ -166,9 +170,16 @@ impl<'a> CallRecord<'a> {
         correlation::current_or_fresh_at(self.end_unix_nanos)
     }
 
-    /// Appends the correlation ID without copying it; returns its trace.
+    /// Appends the correlation ID without copying it; returns its trace,
+    /// derived once per record.
     pub(crate) fn write_correlation_id(&self, out: &mut String) -> correlation::TraceContext {
-        correlation::write_current_or_fresh_at(out, self.end_unix_nanos)
+        if let Some(trace) = self.trace.get() {
+            correlation::write_current_text_at(out, self.end_unix_nanos);
+            return trace;
+        }
+        let trace = correlation::write_current_or_fresh_at(out, self.end_unix_nanos);
+        self.trace.set(Some(trace));
+        trace
     }
 
     /// The trace-id of the call's request: the inbound `traceparent`'s, else
@@ -222,10 +233,19 @@ impl<'a> CallRecord<'a> {
 
     fn trace(&self) -> (u128, Option<correlation::TraceContext>) {
         let end = self.end_unix_nanos;
-        correlation::current_trace_at(|| end).unwrap_or_else(|| {
+        let (id, inbound) = correlation::current_trace_at(|| end).unwrap_or_else(|| {
             let id = correlation::current_or_fresh_at(end);
             (id.trace_id(), None)
-        })
+        });
+        if self.trace.get().is_none() {
+            self.trace
+                .set(Some(inbound.unwrap_or(correlation::TraceContext {
+                    trace_id: id,
+                    parent_span: 0,
+                    flags: 1,
+                })));
+        }
+        (id, inbound)
     }
 
     /// The message as a JSON string with its quotes, when it is fixed.

@@ -188,14 +188,12 @@ fn guard_labels(key: &Key, with_status: bool) -> Option<(&str, Option<Status>)> 
         .then_some((operation.value(), status))
 }
 
-/// One histogram series to render.
-struct HistogramSeries {
-    key: Key,
-    /// Per bucket, not cumulative; the overflow bucket last.
-    counts: Vec<u64>,
-    sum_nanos: u64,
-    /// Per bucket, a recent call, when the guard's path offered one.
-    exemplars: Vec<Option<Exemplar>>,
+/// The series of the operation families as they are shown now: what
+/// the exposition renders and a push exporter sends, decided once.
+struct Shown {
+    calls: Vec<(Key, u64)>,
+    in_flight: Vec<(Key, f64)>,
+    durations: Vec<(Key, HistogramValue)>,
 }
 
 /// A constant series with value 1 whose labels say something about the
@@ -319,7 +317,22 @@ impl NativeMetrics {
     /// are merged from its shards here. Exemplars are shown in
     /// OpenMetrics only: the Prometheus text format has no place for them.
     pub(crate) fn render_into(&self, out: &mut String, format: Format) {
-        let with_exemplars = format == Format::OpenMetrics;
+        let Shown {
+            calls,
+            in_flight,
+            durations,
+        } = self.shown(format == Format::OpenMetrics);
+        self.render_values(&self.calls, calls, out, format);
+        self.render_histograms(durations, out, format);
+        self.render_values(&self.in_flight, in_flight, out, format);
+        self.render_infos(out);
+    }
+
+    /// Every series of the operation families that is shown now, with
+    /// each bucket's exemplar if `with_exemplars`: the counters of
+    /// `success` and `error` from an operation's first call, other
+    /// statuses and label sets from their first sample.
+    fn shown(&self, with_exemplars: bool) -> Shown {
         let ops: Vec<_> = self
             .operations()
             .into_iter()
@@ -335,7 +348,6 @@ impl NativeMetrics {
                 (op, snapshots)
             })
             .collect();
-
         let mut calls: Vec<(Key, u64)> = self
             .calls
             .values()
@@ -348,15 +360,17 @@ impl NativeMetrics {
             .into_iter()
             .map(|(k, bits)| (k, f64::from_bits(bits)))
             .collect();
-        let mut histograms: Vec<HistogramSeries> = self
+        let mut durations: Vec<(Key, HistogramValue)> = self
             .durations
             .series()
             .into_iter()
-            .map(|(key, b)| HistogramSeries {
-                key,
-                counts: b.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
-                sum_nanos: b.sum_nanos.load(Ordering::Relaxed),
-                exemplars: Vec::new(),
+            .map(|(key, b)| {
+                let value = HistogramValue {
+                    counts: b.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
+                    sum_nanos: b.sum_nanos.load(Ordering::Relaxed),
+                    exemplars: Vec::new(),
+                };
+                (key, value)
             })
             .collect();
         for (op, snapshots) in ops {
@@ -368,12 +382,14 @@ impl NativeMetrics {
                         snap.calls,
                     ));
                 }
-                histograms.push(HistogramSeries {
-                    key: operation_key(self.durations.name, op.operation(), Some(status)),
-                    counts: snap.buckets,
-                    sum_nanos: snap.sum_nanos,
-                    exemplars,
-                });
+                durations.push((
+                    operation_key(self.durations.name, op.operation(), Some(status)),
+                    HistogramValue {
+                        counts: snap.buckets,
+                        sum_nanos: snap.sum_nanos,
+                        exemplars,
+                    },
+                ));
             }
             if op.gauge_shown() {
                 #[allow(clippy::cast_precision_loss)]
@@ -385,12 +401,12 @@ impl NativeMetrics {
             }
         }
         // A label set appears with its first sample.
-        histograms.retain(|h| h.counts.iter().any(|&c| c > 0));
-
-        self.render_values(&self.calls, calls, out, format);
-        self.render_histograms(histograms, out, format);
-        self.render_values(&self.in_flight, in_flight, out, format);
-        self.render_infos(out);
+        durations.retain(|(_, h)| h.counts.iter().any(|&c| c > 0));
+        Shown {
+            calls,
+            in_flight,
+            durations,
+        }
     }
 
     /// Appends the constant series, one gauge family per name.
@@ -441,16 +457,21 @@ impl NativeMetrics {
     }
 
     /// Appends the histograms that have samples, sorted by labels.
-    fn render_histograms(&self, mut shown: Vec<HistogramSeries>, out: &mut String, format: Format) {
+    fn render_histograms(
+        &self,
+        mut shown: Vec<(Key, HistogramValue)>,
+        out: &mut String,
+        format: Format,
+    ) {
         if shown.is_empty() {
             return;
         }
-        shown.sort_by(|a, b| a.key.labels().cmp(b.key.labels()));
+        shown.sort_by(|a, b| a.0.labels().cmp(b.0.labels()));
         let name = self.durations.name;
         let bounds = self.bounds.seconds();
         self.durations.head(out, format);
-        for series in shown {
-            let labels = self.labels(&series.key);
+        for (key, series) in shown {
+            let labels = self.labels(&key);
             let exemplar = |i: usize, out: &mut String| {
                 if let Some(Some(e)) = series.exemplars.get(i) {
                     e.write_openmetrics(out);
@@ -527,8 +548,7 @@ pub(crate) struct SeriesSnapshot<V> {
     pub(crate) value: V,
 }
 
-/// One histogram series of a [`NativeSnapshot`].
-#[cfg(any(feature = "otlp", test))]
+/// One histogram series as shown.
 #[derive(Debug, Clone)]
 pub(crate) struct HistogramValue {
     /// Per bucket, NOT cumulative: one count per bound, then the overflow
@@ -562,61 +582,11 @@ impl NativeMetrics {
     /// show them now: the same series (the same ones left out), values and
     /// label order, with every bucket's exemplar.
     pub(crate) fn snapshot(&self) -> NativeSnapshot {
-        let mut calls: Vec<(Key, u64)> = self
-            .calls
-            .values()
-            .into_iter()
-            .filter(|(k, v)| *v > 0 || always_shown(k))
-            .collect();
-        let mut in_flight: Vec<(Key, f64)> = self
-            .in_flight
-            .values()
-            .into_iter()
-            .map(|(k, bits)| (k, f64::from_bits(bits)))
-            .collect();
-        let mut durations: Vec<(Key, HistogramValue)> = self
-            .durations
-            .series()
-            .into_iter()
-            .map(|(key, b)| {
-                let value = HistogramValue {
-                    counts: b.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
-                    sum_nanos: b.sum_nanos.load(Ordering::Relaxed),
-                    exemplars: Vec::new(),
-                };
-                (key, value)
-            })
-            .collect();
-        for op in self.operations() {
-            for status in Status::ALL {
-                let snap = op.snapshot(status);
-                let shown = matches!(status, Status::Success | Status::Error);
-                if op.counters_shown() && (shown || snap.calls > 0) {
-                    calls.push((
-                        operation_key(self.calls.name, op.operation(), Some(status)),
-                        snap.calls,
-                    ));
-                }
-                durations.push((
-                    operation_key(self.durations.name, op.operation(), Some(status)),
-                    HistogramValue {
-                        counts: snap.buckets,
-                        sum_nanos: snap.sum_nanos,
-                        exemplars: op.exemplars(status).unwrap_or_default(),
-                    },
-                ));
-            }
-            if op.gauge_shown() {
-                #[allow(clippy::cast_precision_loss)]
-                let value = op.in_flight() as f64;
-                in_flight.push((
-                    operation_key(self.in_flight.name, op.operation(), None),
-                    value,
-                ));
-            }
-        }
-        // A label set appears with its first sample.
-        durations.retain(|(_, h)| h.counts.iter().any(|&c| c > 0));
+        let Shown {
+            calls,
+            in_flight,
+            durations,
+        } = self.shown(true);
         NativeSnapshot {
             bounds: Arc::clone(self.bounds.seconds()),
             calls: self.family_snapshot(&self.calls, calls),
@@ -910,10 +880,12 @@ mod tests {
                 .unwrap_or_else(|| panic!("{prefix} in {om}"))
                 .to_owned()
         };
+        // Every request has a trace: the one derived from its ID.
+        let trace = crate::correlation::text_trace_id("req-7");
         assert!(
-            bucket("0.1").starts_with(
-                "operation_duration_seconds_bucket{service=\"svc\",operation=\"op\",status=\"success\",le=\"0.1\"} 1 # {correlation_id=\"req-7\"} 0.002 "
-            ),
+            bucket("0.1").starts_with(&format!(
+                "operation_duration_seconds_bucket{{service=\"svc\",operation=\"op\",status=\"success\",le=\"0.1\"}} 1 # {{trace_id=\"{trace:032x}\",correlation_id=\"req-7\"}} 0.002 "
+            )),
             "{om}"
         );
         assert!(
