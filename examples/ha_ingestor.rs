@@ -1239,8 +1239,12 @@ fn run_service(role: &str, args: &Args) -> Result<(), BoxError> {
     };
 
     let mut builder = Observe::builder(role).version(env!("CARGO_PKG_VERSION"));
-    let shipping =
-        args.logstash.is_some() || args.elasticsearch.is_some() || args.log_file.is_some();
+    // Every sink (OTLP's log records too) replaces standard output, which
+    // the orchestrator relays: keep it.
+    let shipping = args.logstash.is_some()
+        || args.elasticsearch.is_some()
+        || args.log_file.is_some()
+        || args.otlp.is_some();
     if let Some(a) = &args.logstash {
         builder = builder.logstash(a.clone());
     }

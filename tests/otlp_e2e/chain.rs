@@ -193,6 +193,8 @@ fn serve(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let guard = Observe::builder(service.clone())
         .version("1.2.3")
         .otlp_config(config)
+        // The test reads the lines there too.
+        .stdout()
         .install()?;
     let ctx = Ctx {
         role,
@@ -305,6 +307,14 @@ impl ChildProcess {
         }
     }
 
+    /// The lines it has written so far.
+    pub(crate) fn line_count(&self) -> usize {
+        self.lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
     /// Closes its standard input, waits for it to exit (killing it after
     /// `patience`) and returns its lines and whether it exited by itself
     /// with success.
@@ -399,6 +409,14 @@ impl Chain {
                 assert_eq!(reply.status, 200, "{name} /metrics: {}", reply.body);
                 (name.clone(), reply.body)
             })
+            .collect()
+    }
+
+    /// The lines each service has written so far.
+    pub(crate) fn line_counts(&self) -> BTreeMap<String, usize> {
+        self.services
+            .iter()
+            .map(|(name, _, p)| (name.clone(), p.line_count()))
             .collect()
     }
 

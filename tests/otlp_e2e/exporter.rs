@@ -12,7 +12,7 @@ use clap::Parser as _;
 use serde_json::{Value, json};
 
 use crate::chain::{self, Chain, ChildProcess, get, samples};
-use crate::pipeline::{MetricPoint, Pipeline, Span};
+use crate::pipeline::{LogRecord, MetricPoint, Pipeline, Span};
 use crate::{ha_ingestor, random_u64};
 
 /// SpanKind values.
@@ -407,6 +407,11 @@ pub(crate) fn collector_down_killed_and_restarted_while_services_run(pipeline: &
     let chain = Chain::start(&pipeline.otlp_endpoint(), &run);
     let names: Vec<String> = chain.services.iter().map(|s| s.0.clone()).collect();
     let ours = |s: &Span| names.iter().any(|n| n == service_of(s));
+    let ours_record = |r: &LogRecord| {
+        names
+            .iter()
+            .any(|n| r.resource.get("service.name") == Some(&json!(n)))
+    };
     let calls_so_far = |chain: &Chain| -> f64 {
         prometheus_calls(&chain.expositions())
             .values()
@@ -424,11 +429,15 @@ pub(crate) fn collector_down_killed_and_restarted_while_services_run(pipeline: &
     };
 
     let up = phase(0..15);
-    let delivered = calls_so_far(&chain);
-    // Nothing is left in the collector when it is killed: every span sent
-    // so far has reached the topic.
+    // Nothing is left in the collector when it is killed: every span and
+    // log record sent so far has reached the topics.
+    let calls = calls_so_far(&chain);
+    let lines: usize = chain.line_counts().values().sum();
     pipeline.spans_until("the spans sent before the kill", |s| {
-        s.iter().filter(|s| ours(s)).count() as f64 >= delivered
+        s.iter().filter(|s| ours(s)).count() as f64 >= calls
+    });
+    pipeline.log_records_until("the log records sent before the kill", |r| {
+        r.iter().filter(|r| ours_record(r)).count() >= lines
     });
 
     pipeline.kill_collector();
@@ -441,43 +450,61 @@ pub(crate) fn collector_down_killed_and_restarted_while_services_run(pipeline: &
     let down_for = killed.elapsed();
     let after = phase(30..45);
 
-    // Every span is delivered or counted as dropped.
+    // Every span and log record (one queue holds both) is delivered or
+    // counted as dropped: per service, sent + dropped = calls + lines,
+    // twice in a row (the lines reach the test a moment after the queue).
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut previous = Vec::new();
     let counts = loop {
+        let lines = chain.line_counts();
         let expositions = chain.expositions();
         let calls = prometheus_calls(&expositions);
-        let counts: Vec<(String, f64, f64, f64)> = expositions
+        let counts: Vec<(String, f64, usize, f64, f64)> = expositions
             .iter()
             .map(|(s, text)| {
-                let (sent, dropped) = sink_counts(text, "otlp-traces");
-                (s.clone(), calls[s].values().sum(), sent, dropped)
+                let (sent, dropped) = sink_counts(text, observe_runtime::otlp::SINK);
+                (s.clone(), calls[s].values().sum(), lines[s], sent, dropped)
             })
             .collect();
-        if counts.iter().all(|(_, c, s, d)| s + d == *c) {
+        let settled = counts.iter().all(|(_, c, l, s, d)| s + d == c + *l as f64);
+        if settled && counts == previous {
             break counts;
         }
         assert!(
             Instant::now() < deadline,
-            "spans neither sent nor counted as dropped: (service, calls, sent, dropped) {counts:?}"
+            "items neither sent nor counted as dropped: (service, calls, lines, sent, dropped) {counts:?}"
         );
+        previous = counts;
         std::thread::sleep(Duration::from_millis(200));
     };
-    let sent: f64 = counts.iter().map(|c| c.2).sum();
-    let dropped: f64 = counts.iter().map(|c| c.3).sum();
-    let total: f64 = counts.iter().map(|c| c.1).sum();
-    let spans: Vec<Span> = pipeline
-        .spans_until(&format!("{sent} spans sent by {names:?}"), |s| {
-            s.iter().filter(|s| ours(s)).count() as f64 >= sent
-        })
-        .into_iter()
-        .filter(ours)
-        .collect();
+    let sent: f64 = counts.iter().map(|c| c.3).sum();
+    let dropped: f64 = counts.iter().map(|c| c.4).sum();
+    let total_calls: f64 = counts.iter().map(|c| c.1).sum();
+    let total_lines: usize = counts.iter().map(|c| c.2).sum();
+    // What has reached the topics so far, until it is all that was sent.
+    let deadline = Instant::now() + crate::pipeline::DELIVERY;
+    let (spans, records) = loop {
+        let spans: Vec<Span> = pipeline
+            .spans_until("", |_| true)
+            .into_iter()
+            .filter(ours)
+            .collect();
+        let records: Vec<LogRecord> = pipeline
+            .log_records_until("", |_| true)
+            .into_iter()
+            .filter(|r| ours_record(r))
+            .collect();
+        if (spans.len() + records.len()) as f64 >= sent || Instant::now() > deadline {
+            break (spans, records);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let ids: BTreeSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
     assert_eq!(ids.len(), spans.len(), "a span arrived twice");
     assert_eq!(
-        spans.len() as f64,
+        (spans.len() + records.len()) as f64,
         sent,
-        "every span sent reached the topic (none was in the collector when it died)"
+        "every span and record sent reached the topics (none was in the collector when it died)"
     );
     // After the restart new spans arrive: every request of the last phase
     // is a whole trace.
@@ -504,7 +531,7 @@ pub(crate) fn collector_down_killed_and_restarted_while_services_run(pipeline: &
     );
     chain.stop();
     eprintln!(
-        "otlp_e2e: collector down {} ms; request latency median up {m_up:?}, down {m_down:?} (slowest {slowest_down:?}), after restart {m_after:?}; {total} spans: {sent} sent and in Kafka, {dropped} dropped",
+        "otlp_e2e: collector down {} ms; request latency median up {m_up:?}, down {m_down:?} (slowest {slowest_down:?}), after restart {m_after:?}; {total_calls} spans and {total_lines} log records: {sent} sent and in Kafka, {dropped} dropped",
         down_for.as_millis()
     );
 }
@@ -563,17 +590,13 @@ pub(crate) fn dropping_the_guard_with_the_collector_down_returns_within_the_flus
         );
         let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
         assert_eq!(f("calls"), f64::from(calls), "{r}");
+        // One queue holds a span per call and a record per line.
         assert_eq!(
-            f("spans_sent") + f("spans_dropped"),
-            f("calls"),
-            "collector {what}: spans do not add up: {r}"
+            f("sent") + f("dropped"),
+            f("calls") + f("json_lines"),
+            "collector {what}: spans and log records do not add up: {r}"
         );
-        assert_eq!(
-            f("records_sent") + f("records_dropped"),
-            f("json_lines"),
-            "collector {what}: log records do not add up: {r}"
-        );
-        assert_eq!(f("spans_sent"), 0.0, "{r}");
+        assert_eq!(f("sent"), 0.0, "{r}");
         assert!(
             f("slowest_call_us") < 50_000.0,
             "collector {what}: a call took {} µs",
@@ -594,7 +617,7 @@ fn dropper_work(i: u32) -> Result<u32, std::fmt::Error> {
 
 /// `--role drop ENDPOINT FLUSH_MS CALLS`: makes `CALLS` monitored calls,
 /// drops the guard and prints, after its JSON lines, `DROPPED {json}`
-/// with how long the drop took and the counts of both signals.
+/// with how long the drop took and the exporter's counts.
 pub(crate) fn run_drop_role(args: &[String]) -> std::process::ExitCode {
     let [endpoint, flush_ms, calls] = args else {
         eprintln!("otlp_e2e drop: expected ENDPOINT FLUSH_MS CALLS");
@@ -607,6 +630,7 @@ pub(crate) fn run_drop_role(args: &[String]) -> std::process::ExitCode {
     let guard = match observe::Observe::builder("dropper")
         .flush_timeout(flush)
         .otlp_config(config)
+        .stdout()
         .install()
     {
         Ok(g) => g,
@@ -637,18 +661,15 @@ pub(crate) fn run_drop_role(args: &[String]) -> std::process::ExitCode {
     drop(guard);
     let took = dropping.elapsed();
     let text = handle.render();
-    let (spans_sent, spans_dropped) = sink_counts(&text, "otlp-traces");
-    let (records_sent, records_dropped) = sink_counts(&text, "otlp-logs");
+    let (sent, dropped) = sink_counts(&text, observe_runtime::otlp::SINK);
     println!(
         "DROPPED {}",
         json!({
             "drop_ms": took.as_millis() as u64,
             "calls": calls_counted,
             "slowest_call_us": slowest.as_micros() as u64,
-            "spans_sent": spans_sent,
-            "spans_dropped": spans_dropped,
-            "records_sent": records_sent,
-            "records_dropped": records_dropped,
+            "sent": sent,
+            "dropped": dropped,
         })
     );
     std::process::ExitCode::SUCCESS
