@@ -206,15 +206,20 @@ impl CorrelationId {
 }
 
 impl CorrelationId {
-    /// The trace-id of the ID's request: the trace it arrived in, else one
-    /// derived from its text (see [`text_trace_id`]), so that every service
-    /// a request passes through, given the same ID, finds the same trace.
+    /// The trace-id of the ID's request: the trace it arrived in; for an
+    /// ID this process made, one derived from its numbers (a UUID is its
+    /// own); else one derived from its text (see [`text_trace_id`]), so
+    /// that every service a request reaches with only its ID finds the
+    /// same trace. A made ID travels with a `traceparent` naming its
+    /// trace, so the next service need not derive it.
     #[must_use]
     pub(crate) fn trace_id(&self) -> u128 {
-        match (self.trace_context(), self.shared_text()) {
-            (Some(t), _) => t.trace_id,
-            (None, Some(text)) => text_trace_id(text),
-            (None, None) => {
+        if let Some(t) = self.own_trace_id() {
+            return t;
+        }
+        match self.shared_text() {
+            Some(text) => text_trace_id(text),
+            None => {
                 let mut s = String::with_capacity(40);
                 self.write_to(&mut s);
                 text_trace_id(&s)
@@ -222,18 +227,52 @@ impl CorrelationId {
         }
     }
 
+    /// The trace of an ID that carries one or was made here: no text to
+    /// read (every line of a request derives it).
+    fn own_trace_id(&self) -> Option<u128> {
+        match &self.0 {
+            Repr::Generated { secs, rand } => Some(generated_trace_id(*secs, *rand)),
+            // 122 bits of time and randomness, never all zero.
+            Repr::Uuid(v) => Some(*v),
+            _ => self.trace_context().map(|t| t.trace_id),
+        }
+    }
+
     /// [`write_to`](Self::write_to), returning the ID's trace: the one it
-    /// arrived in, else one with the [`trace_id`](Self::trace_id) of the
-    /// text just written, no parent and sampled.
+    /// arrived in, else one with the [`trace_id`](Self::trace_id) (for
+    /// text, of the text just written), no parent and sampled.
     pub(crate) fn write_traced(&self, out: &mut String) -> TraceContext {
         let start = out.len();
         self.write_to(out);
-        self.trace_context().unwrap_or_else(|| TraceContext {
-            trace_id: text_trace_id(&out[start..]),
+        if let Some(t) = self.trace_context() {
+            return t;
+        }
+        let trace_id = self
+            .own_trace_id()
+            .unwrap_or_else(|| text_trace_id(&out[start..]));
+        TraceContext {
+            trace_id,
             parent_span: 0,
             flags: 1,
-        })
+        }
     }
+}
+
+/// Mixes a 64-bit word (the fold of its 128-bit product with an odd
+/// constant): the step of both trace-id derivations.
+fn mix(x: u64) -> u64 {
+    let m = u128::from(x) * 0x9e37_79b9_7f4a_7c15;
+    // Folding keeps both halves of the product.
+    #[allow(clippy::cast_possible_truncation)]
+    let folded = (m >> 64) as u64 ^ m as u64;
+    folded
+}
+
+/// The trace-id of a generated `req_{secs}_{rand}` ID, from its numbers.
+fn generated_trace_id(secs: u64, rand: u32) -> u128 {
+    let a = mix(secs ^ 0x243f_6a88_85a3_08d3);
+    let b = mix(u64::from(rand) ^ a.rotate_left(29) ^ 0x1319_8a2e_0370_7344);
+    (u128::from(mix(a ^ b)) << 64 | u128::from(b)).max(1)
 }
 
 /// The trace-id of a correlation ID's text: the text itself when it is 32
@@ -244,13 +283,6 @@ impl CorrelationId {
 pub(crate) fn text_trace_id(text: &str) -> u128 {
     if let Some(v) = hex_trace_id(text) {
         return v;
-    }
-    fn mix(x: u64) -> u64 {
-        let m = u128::from(x) * 0x9e37_79b9_7f4a_7c15;
-        // Folding keeps both halves of the product.
-        #[allow(clippy::cast_possible_truncation)]
-        let folded = (m >> 64) as u64 ^ m as u64;
-        folded
     }
     let bytes = text.as_bytes();
     let mut a = 0x243f_6a88_85a3_08d3 ^ bytes.len() as u64;
@@ -527,6 +559,38 @@ mod tests {
         let back: CorrelationId = serde_json::from_str(&json).expect("deserialize");
         assert_eq!(back, id);
         assert!(serde_json::from_str::<CorrelationId>("\"a b\"").is_err());
+    }
+
+    #[test]
+    fn every_id_has_a_stable_trace_and_made_ids_need_no_text_for_it() {
+        let a = CorrelationId(Repr::Generated {
+            secs: 1_796_000_000,
+            rand: 7,
+        });
+        let b = CorrelationId(Repr::Generated {
+            secs: 1_796_000_000,
+            rand: 8,
+        });
+        assert_eq!(a.trace_id(), a.clone().trace_id());
+        assert_ne!(a.trace_id(), b.trace_id());
+        assert_ne!(a.trace_id(), 0);
+        let uuid = CorrelationId::generate_uuid_v7();
+        let Repr::Uuid(v) = uuid.0 else {
+            panic!("a uuid")
+        };
+        assert_eq!(uuid.trace_id(), v);
+        let text: CorrelationId = "order-77".parse().unwrap();
+        assert_eq!(text.trace_id(), text_trace_id("order-77"));
+        // Writing an ID yields the same trace as asking for it.
+        for id in [a, uuid, text] {
+            let mut out = String::new();
+            assert_eq!(id.write_traced(&mut out).trace_id, id.trace_id());
+            assert_eq!(out, id.to_string());
+        }
+        assert_eq!(
+            text_trace_id("4bf92f3577b34da6a3ce929d0e0e4736"),
+            0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736
+        );
     }
 
     #[test]
