@@ -194,13 +194,7 @@ impl CorrelationId {
             }
             Repr::Shared(s) => out.push_str(s),
             Repr::SharedInTrace(t) => out.push_str(&t.text),
-            Repr::Trace(TraceContext { trace_id: t, .. }) => {
-                for shift in [96, 64, 32, 0] {
-                    // The truncation picks the 32 bits at `shift`.
-                    #[allow(clippy::cast_possible_truncation)]
-                    json::write_hex8(out, (t >> shift) as u32);
-                }
-            }
+            Repr::Trace(TraceContext { trace_id, .. }) => json::write_hex32(out, *trace_id),
         }
     }
 }

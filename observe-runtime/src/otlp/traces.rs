@@ -138,21 +138,12 @@ impl CallConsumer for SpanConsumer {
     }
 }
 
-fn write_hex_u64(out: &mut String, v: u64) {
-    // Halves of a u64: the casts keep exactly 32 bits each.
-    #[allow(clippy::cast_possible_truncation)]
-    {
-        json::write_hex8(out, (v >> 32) as u32);
-        json::write_hex8(out, v as u32);
-    }
-}
-
 /// Writes the queued form of `call`'s span into `out` if `decision`
 /// samples it; `false` (and `out` to be discarded) if not.
 ///
 /// The form is a JSON object with short keys: `i` correlation ID, `t`
 /// trace ID, `s` span ID, `p` parent span ID, `r` the parent is remote,
-/// `b` and `e` start and end (Unix ns), `st` status, `o` operation, `m`
+/// `b` the start (Unix ns) and `d` the duration (ns), `st` status, `o` operation, `m`
 /// message (errors and panics), `x` error type, `c` the context members,
 /// `n` module, `f` file, `l` line.
 pub(crate) fn write_line(out: &mut String, call: &CallRecord<'_>, decision: Decision) -> bool {
@@ -167,14 +158,9 @@ pub(crate) fn write_line(out: &mut String, call: &CallRecord<'_>, decision: Deci
         return false;
     }
     out.push_str("\",\"t\":\"");
-    // Halves of a u128: the casts keep exactly 64 bits each.
-    #[allow(clippy::cast_possible_truncation)]
-    {
-        write_hex_u64(out, (trace.trace_id >> 64) as u64);
-        write_hex_u64(out, trace.trace_id as u64);
-    }
+    json::write_hex32(out, trace.trace_id);
     out.push_str("\",\"s\":\"");
-    write_hex_u64(out, call.span_id());
+    json::write_hex16(out, call.span_id());
     out.push('"');
     let parent = match call.parent_span {
         0 => trace.parent_span,
@@ -182,7 +168,7 @@ pub(crate) fn write_line(out: &mut String, call: &CallRecord<'_>, decision: Deci
     };
     if parent != 0 {
         out.push_str(",\"p\":\"");
-        write_hex_u64(out, parent);
+        json::write_hex16(out, parent);
         out.push('"');
         if call.parent_span == 0 {
             out.push_str(",\"r\":1");
@@ -190,8 +176,8 @@ pub(crate) fn write_line(out: &mut String, call: &CallRecord<'_>, decision: Deci
     }
     out.push_str(",\"b\":");
     json::write_u64(out, call.start_unix_nanos());
-    out.push_str(",\"e\":");
-    json::write_u64(out, call.end_unix_nanos());
+    out.push_str(",\"d\":");
+    json::write_u64(out, call.duration_nanos());
     out.push_str(",\"st\":\"");
     out.push_str(call.status().as_str());
     // Operation names are checked at compile time to need no escaping.
@@ -291,7 +277,7 @@ struct Parts {
     parent: Option<[u8; 8]>,
     remote: bool,
     start: Option<u64>,
-    end: Option<u64>,
+    duration: Option<u64>,
     status: Option<String>,
     name: Option<String>,
     message: Option<String>,
@@ -334,7 +320,7 @@ impl<'de> serde::de::Visitor<'de> for SpanVisitor {
                     p.remote = true;
                 }
                 "b" => p.start = Some(map.next_value()?),
-                "e" => p.end = Some(map.next_value()?),
+                "d" => p.duration = Some(map.next_value()?),
                 "st" => p.status = Some(text(&mut map)?.into_owned()),
                 "o" => p.name = Some(text(&mut map)?.into_owned()),
                 "m" => p.message = Some(text(&mut map)?.into_owned()),
@@ -366,7 +352,8 @@ impl<'de> serde::de::Visitor<'de> for SpanVisitor {
 impl Parts {
     fn into_span(self) -> Option<Span> {
         let (trace_id, span_id) = (self.trace_id?, self.span_id?);
-        let (start, end) = (self.start?, self.end?);
+        let start = self.start?;
+        let end = start.saturating_add(self.duration?);
         let (name, status) = (self.name?, self.status?);
         let mut attributes = self.context;
         if let Some(t) = self.error_type {
@@ -413,7 +400,7 @@ impl Parts {
                 SpanKind::Internal
             } as i32,
             start_time_unix_nano: start,
-            end_time_unix_nano: end.max(start),
+            end_time_unix_nano: end,
             attributes,
             status,
             ..Span::default()
@@ -467,7 +454,7 @@ mod tests {
 
     #[test]
     fn a_queued_line_becomes_a_span() {
-        let line = br#"{"t":"0af7651916cd43dd8448eb211c80319c","s":"b7ad6b7169203331","p":"00f067aa0ba902b7","r":1,"b":10,"e":25,"st":"error","o":"db.query","m":"db.query failed: gone","x":"IoError","c":{"table":"users","rows":3},"i":"req_1","n":"app::db","f":"src/db.rs","l":42}"#;
+        let line = br#"{"t":"0af7651916cd43dd8448eb211c80319c","s":"b7ad6b7169203331","p":"00f067aa0ba902b7","r":1,"b":10,"d":15,"st":"error","o":"db.query","m":"db.query failed: gone","x":"IoError","c":{"table":"users","rows":3},"i":"req_1","n":"app::db","f":"src/db.rs","l":42}"#;
         let s = span(line).expect("a span");
         assert_eq!(s.name, "db.query");
         assert_eq!(s.trace_id.len(), 16);
@@ -512,12 +499,15 @@ mod tests {
 
     #[test]
     fn roots_successes_and_cancellations() {
-        let root = br#"{"t":"0af7651916cd43dd8448eb211c80319c","s":"b7ad6b7169203331","b":10,"e":5,"st":"cancelled","o":"op","i":"x"}"#;
+        let root = br#"{"t":"0af7651916cd43dd8448eb211c80319c","s":"b7ad6b7169203331","b":10,"d":0,"st":"cancelled","o":"op","i":"x"}"#;
         let s = span(root).expect("a span");
         assert!(s.parent_span_id.is_empty());
         assert_eq!((s.kind, s.flags), (SpanKind::Internal as i32, FLAG_SAMPLED));
         assert!(s.status.is_none());
-        assert_eq!(s.end_time_unix_nano, 10, "never ends before it starts");
+        assert_eq!(
+            s.end_time_unix_nano, 10,
+            "a call shorter than the clock's tick"
+        );
         assert!(s.attributes.iter().any(|kv| kv.key == "observe.cancelled"));
     }
 
@@ -527,9 +517,9 @@ mod tests {
             &b""[..],
             b"[]",
             b"{}",
-            br#"{"t":"00000000000000000000000000000000","s":"b7ad6b7169203331","b":1,"e":2,"st":"success","o":"op"}"#,
-            br#"{"t":"0af7651916cd43dd8448eb211c80319c","s":"b7ad","b":1,"e":2,"st":"success","o":"op"}"#,
-            br#"{"t":"0af7651916cd43dd8448eb211c80319c","s":"b7ad6b7169203331","b":-1,"e":2,"st":"success","o":"op"}"#,
+            br#"{"t":"00000000000000000000000000000000","s":"b7ad6b7169203331","b":1,"d":1,"st":"success","o":"op"}"#,
+            br#"{"t":"0af7651916cd43dd8448eb211c80319c","s":"b7ad","b":1,"d":1,"st":"success","o":"op"}"#,
+            br#"{"t":"0af7651916cd43dd8448eb211c80319c","s":"b7ad6b7169203331","b":-1,"d":1,"st":"success","o":"op"}"#,
         ] {
             assert!(span(bad).is_none(), "{}", String::from_utf8_lossy(bad));
         }
