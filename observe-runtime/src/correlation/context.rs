@@ -283,7 +283,7 @@ impl<F: Future> Future for WithCorrelation<F> {
         // The slot comes back even if the poll panics, so the next poll and
         // the caller's scope both stay intact.
         let inner = this.inner;
-        span::within(*this.span, || in_slot(this.slot, || inner.poll(cx)))
+        in_slot(this.slot, *this.span, || inner.poll(cx))
     }
 }
 
@@ -294,11 +294,14 @@ struct LazyRestore<'a> {
     /// Whether the slot is used again; if not, a generated ID is left in
     /// place as [`close_root`] leaves it.
     keep: bool,
+    /// The span that was current before.
+    span: u64,
 }
 
 impl Drop for LazyRestore<'_> {
     #[inline]
     fn drop(&mut self) {
+        span::exit(self.span);
         if STATE.with(|c| c.replace(CLOSED)) == WITH_ID {
             if self.keep {
                 if let Some(id) = take_id() {
@@ -314,10 +317,13 @@ impl Drop for LazyRestore<'_> {
 struct PollRestore<'a> {
     slot: &'a mut Slot,
     prev: Option<Slot>,
+    /// The span that was current before.
+    span: u64,
 }
 
 impl Drop for PollRestore<'_> {
     fn drop(&mut self) {
+        span::exit(self.span);
         if let Some(prev) = self.prev.take() {
             *self.slot = swap(prev);
         }
@@ -334,11 +340,12 @@ pub(crate) fn join_slot() -> Slot {
     }
 }
 
-/// Runs `f` with `slot` as the thread's state, then takes the (maybe now
-/// materialised) slot back, also when `f` panics.
+/// Runs `f` with `slot` as the thread's state and `span` as its current
+/// span (0: none), then takes the (maybe now materialised) slot back and
+/// puts the previous span back, also when `f` panics.
 #[inline]
-pub(crate) fn in_slot<T>(slot: &mut Slot, f: impl FnOnce() -> T) -> T {
-    in_slot_then(slot, f, |_| true)
+pub(crate) fn in_slot<T>(slot: &mut Slot, span: u64, f: impl FnOnce() -> T) -> T {
+    in_slot_then(slot, span, f, |_| true)
 }
 
 /// [`in_slot`], where `keep` says from `f`'s result whether the slot will
@@ -347,15 +354,22 @@ pub(crate) fn in_slot<T>(slot: &mut Slot, f: impl FnOnce() -> T) -> T {
 #[inline]
 pub(crate) fn in_slot_then<T>(
     slot: &mut Slot,
+    span: u64,
     f: impl FnOnce() -> T,
     keep: impl FnOnce(&T) -> bool,
 ) -> T {
+    // The span goes in and out with the slot, under the same guard.
+    let span = span::enter(span);
     // The commonest case, a root async call polled outside every scope,
     // only flips the state byte: moving whole slots in and out reads back
     // bytes just written in pieces, which stalls store forwarding.
     if matches!(slot, Slot::Lazy) && state() == CLOSED {
         set_state(LAZY);
-        let mut restore = LazyRestore { slot, keep: true };
+        let mut restore = LazyRestore {
+            slot,
+            keep: true,
+            span,
+        };
         let out = f();
         restore.keep = keep(&out);
         return out;
@@ -364,6 +378,7 @@ pub(crate) fn in_slot_then<T>(
     let _restore = PollRestore {
         slot,
         prev: Some(prev),
+        span,
     };
     f()
 }

@@ -78,11 +78,10 @@ impl Call {
             let guard = &mut self.guard;
             let held = &mut *self.held;
             let _traced = self.traced.reenter();
-            correlation::span::within(guard.span_id(), || {
-                correlation::in_slot(&mut self.slot, || {
-                    let _held = guard.holds().then(|| hold::enter(held));
-                    guard.close();
-                });
+            let span = guard.span_id();
+            correlation::in_slot(&mut self.slot, span, || {
+                let _held = guard.holds().then(|| hold::enter(held));
+                guard.close();
             });
         }
         drop(ManuallyDrop::into_inner(std::mem::take(&mut self.traced)));
@@ -169,20 +168,20 @@ impl<F: Future, Fin: FnOnce(&F::Output, &mut Guard)> Future for Monitored<F, Fin
         let body = this.body;
         let guard = &mut call.guard;
         let finish = this.finish;
+        if guard.polls_cold() {
+            let (slot, held, traced) = (&mut call.slot, &mut call.held, &mut call.traced);
+            return poll_cold(body, guard, finish, slot, held, traced, cx);
+        }
         // The call's span is current while its body runs, so calls it
-        // makes are its children; put back also if the body panics.
-        correlation::span::within(guard.span_id(), || {
-            if guard.polls_cold() {
-                let (slot, held, traced) = (&mut call.slot, &mut call.held, &mut call.traced);
-                return poll_cold(body, guard, finish, slot, held, traced, cx);
-            }
-            // A finished call's slot is not used again.
-            correlation::in_slot_then(
-                &mut call.slot,
-                || poll_body(body, guard, finish, cx),
-                Poll::is_pending,
-            )
-        })
+        // makes are its children (put back with the slot, also if the
+        // body panics). A finished call's slot is not used again.
+        let span = guard.span_id();
+        correlation::in_slot_then(
+            &mut call.slot,
+            span,
+            || poll_body(body, guard, finish, cx),
+            Poll::is_pending,
+        )
     }
 }
 
@@ -222,8 +221,10 @@ fn poll_cold<F: Future, Fin: FnOnce(&F::Output, &mut Guard)>(
 ) -> Poll<F::Output> {
     let traces = guard.traces();
     let callsite = guard.callsite();
+    let span = guard.span_id();
     let out = correlation::in_slot_then(
         slot,
+        span,
         || {
             let _held = guard.holds().then(|| hold::enter(held));
             let _traced = traces.then(|| traced.enter(callsite));
