@@ -10,12 +10,13 @@
 //! attribute of its own name.
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message as _;
+use serde::de::DeserializeSeed;
 
-use super::resource::{self, flatten_into, hex_id};
+use super::fill::{Attributes, Flatten, Recycler, Scalar, Text, set_hex_id, set_text};
+use super::resource;
 use super::transport::Encode;
 use crate::sink::JsonLine;
 use crate::sink::worker::{Fate, Pipe};
@@ -37,123 +38,144 @@ pub(crate) fn is_record_line(line: &[u8]) -> bool {
     line.first().is_some_and(u8::is_ascii_digit)
 }
 
-/// Builds one `ExportLogsServiceRequest` per window of lines.
+/// Builds one `ExportLogsServiceRequest` per window of lines, over the
+/// records of the last one.
 pub(crate) struct LogEncoder {
-    resource: Resource,
+    request: ExportLogsServiceRequest,
+    recycler: Recycler<LogRecord>,
 }
 
 impl LogEncoder {
     pub(crate) fn new(resource: Resource) -> Self {
-        Self { resource }
-    }
-}
-
-impl Encode for LogEncoder {
-    fn encode(&mut self, lines: &[&[u8]], fates: &mut [Fate], out: &mut Vec<u8>) {
-        let mut records = Vec::with_capacity(lines.len());
-        for (line, fate) in lines.iter().zip(fates.iter_mut()) {
-            match record(line) {
-                Some(r) => records.push(r),
-                None => *fate = Fate::Rejected,
-            }
-        }
         let request = ExportLogsServiceRequest {
             resource_logs: vec![ResourceLogs {
-                resource: Some(self.resource.clone()),
+                resource: Some(resource),
                 scope_logs: vec![ScopeLogs {
                     scope: Some(resource::scope()),
-                    log_records: records,
                     ..ScopeLogs::default()
                 }],
                 ..ResourceLogs::default()
             }],
         };
-        request.encode(out).unwrap_or_default();
+        Self {
+            request,
+            recycler: Recycler::new(),
+        }
+    }
+}
+
+impl Encode for LogEncoder {
+    fn encode(&mut self, lines: &[&[u8]], fates: &mut [Fate], out: &mut Vec<u8>) {
+        // Built with one resource and one scope in `new`.
+        let records = &mut self.request.resource_logs[0].scope_logs[0].log_records;
+        self.recycler.refill(records, lines, fates, fill_record);
+        // A `Vec` grows as needed: encoding into it cannot fail.
+        let _ = self.request.encode(out);
     }
 }
 
 /// One queued entry (`{nanos} {line}`) as a log record; `None` if it is
 /// not one.
+#[cfg(test)]
+pub(crate) fn record(entry: &[u8]) -> Option<LogRecord> {
+    let mut r = LogRecord::default();
+    fill_record(&mut r, entry).then_some(r)
+}
+
+/// Writes the queued `entry` over `record`; `false` (and `record` only fit
+/// to be written over again) if it is not a log record's.
 ///
 /// The line is read in one pass, member by member, into the record: no
 /// tree of the whole line is built (that was most of the worker's time).
-pub(crate) fn record(entry: &[u8]) -> Option<LogRecord> {
-    let at = memchr::memchr(b' ', entry)?;
-    let nanos: u64 = std::str::from_utf8(&entry[..at]).ok()?.parse().ok()?;
+fn fill_record(record: &mut LogRecord, entry: &[u8]) -> bool {
+    let Some(at) = memchr::memchr(b' ', entry) else {
+        return false;
+    };
+    let Some(nanos) = std::str::from_utf8(&entry[..at])
+        .ok()
+        .and_then(|n| n.parse::<u64>().ok())
+    else {
+        return false;
+    };
     let mut de = serde_json::Deserializer::from_slice(&entry[at + 1..]);
-    let LineRecord(mut r) = serde::Deserialize::deserialize(&mut de).ok()?;
-    de.end().ok()?;
-    r.time_unix_nano = nanos;
-    r.observed_time_unix_nano = nanos;
-    Some(r)
+    if LineSeed(record).deserialize(&mut de).is_err() || de.end().is_err() {
+        return false;
+    }
+    record.time_unix_nano = nanos;
+    record.observed_time_unix_nano = nanos;
+    true
 }
 
-/// A JSON line read straight into a [`LogRecord`].
-struct LineRecord(LogRecord);
+/// Reads a JSON line over the record it holds.
+struct LineSeed<'a>(&'a mut LogRecord);
 
-impl<'de> serde::Deserialize<'de> for LineRecord {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(LineVisitor)
+impl<'de> DeserializeSeed<'de> for LineSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
     }
 }
 
-struct LineVisitor;
-
-impl<'de> serde::de::Visitor<'de> for LineVisitor {
-    type Value = LineRecord;
+impl<'de> serde::de::Visitor<'de> for LineSeed<'_> {
+    type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a JSON log line")
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<LineRecord, A::Error> {
-        use std::borrow::Cow;
-        let mut r = LogRecord::default();
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let r = self.0;
+        // Only members written here ever hold anything: each one a line may
+        // lack is emptied first (the body at the end).
+        r.severity_number = 0;
+        r.severity_text.clear();
+        r.trace_id.clear();
+        r.span_id.clear();
+        let mut attrs = Attributes::over(&mut r.attributes);
+        let mut has_body = false;
+        while let Some(key) = map.next_key::<Text<'de>>()? {
             match &*key {
                 "timestamp" | "service" => {
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }
                 "level" => {
-                    let level = map.next_value::<Cow<'de, str>>()?;
+                    let level = map.next_value::<Text<'de>>()?;
                     r.severity_number = severity(&level) as i32;
-                    r.severity_text = level.into_owned();
+                    set_text(&mut r.severity_text, &level);
                 }
                 "message" => {
-                    r.body = Some(resource::from_json(map.next_value()?));
+                    map.next_value::<Scalar<'de>>()?.set(&mut r.body);
+                    has_body = true;
                 }
                 "trace_id" | "span_id" => {
-                    let value = map.next_value::<serde_json::Value>()?;
-                    let id = match (&*key, value.as_str()) {
-                        ("trace_id", Some(hex)) => hex_id::<16>(hex).map(|id| id.to_vec()),
-                        (_, Some(hex)) => hex_id::<8>(hex).map(|id| id.to_vec()),
-                        _ => None,
+                    let value = map.next_value::<Scalar<'de>>()?;
+                    let hex = value.as_str().unwrap_or_default();
+                    let id = if &*key == "trace_id" {
+                        set_hex_id::<16>(&mut r.trace_id, hex)
+                    } else {
+                        set_hex_id::<8>(&mut r.span_id, hex)
                     };
-                    match (id, &*key) {
-                        (Some(id), "trace_id") => r.trace_id = id,
-                        (Some(id), _) => r.span_id = id,
-                        (None, _) => r.attributes.push(attribute(key.into_owned(), value)),
+                    if !id {
+                        value.set(attrs.slot("", &key));
                     }
                 }
-                "context" => flatten_into(&mut r.attributes, "context.", map.next_value()?),
-                "performance" => {
-                    flatten_into(&mut r.attributes, "performance.", map.next_value()?);
-                }
-                _ => {
-                    let value = map.next_value()?;
-                    r.attributes.push(attribute(key.into_owned(), value));
-                }
+                "context" => map.next_value_seed(Flatten {
+                    prefix: "context.",
+                    into: &mut attrs,
+                })?,
+                "performance" => map.next_value_seed(Flatten {
+                    prefix: "performance.",
+                    into: &mut attrs,
+                })?,
+                _ => map.next_value::<Scalar<'de>>()?.set(attrs.slot("", &key)),
             }
         }
-        Ok(LineRecord(r))
-    }
-}
-
-fn attribute(key: String, value: serde_json::Value) -> KeyValue {
-    KeyValue {
-        key,
-        value: Some(resource::from_json(value)),
-        ..KeyValue::default()
+        attrs.finish();
+        if !has_body {
+            r.body = None;
+        }
+        Ok(())
     }
 }
 
@@ -225,6 +247,26 @@ mod tests {
         let r = record(br#"1 {"trace_id":"nope","span_id":"0000000000000000"}"#).unwrap();
         assert!(r.trace_id.is_empty() && r.span_id.is_empty());
         assert!(attr(&r, "trace_id").is_some() && attr(&r, "span_id").is_some());
+    }
+
+    #[test]
+    fn a_record_written_over_keeps_nothing_of_the_last() {
+        let mut enc = LogEncoder::new(resource::build("svc", None, &[]));
+        let full: &[u8] = br#"7 {"level":"WARN","message":"slow","trace_id":"0af7651916cd43dd8448eb211c80319c","span_id":"b7ad6b7169203331","context":{"entity":"s1"},"performance":{"operation":"op"}}"#;
+        let mut out = Vec::new();
+        enc.encode(&[full, full], &mut [Fate::Sent; 2], &mut out);
+        out.clear();
+        let bare: &[u8] = br#"9 {"trace_id":"nope"}"#;
+        enc.encode(&[bare], &mut [Fate::Sent], &mut out);
+        let req = ExportLogsServiceRequest::decode(out.as_slice()).unwrap();
+        let records = &req.resource_logs[0].scope_logs[0].log_records;
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0], record(bare).unwrap());
+        let r = &records[0];
+        assert!(r.body.is_none() && r.severity_text.is_empty() && r.severity_number == 0);
+        assert!(r.trace_id.is_empty() && r.span_id.is_empty());
+        assert_eq!(r.attributes.len(), 1);
+        assert_eq!(r.time_unix_nano, 9);
     }
 
     #[test]

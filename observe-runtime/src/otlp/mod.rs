@@ -17,6 +17,7 @@
 //! for a subscriber assembled by hand.
 
 mod config;
+mod fill;
 mod logs;
 mod metrics;
 mod resource;

@@ -88,28 +88,6 @@ pub(crate) fn from_json(v: serde_json::Value) -> AnyValue {
     AnyValue { value }
 }
 
-/// Appends the members of a JSON object as attributes named
-/// `{prefix}{key}`; a value that is not an object becomes one attribute
-/// named `prefix` without its final dot.
-pub(crate) fn flatten_into(out: &mut Vec<KeyValue>, prefix: &str, v: serde_json::Value) {
-    match v {
-        serde_json::Value::Object(o) => {
-            for (k, v) in o {
-                out.push(KeyValue {
-                    key: format!("{prefix}{k}"),
-                    value: Some(from_json(v)),
-                    ..KeyValue::default()
-                });
-            }
-        }
-        other => out.push(KeyValue {
-            key: prefix.trim_end_matches('.').to_owned(),
-            value: Some(from_json(other)),
-            ..KeyValue::default()
-        }),
-    }
-}
-
 /// Lowercase hex of `N` bytes, as the JSON lines write trace and span
 /// IDs; `None` for anything else (or all zeros, an invalid ID).
 pub(crate) fn hex_id<const N: usize>(hex: &str) -> Option<[u8; N]> {
@@ -159,29 +137,6 @@ mod tests {
                 ("deployment.environment".into(), "prod".into()),
             ]
         );
-    }
-
-    #[test]
-    fn json_values_keep_their_types() {
-        let v: serde_json::Value =
-            serde_json::from_str(r#"{"i":-3,"u":18446744073709551615,"f":1.5,"s":"x","b":true,"n":null,"a":[1],"o":{"k":"v"}}"#)
-                .unwrap();
-        let mut out = Vec::new();
-        flatten_into(&mut out, "context.", v);
-        let get = |k: &str| {
-            out.iter()
-                .find(|kv| kv.key == k)
-                .and_then(|kv| kv.value.clone())
-                .and_then(|v| v.value)
-        };
-        assert_eq!(get("context.i"), Some(Value::IntValue(-3)));
-        assert!(matches!(get("context.u"), Some(Value::DoubleValue(_))));
-        assert_eq!(get("context.f"), Some(Value::DoubleValue(1.5)));
-        assert_eq!(get("context.s"), Some(Value::StringValue("x".into())));
-        assert_eq!(get("context.b"), Some(Value::BoolValue(true)));
-        assert_eq!(get("context.n"), None);
-        assert!(matches!(get("context.a"), Some(Value::ArrayValue(_))));
-        assert!(matches!(get("context.o"), Some(Value::KvlistValue(_))));
     }
 
     #[test]

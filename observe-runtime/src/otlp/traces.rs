@@ -15,7 +15,6 @@
 use std::cell::RefCell;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
@@ -23,8 +22,11 @@ use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use prost::Message as _;
 
+use serde::de::DeserializeSeed;
+
 use super::config::Sampler;
-use super::resource::{self, hex_id, key_value, string};
+use super::fill::{Attributes, Flatten, Recycler, Text, set_hex_id, set_text};
+use super::resource::{self, hex_id};
 use super::transport::Encode;
 use crate::base::Status as CallStatus;
 use crate::base::json;
@@ -222,189 +224,157 @@ pub(crate) fn is_span_line(line: &[u8]) -> bool {
     line.first() == Some(&b'{')
 }
 
-/// Builds one `ExportTraceServiceRequest` per window of lines.
+/// Builds one `ExportTraceServiceRequest` per window of lines, over the
+/// spans of the last one.
 pub(crate) struct SpanEncoder {
-    resource: Resource,
+    request: ExportTraceServiceRequest,
+    recycler: Recycler<Span>,
 }
 
 impl SpanEncoder {
     pub(crate) fn new(resource: Resource) -> Self {
-        Self { resource }
-    }
-}
-
-impl Encode for SpanEncoder {
-    fn encode(&mut self, lines: &[&[u8]], fates: &mut [Fate], out: &mut Vec<u8>) {
-        let mut spans = Vec::with_capacity(lines.len());
-        for (line, fate) in lines.iter().zip(fates.iter_mut()) {
-            match span(line) {
-                Some(s) => spans.push(s),
-                None => *fate = Fate::Rejected,
-            }
-        }
         let request = ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
-                resource: Some(self.resource.clone()),
+                resource: Some(resource),
                 scope_spans: vec![ScopeSpans {
                     scope: Some(resource::scope()),
-                    spans,
                     ..ScopeSpans::default()
                 }],
                 ..ResourceSpans::default()
             }],
         };
+        Self {
+            request,
+            recycler: Recycler::new(),
+        }
+    }
+}
+
+impl Encode for SpanEncoder {
+    fn encode(&mut self, lines: &[&[u8]], fates: &mut [Fate], out: &mut Vec<u8>) {
+        // Built with one resource and one scope in `new`.
+        let spans = &mut self.request.resource_spans[0].scope_spans[0].spans;
+        self.recycler.refill(spans, lines, fates, fill_span);
         // A `Vec` grows as needed: encoding into it cannot fail.
-        let _ = request.encode(out);
+        let _ = self.request.encode(out);
     }
 }
 
 /// One queued line as a span; `None` if it is not one.
-///
-/// Read in one pass, member by member, straight into the span's parts: no
-/// tree of the line is built.
+#[cfg(test)]
 pub(crate) fn span(line: &[u8]) -> Option<Span> {
+    let mut s = Span::default();
+    fill_span(&mut s, line).then_some(s)
+}
+
+/// Writes the queued `line` over `span`; `false` (and `span` only fit to
+/// be written over again) if the line is not a span's.
+///
+/// Read in one pass, member by member, straight into the span: no tree of
+/// the line is built.
+fn fill_span(span: &mut Span, line: &[u8]) -> bool {
     let mut de = serde_json::Deserializer::from_slice(line);
-    let SpanLine(parts) = serde::Deserialize::deserialize(&mut de).ok()?;
-    de.end().ok()?;
-    parts.into_span()
+    SpanSeed(span).deserialize(&mut de).unwrap_or(false) && de.end().is_ok()
 }
 
-/// The members of a queued span line, as read.
-#[derive(Default)]
-struct Parts {
-    trace_id: Option<[u8; 16]>,
-    span_id: Option<[u8; 8]>,
-    parent: Option<[u8; 8]>,
-    remote: bool,
-    start: Option<u64>,
-    duration: Option<u64>,
-    status: Option<String>,
-    name: Option<String>,
-    message: Option<String>,
-    error_type: Option<String>,
-    correlation_id: Option<String>,
-    context: Vec<KeyValue>,
-    module: Option<String>,
-    file: Option<String>,
-    lineno: Option<i64>,
-}
+/// Reads a queued span line over the span it holds.
+struct SpanSeed<'a>(&'a mut Span);
 
-struct SpanLine(Parts);
+impl<'de> DeserializeSeed<'de> for SpanSeed<'_> {
+    /// Whether the line had every member a span needs.
+    type Value = bool;
 
-impl<'de> serde::Deserialize<'de> for SpanLine {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(SpanVisitor)
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_map(self)
     }
 }
 
-struct SpanVisitor;
-
-impl<'de> serde::de::Visitor<'de> for SpanVisitor {
-    type Value = SpanLine;
+impl<'de> serde::de::Visitor<'de> for SpanSeed<'_> {
+    type Value = bool;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a queued span line")
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<SpanLine, A::Error> {
-        use std::borrow::Cow;
-        let mut p = Parts::default();
-        let text = |map: &mut A| map.next_value::<Cow<'de, str>>();
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let span = self.0;
+        // Only members written here ever hold anything: each is written
+        // below or, if the line may lack it, emptied first.
+        span.parent_span_id.clear();
+        let mut attrs = Attributes::over(&mut span.attributes);
+        let (mut trace, mut id, mut named, mut remote) = (false, false, false, false);
+        let mut parent = None;
+        let (mut start, mut duration) = (None, None);
+        let (mut status, mut message) = (None::<Text<'de>>, None::<Text<'de>>);
+        let text = |map: &mut A| map.next_value::<Text<'de>>();
+        while let Some(key) = map.next_key::<Text<'de>>()? {
             match &*key {
-                "t" => p.trace_id = hex_id::<16>(&text(&mut map)?),
-                "s" => p.span_id = hex_id::<8>(&text(&mut map)?),
-                "p" => p.parent = hex_id::<8>(&text(&mut map)?),
+                "t" => trace = set_hex_id::<16>(&mut span.trace_id, &text(&mut map)?),
+                "s" => id = set_hex_id::<8>(&mut span.span_id, &text(&mut map)?),
+                "p" => parent = hex_id::<8>(&text(&mut map)?),
                 "r" => {
                     map.next_value::<serde::de::IgnoredAny>()?;
-                    p.remote = true;
+                    remote = true;
                 }
-                "b" => p.start = Some(map.next_value()?),
-                "d" => p.duration = Some(map.next_value()?),
-                "st" => p.status = Some(text(&mut map)?.into_owned()),
-                "o" => p.name = Some(text(&mut map)?.into_owned()),
-                "m" => p.message = Some(text(&mut map)?.into_owned()),
-                "x" => p.error_type = Some(text(&mut map)?.into_owned()),
-                "i" => p.correlation_id = Some(text(&mut map)?.into_owned()),
-                "n" => p.module = Some(text(&mut map)?.into_owned()),
-                "f" => p.file = Some(text(&mut map)?.into_owned()),
-                "l" => p.lineno = Some(map.next_value()?),
-                "c" => {
-                    let context: serde_json::Map<String, serde_json::Value> = map.next_value()?;
-                    p.context = context
-                        .into_iter()
-                        .map(|(k, v)| KeyValue {
-                            key: k,
-                            value: Some(resource::from_json(v)),
-                            ..KeyValue::default()
-                        })
-                        .collect();
+                "b" => start = Some(map.next_value::<u64>()?),
+                "d" => duration = Some(map.next_value::<u64>()?),
+                "st" => status = Some(text(&mut map)?),
+                "o" => {
+                    set_text(&mut span.name, &text(&mut map)?);
+                    named = true;
                 }
+                "m" => message = Some(text(&mut map)?),
+                "x" => attrs.str("error.type", &text(&mut map)?),
+                "i" => attrs.str("correlation_id", &text(&mut map)?),
+                "n" => attrs.str("code.namespace", &text(&mut map)?),
+                "f" => attrs.str("code.filepath", &text(&mut map)?),
+                "l" => attrs.value("code.lineno", Value::IntValue(map.next_value()?)),
+                "c" => map.next_value_seed(Flatten {
+                    prefix: "",
+                    into: &mut attrs,
+                })?,
                 _ => {
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }
             }
         }
-        Ok(SpanLine(p))
-    }
-}
-
-impl Parts {
-    fn into_span(self) -> Option<Span> {
-        let (trace_id, span_id) = (self.trace_id?, self.span_id?);
-        let start = self.start?;
-        let end = start.saturating_add(self.duration?);
-        let (name, status) = (self.name?, self.status?);
-        let mut attributes = self.context;
-        if let Some(t) = self.error_type {
-            attributes.push(string("error.type", t));
+        let (Some(start), Some(duration), Some(status), true) =
+            (start, duration, status, trace && id && named)
+        else {
+            return Ok(false);
+        };
+        attrs.str("observe.status", &status);
+        if *status == *CallStatus::Cancelled.as_str() {
+            attrs.value("observe.cancelled", Value::BoolValue(true));
         }
-        if let Some(id) = self.correlation_id {
-            attributes.push(string("correlation_id", id));
+        attrs.finish();
+        span.start_time_unix_nano = start;
+        span.end_time_unix_nano = start.saturating_add(duration);
+        if [CallStatus::Error, CallStatus::Panic]
+            .map(CallStatus::as_str)
+            .contains(&&*status)
+        {
+            let s = span.status.get_or_insert_with(Status::default);
+            set_text(&mut s.message, message.as_deref().unwrap_or_default());
+            s.code = StatusCode::Error as i32;
+        } else {
+            span.status = None;
         }
-        if let Some(m) = self.module {
-            attributes.push(string("code.namespace", m));
-        }
-        if let Some(file) = self.file {
-            attributes.push(string("code.filepath", file));
-        }
-        if let Some(l) = self.lineno {
-            attributes.push(key_value("code.lineno", Value::IntValue(l)));
-        }
-        attributes.push(string("observe.status", status.as_str()));
-        if status == CallStatus::Cancelled.as_str() {
-            attributes.push(key_value("observe.cancelled", Value::BoolValue(true)));
-        }
-        let failed = status == CallStatus::Error.as_str() || status == CallStatus::Panic.as_str();
-        let status = failed.then(|| Status {
-            message: self.message.unwrap_or_default(),
-            code: StatusCode::Error as i32,
-        });
-        let remote = self.remote && self.parent.is_some();
-        let mut flags = FLAG_SAMPLED;
-        if self.parent.is_some() {
-            flags |= FLAG_HAS_IS_REMOTE;
+        let remote = remote && parent.is_some();
+        span.flags = FLAG_SAMPLED;
+        if let Some(p) = parent {
+            span.parent_span_id.extend_from_slice(&p);
+            span.flags |= FLAG_HAS_IS_REMOTE;
             if remote {
-                flags |= FLAG_IS_REMOTE;
+                span.flags |= FLAG_IS_REMOTE;
             }
         }
-        Some(Span {
-            trace_id: trace_id.to_vec(),
-            span_id: span_id.to_vec(),
-            parent_span_id: self.parent.map(|p| p.to_vec()).unwrap_or_default(),
-            flags,
-            name,
-            kind: if remote {
-                SpanKind::Server
-            } else {
-                SpanKind::Internal
-            } as i32,
-            start_time_unix_nano: start,
-            end_time_unix_nano: end,
-            attributes,
-            status,
-            ..Span::default()
-        })
+        span.kind = if remote {
+            SpanKind::Server
+        } else {
+            SpanKind::Internal
+        } as i32;
+        Ok(true)
     }
 }
 
@@ -509,6 +479,27 @@ mod tests {
             "a call shorter than the clock's tick"
         );
         assert!(s.attributes.iter().any(|kv| kv.key == "observe.cancelled"));
+    }
+
+    #[test]
+    fn a_span_written_over_keeps_nothing_of_the_last() {
+        let mut enc = SpanEncoder::new(resource::build("svc", None, &[]));
+        let full = br#"{"t":"0af7651916cd43dd8448eb211c80319c","s":"b7ad6b7169203331","p":"00f067aa0ba902b7","r":1,"b":10,"d":15,"st":"error","o":"db.query","m":"gone","x":"IoError","c":{"table":"users"},"i":"req_1","n":"app::db","f":"src/db.rs","l":42}"#;
+        let bare = br#"{"t":"1af7651916cd43dd8448eb211c80319c","s":"c7ad6b7169203331","b":1,"d":2,"st":"success","o":"op"}"#;
+        let mut out = Vec::new();
+        enc.encode(&[full, full], &mut [Fate::Sent; 2], &mut out);
+        out.clear();
+        let mut fates = [Fate::Sent; 2];
+        enc.encode(&[b"{}", bare], &mut fates, &mut out);
+        assert_eq!(fates, [Fate::Rejected, Fate::Sent]);
+        let req = ExportTraceServiceRequest::decode(out.as_slice()).unwrap();
+        let spans = &req.resource_spans[0].scope_spans[0].spans;
+        assert_eq!(spans.len(), 1);
+        assert_eq!(spans[0], span(bare).unwrap());
+        let keys: Vec<&str> = spans[0].attributes.iter().map(|kv| &*kv.key).collect();
+        assert_eq!(keys, ["observe.status"]);
+        assert!(spans[0].parent_span_id.is_empty() && spans[0].status.is_none());
+        assert_eq!(spans[0].kind, SpanKind::Internal as i32);
     }
 
     #[test]
