@@ -272,7 +272,26 @@ fn observe_otlp(c: &mut Criterion) {
         .level(LevelFilter::INFO)
         .install()
         .expect("install");
+    let started = std::time::Instant::now();
     common::observe_pair(c, "otlp", observed, observed_async);
+    // What the worker delivered while the callers ran flat out: the
+    // counters its batches have published so far.
+    let text = guard.render().unwrap_or_default();
+    let count = |family: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(family) && l.contains("sink=\"otlp\""))
+            .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let (sent, dropped) = (
+        count("log_lines_sent_total"),
+        count("log_lines_dropped_total"),
+    );
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "otlp worker: {sent} spans and log records sent, {dropped} dropped (queue full) in {secs:.1} s: {:.0} k items/s delivered",
+        sent / secs / 1e3
+    );
     drop(guard);
     drain.report();
 }
