@@ -101,12 +101,7 @@ impl Client {
 
     /// Connects (TLS included) before `deadline`.
     pub(crate) fn connect(&mut self, deadline: Deadline) -> io::Result<()> {
-        self.conn = Some(Conn::open_until(
-            &self.dest.target.endpoint,
-            &self.dest.net,
-            deadline,
-            self.dest.net.io_timeout,
-        )?);
+        self.conn = Some(open(&self.dest, deadline)?);
         self.requests_on_conn = 0;
         Ok(())
     }
@@ -149,12 +144,8 @@ impl Client {
         };
         loop {
             if self.conn.is_none() {
-                self.conn = Some(Conn::open_until(
-                    &self.dest.target.endpoint,
-                    &self.dest.net,
-                    deadline,
-                    self.dest.net.io_timeout,
-                )?);
+                // Field by field: `body` may borrow `compressed`.
+                self.conn = Some(open(&self.dest, deadline)?);
                 self.requests_on_conn = 0;
             }
             let reused = self.requests_on_conn > 0;
@@ -368,6 +359,16 @@ fn imf_fixdate(s: &str) -> Option<u64> {
     }
     let days = u64::try_from(crate::log::timestamp::days_from_civil(year, month, day)).ok()?;
     Some(days * 86_400 + h * 3600 + m * 60 + sec)
+}
+
+/// A connection to `dest` (TLS included), opened before `deadline`.
+fn open(dest: &Destination, deadline: Deadline) -> io::Result<Conn> {
+    Conn::open_until(
+        &dest.target.endpoint,
+        &dest.net,
+        deadline,
+        dest.net.io_timeout,
+    )
 }
 
 /// Turns queued lines into one export request.
