@@ -219,20 +219,31 @@ fn headers_reach_the_collector() {
     });
 }
 
-#[test]
-fn a_call_under_an_inbound_traceparent_is_a_server_span_of_that_trace() {
+/// Runs `outer(3)` in the request of an inbound `traceparent`, then
+/// `after` outside it, all exported to a fresh receiver.
+fn under_traceparent(
+    traceparent: &'static str,
+    after: impl FnOnce(),
+) -> (Receiver, observe_runtime::otlp::OtlpExporter) {
     let r = Receiver::start();
     let exporter = exporter(&config(&r).logs(false));
     let capture = CaptureSink::new();
     let mut headers = http::HeaderMap::new();
-    headers.insert(
-        "traceparent",
-        http::HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
-    );
+    headers.insert("traceparent", http::HeaderValue::from_static(traceparent));
     let id = observe::correlation::http::extract(&headers);
     tracing::dispatcher::with_default(&dispatch(&exporter, &capture), || {
         observe::correlation::scope(id, || outer(3).expect("ok"));
+        after();
     });
+    (r, exporter)
+}
+
+#[test]
+fn a_call_under_an_inbound_traceparent_is_a_server_span_of_that_trace() {
+    let (r, _exporter) = under_traceparent(
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        || {},
+    );
     assert!(r.wait(Duration::from_secs(10), |got| got.spans.len() == 2));
     r.with(|got| {
         let (o, i) = (
@@ -253,19 +264,12 @@ fn a_call_under_an_inbound_traceparent_is_a_server_span_of_that_trace() {
 
 #[test]
 fn an_unsampled_inbound_parent_turns_its_trace_off() {
-    let r = Receiver::start();
-    let exporter = exporter(&config(&r).logs(false));
-    let capture = CaptureSink::new();
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        "traceparent",
-        http::HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"),
+    let (r, exporter) = under_traceparent(
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+        || {
+            inner().expect("ok");
+        },
     );
-    let id = observe::correlation::http::extract(&headers);
-    tracing::dispatcher::with_default(&dispatch(&exporter, &capture), || {
-        observe::correlation::scope(id, || outer(3).expect("ok"));
-        inner().expect("ok");
-    });
     assert!(exporter.flush(Duration::from_secs(10)));
     r.with(|got| {
         assert_eq!(got.spans.len(), 1, "only the call outside the request");
