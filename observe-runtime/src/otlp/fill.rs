@@ -4,7 +4,8 @@
 //! allocates nothing (allocating and freeing every key and value was a
 //! third of the worker's time). What is kept is bounded: the messages of
 //! one request (one window of lines, at most a megabyte of them) and at
-//! most [`MAX_SPARE`] more.
+//! most [`MAX_SPARE`] more, each holding at most [`MAX_KEPT_BYTES`] (a
+//! message that once held a long line is let go, not kept at its size).
 //!
 //! The lines are read member by member with serde; a member's value is a
 //! [`Scalar`] borrowed from the line, and only an array or an object nested
@@ -14,20 +15,75 @@ use std::borrow::Cow;
 use std::fmt;
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::trace::v1::Span;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 use super::resource::{from_json, hex_id};
 use crate::sink::worker::Fate;
 
 /// Most messages kept for reuse beyond the last request's.
-const MAX_SPARE: usize = 4096;
+const MAX_SPARE: usize = 1024;
+
+/// Most heap a message kept for reuse may hold: a few long lines' worth.
+const MAX_KEPT_BYTES: usize = 8 * 1024;
+
+/// A message that can be written over.
+pub(crate) trait Reusable: Default {
+    /// About how many heap bytes it holds (its buffers' room, not what
+    /// they hold now).
+    fn heap_bytes(&self) -> usize;
+}
+
+impl Reusable for Span {
+    fn heap_bytes(&self) -> usize {
+        self.name.capacity()
+            + self.trace_id.capacity()
+            + self.span_id.capacity()
+            + self.parent_span_id.capacity()
+            + self.status.as_ref().map_or(0, |s| s.message.capacity())
+            + attributes_bytes(&self.attributes)
+    }
+}
+
+impl Reusable for LogRecord {
+    fn heap_bytes(&self) -> usize {
+        self.severity_text.capacity()
+            + self.trace_id.capacity()
+            + self.span_id.capacity()
+            + self.body.as_ref().map_or(0, value_bytes)
+            + attributes_bytes(&self.attributes)
+    }
+}
+
+fn attributes_bytes(list: &[KeyValue]) -> usize {
+    list.iter()
+        .map(|kv| {
+            std::mem::size_of::<KeyValue>()
+                + kv.key.capacity()
+                + kv.value.as_ref().map_or(0, value_bytes)
+        })
+        .sum()
+}
+
+/// A string's room; arrays and lists (rare, and of any size) count as too
+/// big to keep.
+fn value_bytes(v: &AnyValue) -> usize {
+    match &v.value {
+        Some(Value::StringValue(s)) => s.capacity(),
+        Some(Value::ArrayValue(_) | Value::KvlistValue(_) | Value::BytesValue(_)) => {
+            MAX_KEPT_BYTES + 1
+        }
+        _ => 0,
+    }
+}
 
 /// The messages of one request and the ones kept for the next.
 pub(crate) struct Recycler<T> {
     spare: Vec<T>,
 }
 
-impl<T: Default> Recycler<T> {
+impl<T: Reusable> Recycler<T> {
     pub(crate) const fn new() -> Self {
         Self { spare: Vec::new() }
     }
@@ -43,7 +99,11 @@ impl<T: Default> Recycler<T> {
         fill: impl Fn(&mut T, &[u8]) -> bool,
     ) {
         let room = MAX_SPARE.saturating_sub(self.spare.len());
-        self.spare.extend(live.drain(..).take(room));
+        self.spare.extend(
+            live.drain(..)
+                .filter(|m| m.heap_bytes() <= MAX_KEPT_BYTES)
+                .take(room),
+        );
         for (line, fate) in lines.iter().zip(fates.iter_mut()) {
             let mut m = self.spare.pop().unwrap_or_default();
             if fill(&mut m, line) {
@@ -442,6 +502,12 @@ mod tests {
         }
     }
 
+    impl Reusable for String {
+        fn heap_bytes(&self) -> usize {
+            self.capacity()
+        }
+    }
+
     #[test]
     fn the_spare_messages_are_bounded() {
         let mut r = Recycler::<String>::new();
@@ -456,5 +522,17 @@ mod tests {
         assert_eq!(live, ["x"]);
         assert_eq!(fates, [Fate::Rejected, Fate::Sent]);
         assert_eq!(r.spare.len(), MAX_SPARE - 1);
+        // One that held a long line is let go.
+        let mut r = Recycler::<String>::new();
+        let mut live = vec!["x".repeat(MAX_KEPT_BYTES + 1), "short".to_owned()];
+        r.refill(&mut live, &[], &mut [], fill);
+        assert_eq!(r.spare, ["short"]);
+        let record = LogRecord {
+            body: Some(AnyValue {
+                value: Some(Value::StringValue("y".repeat(MAX_KEPT_BYTES + 1))),
+            }),
+            ..LogRecord::default()
+        };
+        assert!(record.heap_bytes() > MAX_KEPT_BYTES);
     }
 }
