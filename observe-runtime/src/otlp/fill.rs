@@ -3,9 +3,10 @@
 //! ID bytes and attribute lists are reused and a steady stream of lines
 //! allocates nothing (allocating and freeing every key and value was a
 //! third of the worker's time). What is kept is bounded: the messages of
-//! one request (one window of lines, at most a megabyte of them) and at
-//! most [`MAX_SPARE`] more, each holding at most [`MAX_KEPT_BYTES`] (a
-//! message that once held a long line is let go, not kept at its size).
+//! one request (one window of lines, at most a megabyte of them) and spare
+//! ones holding at most [`MAX_SPARE_BYTES`] in all, each at most
+//! [`MAX_KEPT_BYTES`] (a message that once held a long line is let go, not
+//! kept at its size).
 //!
 //! The lines are read member by member with serde; a member's value is a
 //! [`Scalar`] borrowed from the line, and only an array or an object nested
@@ -22,8 +23,8 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use super::resource::{from_json, hex_id};
 use crate::sink::worker::Fate;
 
-/// Most messages kept for reuse beyond the last request's.
-const MAX_SPARE: usize = 1024;
+/// Most heap the messages kept beyond the last request's may hold.
+const MAX_SPARE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Most heap a message kept for reuse may hold: a few long lines' worth.
 const MAX_KEPT_BYTES: usize = 8 * 1024;
@@ -80,12 +81,18 @@ fn value_bytes(v: &AnyValue) -> usize {
 
 /// The messages of one request and the ones kept for the next.
 pub(crate) struct Recycler<T> {
-    spare: Vec<T>,
+    /// Each with its heap bytes as counted when kept.
+    spare: Vec<(T, usize)>,
+    /// The sum of those.
+    bytes: usize,
 }
 
 impl<T: Reusable> Recycler<T> {
     pub(crate) const fn new() -> Self {
-        Self { spare: Vec::new() }
+        Self {
+            spare: Vec::new(),
+            bytes: 0,
+        }
     }
 
     /// Writes `lines` over the messages of `live` (the last request's) by
@@ -98,20 +105,32 @@ impl<T: Reusable> Recycler<T> {
         fates: &mut [Fate],
         fill: impl Fn(&mut T, &[u8]) -> bool,
     ) {
-        let room = MAX_SPARE.saturating_sub(self.spare.len());
-        self.spare.extend(
-            live.drain(..)
-                .filter(|m| m.heap_bytes() <= MAX_KEPT_BYTES)
-                .take(room),
-        );
+        for m in live.drain(..) {
+            self.keep(m);
+        }
         for (line, fate) in lines.iter().zip(fates.iter_mut()) {
-            let mut m = self.spare.pop().unwrap_or_default();
+            let mut m = match self.spare.pop() {
+                Some((m, bytes)) => {
+                    self.bytes -= bytes;
+                    m
+                }
+                None => T::default(),
+            };
             if fill(&mut m, line) {
                 live.push(m);
             } else {
-                self.spare.push(m);
+                self.keep(m);
                 *fate = Fate::Rejected;
             }
+        }
+    }
+
+    /// Keeps `m` for reuse if it is small enough and there is room.
+    fn keep(&mut self, m: T) {
+        let bytes = m.heap_bytes();
+        if bytes <= MAX_KEPT_BYTES && self.bytes + bytes <= MAX_SPARE_BYTES {
+            self.bytes += bytes;
+            self.spare.push((m, bytes));
         }
     }
 }
@@ -511,7 +530,7 @@ mod tests {
     #[test]
     fn the_spare_messages_are_bounded() {
         let mut r = Recycler::<String>::new();
-        let mut live = vec![String::new(); MAX_SPARE + 10];
+        let mut live = vec!["z".repeat(1024); MAX_SPARE_BYTES / 1024 + 10];
         let fill = |s: &mut String, line: &[u8]| {
             s.clear();
             s.push_str(std::str::from_utf8(line).unwrap());
@@ -521,12 +540,13 @@ mod tests {
         r.refill(&mut live, &[b"", b"x"], &mut fates, fill);
         assert_eq!(live, ["x"]);
         assert_eq!(fates, [Fate::Rejected, Fate::Sent]);
-        assert_eq!(r.spare.len(), MAX_SPARE - 1);
+        assert_eq!(r.spare.len(), MAX_SPARE_BYTES / 1024 - 1);
+        assert_eq!(r.bytes, MAX_SPARE_BYTES - 1024);
         // One that held a long line is let go.
         let mut r = Recycler::<String>::new();
         let mut live = vec!["x".repeat(MAX_KEPT_BYTES + 1), "short".to_owned()];
         r.refill(&mut live, &[], &mut [], fill);
-        assert_eq!(r.spare, ["short"]);
+        assert_eq!(r.spare, [("short".to_owned(), 5)]);
         let record = LogRecord {
             body: Some(AnyValue {
                 value: Some(Value::StringValue("y".repeat(MAX_KEPT_BYTES + 1))),
