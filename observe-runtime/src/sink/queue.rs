@@ -672,8 +672,13 @@ impl Queue {
         let c = &self.counters;
         let (queued, queued_bytes, dropped) = {
             let st = self.lock();
-            let (lines, bytes) = self.queued();
-            let in_lanes: u64 = self.lanes.iter().map(|lane| lane.lock().dropped).sum();
+            let (lines, bytes, in_lanes) =
+                self.lanes
+                    .iter()
+                    .fold((0, 0, 0), |(lines, bytes, dropped), lane| {
+                        let l = lane.lock();
+                        (lines + l.lines, bytes + l.buf.len(), dropped + l.dropped)
+                    });
             (
                 lines + st.in_flight,
                 bytes as u64 + st.in_flight_bytes,
