@@ -33,8 +33,7 @@ pub use config::{
     Sampler,
 };
 pub(crate) use config::{OtlpEnv, Signal};
-#[allow(unused_imports)] // for the metrics exporter
-pub(crate) use transport::{Client, Outcome};
+use transport::{Client, Outcome};
 
 use crate::base::Background;
 use crate::net::SinkError;

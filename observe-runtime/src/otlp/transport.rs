@@ -55,7 +55,6 @@ pub(crate) struct Client {
     headers: String,
     compressed: Vec<u8>,
     /// Paces [`export_until`](Self::export_until).
-    #[allow(dead_code)] // until the metrics exporter retries through it
     backoff: Backoff,
 }
 
@@ -191,7 +190,6 @@ impl Client {
     /// The last failure, once `deadline` has passed or `wait` gave up: a
     /// connection error, or the last `Retry` answer as an `io::Error` of
     /// kind `TimedOut`.
-    #[allow(dead_code)] // until the metrics exporter retries through it
     pub(crate) fn export_until(
         &mut self,
         body: &[u8],
