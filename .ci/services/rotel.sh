@@ -85,32 +85,25 @@ start() {
   echo "rotel ready pid=$pid otlp_http=http://127.0.0.1:$port otlp_grpc=127.0.0.1:$gport startup_ms=$(( $(now_ms) - t0 )) rss_kb=$(awk '/^VmRSS/{print $2}' "/proc/$pid/status")"
 }
 
-stop() {
-  local dir=${1:?usage: stop DIR}
-  [ -f "$dir/pid" ] || { echo "rotel.sh: no pid file in $dir, nothing to stop"; return 0; }
+# Ends the agent in DIR with SIGNAL (TERM: a stop; KILL: a crash) and waits
+# for it; an agent still there after 15 s gets SIGKILL.
+end() {
+  local dir=$1 sig=$2 what=$3 done=$4
+  [ -f "$dir/pid" ] || { echo "rotel.sh: no pid file in $dir, nothing to $what"; return 0; }
   local pid; pid=$(cat "$dir/pid")
   if kill -0 "$pid" 2>/dev/null; then
     grep -qa rotel-agent "/proc/$pid/cmdline" || die "pid $pid is not rotel-agent; refusing to kill"
-    kill -TERM "$pid"
+    kill -"$sig" "$pid"
     local _i; for _i in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then echo "rotel.sh: SIGTERM timeout, sending SIGKILL" >&2; kill -KILL "$pid"; fi
+    if kill -0 "$pid" 2>/dev/null; then echo "rotel.sh: SIG$sig timeout, sending SIGKILL" >&2; kill -KILL "$pid"; fi
   fi
   rm -f "$dir/pid"
-  echo "rotel stopped pid=$pid"
+  echo "rotel $done pid=$pid"
 }
 
-kill_now() {
-  local dir=${1:?usage: kill DIR}
-  [ -f "$dir/pid" ] || { echo "rotel.sh: no pid file in $dir, nothing to kill"; return 0; }
-  local pid; pid=$(cat "$dir/pid")
-  if kill -0 "$pid" 2>/dev/null; then
-    grep -qa rotel-agent "/proc/$pid/cmdline" || die "pid $pid is not rotel-agent; refusing to kill"
-    kill -KILL "$pid"
-    local _i; for _i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-  fi
-  rm -f "$dir/pid"
-  echo "rotel killed pid=$pid"
-}
+stop() { end "${1:?usage: stop DIR}" TERM stop stopped; }
+
+kill_now() { end "${1:?usage: kill DIR}" KILL kill killed; }
 
 case "${1:-}" in
   start) shift; start "$@" ;;
