@@ -7,13 +7,13 @@ use observe::testing;
 use serde_json::Value;
 
 #[monitor_performance("outer")]
-fn outer() -> u32 {
+pub(crate) fn outer() -> u32 {
     tracing::info!("inside outer");
     inner() + inner()
 }
 
 #[monitor_performance("inner")]
-fn inner() -> u32 {
+pub(crate) fn inner() -> u32 {
     1
 }
 
@@ -26,7 +26,7 @@ async fn async_outer() -> u32 {
 }
 
 #[monitor_performance("async.inner")]
-async fn async_inner() -> u32 {
+pub(crate) async fn async_inner() -> u32 {
     tokio::task::yield_now().await;
     2
 }

@@ -6,16 +6,8 @@ use observe::monitor_performance;
 use observe::testing;
 use serde_json::Value;
 
-#[monitor_performance("outer")]
-fn outer() -> u32 {
-    tracing::info!("inside outer");
-    inner() + inner()
-}
-
-#[monitor_performance("inner")]
-fn inner() -> u32 {
-    1
-}
+// The same call shapes as the correlation tests, and one that spawns.
+use crate::call_trees::{async_inner, inner, outer};
 
 #[monitor_performance("async.outer")]
 async fn async_outer() -> u32 {
@@ -25,12 +17,6 @@ async fn async_outer() -> u32 {
         .await
         .expect("task");
     a + spawned + inner()
-}
-
-#[monitor_performance("async.inner")]
-async fn async_inner() -> u32 {
-    tokio::task::yield_now().await;
-    2
 }
 
 fn field<'a>(line: &'a Value, name: &str) -> Option<&'a str> {
