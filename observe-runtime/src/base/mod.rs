@@ -8,6 +8,7 @@ pub(crate) mod duration;
 pub(crate) mod json;
 pub mod names;
 pub(crate) mod percent;
+pub(crate) mod setting;
 mod status;
 pub(crate) mod supervise;
 pub(crate) mod thread_slot;

@@ -14,6 +14,7 @@ use tracing_subscriber::filter::Targets;
 
 use super::{InstallError, Observe, ObserveBuilder};
 use crate::base::duration::parse as duration;
+use crate::base::setting::{self, Shown, boolean};
 use crate::correlation::IdFormat;
 use crate::log::Redactor;
 
@@ -556,32 +557,19 @@ fn missing_feature(b: ObserveBuilder, var: &'static str, feature: &'static str) 
 /// A value as an error may quote it: URLs without their userinfo and
 /// query, tokens not at all, and nothing longer than a line.
 fn shown(var: &str, raw: &str) -> String {
-    const MAX: usize = 200;
-    match var {
-        "OBSERVE_INFLUXDB_TOKEN" | "OBSERVE_RELOAD_TOKEN" => "***".to_owned(),
-        "OBSERVE_ELASTICSEARCH" | "OBSERVE_INFLUXDB" => crate::net::http::mask_url(raw),
-        _ if raw.len() > MAX => {
-            let mut cut = MAX;
-            while !raw.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            format!("{}…", &raw[..cut])
-        }
-        _ => raw.to_owned(),
-    }
+    setting::shown(
+        raw,
+        match var {
+            "OBSERVE_INFLUXDB_TOKEN" | "OBSERVE_RELOAD_TOKEN" => Shown::Secret,
+            "OBSERVE_ELASTICSEARCH" | "OBSERVE_INFLUXDB" => Shown::Url,
+            _ => Shown::Plain,
+        },
+    )
 }
 
 fn host_port(v: &str) -> Option<String> {
     let (host, port) = v.rsplit_once(':')?;
     (!host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)).then(|| v.to_owned())
-}
-
-fn boolean(v: &str) -> Option<bool> {
-    match v.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" => Some(false),
-        _ => None,
-    }
 }
 
 /// `250ms`, `5s`, `1.5s`, `2m`.

@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::OtlpError;
+use crate::base::setting::{self, Shown, boolean};
 use crate::net::conn::NetOptions;
 use crate::net::http::{self, Target};
 
@@ -16,6 +17,11 @@ pub const DEFAULT_ENDPOINT: &str = "http://localhost:4318";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often metrics are exported.
 pub const DEFAULT_METRIC_EXPORT_INTERVAL: Duration = Duration::from_secs(60);
+/// The shortest metrics interval taken: a shorter one (zero included)
+/// would have the exporter encode and post back to back.
+pub const MIN_METRIC_EXPORT_INTERVAL: Duration = Duration::from_millis(100);
+/// The shortest export timeout taken: a zero one could never connect.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 
 /// One of the three kinds of telemetry, each with its own URL path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,7 +249,7 @@ impl OtlpConfig {
     }
 
     /// Longest one export may take, connecting included (default
-    /// [`DEFAULT_TIMEOUT`]).
+    /// [`DEFAULT_TIMEOUT`], at least [`MIN_TIMEOUT`]).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -256,7 +262,8 @@ impl OtlpConfig {
     }
 
     /// How often metrics are exported (default
-    /// [`DEFAULT_METRIC_EXPORT_INTERVAL`]).
+    /// [`DEFAULT_METRIC_EXPORT_INTERVAL`], at least
+    /// [`MIN_METRIC_EXPORT_INTERVAL`]).
     pub fn metric_export_interval(mut self, interval: Duration) -> Self {
         self.metric_export_interval = interval;
         self
@@ -372,6 +379,12 @@ impl OtlpConfig {
     }
 
     /// Where and how `signal` is sent, checked.
+    /// The metrics interval used: the one set, at least
+    /// [`MIN_METRIC_EXPORT_INTERVAL`].
+    pub(crate) fn metric_interval(&self) -> Duration {
+        self.metric_export_interval.max(MIN_METRIC_EXPORT_INTERVAL)
+    }
+
     pub(crate) fn resolve(&self, signal: Signal) -> Result<Destination, OtlpError> {
         let i = signal.index();
         let (url, path) = match &self.signal_endpoints[i] {
@@ -396,7 +409,9 @@ impl OtlpConfig {
                 http::mask_url(url)
             ))));
         }
-        let timeout = self.signal_timeouts[i].unwrap_or(self.timeout);
+        let timeout = self.signal_timeouts[i]
+            .unwrap_or(self.timeout)
+            .max(MIN_TIMEOUT);
         let net = NetOptions {
             connect_timeout: timeout,
             io_timeout: timeout,
@@ -429,14 +444,25 @@ impl OtlpConfig {
     }
 }
 
-/// A header a request can carry: a token for a name (RFC 9110), a value of
-/// visible characters and spaces, so no header can smuggle another.
+/// Headers the client writes itself: one configured beside them would
+/// frame or label the request twice.
+const OWN_HEADERS: [&str; 6] = [
+    "content-length",
+    "host",
+    "transfer-encoding",
+    "content-type",
+    "content-encoding",
+    "connection",
+];
+
+/// A header a request can carry: a token for a name (RFC 9110), not one
+/// the client writes, and a value of visible characters and spaces, so no
+/// header can smuggle another.
 fn valid_header(name: &str, value: &str) -> bool {
     let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
     !name.is_empty()
         && name.bytes().all(token)
-        && !name.eq_ignore_ascii_case("content-length")
-        && !name.eq_ignore_ascii_case("host")
+        && !OWN_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h))
         && value
             .bytes()
             .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
@@ -730,37 +756,41 @@ fn millis(v: &str) -> Option<Duration> {
         .map(Duration::from_millis)
 }
 
-fn boolean(v: &str) -> Option<bool> {
-    match v.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Some(true),
-        "false" | "0" | "no" | "off" => Some(false),
-        _ => None,
-    }
-}
-
 /// A value as an error may quote it: headers (API keys) not at all, URLs
 /// masked, nothing longer than a line.
 fn shown(var: &str, raw: &str) -> String {
-    const MAX: usize = 200;
-    if var.ends_with("_HEADERS") {
-        return "***".to_owned();
-    }
-    if var.ends_with("_ENDPOINT") {
-        return http::mask_url(raw);
-    }
-    if raw.len() > MAX {
-        let mut cut = MAX;
-        while !raw.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        return format!("{}…", &raw[..cut]);
-    }
-    raw.to_owned()
+    let kind = if var.ends_with("_HEADERS") {
+        Shown::Secret
+    } else if var.ends_with("_ENDPOINT") {
+        Shown::Url
+    } else {
+        Shown::Plain
+    };
+    setting::shown(raw, kind)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_times_are_raised_to_their_floor() {
+        let c = OtlpConfig::new("http://h:4318")
+            .timeout(Duration::ZERO)
+            .metric_export_interval(Duration::ZERO);
+        assert_eq!(c.metric_interval(), MIN_METRIC_EXPORT_INTERVAL);
+        let d = c.resolve(Signal::Metrics).unwrap();
+        assert_eq!(d.net.io_timeout, MIN_TIMEOUT);
+        assert_eq!(d.net.connect_timeout, MIN_TIMEOUT);
+    }
+
+    #[test]
+    fn headers_the_client_writes_itself_are_refused() {
+        for name in OWN_HEADERS.iter().copied().chain(["Transfer-Encoding", "HOST"]) {
+            assert!(!valid_header(name, "x"), "{name}");
+        }
+        assert!(valid_header("x-api-key", "k-123"));
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Result<OtlpConfig, OtlpError> {
         OtlpConfig::from_env_vars(pairs.iter().copied())

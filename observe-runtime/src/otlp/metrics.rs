@@ -227,7 +227,7 @@ fn string_attribute(key: &str, value: String) -> KeyValue {
 /// collector. Called on the exporter's own thread, one export at a time.
 pub(crate) trait MetricsPost: Send + 'static {
     /// Delivers one protobuf-encoded `ExportMetricsServiceRequest`,
-    /// giving up at `deadline` (retries included): past it the export is
+    /// giving up at `deadline`: past it the export is
     /// superseded by the next one, or the exporter is being stopped.
     ///
     /// # Errors
@@ -269,8 +269,8 @@ enum Command {
 
 /// The periodic export of the operation metrics, on a supervised thread
 /// of its own. Stopped (with a last export) by [`stop`](Self::stop) or
-/// through [`Background`]; a drop ends it without a last export and
-/// without waiting.
+/// through [`Background`]; a drop closes its channel, which ends it
+/// without a last export and without waiting.
 #[derive(Debug)]
 pub(crate) struct MetricsExporter {
     commands: mpsc::Sender<Command>,
@@ -309,7 +309,6 @@ pub(crate) fn start<P: MetricsPost>(
     let thread = supervise::spawn(THREAD_NAME.into(), COMPONENT.into(), move |restarts| {
         worker.body(&rx, restarts);
     })?;
-    describe();
     Ok(MetricsExporter {
         commands,
         thread: Some(thread),
@@ -348,16 +347,6 @@ impl MetricsExporter {
 impl Background for MetricsExporter {
     fn stop(mut self: Box<Self>, timeout: Duration) {
         self.shut_down(timeout);
-    }
-}
-
-impl Drop for MetricsExporter {
-    fn drop(&mut self) {
-        // Not stopped: let the thread end without a last export, and do
-        // not wait for it.
-        if self.thread.take().is_some() {
-            let _ = self.commands.send(Command::Stop(Instant::now()));
-        }
     }
 }
 
@@ -449,6 +438,9 @@ impl<P: MetricsPost> Worker<P> {
     }
 
     fn failed(&mut self, why: &str) {
+        // Described here, not at start: the exporter starts before the
+        // recorder is installed, and a description then reaches none.
+        describe();
         self.counts.failed.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(names::OTLP_EXPORTS_FAILED_TOTAL, names::LABEL_SIGNAL => SIGNAL)
             .increment(1);

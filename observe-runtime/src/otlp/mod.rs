@@ -29,8 +29,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::{
-    Compression, DEFAULT_ENDPOINT, DEFAULT_METRIC_EXPORT_INTERVAL, DEFAULT_TIMEOUT, OtlpConfig,
-    Sampler,
+    Compression, DEFAULT_ENDPOINT, DEFAULT_METRIC_EXPORT_INTERVAL, DEFAULT_TIMEOUT,
+    MIN_METRIC_EXPORT_INTERVAL, MIN_TIMEOUT, OtlpConfig, Sampler,
 };
 pub(crate) use config::{OtlpEnv, Signal};
 use transport::{Client, Outcome};
@@ -174,13 +174,13 @@ impl OtlpExporter {
         let mut lanes = Vec::new();
         let traces = config.exports(Signal::Traces);
         if traces {
-            let client = Client::new(config.resolve(Signal::Traces)?, config.backoff);
+            let client = Client::new(config.resolve(Signal::Traces)?);
             let encoder = traces::SpanEncoder::new(resource.clone());
             lanes.push(transport::Lane::new(client, encoder, traces::is_span_line));
         }
         let logs = config.exports(Signal::Logs);
         if logs {
-            let client = Client::new(config.resolve(Signal::Logs)?, config.backoff);
+            let client = Client::new(config.resolve(Signal::Logs)?);
             let encoder = logs::LogEncoder::new(resource);
             lanes.push(transport::Lane::new(client, encoder, logs::is_record_line));
         }
@@ -261,15 +261,14 @@ pub(crate) fn start_metrics(
         return Ok(None);
     };
     let resource = resource::build(service, version, &config.resource);
-    let mut client = Client::new(config.resolve(Signal::Metrics)?, config.backoff);
-    // Runs on the exporter's thread; a retry never outlives the deadline
-    // the exporter gives (the next export, or the end of its stop).
+    let mut client = Client::new(config.resolve(Signal::Metrics)?);
+    // Runs on the exporter's thread: one attempt, within the export
+    // timeout and before the deadline the exporter gives (the next
+    // export, or the end of its stop). A failed export is not retried:
+    // the next one carries everything it did.
     let post = move |body: Vec<u8>, deadline: std::time::Instant| {
-        let outcome = client.export_until(&body, Deadline::at(deadline), |pause| {
-            std::thread::sleep(pause);
-            true
-        });
-        match outcome {
+        let deadline = Deadline::at(deadline).min_after(client.timeout());
+        match client.export(&body, deadline) {
             Ok(Outcome::Accepted { rejected: 0, .. }) => Ok(()),
             Ok(Outcome::Accepted { rejected, message }) => Err(format!(
                 "the collector refused {rejected} data points: {}",
@@ -282,7 +281,7 @@ pub(crate) fn start_metrics(
     let exporter = metrics::start(
         Arc::clone(handle.native()),
         resource,
-        config.metric_export_interval,
+        config.metric_interval(),
         post,
     )
     .map_err(|e| OtlpError::Start(SinkError::io("cannot start the OTLP metrics thread", e)))?;

@@ -5,7 +5,7 @@
 //! [`Client`] is one signal's connection and settings; the traces and
 //! logs workers drive it through [`LineTransport`] (the sink worker's
 //! queue, batches, backoff and counting), and a periodic exporter that
-//! holds an encoded request of its own calls [`Client::export_until`].
+//! holds an encoded request of its own calls [`Client::export`].
 
 use std::io::{self, Write as _};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,7 +17,7 @@ use super::config::{Compression, Destination, Signal};
 use crate::net::conn::Conn;
 use crate::net::deadline::Deadline;
 use crate::net::http;
-use crate::sink::worker::{Backoff, Batch, Failure, Fate, Transport};
+use crate::sink::worker::{Batch, Failure, Fate, Transport};
 
 /// Largest answer read: a partial success names its error in a short text.
 const MAX_RESPONSE: usize = 1024 * 1024;
@@ -54,8 +54,6 @@ pub(crate) struct Client {
     /// encoding.
     headers: String,
     compressed: Vec<u8>,
-    /// Paces [`export_until`](Self::export_until).
-    backoff: Backoff,
 }
 
 impl std::fmt::Debug for Client {
@@ -68,9 +66,8 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client for `dest`, not yet connected; `backoff` paces
-    /// [`export_until`](Self::export_until).
-    pub(crate) fn new(dest: Destination, backoff: (Duration, Duration)) -> Self {
+    /// A client for `dest`, not yet connected.
+    pub(crate) fn new(dest: Destination) -> Self {
         let mut headers = dest.headers.clone();
         if dest.compression == Compression::Gzip {
             headers.push_str("Content-Encoding: gzip\r\n");
@@ -81,7 +78,6 @@ impl Client {
             requests_on_conn: 0,
             headers,
             compressed: Vec::new(),
-            backoff: Backoff::new(backoff.0, backoff.1),
         }
     }
 
@@ -91,7 +87,12 @@ impl Client {
 
     /// The deadline of one exchange: the configured timeout from now.
     pub(crate) fn deadline(&self) -> Deadline {
-        Deadline::after(self.dest.net.io_timeout)
+        Deadline::after(self.timeout())
+    }
+
+    /// The longest one exchange may take.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.dest.net.io_timeout
     }
 
     pub(crate) fn is_connected(&self) -> bool {
@@ -178,55 +179,6 @@ impl Client {
             }
         }
     }
-
-    /// Exports `body` until it is accepted or refused for good, or until
-    /// `deadline`: connection failures and `Retry` answers are retried
-    /// after the backoff (at least the collector's `Retry-After`). `wait`
-    /// sleeps for the time it is given and returns `false` to give up
-    /// early (a stop request).
-    ///
-    /// # Errors
-    ///
-    /// The last failure, once `deadline` has passed or `wait` gave up: a
-    /// connection error, or the last `Retry` answer as an `io::Error` of
-    /// kind `TimedOut`.
-    pub(crate) fn export_until(
-        &mut self,
-        body: &[u8],
-        deadline: Deadline,
-        mut wait: impl FnMut(Duration) -> bool,
-    ) -> io::Result<Outcome> {
-        loop {
-            let at_least = match self.export(body, deadline.min_after(self.dest.net.io_timeout)) {
-                Ok(Outcome::Retry { why, after }) => {
-                    self.backoff.fail();
-                    if deadline.remaining().is_err() {
-                        return Err(io::Error::new(io::ErrorKind::TimedOut, why));
-                    }
-                    after.unwrap_or_default()
-                }
-                Ok(done) => {
-                    self.backoff.reset();
-                    return Ok(done);
-                }
-                Err(e) => {
-                    self.backoff.fail();
-                    if deadline.remaining().is_err() {
-                        return Err(e);
-                    }
-                    Duration::ZERO
-                }
-            };
-            let pause = self.backoff.delay().max(at_least);
-            let left = deadline.remaining()?;
-            if pause >= left || !wait(pause) {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "gave up retrying the export",
-                ));
-            }
-        }
-    }
 }
 
 fn unix_secs() -> u64 {
@@ -288,11 +240,9 @@ fn partial_success(signal: Signal, body: &[u8]) -> (u64, Option<String>) {
             .map(|p| (p.rejected_data_points, p.error_message)),
     }
     .unwrap_or_default();
-    let message = (!message.is_empty()).then(|| {
-        let mut m = message;
-        m.truncate(crate::base::json::truncate_at_char_boundary(&m, MAX_QUOTED).len());
-        m
-    });
+    // The collector's text: cut and without control characters, as any
+    // answer an error quotes.
+    let message = (!message.trim().is_empty()).then(|| quoted(message.as_bytes()));
     (u64::try_from(rejected).unwrap_or(0), message)
 }
 
