@@ -430,8 +430,8 @@ impl EnvConfig {
             b.hold = h;
         }
         b = apply_reload(b, self.reload_file, self.reload_token);
-        if self.otlp.asks_for_export && !cfg!(feature = "otlp") {
-            b = missing_feature(b, "OTEL_EXPORTER_OTLP_ENDPOINT", "otlp");
+        if let (Some(var), false) = (self.otlp.asked_by, cfg!(feature = "otlp")) {
+            b = missing_feature(b, var, "otlp");
         }
         b = super::otlp::apply_env(b, self.otlp, self.resource);
         b = apply_metrics_addr(b, self.metrics_addr);

@@ -141,40 +141,50 @@ impl Started {
     }
 }
 
+/// The variables that ask for the OTLP exporter.
+const ENDPOINT_VARS: [&str; 4] = [
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+];
+
 /// The `OTEL_*` variables, parsed by the environment step.
 #[derive(Debug, Default)]
 pub(super) struct FromEnv {
     #[cfg(feature = "otlp")]
     env: Option<OtlpEnv>,
-    /// An endpoint variable is set: the exporter is asked for.
-    pub(super) asks_for_export: bool,
+    /// The endpoint variable that asks for the exporter, unless
+    /// `OTEL_SDK_DISABLED` turns it off.
+    pub(super) asked_by: Option<&'static str>,
 }
 
 impl FromEnv {
     /// Parses the `OTEL_*` pairs; a bad value is `(variable, value as it
     /// may be shown, the form expected)`.
     pub(super) fn parse(vars: &[(String, String)]) -> Result<Self, (String, String, &'static str)> {
+        let set = |name: &str| {
+            vars.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.trim())
+                .filter(|v| !v.is_empty())
+        };
+        let disabled =
+            set("OTEL_SDK_DISABLED").and_then(crate::base::setting::boolean) == Some(true);
+        let asked_by = ENDPOINT_VARS
+            .into_iter()
+            .find(|name| !disabled && set(name).is_some());
         #[cfg(feature = "otlp")]
         {
-            let env = OtlpEnv::parse(vars.iter().map(|(k, v)| (k, v))).map_err(|e| match e {
-                crate::otlp::OtlpError::Env {
-                    var,
-                    value,
-                    expected,
-                } => (var, value, expected),
-                other => (String::from("OTEL_*"), other.to_string(), "valid"),
-            })?;
+            let env = OtlpEnv::parse(vars.iter().map(|(k, v)| (k, v)))
+                .map_err(|bad| (bad.var, bad.value, bad.expected))?;
             Ok(Self {
-                asks_for_export: env.sets_endpoint(),
                 env: Some(env),
+                asked_by,
             })
         }
         #[cfg(not(feature = "otlp"))]
-        Ok(Self {
-            asks_for_export: vars
-                .iter()
-                .any(|(k, v)| k.ends_with("_ENDPOINT") && !v.trim().is_empty()),
-        })
+        Ok(Self { asked_by })
     }
 }
 
@@ -240,5 +250,38 @@ mod tests {
             .expect_err("a bad endpoint");
         assert!(matches!(e, InstallError::Otlp(_)), "{e:?}");
         assert!(e.to_string().contains("traces endpoint"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::FromEnv;
+
+    fn asked_by(vars: &[(&str, &str)]) -> Option<&'static str> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        FromEnv::parse(&vars).expect("valid").asked_by
+    }
+
+    #[test]
+    fn only_the_otlp_endpoint_variables_ask_for_the_exporter() {
+        assert_eq!(
+            asked_by(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://h:4318/t")]),
+            Some("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        );
+        assert_eq!(
+            asked_by(&[("OTEL_EXPORTER_ZIPKIN_ENDPOINT", "http://h:9411")]),
+            None
+        );
+        assert_eq!(asked_by(&[("OTEL_EXPORTER_OTLP_ENDPOINT", " ")]), None);
+        assert_eq!(
+            asked_by(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://h:4318"),
+                ("OTEL_SDK_DISABLED", "true"),
+            ]),
+            None
+        );
     }
 }

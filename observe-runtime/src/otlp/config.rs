@@ -378,13 +378,13 @@ impl OtlpConfig {
         !self.disabled && self.signals[signal.index()]
     }
 
-    /// Where and how `signal` is sent, checked.
     /// The metrics interval used: the one set, at least
     /// [`MIN_METRIC_EXPORT_INTERVAL`].
     pub(crate) fn metric_interval(&self) -> Duration {
         self.metric_export_interval.max(MIN_METRIC_EXPORT_INTERVAL)
     }
 
+    /// Where and how `signal` is sent, checked.
     pub(crate) fn resolve(&self, signal: Signal) -> Result<Destination, OtlpError> {
         let i = signal.index();
         let (url, path) = match &self.signal_endpoints[i] {
@@ -492,6 +492,25 @@ impl fmt::Debug for Destination {
     }
 }
 
+/// An `OTEL_*` variable whose value does not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BadValue {
+    pub(crate) var: String,
+    /// As far as it may be shown.
+    pub(crate) value: String,
+    pub(crate) expected: &'static str,
+}
+
+impl From<BadValue> for OtlpError {
+    fn from(b: BadValue) -> Self {
+        Self::Env {
+            var: b.var,
+            value: b.value,
+            expected: b.expected,
+        }
+    }
+}
+
 /// The `OTEL_*` variables, parsed and checked: what they set, and only
 /// that, so they can go over a configuration made in code.
 #[derive(Debug, Clone, Default)]
@@ -524,7 +543,7 @@ enum SamplerName {
 impl OtlpEnv {
     /// Parses the `OTEL_*` pairs the exporter reads; other names are
     /// ignored.
-    pub(crate) fn parse<I, K, V>(vars: I) -> Result<Self, OtlpError>
+    pub(crate) fn parse<I, K, V>(vars: I) -> Result<Self, BadValue>
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<str>,
@@ -537,7 +556,7 @@ impl OtlpEnv {
             if v.is_empty() {
                 continue;
             }
-            let err = |expected| OtlpError::Env {
+            let err = |expected| BadValue {
                 var: k.to_owned(),
                 value: shown(k, raw),
                 expected,
@@ -612,8 +631,8 @@ impl OtlpEnv {
         signal: Option<Signal>,
         setting: &str,
         v: &str,
-        err: impl Fn(&'static str) -> OtlpError,
-    ) -> Result<(), OtlpError> {
+        err: impl Fn(&'static str) -> BadValue,
+    ) -> Result<(), BadValue> {
         match setting {
             "ENDPOINT" => {
                 check_url(v).map_err(&err)?;
@@ -786,7 +805,11 @@ mod tests {
 
     #[test]
     fn headers_the_client_writes_itself_are_refused() {
-        for name in OWN_HEADERS.iter().copied().chain(["Transfer-Encoding", "HOST"]) {
+        for name in OWN_HEADERS
+            .iter()
+            .copied()
+            .chain(["Transfer-Encoding", "HOST"])
+        {
             assert!(!valid_header(name, "x"), "{name}");
         }
         assert!(valid_header("x-api-key", "k-123"));
