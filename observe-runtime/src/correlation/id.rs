@@ -275,7 +275,7 @@ fn generated_trace_id(secs: u64, rand: u32) -> u128 {
 /// same trace from the same ID; it reads eight bytes a step, because every
 /// line of a request without a `traceparent` pays for it.
 pub(crate) fn text_trace_id(text: &str) -> u128 {
-    if let Some(v) = hex_trace_id(text) {
+    if let Some(v) = hex_trace_id(text).or_else(|| made_trace_id(text)) {
         return v;
     }
     let bytes = text.as_bytes();
@@ -289,6 +289,35 @@ pub(crate) fn text_trace_id(text: &str) -> u128 {
         b = mix(b.wrapping_add(v) ^ a.rotate_left(23));
     }
     (u128::from(mix(a ^ b)) << 64 | u128::from(mix(b ^ 0xa409_3822_299f_31d0))).max(1)
+}
+
+/// The trace of the text of an ID a process made (`req_{secs}_{8 hex}`,
+/// or a lowercase hyphenated UUID), as the ID itself has it: a service
+/// that gets only the text finds the trace the maker had.
+fn made_trace_id(text: &str) -> Option<u128> {
+    if text.len() == 36 {
+        let mut buf = uuid::Uuid::encode_buffer();
+        return uuid::Uuid::try_parse(text)
+            .ok()
+            .filter(|u| u.hyphenated().encode_lower(&mut buf) == text)
+            .map(|u| u.as_u128());
+    }
+    let (secs, rand) = text.strip_prefix("req_")?.split_once('_')?;
+    // Written as `write_request_id` writes them, or it is other text.
+    let canonical_secs = !secs.is_empty()
+        && secs.len() <= 20
+        && secs.bytes().all(|b| b.is_ascii_digit())
+        && (secs == "0" || !secs.starts_with('0'));
+    let canonical_rand = rand.len() == 8
+        && rand
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+    if !(canonical_secs && canonical_rand) {
+        return None;
+    }
+    let secs = secs.parse().ok()?;
+    let rand = u32::from_str_radix(rand, 16).ok()?;
+    Some(generated_trace_id(secs, rand))
 }
 
 /// 32 lowercase hex digits, not all zero, as a trace-id.
@@ -476,6 +505,36 @@ impl std::hash::Hash for CorrelationId {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_made_id_s_text_leads_to_the_trace_the_id_has() {
+        for _ in 0..100 {
+            for id in [
+                CorrelationId::generate_request(),
+                CorrelationId::generate_uuid_v7(),
+            ] {
+                let text: CorrelationId = id.to_string().parse().expect("valid");
+                assert_eq!(text, id);
+                assert_eq!(text.trace_id(), id.trace_id(), "{id}");
+            }
+        }
+        let far = CorrelationId(Repr::Generated {
+            secs: 7,
+            rand: 0x0a,
+        });
+        assert_eq!(far.to_string(), "req_7_0000000a");
+        let text: CorrelationId = far.to_string().parse().expect("valid");
+        assert_eq!(text.trace_id(), far.trace_id());
+        // Other spellings of the same numbers are other text.
+        for other in [
+            "req_07_0000000a",
+            "req_7_0000000A",
+            "req_7_a",
+            "REQ_7_0000000a",
+        ] {
+            assert_ne!(text_trace_id(other), far.trace_id(), "{other}");
+        }
+    }
     use super::*;
 
     #[test]
