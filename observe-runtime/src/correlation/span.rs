@@ -38,7 +38,8 @@ pub(crate) fn exit(previous: u64) {
 /// A new span id: random and never 0.
 #[inline]
 pub(crate) fn fresh() -> u64 {
-    super::random_u64() | 1
+    // All 64 bits random; 0 means "no span".
+    super::random_u64().max(1)
 }
 
 /// Runs `f` with `span` current, restoring the previous span afterwards,

@@ -79,6 +79,12 @@ impl Decision {
         }
     }
 
+    /// Whether any call can become a span: an inbound parent's flag, or
+    /// a ratio above zero.
+    pub(crate) fn may_sample(self) -> bool {
+        self.parent_based || self.bound > 0
+    }
+
     /// Whether the call of trace `trace_id` becomes a span; `remote` is the
     /// inbound `traceparent`'s sampled flag, when the request had one.
     ///
@@ -135,8 +141,10 @@ impl CallConsumer for SpanConsumer {
         });
     }
 
+    /// Every call is a span, logged or not; but a sampler that keeps
+    /// nothing should not make every call be recorded for nothing.
     fn wants_unlogged_calls(&self) -> bool {
-        true
+        self.decision.may_sample()
     }
 }
 
@@ -410,6 +418,20 @@ mod tests {
             })
             .count();
         assert!((2_200..2_800).contains(&kept), "{kept}");
+    }
+
+    #[test]
+    fn only_a_sampler_that_keeps_nothing_may_not_sample() {
+        assert!(!Decision::new(Sampler::AlwaysOff).may_sample());
+        assert!(!Decision::new(Sampler::TraceIdRatio(0.0)).may_sample());
+        for s in [
+            Sampler::AlwaysOn,
+            Sampler::TraceIdRatio(1e-9),
+            Sampler::ParentBasedAlwaysOff,
+            Sampler::ParentBasedTraceIdRatio(0.0),
+        ] {
+            assert!(Decision::new(s).may_sample(), "{s:?}");
+        }
     }
 
     #[test]
