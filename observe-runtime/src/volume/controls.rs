@@ -218,48 +218,17 @@ pub const fn sample_threshold(rate: f64) -> u64 {
     }
 }
 
-/// Whether the request with `id` is in the kept share: the ID's text,
-/// hashed (FNV-1a, then a finalizer so nearby IDs spread), below the
-/// threshold. Any service computes the same for the same ID. The text is
-/// streamed into the hash, not allocated.
+/// Whether the request with `id` is in the kept share: its trace-id,
+/// which every service of the request derives alike (see
+/// [`CorrelationId`]'s trace), read as the OpenTelemetry `TraceIdRatio`
+/// sampler reads it (its low 56 bits), below the threshold. So a request
+/// is kept or dropped whole, in every service, and the lines kept at a
+/// rate are those of the traces a span sampler keeps at the same rate.
 fn kept(id: &CorrelationId, sample: u64) -> bool {
-    thread_local! {
-        static TEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-    }
-    let hashed = TEXT.try_with(|t| {
-        let mut t = t.try_borrow_mut().ok()?;
-        t.clear();
-        id.write_to(&mut t);
-        Some(hash(t.as_bytes()))
-    });
-    let h = hashed
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| hash(id.to_string().as_bytes()));
+    // The low 56 bits, scaled to the threshold's 64.
+    #[allow(clippy::cast_possible_truncation)]
+    let h = (id.trace_id() as u64) << 8;
     h < sample - 1
-}
-
-/// A stable hash of `bytes` (the same in every process: no random key),
-/// eight bytes at a time, then splitmix64's finalizer so that IDs that
-/// differ in one digit spread over the whole range.
-fn hash(bytes: &[u8]) -> u64 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut h = (bytes.len() as u64).wrapping_mul(K);
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K).rotate_left(29);
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut w = [0u8; 8];
-        w[..rest.len()].copy_from_slice(rest);
-        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K).rotate_left(29);
-    }
-    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
 }
 
 /// Whether any volume setting was ever made: until then a line needs no
@@ -317,6 +286,21 @@ pub(crate) fn with_controls<R>(operation: &str, f: impl FnOnce(&OperationControl
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rate_keeps_the_requests_a_trace_id_ratio_sampler_keeps() {
+        // OpenTelemetry's TraceIdRatioBased: the low 56 bits below
+        // ratio * 2^56.
+        let threshold = sample_threshold(0.25);
+        let mut agree = 0;
+        for _ in 0..10_000 {
+            let id = CorrelationId::generate();
+            let otel = (id.trace_id() as u64) & ((1 << 56) - 1) < 1 << 54;
+            assert_eq!(kept(&id, threshold), otel, "{id}");
+            agree += usize::from(otel);
+        }
+        assert!((2_200..2_800).contains(&agree), "{agree}");
+    }
 
     fn id(n: u32) -> CorrelationId {
         format!("req-{n}").parse().expect("valid")
