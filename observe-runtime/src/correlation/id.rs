@@ -208,47 +208,26 @@ impl CorrelationId {
     /// trace, so the next service need not derive it.
     #[must_use]
     pub(crate) fn trace_id(&self) -> u128 {
-        if let Some(t) = self.own_trace_id() {
-            return t;
-        }
-        match self.shared_text() {
-            Some(text) => text_trace_id(text),
-            None => {
-                let mut s = String::with_capacity(40);
-                self.write_to(&mut s);
-                text_trace_id(&s)
-            }
-        }
-    }
-
-    /// The trace of an ID that carries one or was made here: no text to
-    /// read (every line of a request derives it).
-    fn own_trace_id(&self) -> Option<u128> {
         match &self.0 {
-            Repr::Generated { secs, rand } => Some(generated_trace_id(*secs, *rand)),
+            Repr::Generated { secs, rand } => generated_trace_id(*secs, *rand),
             // 122 bits of time and randomness, never all zero.
-            Repr::Uuid(v) => Some(*v),
-            _ => self.trace_context().map(|t| t.trace_id),
+            Repr::Uuid(v) => *v,
+            Repr::Shared(text) => text_trace_id(text),
+            Repr::SharedInTrace(t) => t.trace.trace_id,
+            Repr::Trace(t) => t.trace_id,
         }
     }
 
     /// [`write_to`](Self::write_to), returning the ID's trace: the one it
-    /// arrived in, else one with the [`trace_id`](Self::trace_id) (for
-    /// text, of the text just written), no parent and sampled.
+    /// arrived in, else one with the [`trace_id`](Self::trace_id), no
+    /// parent and sampled.
     pub(crate) fn write_traced(&self, out: &mut String) -> TraceContext {
-        let start = out.len();
         self.write_to(out);
-        if let Some(t) = self.trace_context() {
-            return t;
-        }
-        let trace_id = self
-            .own_trace_id()
-            .unwrap_or_else(|| text_trace_id(&out[start..]));
-        TraceContext {
-            trace_id,
+        self.trace_context().unwrap_or_else(|| TraceContext {
+            trace_id: self.trace_id(),
             parent_span: 0,
             flags: 1,
-        }
+        })
     }
 }
 
