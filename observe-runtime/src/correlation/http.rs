@@ -12,7 +12,7 @@
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::id::TraceContext;
+use super::id::{TraceContext, lower_hex};
 use super::{CorrelationId, current};
 use crate::base::names;
 
@@ -199,7 +199,7 @@ impl TraceParent {
         if b.len() < 55 || !s.is_ascii() {
             return None;
         }
-        let version = hex_u128(&s[0..2])?;
+        let version = lower_hex(&s[0..2])?;
         // Version ff is forbidden; version 00 has exactly four fields, later
         // versions may append fields after a `-`.
         if version == 0xff || (version == 0 && b.len() != 55) || (b.len() > 55 && b[55] != b'-') {
@@ -208,9 +208,9 @@ impl TraceParent {
         if b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
             return None;
         }
-        let trace_id = hex_u128(&s[3..35])?;
-        let parent_id = u64::try_from(hex_u128(&s[36..52])?).ok()?;
-        let flags = u8::try_from(hex_u128(&s[53..55])?).ok()?;
+        let trace_id = lower_hex(&s[3..35])?;
+        let parent_id = u64::try_from(lower_hex(&s[36..52])?).ok()?;
+        let flags = u8::try_from(lower_hex(&s[53..55])?).ok()?;
         (trace_id != 0 && parent_id != 0).then_some(Self {
             trace_id,
             parent_id,
@@ -242,19 +242,6 @@ impl std::fmt::Display for TraceParent {
             self.trace_id, self.parent_id, self.flags
         )
     }
-}
-
-/// Lowercase hex only, as the spec requires.
-fn hex_u128(s: &str) -> Option<u128> {
-    if s.is_empty()
-        || s.len() > 32
-        || !s
-            .bytes()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
-    {
-        return None;
-    }
-    u128::from_str_radix(s, 16).ok()
 }
 
 #[cfg(test)]

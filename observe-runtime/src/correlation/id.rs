@@ -287,29 +287,30 @@ fn made_trace_id(text: &str) -> Option<u128> {
         && secs.len() <= 20
         && secs.bytes().all(|b| b.is_ascii_digit())
         && (secs == "0" || !secs.starts_with('0'));
-    let canonical_rand = rand.len() == 8
-        && rand
-            .bytes()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
-    if !(canonical_secs && canonical_rand) {
+    if !canonical_secs || rand.len() != 8 {
         return None;
     }
     let secs = secs.parse().ok()?;
-    let rand = u32::from_str_radix(rand, 16).ok()?;
+    let rand = u32::try_from(lower_hex(rand)?).ok()?;
     Some(generated_trace_id(secs, rand))
 }
 
 /// 32 lowercase hex digits, not all zero, as a trace-id.
 fn hex_trace_id(text: &str) -> Option<u128> {
-    let b = text.as_bytes();
-    if b.len() != 32
-        || !b
-            .iter()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
-    {
+    (text.len() == 32)
+        .then(|| lower_hex(text))
+        .flatten()
+        .filter(|v| *v != 0)
+}
+
+/// 1 to 32 lowercase hex digits (as W3C trace context spells every
+/// field), as a number.
+pub(crate) fn lower_hex(s: &str) -> Option<u128> {
+    let lower = |c: u8| c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
+    if s.is_empty() || s.len() > 32 || !s.bytes().all(lower) {
         return None;
     }
-    u128::from_str_radix(text, 16).ok().filter(|v| *v != 0)
+    u128::from_str_radix(s, 16).ok()
 }
 
 /// `req_{secs}_{rand:08x}`; every line of a root call carries one, so the
