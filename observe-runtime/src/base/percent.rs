@@ -1,5 +1,7 @@
-//! Percent-decoding (RFC 3986), for URL user information and the values
-//! of `OTEL_RESOURCE_ATTRIBUTES`.
+//! Percent-decoding (RFC 3986), for URL user information, and the
+//! `key=value` lists of `OTEL_RESOURCE_ATTRIBUTES` and
+//! `OTEL_EXPORTER_OTLP_HEADERS` (values percent-encoded, as the
+//! OpenTelemetry SDK environment specification has them).
 
 /// `text` with each `%XX` replaced by its byte; `None` if an escape is not
 /// two hex digits or the bytes are not UTF-8.
@@ -23,9 +25,43 @@ pub(crate) fn decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The comma-separated `key=value` pairs of `text`, keys trimmed and
+/// values decoded; `Err` names what is wrong.
+pub(crate) fn pairs(text: &str) -> Result<Vec<(String, String)>, &'static str> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or("comma-separated key=value pairs")?;
+            let k = k.trim();
+            if k.is_empty() {
+                return Err("comma-separated key=value pairs with non-empty keys");
+            }
+            let v = decode(v.trim()).ok_or("key=value pairs with valid percent-encoding")?;
+            Ok((k.to_owned(), v))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::decode;
+    use super::*;
+
+    #[test]
+    fn pairs_are_split_trimmed_and_decoded() {
+        assert_eq!(
+            pairs("service.version=1.2.3, deployment.environment=prod%2Ceu ,").unwrap(),
+            vec![
+                ("service.version".to_owned(), "1.2.3".to_owned()),
+                ("deployment.environment".to_owned(), "prod,eu".to_owned()),
+            ]
+        );
+        for bad in ["novalue", "=x", "a=%zz", "a=%4", "a=%ff%fe"] {
+            assert!(pairs(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn escapes_decode_and_bad_ones_are_refused() {

@@ -331,7 +331,7 @@ impl EnvConfig {
                     })?);
                 }
                 "OTEL_RESOURCE_ATTRIBUTES" => {
-                    c.resource = super::resource::parse(v).map_err(err)?;
+                    c.resource = crate::base::percent::pairs(v).map_err(err)?;
                     c.resource_version = c
                         .resource
                         .iter()

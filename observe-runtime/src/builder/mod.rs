@@ -14,7 +14,6 @@ mod objectives;
 mod otlp;
 mod panic_hook;
 mod reload;
-mod resource;
 mod sinks;
 mod volume;
 

@@ -747,21 +747,13 @@ fn check_url(v: &str) -> Result<(), &'static str> {
 fn parse_headers(v: &str) -> Result<Vec<(String, String)>, &'static str> {
     const EXPECTED: &str =
         "comma-separated key=value pairs, values percent-encoded, like `api-key=abc%20123`";
-    v.split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, value) = pair.split_once('=').ok_or(EXPECTED)?;
-            let k = crate::base::percent::decode(k.trim()).ok_or(EXPECTED)?;
-            let value = crate::base::percent::decode(value.trim()).ok_or(EXPECTED)?;
-            if !valid_header(&k, &value) {
-                return Err(
-                    "key=value pairs with header names (letters, digits, `-`) and values without control characters",
-                );
-            }
-            Ok((k, value))
-        })
-        .collect()
+    let pairs = crate::base::percent::pairs(v).map_err(|_| EXPECTED)?;
+    if pairs.iter().any(|(k, value)| !valid_header(k, value)) {
+        return Err(
+            "key=value pairs with header names (letters, digits, `-`) and values without control characters",
+        );
+    }
+    Ok(pairs)
 }
 
 /// A positive whole number of milliseconds.
