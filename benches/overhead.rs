@@ -9,19 +9,9 @@ mod common;
 
 use std::hint::black_box;
 
-use common::{run, work};
+use common::{run, traced, traced_async, work};
 use criterion::Criterion;
 use observe::monitor_performance;
-
-#[tracing::instrument]
-fn traced(x: u64) -> u64 {
-    work(x)
-}
-
-#[tracing::instrument]
-async fn traced_async(x: u64) -> u64 {
-    work(x)
-}
 
 #[monitor_performance]
 fn observed(x: u64) -> u64 {

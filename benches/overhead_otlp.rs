@@ -28,7 +28,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use common::{observed, observed_async, run, work};
+use common::{observed, observed_async, run, traced, traced_async};
 use criterion::Criterion;
 use observe::Observe;
 use observe::sink::TcpSink;
@@ -45,16 +45,6 @@ use tracing_subscriber::layer::SubscriberExt as _;
 
 /// Names the setup a child process runs.
 const ROW_VAR: &str = "OVERHEAD_OTLP_SETUP";
-
-#[tracing::instrument]
-fn traced(x: u64) -> u64 {
-    work(x)
-}
-
-#[tracing::instrument]
-async fn traced_async(x: u64) -> u64 {
-    work(x)
-}
 
 /// A local OTLP/HTTP collector: reads each request whole (by its
 /// `Content-Length`) and answers `200 OK` with an empty protobuf body,

@@ -29,7 +29,7 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::work;
+use common::{traced, work};
 use observe::Observe;
 use observe::sink::{FileSink, Sink, SinkStats, TcpSink};
 
@@ -62,11 +62,6 @@ const ROWS: [(&str, &str); 7] = [
 
 #[autometrics::autometrics]
 fn auto(x: u64) -> u64 {
-    work(x)
-}
-
-#[tracing::instrument]
-fn traced(x: u64) -> u64 {
     work(x)
 }
 

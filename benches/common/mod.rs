@@ -29,6 +29,18 @@ pub(crate) async fn observed_async(x: u64) -> u64 {
     work(x)
 }
 
+/// The `#[tracing::instrument]` anchors' function.
+#[tracing::instrument]
+pub(crate) fn traced(x: u64) -> u64 {
+    work(x)
+}
+
+/// Its async twin.
+#[tracing::instrument]
+pub(crate) async fn traced_async(x: u64) -> u64 {
+    work(x)
+}
+
 /// Polls a future that completes without waiting, as an executor would.
 #[inline(always)]
 pub(crate) fn run<F: Future>(f: F) -> F::Output {
