@@ -557,14 +557,11 @@ fn missing_feature(b: ObserveBuilder, var: &'static str, feature: &'static str) 
 /// A value as an error may quote it: URLs without their userinfo and
 /// query, tokens not at all, and nothing longer than a line.
 fn shown(var: &str, raw: &str) -> String {
-    setting::shown(
-        raw,
-        match var {
-            "OBSERVE_INFLUXDB_TOKEN" | "OBSERVE_RELOAD_TOKEN" => Shown::Secret,
-            "OBSERVE_ELASTICSEARCH" | "OBSERVE_INFLUXDB" => Shown::Url,
-            _ => Shown::Plain,
-        },
-    )
+    match var {
+        "OBSERVE_INFLUXDB_TOKEN" | "OBSERVE_RELOAD_TOKEN" => setting::shown(raw, Shown::Secret),
+        "OBSERVE_ELASTICSEARCH" | "OBSERVE_INFLUXDB" => crate::net::http::mask_url(raw),
+        _ => setting::shown(raw, Shown::Plain),
+    }
 }
 
 fn host_port(v: &str) -> Option<String> {

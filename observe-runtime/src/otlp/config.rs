@@ -770,14 +770,13 @@ fn millis(v: &str) -> Option<Duration> {
 /// A value as an error may quote it: headers (API keys) not at all, URLs
 /// masked, nothing longer than a line.
 fn shown(var: &str, raw: &str) -> String {
-    let kind = if var.ends_with("_HEADERS") {
-        Shown::Secret
+    if var.ends_with("_HEADERS") {
+        setting::shown(raw, Shown::Secret)
     } else if var.ends_with("_ENDPOINT") {
-        Shown::Url
+        http::mask_url(raw)
     } else {
-        Shown::Plain
-    };
-    setting::shown(raw, kind)
+        setting::shown(raw, Shown::Plain)
+    }
 }
 
 #[cfg(test)]
