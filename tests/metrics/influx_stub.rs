@@ -38,9 +38,7 @@ impl Stub {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let status = script.pop_front().unwrap_or(204);
-                if let Some(req) = serve(stream, status) {
-                    log.lock().expect("lock").push(req);
-                }
+                serve(stream, status, &log);
             }
         });
         Self { addr, received }
@@ -55,7 +53,9 @@ impl Stub {
     }
 }
 
-fn serve(mut stream: TcpStream, status: u16) -> Option<Request> {
+/// Reads one request, keeps it in `log`, then answers `status`: kept
+/// first, so a client that has its answer finds the request logged.
+fn serve(mut stream: TcpStream, status: u16, log: &Mutex<Vec<Request>>) -> Option<()> {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .ok()?;
@@ -86,6 +86,11 @@ fn serve(mut stream: TcpStream, status: u16) -> Option<Request> {
         }
         buf.extend_from_slice(&chunk[..n]);
     }
+    log.lock().expect("lock").push(Request {
+        target: head.split(' ').nth(1)?.to_owned(),
+        authorization: header("authorization"),
+        body: String::from_utf8_lossy(&buf[head_end..head_end + length]).into_owned(),
+    });
     let body = if status == 204 {
         ""
     } else {
@@ -96,11 +101,7 @@ fn serve(mut stream: TcpStream, status: u16) -> Option<Request> {
         "HTTP/1.1 {status} Scripted\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    Some(Request {
-        target: head.split(' ').nth(1)?.to_owned(),
-        authorization: header("authorization"),
-        body: String::from_utf8_lossy(&buf[head_end..head_end + length]).into_owned(),
-    })
+    Some(())
 }
 
 /// A push that only collects when told to.
