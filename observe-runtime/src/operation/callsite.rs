@@ -13,6 +13,7 @@ use tracing_core::callsite::DefaultCallsite;
 use tracing_core::{Level, Metadata};
 
 use crate::base::names::is_valid_operation;
+use crate::record::SiteNumber;
 use crate::recorder::Site;
 use crate::volume::OperationControls;
 
@@ -56,6 +57,8 @@ pub struct Callsite {
     pub(crate) metrics: Site,
     /// The attribute's `sample`, as a sampling threshold + 1; 0 if unset.
     sample: u64,
+    /// The number its calls' records carry.
+    pub(crate) number: SiteNumber,
     /// The operation's run-time log volume settings, found on first use.
     controls: OnceLock<Arc<OperationControls>>,
 }
@@ -135,6 +138,7 @@ impl Callsite {
             error_meta,
             metrics: Site::new(operation),
             sample,
+            number: SiteNumber::new(),
             controls: OnceLock::new(),
         }
     }

@@ -385,6 +385,7 @@ impl Guard {
         let call = CallRecord {
             meta: site.meta,
             operation: cs.operation(),
+            site: &cs.number,
             status,
             message,
             duration_ns: u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),

@@ -103,7 +103,7 @@ impl<T: Reusable> Recycler<T> {
         live: &mut Vec<T>,
         lines: &[&[u8]],
         fates: &mut [Fate],
-        fill: impl Fn(&mut T, &[u8]) -> bool,
+        mut fill: impl FnMut(&mut T, &[u8]) -> bool,
     ) {
         for m in live.drain(..) {
             self.keep(m);
@@ -150,7 +150,7 @@ pub(crate) fn set_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
 /// The lowercase hex ID of `N` bytes into `buf`; `false` (and `buf` left
 /// as it was) if `hex` is not one.
 pub(crate) fn set_hex_id<const N: usize>(buf: &mut Vec<u8>, hex: &str) -> bool {
-    hex_id::<N>(hex).is_some_and(|id| {
+    hex_id::<N>(hex.as_bytes()).is_some_and(|id| {
         set_bytes(buf, &id);
         true
     })

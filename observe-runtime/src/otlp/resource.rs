@@ -88,23 +88,28 @@ pub(crate) fn from_json(v: serde_json::Value) -> AnyValue {
     AnyValue { value }
 }
 
-/// Lowercase hex of `N` bytes, as the JSON lines write trace and span
-/// IDs; `None` for anything else (or all zeros, an invalid ID).
-pub(crate) fn hex_id<const N: usize>(hex: &str) -> Option<[u8; N]> {
-    let b = hex.as_bytes();
-    if b.len() != 2 * N {
+/// Hex of `N` bytes, as the JSON lines write trace and span IDs; `None`
+/// for anything else (or all zeros, an invalid ID).
+pub(crate) fn hex_id<const N: usize>(hex: &[u8]) -> Option<[u8; N]> {
+    hex_bytes::<N>(hex).filter(|id| *id != [0u8; N])
+}
+
+/// `2 * N` lowercase or uppercase hex digits as `N` bytes, zeros
+/// included; `None` if `hex` is not that.
+pub(crate) fn hex_bytes<const N: usize>(hex: &[u8]) -> Option<[u8; N]> {
+    if hex.len() != 2 * N {
         return None;
     }
     let digit = |c: u8| char::from(c).to_digit(16);
     let mut out = [0u8; N];
-    for (i, pair) in b.chunks_exact(2).enumerate() {
+    for (i, pair) in hex.chunks_exact(2).enumerate() {
         // Two hex digits fit in a byte.
         #[allow(clippy::cast_possible_truncation)]
         {
             out[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
         }
     }
-    (out != [0u8; N]).then_some(out)
+    Some(out)
 }
 
 #[cfg(test)]
@@ -141,10 +146,11 @@ mod tests {
 
     #[test]
     fn ids_are_lowercase_hex_of_their_size() {
-        assert_eq!(hex_id::<2>("0aff"), Some([0x0a, 0xff]));
-        assert_eq!(hex_id::<2>("0AfF"), Some([0x0a, 0xff]));
+        assert_eq!(hex_id::<2>(b"0aff"), Some([0x0a, 0xff]));
+        assert_eq!(hex_id::<2>(b"0AfF"), Some([0x0a, 0xff]));
+        assert_eq!(hex_bytes::<2>(b"0000"), Some([0, 0]));
         for bad in ["", "0a", "0aff00", "0x12", "zzzz", "0000", "+1ff", "é1"] {
-            assert_eq!(hex_id::<2>(bad), None, "{bad}");
+            assert_eq!(hex_id::<2>(bad.as_bytes()), None, "{bad}");
         }
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tracing_core::{Level, Metadata};
 
+use super::SiteNumber;
 use crate::base::Status;
 use crate::correlation::{self, CorrelationId};
 
@@ -17,6 +18,8 @@ use crate::correlation::{self, CorrelationId};
 pub struct CallRecord<'a> {
     pub(crate) meta: &'static Metadata<'static>,
     pub(crate) operation: &'static str,
+    /// The number of the call's site (its operation and code location).
+    pub(crate) site: &'static SiteNumber,
     pub(crate) status: Status,
     pub(crate) message: Message,
     pub(crate) duration_ns: u64,
@@ -188,6 +191,12 @@ impl<'a> CallRecord<'a> {
     #[must_use]
     pub fn trace_id(&self) -> u128 {
         self.trace().0
+    }
+
+    /// The number of the call's site, for [`Site`](super::Site) lookups on
+    /// another thread.
+    pub(crate) fn site_number(&self) -> u32 {
+        self.site.get(self.operation, self.meta)
     }
 
     /// The call's span id (never 0 for a call recorded in a scope).

@@ -45,11 +45,13 @@
 
 mod call;
 mod consumer;
+mod site;
 
 pub(crate) use call::Message;
 pub use call::{CallError, CallRecord};
 pub use consumer::CallConsumer;
 pub(crate) use consumer::{Consumers, emit, emit_unlogged, unlogged_wanted};
+pub(crate) use site::{Site, SiteNumber, catch_up as catch_up_sites};
 
 /// Name of the `tracing` event a monitored call dispatches for other
 /// layers; the JSON layer writes calls from their records instead.

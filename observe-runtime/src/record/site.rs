@@ -1,0 +1,106 @@
+//! Call sites by number: a consumer that hands calls to another thread
+//! names each call's site with a small integer, and that thread looks the
+//! operation, module, file and line up, instead of every call copying
+//! (and escaping) the same strings.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{PoisonError, RwLock};
+
+use tracing_core::Metadata;
+
+/// What a number stands for: the site's operation and its `tracing`
+/// metadata (module, file, line).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Site {
+    pub(crate) operation: &'static str,
+    pub(crate) meta: &'static Metadata<'static>,
+}
+
+/// Every site numbered so far, by number. Only grows, and by one entry per
+/// annotated function at most: sites are statics.
+static SITES: RwLock<Vec<Site>> = RwLock::new(Vec::new());
+
+/// A site's number, given the first time it is asked for; kept in the
+/// site's static, so later calls read one atomic.
+#[derive(Debug)]
+pub(crate) struct SiteNumber(AtomicU32);
+
+/// Stored for a site not numbered yet: numbers are stored plus one.
+const UNNUMBERED: u32 = 0;
+
+impl SiteNumber {
+    pub(crate) const fn new() -> Self {
+        Self(AtomicU32::new(UNNUMBERED))
+    }
+
+    /// The number of the site of `operation` at `meta`, numbering it now if
+    /// it has none. `u32::MAX` (which names no site) if four billion sites
+    /// were numbered before.
+    #[inline]
+    pub(crate) fn get(&self, operation: &'static str, meta: &'static Metadata<'static>) -> u32 {
+        match self.0.load(Ordering::Acquire) {
+            UNNUMBERED => self.assign(Site { operation, meta }),
+            n => n - 1,
+        }
+    }
+
+    #[cold]
+    fn assign(&self, site: Site) -> u32 {
+        let mut sites = SITES.write().unwrap_or_else(PoisonError::into_inner);
+        // Another thread may have numbered it while this one waited; both
+        // store under the lock, so this load sees its number.
+        if let n @ 1.. = self.0.load(Ordering::Acquire) {
+            return n - 1;
+        }
+        let Ok(stored) = u32::try_from(sites.len() + 1) else {
+            return u32::MAX;
+        };
+        if stored == u32::MAX {
+            return u32::MAX;
+        }
+        sites.push(site);
+        self.0.store(stored, Ordering::Release);
+        stored - 1
+    }
+}
+
+/// Appends the sites numbered from `into.len()` on to `into`: a reader
+/// keeps its own copy and asks for the rest when it meets a number past
+/// its end.
+pub(crate) fn catch_up(into: &mut Vec<Site>) {
+    let sites = SITES.read().unwrap_or_else(PoisonError::into_inner);
+    if let Some(new) = sites.get(into.len()..) {
+        into.extend_from_slice(new);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_site_keeps_its_number_and_a_reader_finds_it() {
+        static META: Metadata<'static> = tracing_core::metadata!(
+            name: "site test",
+            target: "site::test",
+            level: tracing_core::Level::INFO,
+            fields: &[],
+            callsite: &CALLSITE,
+            kind: tracing_core::metadata::Kind::EVENT,
+        );
+        static CALLSITE: tracing_core::callsite::DefaultCallsite =
+            tracing_core::callsite::DefaultCallsite::new(&META);
+        let (a, b) = (SiteNumber::new(), SiteNumber::new());
+        let first = a.get("a.op", &META);
+        assert_eq!(a.get("ignored", &META), first, "numbered once");
+        let second = b.get("b.op", &META);
+        assert_ne!(first, second);
+        let mut seen = Vec::new();
+        catch_up(&mut seen);
+        let at = |n: u32| seen[usize::try_from(n).unwrap()].operation;
+        assert_eq!((at(first), at(second)), ("a.op", "b.op"));
+        let len = seen.len();
+        catch_up(&mut seen);
+        assert_eq!(seen.len(), len, "nothing new, nothing added");
+    }
+}
