@@ -216,6 +216,17 @@ fn headers_reach_the_collector() {
             "{:?}",
             q.headers
         );
+        let accept: Vec<&str> = q
+            .headers
+            .iter()
+            .filter(|(k, _)| k == "accept")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(
+            accept,
+            ["application/x-protobuf"],
+            "the answer is asked for in the request's encoding"
+        );
     });
 }
 

@@ -192,7 +192,7 @@ pub(crate) fn post(
         target,
         path,
         content_type,
-        "",
+        "Accept: application/json\r\n",
         body,
         deadline,
         max_body,
@@ -213,7 +213,7 @@ pub(crate) fn post_with(
     max_body: usize,
 ) -> io::Result<Response> {
     let mut head = format!(
-        "POST {}{path} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nAccept: application/json\r\n{extra_headers}",
+        "POST {}{path} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra_headers}",
         target.prefix,
         target.host_header,
         body.len()

@@ -446,7 +446,8 @@ impl OtlpConfig {
 
 /// Headers the client writes itself: one configured beside them would
 /// frame or label the request twice.
-const OWN_HEADERS: [&str; 6] = [
+const OWN_HEADERS: [&str; 7] = [
+    "accept",
     "content-length",
     "host",
     "transfer-encoding",

@@ -69,6 +69,10 @@ impl Client {
     /// A client for `dest`, not yet connected.
     pub(crate) fn new(dest: Destination) -> Self {
         let mut headers = dest.headers.clone();
+        // A collector answers in the request's encoding; asking for JSON
+        // (as the other clients do) could get an answer this one cannot
+        // read.
+        headers.push_str("Accept: application/x-protobuf\r\n");
         if dest.compression == Compression::Gzip {
             headers.push_str("Content-Encoding: gzip\r\n");
         }
