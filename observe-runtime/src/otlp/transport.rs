@@ -173,9 +173,12 @@ impl Client {
                     }
                     return Ok(outcome(self.dest.signal, &resp, unix_secs()));
                 }
-                // The collector closed an idle connection: once more on a
-                // new one.
-                Err(_) if reused => self.conn = None,
+                // The collector closed an idle connection before this
+                // request reached it: once more on a new one. A timeout or
+                // a broken answer may come after the collector took the
+                // request: that is the worker's to retry, after its
+                // backoff, not this exchange's at once.
+                Err(e) if reused && closed_by_peer(&e) => self.conn = None,
                 Err(e) => {
                     self.conn = None;
                     return Err(e);
@@ -183,6 +186,18 @@ impl Client {
             }
         }
     }
+}
+
+/// Whether `e` says the peer ended or reset the connection, as a
+/// collector does with a kept-alive connection it let go.
+fn closed_by_peer(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    )
 }
 
 fn unix_secs() -> u64 {
@@ -481,6 +496,9 @@ fn send_lane(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
 
     fn resp(status: u16, retry: Option<&str>, body: &[u8]) -> http::Response {
@@ -490,6 +508,96 @@ mod tests {
             close: false,
             retry_after: retry.map(str::to_owned),
         }
+    }
+
+    /// A collector on a loopback port that answers the first request of
+    /// each connection; a later one it `drops` (closes the connection
+    /// unanswered) or answers with what is not HTTP. Counts connections
+    /// and requests.
+    fn collector(drops: bool) -> (std::net::SocketAddr, Arc<[AtomicUsize; 2]>) {
+        use std::io::{BufRead, BufReader, Read};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let counts = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+        let c = Arc::clone(&counts);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                c[0].fetch_add(1, Ordering::SeqCst);
+                let c = Arc::clone(&c);
+                std::thread::spawn(move || {
+                    let mut out = stream.try_clone().expect("clone");
+                    let mut r = BufReader::new(stream);
+                    for n in 0.. {
+                        let mut len = 0;
+                        loop {
+                            let mut line = String::new();
+                            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if let Some(v) =
+                                line.to_ascii_lowercase().strip_prefix("content-length:")
+                            {
+                                len = v.trim().parse().expect("a length");
+                            }
+                            if line.trim().is_empty() {
+                                break;
+                            }
+                        }
+                        let mut body = vec![0; len];
+                        r.read_exact(&mut body).expect("body");
+                        c[1].fetch_add(1, Ordering::SeqCst);
+                        if n == 0 {
+                            out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                                .expect("answer");
+                        } else {
+                            if !drops {
+                                let _ = out.write_all(b"?\r\n\r\n");
+                            }
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, counts)
+    }
+
+    fn client(addr: std::net::SocketAddr) -> Client {
+        let config = crate::otlp::OtlpConfig::new(format!("http://{addr}"));
+        Client::new(config.resolve(Signal::Traces).expect("a destination"))
+    }
+
+    #[test]
+    fn a_request_the_collector_may_have_taken_is_not_sent_again() {
+        let (addr, counts) = collector(false);
+        let mut c = client(addr);
+        let ok = c.export(b"one", Deadline::after(Duration::from_secs(5)));
+        assert!(matches!(ok, Ok(Outcome::Accepted { .. })), "{ok:?}");
+        let late = c.export(b"two", Deadline::after(Duration::from_millis(300)));
+        assert!(late.is_err(), "{late:?}");
+        std::thread::sleep(Duration::from_millis(200));
+        let seen = counts.each_ref().map(|n| n.load(Ordering::SeqCst));
+        assert_eq!(
+            seen,
+            [1, 2],
+            "connections and requests: one timed out, not resent"
+        );
+    }
+
+    #[test]
+    fn a_connection_the_collector_let_go_is_replaced_once() {
+        let (addr, counts) = collector(true);
+        let mut c = client(addr);
+        for _ in 0..2 {
+            let ok = c.export(b"x", Deadline::after(Duration::from_secs(5)));
+            assert!(matches!(ok, Ok(Outcome::Accepted { .. })), "{ok:?}");
+        }
+        let seen = counts.each_ref().map(|n| n.load(Ordering::SeqCst));
+        assert_eq!(
+            seen,
+            [2, 3],
+            "the second request went again on a new connection"
+        );
     }
 
     #[test]
