@@ -13,6 +13,7 @@ use tracing_core::callsite::DefaultCallsite;
 use tracing_core::{Level, Metadata};
 
 use crate::base::names::is_valid_operation;
+#[cfg(feature = "otlp")]
 use crate::record::SiteNumber;
 use crate::recorder::Site;
 use crate::volume::OperationControls;
@@ -58,6 +59,7 @@ pub struct Callsite {
     /// The attribute's `sample`, as a sampling threshold + 1; 0 if unset.
     sample: u64,
     /// The number its calls' records carry.
+    #[cfg(feature = "otlp")]
     pub(crate) number: SiteNumber,
     /// The operation's run-time log volume settings, found on first use.
     controls: OnceLock<Arc<OperationControls>>,
@@ -138,6 +140,7 @@ impl Callsite {
             error_meta,
             metrics: Site::new(operation),
             sample,
+            #[cfg(feature = "otlp")]
             number: SiteNumber::new(),
             controls: OnceLock::new(),
         }

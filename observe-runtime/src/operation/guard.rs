@@ -385,6 +385,7 @@ impl Guard {
         let call = CallRecord {
             meta: site.meta,
             operation: cs.operation(),
+            #[cfg(feature = "otlp")]
             site: &cs.number,
             status,
             message,

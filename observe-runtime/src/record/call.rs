@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tracing_core::{Level, Metadata};
 
+#[cfg(feature = "otlp")]
 use super::SiteNumber;
 use crate::base::Status;
 use crate::correlation::{self, CorrelationId};
@@ -19,6 +20,7 @@ pub struct CallRecord<'a> {
     pub(crate) meta: &'static Metadata<'static>,
     pub(crate) operation: &'static str,
     /// The number of the call's site (its operation and code location).
+    #[cfg(feature = "otlp")]
     pub(crate) site: &'static SiteNumber,
     pub(crate) status: Status,
     pub(crate) message: Message,
@@ -195,6 +197,7 @@ impl<'a> CallRecord<'a> {
 
     /// The number of the call's site, for [`Site`](super::Site) lookups on
     /// another thread.
+    #[cfg(feature = "otlp")]
     pub(crate) fn site_number(&self) -> u32 {
         self.site.get(self.operation, self.meta)
     }

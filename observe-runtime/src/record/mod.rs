@@ -45,12 +45,14 @@
 
 mod call;
 mod consumer;
+#[cfg(feature = "otlp")]
 mod site;
 
 pub(crate) use call::Message;
 pub use call::{CallError, CallRecord};
 pub use consumer::CallConsumer;
 pub(crate) use consumer::{Consumers, emit, emit_unlogged, unlogged_wanted};
+#[cfg(feature = "otlp")]
 pub(crate) use site::{Site, SiteNumber, catch_up as catch_up_sites};
 
 /// Name of the `tracing` event a monitored call dispatches for other
