@@ -1,6 +1,7 @@
 //! Overhead anchors that need nothing installed: the bare body, clock
-//! reads, `#[tracing::instrument]` without a subscriber, observe with
-//! nothing installed, and correlation ID generation.
+//! reads, the `metrics` facade's "is a recorder set?" question,
+//! `#[tracing::instrument]` without a subscriber, observe with nothing
+//! installed, and correlation ID generation.
 //!
 //! Variants needing a global subscriber or recorder live in their own
 //! bench binaries (`overhead_*`) so they cannot disturb these.
@@ -48,6 +49,18 @@ fn anchors(c: &mut Criterion) {
             let start = clock.now();
             let v = work(black_box(1));
             black_box(clock.now() - start);
+            v
+        });
+    });
+    g.finish();
+
+    // What every monitored call asks the facade, even with nothing
+    // installed: the floor of the idle row.
+    let mut g = c.benchmark_group("metrics");
+    g.bench_function("with_recorder", |b| {
+        b.iter(|| {
+            let v = work(black_box(1));
+            black_box(metrics::with_recorder(|r| std::mem::size_of_val(r)));
             v
         });
     });

@@ -54,6 +54,10 @@ const ROWS: &[(&str, &str)] = &[
     ("clock/std_pair", "two `std::time::Instant::now()` reads"),
     ("clock/quanta_pair", "two `quanta` clock reads"),
     (
+        "metrics/with_recorder",
+        "the body and `metrics::with_recorder` with no recorder set: the question every monitored call asks",
+    ),
+    (
         "tracing/no_subscriber/sync",
         "`#[tracing::instrument]`, no subscriber",
     ),
@@ -546,6 +550,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
          without a registry of its own beside the facade's, so the target is that floor plus \
          rounding, not a number observe alone decides."
     )?;
+    if let (Some(asked), Some(bare), Some(idle)) = (
+        m.get("metrics/with_recorder"),
+        m.get("baseline/sync"),
+        m.get("observe/disabled/sync"),
+    ) {
+        writeln!(md)?;
+        writeln!(
+            md,
+            "In this run the question alone (`metrics/with_recorder`) costs {:+.1} ns over the \
+             bare body, and the idle row {:+.1} ns: observe's own share is {:+.1} ns.",
+            asked - bare,
+            idle - bare,
+            idle - asked
+        )?;
+    }
     if let Some(parent) = dir.parent() {
         extra_sections(&mut md, &read_extras(&parent.join("observe-extra")))?;
     }
