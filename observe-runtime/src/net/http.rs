@@ -175,9 +175,10 @@ pub(crate) struct Response {
     pub(crate) retry_after: Option<String>,
 }
 
-/// Sends one POST and reads its response (a body of at most `max_body`
-/// bytes), all before `deadline`: every write and read waits only for the
-/// time left, so a peer that drips its answer cannot stretch it.
+/// Sends one POST asking for a JSON answer (`Accept: application/json`)
+/// and reads its response (a body of at most `max_body` bytes), all
+/// before `deadline`: every write and read waits only for the time left,
+/// so a peer that drips its answer cannot stretch it.
 pub(crate) fn post(
     conn: &mut Conn,
     target: &Target,
@@ -200,7 +201,8 @@ pub(crate) fn post(
 }
 
 /// As [`post`], with `extra_headers` (complete `Name: value\r\n` lines,
-/// checked by the caller to hold no other line break) after the usual ones.
+/// checked by the caller to hold no other line break, `Accept` among them
+/// if wanted) after `Host`, `Content-Type` and `Content-Length`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn post_with(
     conn: &mut Conn,
@@ -238,9 +240,28 @@ pub(crate) fn post_with(
 /// `max_body`, and headers and interim answers are counted, so any input
 /// ends in a response or an error. Memory grows with what was actually
 /// received, not with what the peer announced.
+///
+/// A connection that ends before the answer's first line gives
+/// `UnexpectedEof`, as a kept-alive connection the peer let go does. One
+/// that ends or breaks after it gives `InvalidData`: the peer read the
+/// request, so a caller must not take it as never sent.
 pub(crate) fn read_response(r: &mut impl BufRead, max_body: usize) -> io::Result<Response> {
+    let first = read_line(r)?;
+    read_answer(r, first, max_body).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted => invalid(&format!("the answer was cut short ({e})")),
+        _ => e,
+    })
+}
+
+/// The rest of an answer whose first line is `status_line`.
+fn read_answer(
+    r: &mut impl BufRead,
+    mut status_line: String,
+    max_body: usize,
+) -> io::Result<Response> {
     for _ in 0..=MAX_INTERIM {
-        let status_line = read_line(r)?;
         let status = parse_status(&status_line)?;
         let head = read_head(r)?;
         if (100..200).contains(&status) {
@@ -249,6 +270,7 @@ pub(crate) fn read_response(r: &mut impl BufRead, max_body: usize) -> io::Result
                 return Err(invalid("unexpected protocol switch"));
             }
             // Interim response (e.g. 100 Continue): the real one follows.
+            status_line = read_line(r)?;
             continue;
         }
         let mut close = head.close || status_line.starts_with("HTTP/1.0");
@@ -498,6 +520,47 @@ mod tests {
         read_response(&mut &raw[..], 1024)
     }
 
+    /// The head of the one request `send` makes to a local peer that
+    /// answers `204 No Content`.
+    fn head_sent(send: impl FnOnce(&mut Conn, &Target)) -> String {
+        use std::io::BufRead as _;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let peer = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().expect("accept");
+            let mut out = stream.try_clone().expect("clone");
+            let mut head = String::new();
+            let mut r = io::BufReader::new(stream);
+            while r.read_line(&mut head).expect("read") > 2 {}
+            out.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+                .expect("answer");
+            head
+        });
+        let target = Target::parse(&url).expect("a URL");
+        let mut conn = Conn::open(&target.endpoint, &crate::net::conn::NetOptions::default())
+            .expect("connect");
+        send(&mut conn, &target);
+        peer.join().expect("the peer")
+    }
+
+    #[test]
+    fn post_asks_for_json_and_post_with_for_what_its_caller_says() {
+        let deadline = || Deadline::after(std::time::Duration::from_secs(5));
+        let json = head_sent(|conn, target| {
+            post(conn, target, "/x", "text/plain", b"", deadline(), 64).expect("answered");
+        });
+        assert!(json.contains("\r\nAccept: application/json\r\n"), "{json}");
+        let other = head_sent(|conn, target| {
+            let extra = "Accept: application/x-protobuf\r\n";
+            post_with(conn, target, "/x", "a/b", extra, b"", deadline(), 64).expect("answered");
+        });
+        assert_eq!(other.matches("Accept:").count(), 1, "{other}");
+        assert!(
+            other.contains("\r\nAccept: application/x-protobuf\r\n"),
+            "{other}"
+        );
+    }
+
     #[test]
     fn numbers_from_the_peer_are_checked() {
         let chunked = |size: &str| {
@@ -541,11 +604,18 @@ mod tests {
             let raw = format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n");
             assert!(parse(raw.as_bytes()).is_err(), "{status}");
         }
-        let short = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab";
-        assert_eq!(
-            parse(short).unwrap_err().kind(),
-            io::ErrorKind::UnexpectedEof
-        );
+        // No answer at all, and an answer cut short, tell apart: only the
+        // first may be a request that never arrived.
+        assert_eq!(parse(b"").unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        for cut in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab"[..],
+            b"HTTP/1.1 200 OK\r\nContent-Len",
+            b"HTTP/1.1 100 Continue\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+        ] {
+            let e = parse(cut).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        }
     }
 
     #[test]

@@ -32,8 +32,8 @@ pub(crate) fn push(pipe: &Pipe, line: JsonLine<'_>) {
     pipe.push_prefixed(&buf[..=nanos.len()], line.as_str());
 }
 
-/// Whether a queued line is a log record's (its time first); spans are
-/// JSON objects.
+/// Whether a queued line is a log record's (its time first); spans start
+/// with `S`.
 pub(crate) fn is_record_line(line: &[u8]) -> bool {
     line.first().is_some_and(u8::is_ascii_digit)
 }

@@ -88,8 +88,8 @@ pub(crate) fn from_json(v: serde_json::Value) -> AnyValue {
     AnyValue { value }
 }
 
-/// Hex of `N` bytes, as the JSON lines write trace and span IDs; `None`
-/// for anything else (or all zeros, an invalid ID).
+/// Hex of `N` bytes, as JSON lines and queued spans write trace and span
+/// IDs; `None` for anything else (or all zeros, an invalid ID).
 pub(crate) fn hex_id<const N: usize>(hex: &[u8]) -> Option<[u8; N]> {
     hex_bytes::<N>(hex).filter(|id| *id != [0u8; N])
 }

@@ -36,7 +36,7 @@ use super::resource::{self, hex_bytes, hex_id};
 use super::transport::Encode;
 use crate::base::Status as CallStatus;
 use crate::base::json;
-use crate::record::{CallConsumer, CallRecord, Site};
+use crate::record::{CallConsumer, CallRecord, SiteInfo};
 use crate::sink::worker::{Fate, Pipe};
 
 /// `W3C trace flags`: sampled.
@@ -160,6 +160,23 @@ impl CallConsumer for SpanConsumer {
 /// is remote (`0` or `1`).
 const FIXED: usize = 32 + 4 * 16 + 8 + 2;
 
+/// A status' digit in the fixed part: its index, as the worker reads it
+/// back through `Status::ALL`.
+const STATUS_DIGITS: [u8; CallStatus::ALL.len()] = {
+    let mut d = [0u8; CallStatus::ALL.len()];
+    let mut i = 0;
+    while i < d.len() {
+        assert!(i < 10, "one digit per status");
+        // Below 10, checked above.
+        #[allow(clippy::cast_possible_truncation)]
+        {
+            d[i] = b'0' + i as u8;
+        }
+        i += 1;
+    }
+    d
+};
+
 /// Writes the queued form of `call`'s span into `out` if `decision`
 /// samples it; `false` (and `out` to be discarded) if not.
 ///
@@ -192,7 +209,10 @@ pub(crate) fn write_line(out: &mut String, call: &CallRecord<'_>, decision: Deci
     json::write_hex16(out, call.duration_nanos());
     json::write_hex8(out, call.site_number());
     let status = call.status();
-    json::push_ascii(out, &[b"0123"[status.index()], b"01"[usize::from(remote)]]);
+    json::push_ascii(
+        out,
+        &[STATUS_DIGITS[status.index()], b"01"[usize::from(remote)]],
+    );
     let failed = matches!(status, CallStatus::Error | CallStatus::Panic);
     let context = call.context_json();
     if !failed && call.error().is_none() && context.is_empty() {
@@ -233,7 +253,7 @@ pub(crate) struct SpanEncoder {
     request: ExportTraceServiceRequest,
     recycler: Recycler<Span>,
     /// The call sites numbered so far, as far as this encoder has met them.
-    sites: Vec<Site>,
+    sites: Vec<SiteInfo>,
 }
 
 impl SpanEncoder {
@@ -279,7 +299,7 @@ pub(crate) fn span(line: &[u8]) -> Option<Span> {
 /// Writes the queued `line` over `span`, looking its site up in `sites`
 /// (caught up when the line names one past its end); `false` (and `span`
 /// only fit to be written over again) if the line is not a span's.
-fn fill_span(span: &mut Span, line: &[u8], sites: &mut Vec<Site>) -> bool {
+fn fill_span(span: &mut Span, line: &[u8], sites: &mut Vec<SiteInfo>) -> bool {
     let Some(rest) = line.strip_prefix(b"S") else {
         return false;
     };
@@ -380,8 +400,8 @@ fn fill_span(span: &mut Span, line: &[u8], sites: &mut Vec<Site>) -> bool {
     true
 }
 
-/// Site `number` from `sites`, catching up once if it is past the end.
-fn site_at(sites: &mut Vec<Site>, number: u32) -> Option<Site> {
+/// SiteInfo `number` from `sites`, catching up once if it is past the end.
+fn site_at(sites: &mut Vec<SiteInfo>, number: u32) -> Option<SiteInfo> {
     let at = usize::try_from(number).ok()?;
     if at >= sites.len() {
         crate::record::catch_up_sites(sites);
@@ -632,10 +652,16 @@ mod tests {
             "a call shorter than the clock's tick"
         );
         assert_eq!(attr(&s, "observe.cancelled"), Some(Value::BoolValue(true)));
-        // A local parent is never remote, whatever the flag says.
+        // A parent in this process is a local one.
         let local = span(&line("x", IDS, (10, 1), op, "00", "")).expect("a span");
         assert_eq!(local.kind, SpanKind::Internal as i32);
         assert_eq!(local.flags, FLAG_SAMPLED | FLAG_HAS_IS_REMOTE);
+        // A remote flag without a parent names no remote parent.
+        let orphan = span(&line("x", ROOT, (10, 1), op, "01", "")).expect("a span");
+        assert_eq!(
+            (orphan.kind, orphan.flags),
+            (SpanKind::Internal as i32, FLAG_SAMPLED)
+        );
     }
 
     #[test]
@@ -676,6 +702,7 @@ mod tests {
         let good = line("x", ROOT, (1, 1), op, "00", "");
         assert!(span(&good).is_some());
         let zero_trace = format!("{}{}", "0".repeat(32), &ROOT[32..]);
+        let zero_span = format!("{}{}{}", &ROOT[..32], "0".repeat(16), &ROOT[48..]);
         let mut not_utf8 = good.clone();
         not_utf8[1] = 0xff;
         let bad = [
@@ -684,7 +711,7 @@ mod tests {
             b"Sx".to_vec(),
             b"Sx ".to_vec(),
             good[..good.len() - 1].to_vec(),
-            line("x", &"0".repeat(64), (1, 1), op, "00", ""),
+            line("x", &zero_span, (1, 1), op, "00", ""),
             line("x", &zero_trace, (1, 1), op, "00", ""),
             line("x", &ROOT.replacen('c', "+", 1), (1, 1), op, "00", ""),
             line("x", ROOT, (1, 1), u32::MAX, "00", ""),

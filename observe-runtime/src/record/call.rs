@@ -195,7 +195,7 @@ impl<'a> CallRecord<'a> {
         self.trace().0
     }
 
-    /// The number of the call's site, for [`Site`](super::Site) lookups on
+    /// The number of the call's site, for [`SiteInfo`](super::SiteInfo) lookups on
     /// another thread.
     #[cfg(feature = "otlp")]
     pub(crate) fn site_number(&self) -> u32 {

@@ -53,7 +53,7 @@ pub use call::{CallError, CallRecord};
 pub use consumer::CallConsumer;
 pub(crate) use consumer::{Consumers, emit, emit_unlogged, unlogged_wanted};
 #[cfg(feature = "otlp")]
-pub(crate) use site::{Site, SiteNumber, catch_up as catch_up_sites};
+pub(crate) use site::{SiteInfo, SiteNumber, catch_up as catch_up_sites};
 
 /// Name of the `tracing` event a monitored call dispatches for other
 /// layers; the JSON layer writes calls from their records instead.
