@@ -12,12 +12,19 @@
 //!   opentelemetry-proto and POSTs it to the same kind of drain.
 //!
 //! Each setup installs process-wide state (a global subscriber, a global
-//! recorder), so the binary runs each in a child process of its own, one
-//! after the other, then reads the medians criterion wrote and prints the
-//! ratios the targets are stated in.
+//! recorder), so the binary runs each in a child process of its own. The
+//! machines this runs on change speed by up to 2x from one minute to the
+//! next, so one child per setup would compare whatever speeds each child
+//! happened to get: the setups run in interleaved rounds instead
+//! (`OVERHEAD_OTLP_ROUNDS`, default 5; each round starts with another
+//! setup). Each row is the median of its rounds' criterion medians, and
+//! each target is judged on the median of the ratios taken within each
+//! round. Rounds, medians and ratios are printed, and go to
+//! `$CARGO_TARGET_DIR/observe-extra/overhead_otlp.json` for `bench_report`.
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -325,20 +332,6 @@ fn median(id: &str, since: SystemTime) -> Option<f64> {
     estimates["median"]["point_estimate"].as_f64()
 }
 
-/// Prints `a / b` and whether it meets `limit` (a is at most limit times b).
-fn ratio(a: &str, b: &str, limit: f64, since: SystemTime) {
-    match (median(a, since), median(b, since)) {
-        (Some(x), Some(y)) => println!(
-            "  {a} / {b} = {:.0} ns / {:.0} ns = {:.2}x (target at most {limit}x: {})",
-            x,
-            y,
-            x / y,
-            if x <= limit * y { "met" } else { "not met" }
-        ),
-        _ => println!("  {a} / {b}: not measured in this run"),
-    }
-}
-
 fn main() {
     if let Ok(name) = std::env::var(ROW_VAR) {
         let (_, bench) = SETUPS
@@ -350,25 +343,105 @@ fn main() {
         c.final_summary();
         return;
     }
-    let since = SystemTime::now() - Duration::from_secs(1);
+    let rounds: usize = std::env::var("OVERHEAD_OTLP_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .filter(|r| *r > 0)
+        .unwrap_or(5);
     let exe = std::env::current_exe().expect("own path");
-    for (name, _) in SETUPS {
-        let status = Command::new(&exe)
-            .args(std::env::args_os().skip(1))
-            .env(ROW_VAR, name)
-            .status()
-            .expect("run a setup");
-        assert!(status.success(), "setup {name} failed: {status}");
+    // Row id -> its median in each round (`None`: not measured then).
+    let mut seen: BTreeMap<String, Vec<Option<f64>>> = BTreeMap::new();
+    for round in 0..rounds {
+        for k in 0..SETUPS.len() {
+            let (name, _) = SETUPS[(round + k) % SETUPS.len()];
+            let since = SystemTime::now() - Duration::from_secs(1);
+            let status = Command::new(&exe)
+                .args(std::env::args_os().skip(1))
+                .env(ROW_VAR, name)
+                .status()
+                .expect("run a setup");
+            assert!(status.success(), "setup {name} failed: {status}");
+            for mode in ["sync", "async"] {
+                let id = match name {
+                    "tracing_otel" => format!("tracing_otel/{mode}"),
+                    setup => format!("observe/{setup}/{mode}"),
+                };
+                let each = seen.entry(id.clone()).or_insert_with(|| vec![None; rounds]);
+                each[round] = median(&id, since);
+            }
+        }
     }
-    println!("ratios (medians of this run):");
+    let mut rows = Vec::new();
+    println!("medians of each round, ns (the row's value is their median):");
+    for (id, each) in &seen {
+        let values: Vec<f64> = each.iter().flatten().copied().collect();
+        let m = median_of(&values);
+        println!("  {id:<32} {} -> {m:.0}", spelled(each, 0));
+        rows.push(serde_json::json!({
+            "id": format!("rounds/{id}"),
+            "what": format!("median of {} interleaved rounds", values.len()),
+            "value": m,
+            "unit": "ns",
+        }));
+    }
+    // Each round's setups run within a minute of each other, so a ratio
+    // taken within a round compares like with like more often than one
+    // of medians taken over all rounds; the target is judged on the
+    // median of the rounds' ratios.
+    println!("ratios of each round (the target is judged on their median):");
     for mode in ["sync", "async"] {
         let otlp = format!("observe/otlp/{mode}");
-        ratio(
-            &otlp,
-            &format!("observe/full_json_queued/{mode}"),
-            1.5,
-            since,
-        );
-        ratio(&otlp, &format!("tracing_otel/{mode}"), 0.2, since);
+        for (anchor, limit) in [
+            (format!("observe/full_json_queued/{mode}"), 1.5),
+            (format!("tracing_otel/{mode}"), 0.2),
+        ] {
+            let (Some(a), Some(b)) = (seen.get(&otlp), seen.get(&anchor)) else {
+                println!("  {otlp} / {anchor}: not measured in this run");
+                continue;
+            };
+            let each: Vec<Option<f64>> =
+                a.iter().zip(b).map(|(x, y)| Some((*x)? / (*y)?)).collect();
+            let values: Vec<f64> = each.iter().flatten().copied().collect();
+            let m = median_of(&values);
+            let met = values.iter().filter(|r| **r <= limit).count();
+            println!(
+                "  {otlp} / {anchor}: {} -> {m:.2}x (target at most {limit}x: {}; {met} of {} rounds)",
+                spelled(&each, 2),
+                if m <= limit { "met" } else { "not met" },
+                values.len(),
+            );
+            rows.push(serde_json::json!({
+                "id": format!("round_ratio/{otlp}|{anchor}"),
+                "what": format!(
+                    "median of the ratios of {} interleaved rounds ({}); {met} met the target",
+                    values.len(),
+                    spelled(&each, 2)
+                ),
+                "value": m,
+                "unit": "x",
+            }));
+        }
+    }
+    let path = common::write_results("overhead_otlp", rows);
+    println!("results: {}", path.display());
+}
+
+/// Values with `decimals` digits after the point, `-` for a missing one.
+fn spelled(values: &[Option<f64>], decimals: usize) -> String {
+    values
+        .iter()
+        .map(|v| v.map_or_else(|| "-".into(), |v| format!("{v:.decimals$}")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+fn median_of(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
 }
