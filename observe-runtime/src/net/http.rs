@@ -442,6 +442,32 @@ fn invalid(msg: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("HTTP: {msg}"))
 }
 
+/// Reads one request a client of this module sends: its head (request
+/// line and headers, as sent) and its body (by `Content-Length`); `None`
+/// once the connection ends. For the test peers of the sinks and
+/// exporters built on this client.
+#[cfg(test)]
+pub(crate) fn read_request(r: &mut impl BufRead) -> Option<(String, Vec<u8>)> {
+    let mut head = String::new();
+    let mut len = 0;
+    loop {
+        let start = head.len();
+        if r.read_line(&mut head).ok()? == 0 {
+            return None;
+        }
+        let line = &head[start..];
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().ok()?;
+        }
+        if line.trim().is_empty() {
+            break;
+        }
+    }
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).ok()?;
+    Some((head, body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -523,15 +549,12 @@ mod tests {
     /// The head of the one request `send` makes to a local peer that
     /// answers `204 No Content`.
     fn head_sent(send: impl FnOnce(&mut Conn, &Target)) -> String {
-        use std::io::BufRead as _;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let peer = std::thread::spawn(move || {
             let (stream, _) = listener.accept().expect("accept");
             let mut out = stream.try_clone().expect("clone");
-            let mut head = String::new();
-            let mut r = io::BufReader::new(stream);
-            while r.read_line(&mut head).expect("read") > 2 {}
+            let (head, _) = read_request(&mut BufReader::new(stream)).expect("a request");
             out.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
                 .expect("answer");
             head

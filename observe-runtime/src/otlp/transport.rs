@@ -525,7 +525,6 @@ mod tests {
     /// A collector on a loopback port that answers the first request of
     /// each connection, then does `then`. Counts connections and requests.
     fn collector(then: Then) -> (std::net::SocketAddr, Arc<[AtomicUsize; 2]>) {
-        use std::io::{BufRead, BufReader, Read};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let counts = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
@@ -536,25 +535,11 @@ mod tests {
                 let c = Arc::clone(&c);
                 std::thread::spawn(move || {
                     let mut out = stream.try_clone().expect("clone");
-                    let mut r = BufReader::new(stream);
+                    let mut r = std::io::BufReader::new(stream);
                     for n in 0.. {
-                        let mut len = 0;
-                        loop {
-                            let mut line = String::new();
-                            if r.read_line(&mut line).unwrap_or(0) == 0 {
-                                return;
-                            }
-                            if let Some(v) =
-                                line.to_ascii_lowercase().strip_prefix("content-length:")
-                            {
-                                len = v.trim().parse().expect("a length");
-                            }
-                            if line.trim().is_empty() {
-                                break;
-                            }
+                        if http::read_request(&mut r).is_none() {
+                            return;
                         }
-                        let mut body = vec![0; len];
-                        r.read_exact(&mut body).expect("body");
                         c[1].fetch_add(1, Ordering::SeqCst);
                         let answer: &[u8] = match (n, then) {
                             (0, _) => b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",

@@ -349,7 +349,7 @@ mod tests {
     fn scripted(
         responses: Vec<(u16, &'static str)>,
     ) -> (String, std::sync::mpsc::Receiver<String>) {
-        use std::io::{BufRead, BufReader, Read, Write};
+        use std::io::{BufReader, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = std::sync::mpsc::channel();
@@ -358,19 +358,7 @@ mod tests {
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let mut writer = stream;
             for (status, body) in responses {
-                let mut length = 0;
-                loop {
-                    let mut line = String::new();
-                    reader.read_line(&mut line).unwrap();
-                    if line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap();
-                    }
-                }
-                let mut request = vec![0; length];
-                reader.read_exact(&mut request).unwrap();
+                let (_, request) = crate::net::http::read_request(&mut reader).unwrap();
                 tx.send(String::from_utf8(request).unwrap()).unwrap();
                 write!(
                     writer,
