@@ -80,11 +80,7 @@ impl Parts for CallParts<'_, '_> {
     }
 
     fn spans(&self, trace: &TraceContext) -> (u64, u64) {
-        let parent = match self.0.parent_span {
-            0 => trace.parent_span,
-            local => local,
-        };
-        (self.0.span_id(), parent)
+        (self.0.span_id(), self.0.parent_in(trace).0)
     }
 
     fn context(&self, out: &mut String) {

@@ -200,10 +200,7 @@ pub(crate) fn write_line(out: &mut String, call: &CallRecord<'_>, decision: Deci
     out.push(' ');
     json::write_hex32(out, trace.trace_id);
     json::write_hex16(out, call.span_id());
-    let (parent, remote) = match call.parent_span {
-        0 => (trace.parent_span, remote_parent),
-        local => (local, false),
-    };
+    let (parent, remote) = call.parent_in(&trace);
     json::write_hex16(out, parent);
     json::write_hex16(out, call.start_unix_nanos());
     json::write_hex16(out, call.duration_nanos());

@@ -219,6 +219,17 @@ impl<'a> CallRecord<'a> {
         }
     }
 
+    /// The call's parent in `trace` (its request's, as writing the
+    /// correlation ID yields it) and whether that parent is remote: the
+    /// enclosing monitored call, else the inbound `traceparent`'s span;
+    /// 0 for the root of a trace.
+    pub(crate) fn parent_in(&self, trace: &correlation::TraceContext) -> (u64, bool) {
+        match self.parent_span {
+            0 => (trace.parent_span, trace.parent_span != 0),
+            local => (local, false),
+        }
+    }
+
     /// Whether the parent of the call is in another process (the inbound
     /// `traceparent`'s span) rather than an enclosing monitored call.
     #[must_use]
