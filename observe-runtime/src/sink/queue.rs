@@ -212,16 +212,19 @@ impl Queue {
         self.lanes.get(slot).unwrap_or(&self.lanes[0])
     }
 
-    /// Lines and bytes queued in the lanes.
-    fn queued(&self) -> (u64, usize) {
-        self.lanes.iter().fold((0, 0), |(lines, bytes), lane| {
-            let l = lane.lock();
-            (lines + l.lines, bytes + l.buf.len())
-        })
+    /// Lines and bytes queued in the lanes, and lines dropped there and
+    /// not yet gathered.
+    fn in_lanes(&self) -> (u64, usize, u64) {
+        self.lanes
+            .iter()
+            .fold((0, 0, 0), |(lines, bytes, dropped), lane| {
+                let l = lane.lock();
+                (lines + l.lines, bytes + l.buf.len(), dropped + l.dropped)
+            })
     }
 
     fn queued_lines(&self) -> u64 {
-        self.queued().0
+        self.in_lanes().0
     }
 
     /// Tops `credit` up to at least `need` from the free room (plus a
@@ -343,7 +346,7 @@ impl Queue {
     pub(crate) fn wait(&self) -> Wait {
         let mut st = self.lock();
         loop {
-            let (lines, queued_bytes) = self.queued();
+            let (lines, queued_bytes, _) = self.in_lanes();
             let closed = self.closed.load(Ordering::SeqCst);
             let hurry = queued_bytes >= self.batch_bytes() || closed || st.flushers > 0 || st.more;
             if lines > 0 && hurry {
@@ -672,13 +675,7 @@ impl Queue {
         let c = &self.counters;
         let (queued, queued_bytes, dropped) = {
             let st = self.lock();
-            let (lines, bytes, in_lanes) =
-                self.lanes
-                    .iter()
-                    .fold((0, 0, 0), |(lines, bytes, dropped), lane| {
-                        let l = lane.lock();
-                        (lines + l.lines, bytes + l.buf.len(), dropped + l.dropped)
-                    });
+            let (lines, bytes, in_lanes) = self.in_lanes();
             (
                 lines + st.in_flight,
                 bytes as u64 + st.in_flight_bytes,
