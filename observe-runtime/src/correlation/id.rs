@@ -485,6 +485,7 @@ impl std::hash::Hash for CorrelationId {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn a_made_id_s_text_leads_to_the_trace_the_id_has() {
@@ -515,7 +516,6 @@ mod tests {
             assert_ne!(text_trace_id(other), far.trace_id(), "{other}");
         }
     }
-    use super::*;
 
     #[test]
     fn generated_ids_have_the_plan_format() {
