@@ -1,8 +1,11 @@
 //! Spans and log records filled in place: the worker keeps the messages of
 //! its last request and writes the next lines over them, so their strings,
-//! ID bytes and attribute lists are reused and a steady stream of lines
-//! allocates nothing (allocating and freeing every key and value was a
-//! third of the worker's time). What is kept is bounded: the messages of
+//! ID bytes and attribute lists are reused: a stream of lines of one
+//! shape (the same members, as one operation's successes have) allocates
+//! nothing once warm (`a_steady_stream_of_one_shape_allocates_nothing`),
+//! and a message written over in another shape allocates only what the
+//! new shape has more of (allocating and freeing every key and value was
+//! a third of the worker's time). What is kept is bounded: the messages of
 //! one request (one window of lines, at most a megabyte of them) and spare
 //! ones holding at most [`MAX_SPARE_BYTES`] in all, each at most
 //! [`MAX_KEPT_BYTES`] (a message that once held a long line is let go, not

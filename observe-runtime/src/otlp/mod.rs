@@ -287,3 +287,89 @@ pub(crate) fn start_metrics(
     .map_err(|e| OtlpError::Start(SinkError::io("cannot start the OTLP metrics thread", e)))?;
     Ok(Some(Box::new(exporter)))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    use super::transport::Encode;
+    use super::*;
+    use crate::sink::worker::Fate;
+
+    /// The system allocator, counting the allocations of the threads that
+    /// ask it to.
+    struct Counting;
+
+    thread_local! {
+        /// `Some(n)`: this thread counts, `n` so far.
+        static COUNT: Cell<Option<u64>> = const { Cell::new(None) };
+    }
+
+    // SAFETY: every call is passed on to `System` unchanged.
+    #[allow(unsafe_code)]
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            let _ = COUNT.try_with(|c| c.set(c.get().map(|n| n + 1)));
+            // SAFETY: the caller's contract, passed on.
+            unsafe { System.alloc(layout) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: the caller's contract, passed on.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            let _ = COUNT.try_with(|c| c.set(c.get().map(|n| n + 1)));
+            // SAFETY: the caller's contract, passed on.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: Counting = Counting;
+
+    /// Allocations `f` makes on this thread.
+    fn allocations(f: impl FnOnce()) -> u64 {
+        COUNT.with(|c| c.set(Some(0)));
+        f();
+        COUNT.with(|c| c.replace(None)).unwrap_or(0)
+    }
+
+    /// Encodes `lines` four times over; the allocations of the last time.
+    fn steady(encoder: &mut impl Encode, lines: &[&[u8]]) -> u64 {
+        let mut out = Vec::new();
+        let mut fates = vec![Fate::Sent; lines.len()];
+        for _ in 0..3 {
+            out.clear();
+            encoder.encode(lines, &mut fates, &mut out);
+        }
+        assert!(fates.iter().all(|f| *f == Fate::Sent), "{fates:?}");
+        out.clear();
+        allocations(|| encoder.encode(lines, &mut fates, &mut out))
+    }
+
+    #[test]
+    fn a_steady_stream_of_one_shape_allocates_nothing() {
+        let resource = resource::build("svc", None, &[]);
+        let record = br#"7 {"timestamp":"x","level":"INFO","service":"svc","message":"op completed","correlation_id":"req_1","trace_id":"0af7651916cd43dd8448eb211c80319c","span_id":"b7ad6b7169203331","context":{"entity":"s1","n":2},"performance":{"operation":"op","duration_ms":1.5,"status":"success"}}"#;
+        let records: Vec<&[u8]> = vec![record; 200];
+        let mut logs = logs::LogEncoder::new(resource.clone());
+        assert_eq!(steady(&mut logs, &records), 0, "log records");
+
+        // Failed calls (a message, an error type, context fields) and
+        // successes, each a stream of its own.
+        let spans = traces::test_lines(400);
+        for (shape, first) in [("failed calls' spans", 0), ("successes' spans", 1)] {
+            let one: Vec<&[u8]> = spans
+                .iter()
+                .skip(first)
+                .step_by(2)
+                .map(Vec::as_slice)
+                .collect();
+            let mut encoder = traces::SpanEncoder::new(resource.clone());
+            assert_eq!(steady(&mut encoder, &one), 0, "{shape}");
+        }
+    }
+}

@@ -286,6 +286,12 @@ impl Encode for SpanEncoder {
     }
 }
 
+/// `n` queued span lines of two shapes, for tests of the encoder.
+#[cfg(test)]
+pub(crate) fn test_lines(n: usize) -> Vec<Vec<u8>> {
+    tests::sample(n)
+}
+
 /// One queued line as a span; `None` if it is not one.
 #[cfg(test)]
 pub(crate) fn span(line: &[u8]) -> Option<Span> {
@@ -525,9 +531,28 @@ mod tests {
     static OP: SiteNumber = SiteNumber::new();
 
     /// A queued span line: `S{id} {fixed part}{tail}`.
-    fn line(id: &str, ids: &str, times: (u64, u64), site: u32, flags: &str, tail: &str) -> Vec<u8> {
+    pub(super) fn line(
+        id: &str,
+        ids: &str,
+        times: (u64, u64),
+        site: u32,
+        flags: &str,
+        tail: &str,
+    ) -> Vec<u8> {
         let (start, duration) = times;
         format!("S{id} {ids}{start:016x}{duration:016x}{site:08x}{flags}{tail}").into_bytes()
+    }
+
+    /// `n` queued spans, failed ones with a tail and successes without.
+    pub(super) fn sample(n: usize) -> Vec<Vec<u8>> {
+        let query = QUERY.get("db.query", &META);
+        let tail = r#"{"m":"db.query failed: gone","x":"IoError","c":{"table":"users","rows":3}}"#;
+        (0..n)
+            .map(|i| match i % 2 {
+                0 => line("req_1", IDS, (10, 15), query, "11", tail),
+                _ => line("req_1", ROOT, (10, 15), query, "30", ""),
+            })
+            .collect()
     }
 
     const IDS: &str = concat!(
