@@ -294,25 +294,11 @@ impl std::ops::Deref for Text<'_> {
 
 impl<'de> de::Deserialize<'de> for Text<'de> {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(TextVisitor)
-    }
-}
-
-struct TextVisitor;
-
-impl<'de> Visitor<'de> for TextVisitor {
-    type Value = Text<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string")
-    }
-
-    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Text<'de>, E> {
-        Ok(Text(Cow::Borrowed(s)))
-    }
-
-    fn visit_str<E>(self, s: &str) -> Result<Text<'de>, E> {
-        Ok(Text(Cow::Owned(s.to_owned())))
+        // A string member read as any value is: borrowed where it can be.
+        match d.deserialize_str(ScalarVisitor)? {
+            Scalar::Str(s) => Ok(Text(s)),
+            _ => Err(de::Error::custom("expected a string")),
+        }
     }
 }
 

@@ -741,6 +741,7 @@ mod tests {
             line("x", ROOT, (1, 1), op, "02", ""),
             line("x", ROOT, (1, 1), op, "00", "{"),
             line("x", ROOT, (1, 1), op, "00", "{}x"),
+            line("x", ROOT, (1, 1), op, "00", r#"{"x":5}"#),
             not_utf8,
         ];
         for bad in bad {
