@@ -33,6 +33,8 @@ pub(crate) use context::{
     join_slot, open_root, write_current_or_fresh_at, write_current_text_at,
 };
 pub(crate) use id::TraceContext;
+#[cfg(feature = "otlp")]
+pub(crate) use id::lower_hex;
 pub(crate) use id::random_u64;
 #[cfg(test)]
 pub(crate) use id::text_trace_id;

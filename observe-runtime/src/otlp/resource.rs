@@ -6,6 +6,8 @@ use opentelemetry_proto::tonic::common::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
+use crate::correlation::lower_hex;
+
 /// The instrumentation scope of every span and log record.
 pub(crate) const SCOPE_NAME: &str = "observe";
 
@@ -88,28 +90,24 @@ pub(crate) fn from_json(v: serde_json::Value) -> AnyValue {
     AnyValue { value }
 }
 
-/// Hex of `N` bytes, as JSON lines and queued spans write trace and span
-/// IDs; `None` for anything else (or all zeros, an invalid ID).
+/// The `N` bytes of a trace or span ID (`N` at most 16) from its `2 * N`
+/// lowercase hex digits, as JSON lines and queued spans write it; `None`
+/// for anything else (or all zeros, an invalid ID).
 pub(crate) fn hex_id<const N: usize>(hex: &[u8]) -> Option<[u8; N]> {
-    hex_bytes::<N>(hex).filter(|id| *id != [0u8; N])
+    let v = fixed_hex(hex, 2 * N).filter(|v| *v != 0)?;
+    v.to_be_bytes()
+        .get(16usize.checked_sub(N)?..)?
+        .try_into()
+        .ok()
 }
 
-/// `2 * N` lowercase or uppercase hex digits as `N` bytes, zeros
-/// included; `None` if `hex` is not that.
-pub(crate) fn hex_bytes<const N: usize>(hex: &[u8]) -> Option<[u8; N]> {
-    if hex.len() != 2 * N {
+/// A field of exactly `digits` lowercase hex digits (W3C trace context's
+/// spelling, at most 32) as a number.
+pub(crate) fn fixed_hex(hex: &[u8], digits: usize) -> Option<u128> {
+    if hex.len() != digits {
         return None;
     }
-    let digit = |c: u8| char::from(c).to_digit(16);
-    let mut out = [0u8; N];
-    for (i, pair) in hex.chunks_exact(2).enumerate() {
-        // Two hex digits fit in a byte.
-        #[allow(clippy::cast_possible_truncation)]
-        {
-            out[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
-        }
-    }
-    Some(out)
+    lower_hex(std::str::from_utf8(hex).ok()?)
 }
 
 #[cfg(test)]
@@ -147,9 +145,11 @@ mod tests {
     #[test]
     fn ids_are_lowercase_hex_of_their_size() {
         assert_eq!(hex_id::<2>(b"0aff"), Some([0x0a, 0xff]));
-        assert_eq!(hex_id::<2>(b"0AfF"), Some([0x0a, 0xff]));
-        assert_eq!(hex_bytes::<2>(b"0000"), Some([0, 0]));
-        for bad in ["", "0a", "0aff00", "0x12", "zzzz", "0000", "+1ff", "é1"] {
+        assert_eq!(fixed_hex(b"0000", 4), Some(0));
+        assert_eq!(fixed_hex(b"00ff", 3), None);
+        for bad in [
+            "", "0a", "0aff00", "0x12", "zzzz", "0000", "+1ff", "é1", "0AfF",
+        ] {
             assert_eq!(hex_id::<2>(bad.as_bytes()), None, "{bad}");
         }
     }

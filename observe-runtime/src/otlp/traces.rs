@@ -32,7 +32,7 @@ use serde::de::DeserializeSeed;
 
 use super::config::Sampler;
 use super::fill::{Attributes, Flatten, Recycler, Text, set_bytes, set_text};
-use super::resource::{self, hex_bytes, hex_id};
+use super::resource::{self, fixed_hex, hex_id};
 use super::transport::Encode;
 use crate::base::Status as CallStatus;
 use crate::base::json;
@@ -314,14 +314,14 @@ fn fill_span(span: &mut Span, line: &[u8], sites: &mut Vec<SiteInfo>) -> bool {
         return false;
     };
     let field = |at: usize, len: usize| &fixed[at..at + len];
-    let number = |at: usize| hex_bytes::<8>(field(at, 16)).map(u64::from_be_bytes);
+    let number = |at: usize| fixed_hex(field(at, 16), 16).and_then(|v| u64::try_from(v).ok());
     let (Some(trace), Some(own), Some(parent), Some(start), Some(duration), Some(site)) = (
         hex_id::<16>(field(0, 32)),
         hex_id::<8>(field(32, 16)),
-        hex_bytes::<8>(field(48, 16)),
+        number(48),
         number(64),
         number(80),
-        hex_bytes::<4>(field(96, 8)).map(u32::from_be_bytes),
+        fixed_hex(field(96, 8), 8).and_then(|v| u32::try_from(v).ok()),
     ) else {
         return false;
     };
@@ -384,12 +384,12 @@ fn fill_span(span: &mut Span, line: &[u8], sites: &mut Vec<SiteInfo>) -> bool {
     } else {
         span.status = None;
     }
-    let parent = (parent != [0; 8]).then_some(parent);
+    let parent = (parent != 0).then_some(parent);
     let remote = remote && parent.is_some();
     span.flags = FLAG_SAMPLED;
     span.parent_span_id.clear();
     if let Some(p) = parent {
-        span.parent_span_id.extend_from_slice(&p);
+        span.parent_span_id.extend_from_slice(&p.to_be_bytes());
         span.flags |= FLAG_HAS_IS_REMOTE;
         if remote {
             span.flags |= FLAG_IS_REMOTE;
@@ -742,6 +742,7 @@ mod tests {
             line("x", ROOT, (1, 1), op, "00", "{"),
             line("x", ROOT, (1, 1), op, "00", "{}x"),
             line("x", ROOT, (1, 1), op, "00", r#"{"x":5}"#),
+            line("x", &ROOT.to_uppercase(), (1, 1), op, "00", ""),
             not_utf8,
         ];
         for bad in bad {
