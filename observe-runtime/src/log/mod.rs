@@ -21,6 +21,9 @@ mod validator;
 mod visitor;
 mod writer;
 
+#[cfg(all(test, feature = "otlp"))]
+pub(crate) use writer::LineWriter;
+
 use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
 pub use layer::{DEFAULT_MAX_LINE_BYTES, JsonLayer};
@@ -31,6 +34,8 @@ pub(crate) use sink::{Sink, count_dropped};
 pub(crate) use stdout::DirectStdout;
 pub use validator::{LogValidator, ValidationError, ValidationErrorKind};
 pub(crate) use writer::{write_context_str, write_context_value};
+#[cfg(feature = "otlp")]
+pub(crate) use writer::write_rendered;
 
 static REDACTOR: RwLock<Option<Redactor>> = RwLock::new(None);
 

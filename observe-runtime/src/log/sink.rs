@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::JsonLine;
+use crate::record::CallRecord;
 
 /// A destination for complete JSON log lines.
 pub trait Sink: Send + Sync + fmt::Debug + 'static {
@@ -21,6 +22,22 @@ pub trait Sink: Send + Sync + fmt::Debug + 'static {
     /// it takes and cannot be confused with `io::Write::write` on a sink
     /// that also implements that trait.
     fn write_json_line(&self, line: JsonLine<'_>);
+
+    /// Takes a finished monitored call's line from its record, in a form
+    /// of the sink's own, instead of as JSON text: `true` if it did (or if
+    /// it drops such lines anyway), and then no JSON line is made for it.
+    /// The default, `false`, asks for the JSON line.
+    ///
+    /// The OTLP exporter, when it is a layer's only sink, takes calls this
+    /// way: it ships them as log records, so formatting their JSON would be
+    /// work for nothing. `room` is how many bytes the call's own text (its
+    /// correlation ID, message, error type and context members) may take
+    /// before its JSON line would be cut: a sink must refuse a call with
+    /// more, so that the cut line is written as any over-long line is.
+    fn write_call(&self, call: &CallRecord<'_>, room: usize) -> bool {
+        let _ = (call, room);
+        false
+    }
 
     /// Delivers everything buffered, waiting at most `timeout`.
     ///

@@ -296,8 +296,18 @@ impl LineWriter {
         });
     }
 
-    /// Writes a finished call's line.
+    /// Writes a finished call's line, or hands the call to a sink that
+    /// takes calls as they are (unless lines are being held, which needs
+    /// their text).
     pub(crate) fn write_call(&self, call: &CallRecord<'_>) {
+        if !super::hold::enabled() {
+            let frame =
+                CALL_FRAME_BYTES + self.middle(call.level()).len() + 2 * call.operation().len();
+            let room = self.max_line_bytes.saturating_sub(frame);
+            if self.sink.write_call(call, room) {
+                return;
+            }
+        }
         with_buffers(|buf| {
             let parts = CallParts(call, self.max_line_bytes);
             self.write(&parts, &mut buf.line, &mut buf.cut);
@@ -441,6 +451,14 @@ fn level_name(level: Level) -> &'static str {
     }
 }
 
+/// The most a call's JSON line holds besides the level's middle part,
+/// twice the operation name (in the fixed message and in `performance`)
+/// and the call's own text (its correlation ID, message, error type and
+/// context members): the keys and punctuation of `write_line` and
+/// `CallParts` (280 bytes), a timestamp (27), three IDs (64), a status
+/// (9) and two durations in milliseconds (21 each), rounded up.
+const CALL_FRAME_BYTES: usize = 448;
+
 /// What a cut value keeps beyond the room left in its line: enough that
 /// the line is over its cap (its fixed members are longer than this), so it
 /// is truncated and marked as any over-long line is, whatever a cut escape
@@ -460,7 +478,7 @@ static FIELD_LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_LINE_BYTES);
 ///
 /// The redactor is only consulted after the value is formatted: user code
 /// that logs from its `Display` cannot meet a held lock.
-pub(super) fn write_rendered(out: &mut String, value: impl fmt::Display, limit: usize) -> usize {
+pub(crate) fn write_rendered(out: &mut String, value: impl fmt::Display, limit: usize) -> usize {
     out.push('"');
     let start = out.len();
     let mut escaper = json::BoundedEscaper::new(out, limit);

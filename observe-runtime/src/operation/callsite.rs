@@ -32,6 +32,19 @@ pub(crate) enum Message {
     Slow = 3,
 }
 
+impl Message {
+    /// This message among an operation's `messages`.
+    pub(crate) fn in_messages(self, messages: &Messages) -> FixedMessage {
+        let quoted = messages[self as usize];
+        FixedMessage {
+            text: quoted
+                .get(1..quoted.len().saturating_sub(1))
+                .unwrap_or_default(),
+            quoted,
+        }
+    }
+}
+
 /// One of an operation's fixed messages.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FixedMessage {
@@ -159,13 +172,13 @@ impl Callsite {
 
     /// A fixed message: `{op} completed` and the like.
     pub(crate) fn message(&self, m: Message) -> FixedMessage {
-        let quoted = self.messages[m as usize];
-        FixedMessage {
-            text: quoted
-                .get(1..quoted.len().saturating_sub(1))
-                .unwrap_or_default(),
-            quoted,
-        }
+        m.in_messages(&self.messages)
+    }
+
+    /// The fixed messages, as the site table keeps them.
+    #[cfg(feature = "otlp")]
+    pub(crate) fn messages(&'static self) -> &'static Messages {
+        &self.messages
     }
 
     /// The operation name (a metric label and the log's `performance.operation`).

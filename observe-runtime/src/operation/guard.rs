@@ -387,6 +387,8 @@ impl Guard {
             operation: cs.operation(),
             #[cfg(feature = "otlp")]
             site: &cs.number,
+            #[cfg(feature = "otlp")]
+            messages: cs.messages(),
             status,
             message,
             duration_ns: u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),

@@ -7,6 +7,8 @@ mod interop;
 mod monitored;
 mod outcome;
 
+#[cfg(feature = "otlp")]
+pub(crate) use callsite::Message;
 pub use callsite::{Callsite, Messages};
 pub use context::{ContextValue, ContextWriter, DebugValue, DisplayValue, debug, display};
 pub use guard::{Guard, Hint, call_once};

@@ -1,7 +1,11 @@
-//! Log records: every JSON line the layer writes, queued as it is (behind
-//! its time) and turned into an OTLP `LogRecord` on the worker.
+//! Log records: every line the layer writes, turned into an OTLP
+//! `LogRecord` on the worker. A monitored call's line is queued in the
+//! call's short form (`call_line`) behind `L` when the exporter is the
+//! layer's only sink: the caller formats no JSON, and its span reuses the
+//! form. Every other line is queued as its JSON text, behind its time.
 //!
-//! The mapping: `time_unix_nano` and `observed_time_unix_nano` are the
+//! The mapping (the same record either way, as
+//! `a_call_s_form_becomes_the_record_of_its_json_line` checks): `time_unix_nano` and `observed_time_unix_nano` are the
 //! line's time; `severity_number` and `severity_text` come from `level`;
 //! the body is `message`; `trace_id` and `span_id` are the line's own
 //! (hex to bytes); `context` and `performance` are flattened into
@@ -15,9 +19,17 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message as _;
 use serde::de::DeserializeSeed;
 
-use super::fill::{Attributes, Flatten, Recycler, Scalar, Text, set_hex_id, set_text};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+
+use super::call_line::{self, CallLine};
+use super::fill::{
+    Attributes, Flatten, Recycler, Scalar, Text, set_bytes, set_hex_id, set_str, set_text,
+};
 use super::resource;
 use super::transport::Encode;
+use crate::base::Status;
+use crate::operation::Message;
+use crate::record::{CallRecord, SiteInfo};
 use crate::sink::JsonLine;
 use crate::sink::worker::{Fate, Pipe};
 
@@ -32,10 +44,19 @@ pub(crate) fn push(pipe: &Pipe, line: JsonLine<'_>) {
     pipe.push_prefixed(&buf[..=nanos.len()], line.as_str());
 }
 
-/// Whether a queued line is a log record's (its time first); spans start
-/// with `S`.
+/// Queues a monitored call's line as the call's form behind `L`, if its
+/// JSON line would hold all of it: `false` (nothing queued) if the form
+/// is longer than `room` bytes or its message had to be cut, so the JSON
+/// line is written, and cut as any over-long line is.
+pub(crate) fn push_call(pipe: &Pipe, call: &CallRecord<'_>, room: usize) -> bool {
+    call_line::queue_logged(call, room, |form| pipe.push_prefixed(b"L", form))
+}
+
+/// Whether a queued line is a log record's: a JSON line behind its time,
+/// or a call's form behind `L`; spans start with `S`.
 pub(crate) fn is_record_line(line: &[u8]) -> bool {
-    line.first().is_some_and(u8::is_ascii_digit)
+    line.first()
+        .is_some_and(|b| b.is_ascii_digit() || *b == b'L')
 }
 
 /// Builds one `ExportLogsServiceRequest` per window of lines, over the
@@ -43,6 +64,8 @@ pub(crate) fn is_record_line(line: &[u8]) -> bool {
 pub(crate) struct LogEncoder {
     request: ExportLogsServiceRequest,
     recycler: Recycler<LogRecord>,
+    /// The call sites numbered so far, as far as this encoder has met them.
+    sites: Vec<SiteInfo>,
 }
 
 impl LogEncoder {
@@ -60,6 +83,7 @@ impl LogEncoder {
         Self {
             request,
             recycler: Recycler::new(),
+            sites: Vec::new(),
         }
     }
 }
@@ -68,7 +92,9 @@ impl Encode for LogEncoder {
     fn encode(&mut self, lines: &[&[u8]], fates: &mut [Fate], out: &mut Vec<u8>) {
         // Built with one resource and one scope in `new`.
         let records = &mut self.request.resource_logs[0].scope_logs[0].log_records;
-        self.recycler.refill(records, lines, fates, fill_record);
+        let sites = &mut self.sites;
+        self.recycler
+            .refill(records, lines, fates, |r, line| fill_record(r, line, sites));
         // A `Vec` grows as needed: encoding into it cannot fail.
         let _ = self.request.encode(out);
     }
@@ -79,15 +105,19 @@ impl Encode for LogEncoder {
 #[cfg(test)]
 pub(crate) fn record(entry: &[u8]) -> Option<LogRecord> {
     let mut r = LogRecord::default();
-    fill_record(&mut r, entry).then_some(r)
+    fill_record(&mut r, entry, &mut Vec::new()).then_some(r)
 }
 
-/// Writes the queued `entry` over `record`; `false` (and `record` only fit
-/// to be written over again) if it is not a log record's.
+/// Writes the queued `entry` over `record`, looking a call's site up in
+/// `sites`; `false` (and `record` only fit to be written over again) if
+/// it is not a log record's.
 ///
-/// The line is read in one pass, member by member, into the record: no
+/// A JSON line is read in one pass, member by member, into the record: no
 /// tree of the whole line is built (that was most of the worker's time).
-fn fill_record(record: &mut LogRecord, entry: &[u8]) -> bool {
+fn fill_record(record: &mut LogRecord, entry: &[u8], sites: &mut Vec<SiteInfo>) -> bool {
+    if let Some(form) = entry.strip_prefix(b"L") {
+        return fill_call(record, form, sites);
+    }
     let Some(at) = memchr::memchr(b' ', entry) else {
         return false;
     };
@@ -179,6 +209,65 @@ impl<'de> serde::de::Visitor<'de> for LineSeed<'_> {
     }
 }
 
+/// Writes a call's form over `r`: the record its JSON line would have
+/// made, member for member and in the same order.
+fn fill_call(r: &mut LogRecord, form: &[u8], sites: &mut Vec<SiteInfo>) -> bool {
+    let Some(call) = CallLine::read(form, sites) else {
+        return false;
+    };
+    let end = call.end();
+    r.time_unix_nano = end;
+    r.observed_time_unix_nano = end;
+    let level = call.level.as_str();
+    r.severity_number = severity(level) as i32;
+    set_text(&mut r.severity_text, level);
+    set_bytes(&mut r.trace_id, &call.trace);
+    set_bytes(&mut r.span_id, &call.span);
+    let mut attrs = Attributes::over(&mut r.attributes);
+    attrs.str("correlation_id", call.id);
+    if call.parent != 0 {
+        attrs.str("parent_span_id", call.parent_hex);
+    }
+    let Some(message) = call.read_tail(&mut attrs, "context.error_type", "context.") else {
+        return false;
+    };
+    let site = call.site;
+    attrs.str("performance.operation", site.operation);
+    attrs.str("performance.status", call.status.as_str());
+    attrs.value(
+        "performance.duration_ms",
+        Value::DoubleValue(millis(call.duration)),
+    );
+    if call.threshold != 0 {
+        attrs.value(
+            "performance.threshold_ms",
+            Value::DoubleValue(millis(call.threshold)),
+        );
+    }
+    attrs.finish();
+    let fixed = match call.status {
+        Status::Success if call.threshold != 0 => Some(Message::Slow),
+        Status::Success => Some(Message::Completed),
+        Status::Cancelled => Some(Message::Cancelled),
+        Status::Panic => Some(Message::Panicked),
+        Status::Error => None,
+    };
+    match (message, fixed) {
+        (Some(m), _) => set_str(&mut r.body, &m),
+        (None, Some(f)) => set_str(&mut r.body, f.in_messages(site.messages).text),
+        // A failed call's message is always in its tail.
+        (None, None) => return false,
+    }
+    true
+}
+
+/// Nanoseconds as milliseconds, as a JSON line's `duration_ms` reads back
+/// (its six decimals are exact).
+#[allow(clippy::cast_precision_loss)]
+fn millis(nanos: u64) -> f64 {
+    nanos as f64 / 1e6
+}
+
 fn severity(level: &str) -> SeverityNumber {
     match level {
         "TRACE" => SeverityNumber::Trace,
@@ -267,6 +356,213 @@ mod tests {
         assert!(r.trace_id.is_empty() && r.span_id.is_empty());
         assert_eq!(r.attributes.len(), 1);
         assert_eq!(r.time_unix_nano, 9);
+    }
+
+    mod calls {
+        use std::sync::Arc;
+
+        use tracing_core::Metadata;
+        use tracing_core::callsite::DefaultCallsite;
+
+        use super::*;
+        use crate::correlation::{self, CorrelationId};
+        use crate::log::DEFAULT_MAX_LINE_BYTES;
+        use crate::log::LineWriter;
+        use crate::operation::Messages;
+        use crate::record::{CallError, SiteNumber};
+        use crate::sink::CaptureSink;
+
+        macro_rules! meta {
+            ($meta:ident, $callsite:ident, $level:ident) => {
+                static $meta: Metadata<'static> = tracing_core::metadata!(
+                    name: "calls test",
+                    target: "app::db",
+                    level: tracing_core::Level::$level,
+                    fields: &[],
+                    callsite: &$callsite,
+                    kind: tracing_core::metadata::Kind::EVENT,
+                );
+                static $callsite: DefaultCallsite = DefaultCallsite::new(&$meta);
+            };
+        }
+        meta!(INFO, INFO_SITE, INFO);
+        meta!(WARN, WARN_SITE, WARN);
+        meta!(ERROR, ERROR_SITE, ERROR);
+        static SITE: SiteNumber = SiteNumber::new();
+        static MESSAGES: Messages = [
+            "\"db.query completed\"",
+            "\"db.query panicked\"",
+            "\"db.query cancelled\"",
+            "\"db.query slow\"",
+        ];
+
+        /// A finished `db.query` call of `status`, on `meta`'s level.
+        fn call<'a>(
+            meta: &'static Metadata<'static>,
+            status: Status,
+            error: Option<CallError<'a>>,
+            context: Option<&'a str>,
+        ) -> CallRecord<'a> {
+            let message = match status {
+                Status::Error => crate::record::Message::Failed,
+                _ => {
+                    let m = match status {
+                        Status::Panic => Message::Panicked,
+                        Status::Cancelled => Message::Cancelled,
+                        _ if meta == &WARN => Message::Slow,
+                        _ => Message::Completed,
+                    }
+                    .in_messages(&MESSAGES);
+                    crate::record::Message::Fixed {
+                        text: m.text,
+                        quoted: m.quoted,
+                    }
+                }
+            };
+            CallRecord {
+                meta,
+                operation: "db.query",
+                site: &SITE,
+                messages: &MESSAGES,
+                status,
+                message,
+                duration_ns: 412_345,
+                end_unix_nanos: 1_764_465_729_123_456_789,
+                error,
+                context,
+                slow_threshold_ns: (status == Status::Success && meta == &WARN).then_some(250_000),
+                span: 0xb7ad_6b71_6920_3331,
+                parent_span: 0x00f0_67aa_0ba9_02b7,
+                logged: true,
+                trace: std::cell::Cell::new(None),
+            }
+        }
+
+        /// The record of `call`'s JSON line, and its JSON line.
+        fn from_json_line(call: &CallRecord<'_>) -> (LogRecord, String) {
+            let capture = CaptureSink::new();
+            let writer = LineWriter::new("svc", Arc::new(capture.clone()), DEFAULT_MAX_LINE_BYTES);
+            writer.write_call(call);
+            let line = capture.take().pop().expect("a JSON line");
+            let entry = format!("{} {line}", call.end_unix_nanos());
+            (record(entry.as_bytes()).expect("a record"), line)
+        }
+
+        /// `call`'s queued form, if it fits in `room`.
+        fn form(call: &CallRecord<'_>, room: usize) -> Option<String> {
+            let mut form = None;
+            call_line::queue_logged(call, room, |f| form = Some(format!("L{f}"))).then_some(())?;
+            form
+        }
+
+        #[test]
+        fn a_call_s_form_becomes_the_record_of_its_json_line() {
+            let err = std::io::Error::other("disk \"full\" password=hunter2");
+            let failure = || {
+                Some(CallError {
+                    type_name: "IoError",
+                    message: &err,
+                })
+            };
+            let context = Some(r#""table":"users","rows":3,"ok":true,"ratio":0.5"#);
+            let calls = [
+                ("success", call(&INFO, Status::Success, None, None)),
+                (
+                    "success with context",
+                    call(&INFO, Status::Success, None, context),
+                ),
+                ("slow", call(&WARN, Status::Success, None, None)),
+                ("error", call(&ERROR, Status::Error, failure(), context)),
+                ("panic", call(&ERROR, Status::Panic, None, None)),
+                ("cancelled", call(&WARN, Status::Cancelled, None, context)),
+            ];
+            correlation::scope(CorrelationId::generate(), || {
+                for (what, call) in &calls {
+                    let (expected, line) = from_json_line(call);
+                    let form = form(call, 4096).expect("a form");
+                    let r = record(form.as_bytes()).expect("a record");
+                    assert_eq!(r, expected, "{what}:\n{line}\n{form}");
+                }
+            });
+            // Each record carries what its line said.
+            let (error, line) =
+                correlation::scope(CorrelationId::generate(), || from_json_line(&calls[3].1));
+            assert!(!line.contains("hunter2"), "{line}");
+            assert_eq!(error.severity_text, "ERROR");
+            assert!(
+                error
+                    .attributes
+                    .iter()
+                    .any(|kv| kv.key == "context.error_type"),
+                "{error:?}"
+            );
+        }
+
+        #[test]
+        fn a_form_its_json_line_could_not_hold_is_refused() {
+            let long = format!(r#""blob":"{}""#, "x".repeat(3000));
+            let call = call(&INFO, Status::Success, None, Some(&long));
+            correlation::scope(CorrelationId::generate(), || {
+                assert!(form(&call, 2000).is_none());
+                assert!(form(&call, 4000).is_some());
+                // A message cut to the room is refused too.
+                let err = std::io::Error::other("e".repeat(3000));
+                let failed = CallRecord {
+                    error: Some(CallError {
+                        type_name: "Error",
+                        message: &err,
+                    }),
+                    ..call_with(&ERROR, Status::Error)
+                };
+                assert!(form(&failed, 2000).is_none());
+                assert!(form(&failed, 8000).is_some());
+            });
+        }
+
+        fn call_with(meta: &'static Metadata<'static>, status: Status) -> CallRecord<'static> {
+            call(meta, status, None, None)
+        }
+
+        /// A form that fits its room has a JSON line within the line cap:
+        /// the writer's frame bound holds for the longest of every fixed
+        /// member.
+        #[test]
+        fn a_form_that_fits_has_a_json_line_that_is_not_cut() {
+            let max = 1024;
+            let capture = CaptureSink::new();
+            let writer = LineWriter::new("svc", Arc::new(capture.clone()), max);
+            let err = std::io::Error::other("e");
+            correlation::scope(CorrelationId::generate(), || {
+                // The longest members: a cancelled status, the largest
+                // durations, a parent, an error type.
+                let base = CallRecord {
+                    duration_ns: u64::MAX / 2,
+                    slow_threshold_ns: Some(u64::MAX),
+                    error: Some(CallError {
+                        type_name: "Error",
+                        message: &err,
+                    }),
+                    ..call_with(&WARN, Status::Cancelled)
+                };
+                let room = max
+                    - 448
+                    - "\",\"level\":\"WARN\",\"service\":\"svc\",\"message\":".len()
+                    - 2 * "db.query".len();
+                let bare = form(&base, room).expect("a form").len() - 1;
+                let pad = room - bare - r#","c":{"k":""}"#.len();
+                let context = format!(r#""k":"{}""#, "x".repeat(pad));
+                let full = CallRecord {
+                    context: Some(&context),
+                    ..base
+                };
+                let at_room = form(&full, room).expect("a form as long as its room");
+                assert_eq!(at_room.len() - 1, room);
+                writer.write_call(&full);
+                let line = capture.take().pop().expect("a JSON line");
+                assert!(line.len() <= max, "{} bytes: {line}", line.len());
+                assert!(!line.contains("truncated"), "{line}");
+            });
+        }
     }
 
     #[test]

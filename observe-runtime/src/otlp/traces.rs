@@ -1,15 +1,15 @@
 //! Spans: one per monitored call, sampled on the caller's thread, queued
-//! as one short line and turned into an OTLP `Span` on the worker.
+//! as the call's short form (`call_line`) behind `S` and turned into an
+//! OTLP `Span` on the worker.
 //!
 //! The caller pays for the sampling decision and, when sampled, for one
-//! line of about 130 bytes (fixed-width hex numbers and the call site's
-//! number; a JSON tail only for errors and context fields) copied into
-//! the queue; the worker reads the numbers by position, looks the site's
-//! operation and code location up, and encodes the protobuf. The first
-//! form, a JSON object carrying the operation, module and file path,
-//! escaped both paths on every call and cost the worker a JSON parse per
-//! span; this one made `overhead_otlp`'s `observe/otlp/sync` row 10 to 15 %
-//! cheaper in interleaved rounds.
+//! form of about 150 bytes copied into the queue (written once when the
+//! call's log record goes out too); the worker reads the numbers by
+//! position, looks the site's operation and code location up, and encodes
+//! the protobuf. The first form, a JSON object carrying the operation,
+//! module and file path, escaped both paths on every call and cost the
+//! worker a JSON parse per span; the numbers made `overhead_otlp`'s
+//! `observe/otlp/sync` row 10 to 15 % cheaper in interleaved rounds.
 //!
 //! The mapping: name = operation; kind `SERVER` for a call whose parent is
 //! the inbound `traceparent`, else `INTERNAL`; start and end times; status
@@ -17,8 +17,6 @@
 //! otherwise); attributes = the context fields, `error.type`,
 //! `correlation_id`, `code.namespace`, `code.filepath`, `code.lineno`,
 //! `observe.status`, and `observe.cancelled=true` for a cancelled call.
-
-use std::cell::RefCell;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
@@ -28,14 +26,12 @@ use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use prost::Message as _;
 
-use serde::de::DeserializeSeed;
-
+use super::call_line::{self, CallLine};
 use super::config::Sampler;
-use super::fill::{Attributes, Flatten, Recycler, Text, set_bytes, set_text};
-use super::resource::{self, fixed_hex, hex_id};
+use super::fill::{Attributes, Recycler, set_bytes, set_text};
+use super::resource;
 use super::transport::Encode;
 use crate::base::Status as CallStatus;
-use crate::base::json;
 use crate::record::{CallConsumer, CallRecord, SiteInfo};
 use crate::sink::worker::{Fate, Pipe};
 
@@ -121,30 +117,17 @@ impl SpanConsumer {
     }
 }
 
-thread_local! {
-    /// Each thread's line buffer: a call costs no allocation once it has
-    /// grown to the longest line.
-    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
-}
-
 impl CallConsumer for SpanConsumer {
     fn on_call(&self, call: &CallRecord<'_>) {
-        let _ = LINE.try_with(|cell| match cell.try_borrow_mut() {
-            Ok(mut line) => {
-                line.clear();
-                if write_line(&mut line, call, self.decision) {
-                    self.pipe.push(&line);
-                }
-            }
-            // A call finished inside another's formatting (an error's
-            // `Display` running a monitored call): a buffer of its own.
-            Err(_) => {
-                let mut line = String::new();
-                if write_line(&mut line, call, self.decision) {
-                    self.pipe.push(&line);
-                }
-            }
-        });
+        let decision = self.decision;
+        call_line::queue_traced(
+            call,
+            |trace| {
+                let remote = (trace.parent_span != 0).then_some(trace.flags & 1 == 1);
+                decision.sampled(trace.trace_id, remote)
+            },
+            |form| self.pipe.push_prefixed(b"S", form),
+        );
     }
 
     /// Every call is a span, logged or not; but a sampler that keeps
@@ -152,90 +135,6 @@ impl CallConsumer for SpanConsumer {
     fn wants_unlogged_calls(&self) -> bool {
         self.decision.may_sample()
     }
-}
-
-/// The fixed-width part of a queued span: trace ID (32 hex digits), span
-/// ID, parent span ID (0 for none), start (Unix ns) and duration (ns), 16
-/// each, the site's number (8), the status' index and whether the parent
-/// is remote (`0` or `1`).
-const FIXED: usize = 32 + 4 * 16 + 8 + 2;
-
-/// A status' digit in the fixed part: its index, as the worker reads it
-/// back through `Status::ALL`.
-const STATUS_DIGITS: [u8; CallStatus::ALL.len()] = {
-    let mut d = [0u8; CallStatus::ALL.len()];
-    let mut i = 0;
-    while i < d.len() {
-        assert!(i < 10, "one digit per status");
-        // Below 10, checked above.
-        #[allow(clippy::cast_possible_truncation)]
-        {
-            d[i] = b'0' + i as u8;
-        }
-        i += 1;
-    }
-    d
-};
-
-/// Writes the queued form of `call`'s span into `out` if `decision`
-/// samples it; `false` (and `out` to be discarded) if not.
-///
-/// The form is `S`, the correlation ID (which holds no space), a space,
-/// the [`FIXED`] part, and, for an error, a panic or context fields, a
-/// JSON object: `m` the message, `x` the error type, `c` the context
-/// members. Numbers are fixed-width hex, and the operation and code
-/// location are the site's number: the caller copies little and escapes
-/// nothing of its own, and the worker reads the numbers by position.
-pub(crate) fn write_line(out: &mut String, call: &CallRecord<'_>, decision: Decision) -> bool {
-    // The correlation ID first: writing it yields its trace, as the JSON
-    // line's writer gets it, so both name the same trace, even for a
-    // call outside every scope.
-    out.push('S');
-    let trace = call.write_correlation_id(out);
-    let remote_parent = trace.parent_span != 0;
-    let remote_sampled = remote_parent.then_some(trace.flags & 1 == 1);
-    if !decision.sampled(trace.trace_id, remote_sampled) {
-        return false;
-    }
-    out.push(' ');
-    json::write_hex32(out, trace.trace_id);
-    json::write_hex16(out, call.span_id());
-    let (parent, remote) = call.parent_in(&trace);
-    json::write_hex16(out, parent);
-    json::write_hex16(out, call.start_unix_nanos());
-    json::write_hex16(out, call.duration_nanos());
-    json::write_hex8(out, call.site_number());
-    let status = call.status();
-    json::push_ascii(
-        out,
-        &[STATUS_DIGITS[status.index()], b"01"[usize::from(remote)]],
-    );
-    let failed = matches!(status, CallStatus::Error | CallStatus::Panic);
-    let context = call.context_json();
-    if !failed && call.error().is_none() && context.is_empty() {
-        return true;
-    }
-    let mut sep = '{';
-    if failed {
-        out.push_str("{\"m\":");
-        // Bounded and masked like the line's own message.
-        crate::log::write_context_value(out, call.message());
-        sep = ',';
-    }
-    if let Some(e) = call.error() {
-        out.push(sep);
-        out.push_str("\"x\":");
-        json::write_escaped(out, e.type_name());
-        sep = ',';
-    }
-    if !context.is_empty() {
-        out.push(sep);
-        out.push_str("\"c\":{");
-        out.push_str(context);
-        out.push('}');
-    }
-    out.push('}');
-    true
 }
 
 /// Whether a queued line is a span's; log records are queued behind their
@@ -303,64 +202,21 @@ pub(crate) fn span(line: &[u8]) -> Option<Span> {
 /// (caught up when the line names one past its end); `false` (and `span`
 /// only fit to be written over again) if the line is not a span's.
 fn fill_span(span: &mut Span, line: &[u8], sites: &mut Vec<SiteInfo>) -> bool {
-    let Some(rest) = line.strip_prefix(b"S") else {
+    let Some(call) = line
+        .strip_prefix(b"S")
+        .and_then(|form| CallLine::read(form, sites))
+    else {
         return false;
     };
-    let Some(space) = memchr::memchr(b' ', rest) else {
-        return false;
-    };
-    let (id, rest) = (&rest[..space], &rest[space + 1..]);
-    let Some((fixed, tail)) = rest.split_at_checked(FIXED) else {
-        return false;
-    };
-    let field = |at: usize, len: usize| &fixed[at..at + len];
-    let number = |at: usize| fixed_hex(field(at, 16), 16).and_then(|v| u64::try_from(v).ok());
-    let (Some(trace), Some(own), Some(parent), Some(start), Some(duration), Some(site)) = (
-        hex_id::<16>(field(0, 32)),
-        hex_id::<8>(field(32, 16)),
-        number(48),
-        number(64),
-        number(80),
-        fixed_hex(field(96, 8), 8).and_then(|v| u32::try_from(v).ok()),
-    ) else {
-        return false;
-    };
-    let (Some(&status), Some(remote)) = (
-        fixed[104]
-            .checked_sub(b'0')
-            .and_then(|d| CallStatus::ALL.get(usize::from(d))),
-        match fixed[105] {
-            b'0' => Some(false),
-            b'1' => Some(true),
-            _ => None,
-        },
-    ) else {
-        return false;
-    };
-    let Some(site) = site_at(sites, site) else {
-        return false;
-    };
-    let Ok(id) = std::str::from_utf8(id) else {
-        return false;
-    };
-    set_bytes(&mut span.trace_id, &trace);
-    set_bytes(&mut span.span_id, &own);
-    set_text(&mut span.name, site.operation);
+    set_bytes(&mut span.trace_id, &call.trace);
+    set_bytes(&mut span.span_id, &call.span);
+    set_text(&mut span.name, call.site.operation);
     let mut attrs = Attributes::over(&mut span.attributes);
-    attrs.str("correlation_id", id);
-    let mut message = None;
-    if !tail.is_empty() {
-        let mut de = serde_json::Deserializer::from_slice(tail);
-        let read = TailSeed {
-            attrs: &mut attrs,
-            message: &mut message,
-        }
-        .deserialize(&mut de);
-        if read.is_err() || de.end().is_err() {
-            return false;
-        }
-    }
-    let meta = site.meta;
+    attrs.str("correlation_id", call.id);
+    let Some(message) = call.read_tail(&mut attrs, "error.type", "") else {
+        return false;
+    };
+    let meta = call.site.meta;
     if let Some(module) = meta.module_path() {
         attrs.str("code.namespace", module);
     }
@@ -370,13 +226,14 @@ fn fill_span(span: &mut Span, line: &[u8], sites: &mut Vec<SiteInfo>) -> bool {
     if let Some(line) = meta.line() {
         attrs.value("code.lineno", Value::IntValue(i64::from(line)));
     }
+    let status = call.status;
     attrs.str("observe.status", status.as_str());
     if status == CallStatus::Cancelled {
         attrs.value("observe.cancelled", Value::BoolValue(true));
     }
     attrs.finish();
-    span.start_time_unix_nano = start;
-    span.end_time_unix_nano = start.saturating_add(duration);
+    span.start_time_unix_nano = call.start;
+    span.end_time_unix_nano = call.end();
     if matches!(status, CallStatus::Error | CallStatus::Panic) {
         let s = span.status.get_or_insert_with(Status::default);
         set_text(&mut s.message, message.as_deref().unwrap_or_default());
@@ -384,8 +241,8 @@ fn fill_span(span: &mut Span, line: &[u8], sites: &mut Vec<SiteInfo>) -> bool {
     } else {
         span.status = None;
     }
-    let parent = (parent != 0).then_some(parent);
-    let remote = remote && parent.is_some();
+    let parent = (call.parent != 0).then_some(call.parent);
+    let remote = call.remote && parent.is_some();
     span.flags = FLAG_SAMPLED;
     span.parent_span_id.clear();
     if let Some(p) = parent {
@@ -403,62 +260,12 @@ fn fill_span(span: &mut Span, line: &[u8], sites: &mut Vec<SiteInfo>) -> bool {
     true
 }
 
-/// SiteInfo `number` from `sites`, catching up once if it is past the end.
-fn site_at(sites: &mut Vec<SiteInfo>, number: u32) -> Option<SiteInfo> {
-    let at = usize::try_from(number).ok()?;
-    if at >= sites.len() {
-        crate::record::catch_up_sites(sites);
-    }
-    sites.get(at).copied()
-}
-
-/// Reads a queued span's JSON tail: its message, error type and context
-/// members.
-struct TailSeed<'a, 'b, 'de> {
-    attrs: &'a mut Attributes<'b>,
-    message: &'a mut Option<Text<'de>>,
-}
-
-impl<'de> DeserializeSeed<'de> for TailSeed<'_, '_, 'de> {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for TailSeed<'_, '_, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a queued span's message, error type and context")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<Text<'de>>()? {
-            match &*key {
-                "m" => *self.message = Some(map.next_value()?),
-                "x" => self
-                    .attrs
-                    .str("error.type", &map.next_value::<Text<'de>>()?),
-                "c" => map.next_value_seed(Flatten {
-                    prefix: "",
-                    into: self.attrs,
-                })?,
-                _ => {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use tracing_core::Metadata;
 
     use super::*;
+    use crate::operation::Messages;
     use crate::record::SiteNumber;
 
     #[test]
@@ -529,8 +336,24 @@ mod tests {
         tracing_core::callsite::DefaultCallsite::new(&META);
     static QUERY: SiteNumber = SiteNumber::new();
     static OP: SiteNumber = SiteNumber::new();
+    static MESSAGES: Messages = [
+        "\"db.query completed\"",
+        "\"db.query panicked\"",
+        "\"db.query cancelled\"",
+        "\"db.query slow\"",
+    ];
 
-    /// A queued span line: `S{id} {fixed part}{tail}`.
+    /// The site `operation` at `META`.
+    fn site(number: &'static SiteNumber, operation: &'static str) -> u32 {
+        number.get(|| SiteInfo {
+            operation,
+            meta: &META,
+            messages: &MESSAGES,
+        })
+    }
+
+    /// A queued span line: `S{id} {fixed part}{tail}`, `flags` the
+    /// status, remote and level digits, and no slow threshold.
     pub(super) fn line(
         id: &str,
         ids: &str,
@@ -540,17 +363,21 @@ mod tests {
         tail: &str,
     ) -> Vec<u8> {
         let (start, duration) = times;
-        format!("S{id} {ids}{start:016x}{duration:016x}{site:08x}{flags}{tail}").into_bytes()
+        format!(
+            "S{id} {ids}{start:016x}{duration:016x}{site:08x}{flags}{:016x}{tail}",
+            0
+        )
+        .into_bytes()
     }
 
     /// `n` queued spans, failed ones with a tail and successes without.
     pub(super) fn sample(n: usize) -> Vec<Vec<u8>> {
-        let query = QUERY.get("db.query", &META);
+        let query = site(&QUERY, "db.query");
         let tail = r#"{"m":"db.query failed: gone","x":"IoError","c":{"table":"users","rows":3}}"#;
         (0..n)
             .map(|i| match i % 2 {
-                0 => line("req_1", IDS, (10, 15), query, "11", tail),
-                _ => line("req_1", ROOT, (10, 15), query, "30", ""),
+                0 => line("req_1", IDS, (10, 15), query, "112", tail),
+                _ => line("req_1", ROOT, (10, 15), query, "302", ""),
             })
             .collect()
     }
@@ -575,9 +402,9 @@ mod tests {
 
     #[test]
     fn a_queued_line_becomes_a_span() {
-        let query = QUERY.get("db.query", &META);
+        let query = site(&QUERY, "db.query");
         let tail = r#"{"m":"db.query failed: gone","x":"IoError","c":{"table":"users","rows":3}}"#;
-        let s = span(&line("req_1", IDS, (10, 15), query, "11", tail)).expect("a span");
+        let s = span(&line("req_1", IDS, (10, 15), query, "112", tail)).expect("a span");
         assert_eq!(s.name, "db.query");
         assert_eq!(s.trace_id.len(), 16);
         assert_eq!(s.span_id, [0xb7, 0xad, 0x6b, 0x71, 0x69, 0x20, 0x33, 0x31]);
@@ -610,6 +437,7 @@ mod tests {
             meta: &META,
             operation: "db.query",
             site: &QUERY,
+            messages: &MESSAGES,
             status: CallStatus::Error,
             message: crate::record::Message::Failed,
             duration_ns: 15,
@@ -625,18 +453,17 @@ mod tests {
             logged: true,
             trace: std::cell::Cell::new(None),
         };
-        let mut out = String::new();
-        assert!(!write_line(
-            &mut out,
-            &call(),
-            Decision::new(Sampler::AlwaysOff)
-        ));
-        out.clear();
-        assert!(write_line(
-            &mut out,
-            &call(),
-            Decision::new(Sampler::AlwaysOn)
-        ));
+        let queued = |sampler| {
+            let mut out = None;
+            call_line::queue_traced(
+                &call(),
+                |t| Decision::new(sampler).sampled(t.trace_id, None),
+                |form| out = Some(format!("S{form}")),
+            );
+            out
+        };
+        assert_eq!(queued(Sampler::AlwaysOff), None);
+        let out = queued(Sampler::AlwaysOn).expect("a sampled span");
         let s = span(out.as_bytes()).unwrap_or_else(|| panic!("not a span: {out}"));
         assert_eq!(s.name, "db.query");
         assert_eq!((s.start_time_unix_nano, s.end_time_unix_nano), (10, 25));
@@ -664,8 +491,8 @@ mod tests {
 
     #[test]
     fn roots_successes_and_cancellations() {
-        let op = OP.get("op", &META);
-        let s = span(&line("x", ROOT, (10, 0), op, "30", "")).expect("a span");
+        let op = site(&OP, "op");
+        let s = span(&line("x", ROOT, (10, 0), op, "302", "")).expect("a span");
         assert!(s.parent_span_id.is_empty());
         assert_eq!((s.kind, s.flags), (SpanKind::Internal as i32, FLAG_SAMPLED));
         assert!(s.status.is_none());
@@ -675,11 +502,11 @@ mod tests {
         );
         assert_eq!(attr(&s, "observe.cancelled"), Some(Value::BoolValue(true)));
         // A parent in this process is a local one.
-        let local = span(&line("x", IDS, (10, 1), op, "00", "")).expect("a span");
+        let local = span(&line("x", IDS, (10, 1), op, "002", "")).expect("a span");
         assert_eq!(local.kind, SpanKind::Internal as i32);
         assert_eq!(local.flags, FLAG_SAMPLED | FLAG_HAS_IS_REMOTE);
         // A remote flag without a parent names no remote parent.
-        let orphan = span(&line("x", ROOT, (10, 1), op, "01", "")).expect("a span");
+        let orphan = span(&line("x", ROOT, (10, 1), op, "012", "")).expect("a span");
         assert_eq!(
             (orphan.kind, orphan.flags),
             (SpanKind::Internal as i32, FLAG_SAMPLED)
@@ -688,11 +515,11 @@ mod tests {
 
     #[test]
     fn a_span_written_over_keeps_nothing_of_the_last() {
-        let (query, op) = (QUERY.get("db.query", &META), OP.get("op", &META));
+        let (query, op) = (site(&QUERY, "db.query"), site(&OP, "op"));
         let mut enc = SpanEncoder::new(resource::build("svc", None, &[]));
         let tail = r#"{"m":"gone","x":"IoError","c":{"table":"users"}}"#;
-        let full = line("req_1", IDS, (10, 15), query, "11", tail);
-        let bare = line("r", ROOT, (1, 2), op, "00", "");
+        let full = line("req_1", IDS, (10, 15), query, "112", tail);
+        let bare = line("r", ROOT, (1, 2), op, "002", "");
         let mut out = Vec::new();
         enc.encode(&[&full, &full], &mut [Fate::Sent; 2], &mut out);
         out.clear();
@@ -720,29 +547,35 @@ mod tests {
 
     #[test]
     fn unreadable_lines_are_refused() {
-        let op = OP.get("op", &META);
-        let good = line("x", ROOT, (1, 1), op, "00", "");
+        let op = site(&OP, "op");
+        let good = line("x", ROOT, (1, 1), op, "002", "");
         assert!(span(&good).is_some());
         let zero_trace = format!("{}{}", "0".repeat(32), &ROOT[32..]);
         let zero_span = format!("{}{}{}", &ROOT[..32], "0".repeat(16), &ROOT[48..]);
         let mut not_utf8 = good.clone();
         not_utf8[1] = 0xff;
+        // `Sx `, then the threshold after the status, remote and level
+        // digits.
+        let mut bad_threshold = good.clone();
+        bad_threshold[3 + 107] = b'g';
         let bad = [
             Vec::new(),
             b"S".to_vec(),
             b"Sx".to_vec(),
             b"Sx ".to_vec(),
             good[..good.len() - 1].to_vec(),
-            line("x", &zero_span, (1, 1), op, "00", ""),
-            line("x", &zero_trace, (1, 1), op, "00", ""),
-            line("x", &ROOT.replacen('c', "+", 1), (1, 1), op, "00", ""),
-            line("x", ROOT, (1, 1), u32::MAX, "00", ""),
-            line("x", ROOT, (1, 1), op, "40", ""),
-            line("x", ROOT, (1, 1), op, "02", ""),
-            line("x", ROOT, (1, 1), op, "00", "{"),
-            line("x", ROOT, (1, 1), op, "00", "{}x"),
-            line("x", ROOT, (1, 1), op, "00", r#"{"x":5}"#),
-            line("x", &ROOT.to_uppercase(), (1, 1), op, "00", ""),
+            line("x", &zero_span, (1, 1), op, "002", ""),
+            line("x", &zero_trace, (1, 1), op, "002", ""),
+            line("x", &ROOT.replacen('c', "+", 1), (1, 1), op, "002", ""),
+            line("x", ROOT, (1, 1), u32::MAX, "002", ""),
+            line("x", ROOT, (1, 1), op, "402", ""),
+            line("x", ROOT, (1, 1), op, "022", ""),
+            line("x", ROOT, (1, 1), op, "005", ""),
+            bad_threshold,
+            line("x", ROOT, (1, 1), op, "002", "{"),
+            line("x", ROOT, (1, 1), op, "002", "{}x"),
+            line("x", ROOT, (1, 1), op, "002", r#"{"x":5}"#),
+            line("x", &ROOT.to_uppercase(), (1, 1), op, "002", ""),
             not_utf8,
         ];
         for bad in bad {

@@ -22,6 +22,9 @@ pub struct CallRecord<'a> {
     /// The number of the call's site (its operation and code location).
     #[cfg(feature = "otlp")]
     pub(crate) site: &'static SiteNumber,
+    /// The site's fixed messages, for its entry in the site table.
+    #[cfg(feature = "otlp")]
+    pub(crate) messages: &'static [&'static str; 4],
     pub(crate) status: Status,
     pub(crate) message: Message,
     pub(crate) duration_ns: u64,
@@ -199,7 +202,11 @@ impl<'a> CallRecord<'a> {
     /// another thread.
     #[cfg(feature = "otlp")]
     pub(crate) fn site_number(&self) -> u32 {
-        self.site.get(self.operation, self.meta)
+        self.site.get(|| super::SiteInfo {
+            operation: self.operation,
+            meta: self.meta,
+            messages: self.messages,
+        })
     }
 
     /// The call's span id (never 0 for a call recorded in a scope).

@@ -1,19 +1,23 @@
 //! Call sites by number: a consumer that hands calls to another thread
 //! names each call's site with a small integer, and that thread looks the
-//! operation, module, file and line up, instead of every call copying
-//! (and escaping) the same strings.
+//! operation, module, file, line and fixed messages up, instead of every
+//! call copying (and escaping) the same strings.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use tracing_core::Metadata;
 
-/// What a number stands for: the site's operation and its `tracing`
-/// metadata (module, file, line).
+/// What a number stands for: the site's operation, its `tracing`
+/// metadata (module, file, line) and its fixed messages.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SiteInfo {
     pub(crate) operation: &'static str,
     pub(crate) meta: &'static Metadata<'static>,
+    /// `{op} completed` and the like, as JSON strings: the site's
+    /// `operation::Messages` (which the layers above read), spelled out
+    /// here because records come before operations.
+    pub(crate) messages: &'static [&'static str; 4],
 }
 
 /// Every site numbered so far, by number. Only grows, and by one entry per
@@ -33,13 +37,12 @@ impl SiteNumber {
         Self(AtomicU32::new(UNNUMBERED))
     }
 
-    /// The number of the site of `operation` at `meta`, numbering it now if
-    /// it has none. `u32::MAX` (which names no site) if four billion sites
-    /// were numbered before.
+    /// The number of `site`, numbering it now if it has none. `u32::MAX`
+    /// (which names no site) if four billion sites were numbered before.
     #[inline]
-    pub(crate) fn get(&self, operation: &'static str, meta: &'static Metadata<'static>) -> u32 {
+    pub(crate) fn get(&self, site: impl FnOnce() -> SiteInfo) -> u32 {
         match self.0.load(Ordering::Acquire) {
-            UNNUMBERED => self.assign(SiteInfo { operation, meta }),
+            UNNUMBERED => self.assign(site()),
             n => n - 1,
         }
     }
@@ -88,10 +91,18 @@ mod tests {
         );
         static CALLSITE: tracing_core::callsite::DefaultCallsite =
             tracing_core::callsite::DefaultCallsite::new(&META);
+        static MESSAGES: [&str; 4] = ["\"done\"", "", "", ""];
+        let info = |operation| {
+            move || SiteInfo {
+                operation,
+                meta: &META,
+                messages: &MESSAGES,
+            }
+        };
         let (a, b) = (SiteNumber::new(), SiteNumber::new());
-        let first = a.get("a.op", &META);
-        assert_eq!(a.get("ignored", &META), first, "numbered once");
-        let second = b.get("b.op", &META);
+        let first = a.get(info("a.op"));
+        assert_eq!(a.get(info("ignored")), first, "numbered once");
+        let second = b.get(info("b.op"));
         assert_ne!(first, second);
         let mut seen = Vec::new();
         catch_up(&mut seen);
