@@ -2,10 +2,13 @@
 
 use std::time::Duration;
 
+use observe::log::JsonLayer;
 use observe::monitor_performance;
 use observe::sink::CaptureSink;
+use opentelemetry_proto::tonic::common::v1::AnyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::logs::v1::SeverityNumber;
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, SeverityNumber};
+use tracing_subscriber::layer::SubscriberExt as _;
 
 use crate::receiver::Receiver;
 use crate::{attr, config, dispatch, exporter, hex, lines};
@@ -73,4 +76,88 @@ fn records_carry_the_lines_trace_and_span_ids() {
         );
         assert_eq!(warn.span_id, call.span_id, "the event is inside the call");
     });
+}
+
+#[monitor_performance("otlp.logs.fail", context(entity = "sensor.kitchen", attempt = 3))]
+fn fail() -> Result<(), std::io::Error> {
+    Err(std::io::Error::other("disk \"full\""))
+}
+
+/// What a record says apart from its times and IDs (which differ from
+/// run to run): severity, body and every attribute but the IDs and the
+/// duration, in order.
+type Said = (
+    i32,
+    String,
+    Option<AnyValue>,
+    Vec<(String, Option<AnyValue>)>,
+);
+
+fn said(r: &LogRecord) -> Said {
+    let attrs = r
+        .attributes
+        .iter()
+        .filter(|kv| {
+            !matches!(
+                kv.key.as_str(),
+                "correlation_id" | "parent_span_id" | "performance.duration_ms"
+            )
+        })
+        .map(|kv| (kv.key.clone(), kv.value.clone()))
+        .collect();
+    (
+        r.severity_number,
+        r.severity_text.clone(),
+        r.body.clone(),
+        attrs,
+    )
+}
+
+/// With the exporter as the only sink a call's line is never formatted
+/// as JSON: its record comes from the call's short form, which its span
+/// is made from too. It must say what the JSON line's record says.
+#[test]
+fn a_call_s_record_is_the_same_without_its_json_line() {
+    let run = |alone: bool| {
+        let r = Receiver::start();
+        let exporter = exporter(&config(&r));
+        let dispatch = if alone {
+            let mut layer = JsonLayer::new("otlp-test").with_sink(exporter.clone());
+            if let Some(spans) = exporter.call_consumer() {
+                layer = layer.with_call_consumer(spans);
+            }
+            tracing::Dispatch::new(tracing_subscriber::registry().with(layer))
+        } else {
+            dispatch(&exporter, &CaptureSink::new())
+        };
+        tracing::dispatcher::with_default(&dispatch, || {
+            work().expect("ok");
+            fail().expect_err("fails");
+        });
+        assert!(r.wait(Duration::from_secs(10), |got| got.logs.len() == 3
+            && got.spans.len() == 2));
+        r.with(|got| (got.logs.clone(), got.spans.clone()))
+    };
+    let (json_logs, _) = run(false);
+    let (form_logs, spans) = run(true);
+    let json: Vec<_> = json_logs.iter().map(said).collect();
+    let form: Vec<_> = form_logs.iter().map(said).collect();
+    assert_eq!(form, json);
+    assert_eq!(form_logs[2].severity_text, "ERROR");
+    assert_eq!(
+        attr(&form_logs[2].attributes, "context.error_type"),
+        Some(&Value::StringValue("Error".into()))
+    );
+    // Each call's record and span name the same span, trace and ID.
+    for (record, span) in form_logs[1..].iter().zip(&spans) {
+        assert_eq!(
+            (&record.trace_id, &record.span_id),
+            (&span.trace_id, &span.span_id)
+        );
+        assert_eq!(
+            attr(&record.attributes, "correlation_id"),
+            attr(&span.attributes, "correlation_id")
+        );
+        assert_eq!(record.time_unix_nano, span.end_time_unix_nano);
+    }
 }

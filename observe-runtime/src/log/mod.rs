@@ -33,9 +33,9 @@ pub use redact::{REDACTED, Redactor};
 pub(crate) use sink::{Sink, count_dropped};
 pub(crate) use stdout::DirectStdout;
 pub use validator::{LogValidator, ValidationError, ValidationErrorKind};
-pub(crate) use writer::{write_context_str, write_context_value};
 #[cfg(feature = "otlp")]
 pub(crate) use writer::write_rendered;
+pub(crate) use writer::{write_context_str, write_context_value};
 
 static REDACTOR: RwLock<Option<Redactor>> = RwLock::new(None);
 
