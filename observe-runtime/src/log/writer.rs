@@ -452,11 +452,13 @@ fn level_name(level: Level) -> &'static str {
 }
 
 /// The most a call's JSON line holds besides the level's middle part,
-/// twice the operation name (in the fixed message and in `performance`)
+/// twice the operation name (in a fixed message and in `performance`)
 /// and the call's own text (its correlation ID, message, error type and
 /// context members): the keys and punctuation of `write_line` and
-/// `CallParts` (280 bytes), a timestamp (27), three IDs (64), a status
-/// (9) and two durations in milliseconds (21 each), rounded up.
+/// `CallParts` (184 bytes), a timestamp (27), three IDs (64), a status
+/// (9), two durations in milliseconds (21 each) and a fixed message's
+/// other words and quotes (12), 338 in all, with room to spare.
+/// `a_form_that_fits_has_a_json_line_that_is_not_cut` holds it to that.
 const CALL_FRAME_BYTES: usize = 448;
 
 /// What a cut value keeps beyond the room left in its line: enough that
