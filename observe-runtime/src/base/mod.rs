@@ -2,6 +2,8 @@
 //! them: the clock, metric names, a call's status, the background-component
 //! contract, the JSON writers and per-thread slots.
 
+#[cfg(test)]
+pub(crate) mod alloc_count;
 pub(crate) mod clock;
 mod component;
 pub(crate) mod duration;

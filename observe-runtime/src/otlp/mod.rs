@@ -301,51 +301,14 @@ pub(crate) fn start_metrics(
 
 #[cfg(test)]
 mod tests {
-    use std::alloc::{GlobalAlloc, Layout, System};
-    use std::cell::Cell;
-
     use super::transport::Encode;
     use super::*;
+    use crate::base::alloc_count::counted;
     use crate::sink::worker::Fate;
-
-    /// The system allocator, counting the allocations of the threads that
-    /// ask it to.
-    struct Counting;
-
-    thread_local! {
-        /// `Some(n)`: this thread counts, `n` so far.
-        static COUNT: Cell<Option<u64>> = const { Cell::new(None) };
-    }
-
-    // SAFETY: every call is passed on to `System` unchanged.
-    #[allow(unsafe_code)]
-    unsafe impl GlobalAlloc for Counting {
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            let _ = COUNT.try_with(|c| c.set(c.get().map(|n| n + 1)));
-            // SAFETY: the caller's contract, passed on.
-            unsafe { System.alloc(layout) }
-        }
-
-        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            // SAFETY: the caller's contract, passed on.
-            unsafe { System.dealloc(ptr, layout) }
-        }
-
-        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-            let _ = COUNT.try_with(|c| c.set(c.get().map(|n| n + 1)));
-            // SAFETY: the caller's contract, passed on.
-            unsafe { System.realloc(ptr, layout, new_size) }
-        }
-    }
-
-    #[global_allocator]
-    static ALLOCATOR: Counting = Counting;
 
     /// Allocations `f` makes on this thread.
     fn allocations(f: impl FnOnce()) -> u64 {
-        COUNT.with(|c| c.set(Some(0)));
-        f();
-        COUNT.with(|c| c.replace(None)).unwrap_or(0)
+        counted(f).allocs
     }
 
     /// Encodes `lines` four times over; the allocations of the last time.
