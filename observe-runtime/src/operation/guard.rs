@@ -179,15 +179,42 @@ impl Guard {
         }
     }
 
+    /// An idle guard for an async call of `callsite`, holding the call's
+    /// context fields ([`Guard::async_context`]) until its first poll
+    /// starts it: in the guard's own field, so the call's future carries
+    /// one slot for them, not two.
+    #[inline(always)]
+    pub(crate) fn new_async(callsite: &'static Callsite, context: Option<String>) -> Self {
+        let mut guard = Self::new(callsite);
+        guard.context = ManuallyDrop::new(context);
+        guard
+    }
+
     /// Starts an async call at its first poll, in place inside its
     /// [`Monitored`](super::Monitored) future, which owns the correlation
-    /// scope; `context` comes from [`Guard::async_context`].
+    /// scope, with the context it was made with.
     #[inline(always)]
-    pub(crate) fn enter_async(&mut self, context: Option<String>) {
+    pub(crate) fn enter_async(&mut self) {
+        let context = std::mem::take(&mut *self.context);
         // Rendered context means its lines could be written a moment ago,
         // in this same poll: no need to ask the filters again.
         let known_to_log = context.is_some();
         self.start(false, known_to_log, || context);
+    }
+
+    /// Whether the guard holds context fields: an async call's before its
+    /// first poll, or a started call's that may log.
+    #[inline(always)]
+    pub(crate) fn holds_context(&self) -> bool {
+        self.context.is_some()
+    }
+
+    /// Frees the context fields the guard holds.
+    pub(crate) fn free_context(&mut self) {
+        drop(ManuallyDrop::into_inner(std::mem::replace(
+            &mut self.context,
+            ManuallyDrop::new(None),
+        )));
     }
 
     #[inline(always)]
@@ -430,10 +457,7 @@ impl Guard {
         if self.flags & ACTIVE != 0 && !self.finished {
             self.unfinished();
         }
-        drop(ManuallyDrop::into_inner(std::mem::replace(
-            &mut self.context,
-            ManuallyDrop::new(None),
-        )));
+        self.free_context();
         if self.flags & HOLD != 0 {
             self.release_held();
         }

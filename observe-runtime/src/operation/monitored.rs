@@ -37,9 +37,8 @@ pin_project_lite::pin_project! {
 /// of an idle guard, which holds neither, is one flag test with no drop
 /// glue per field.
 struct Call {
+    /// Holds the context fields until the first poll starts it.
     guard: Guard,
-    /// The context fields until the first poll starts the guard.
-    context: ManuallyDrop<Option<String>>,
     slot: ManuallyDrop<Slot>,
     /// The request's held lines between polls, when this call is the root
     /// of a request that holds them; only ever non-empty while the guard
@@ -62,7 +61,8 @@ impl std::panic::RefUnwindSafe for Call {}
 impl Drop for Call {
     #[inline(always)]
     fn drop(&mut self) {
-        if self.context.is_some() || !self.guard.is_idle() || matches!(*self.slot, Slot::Id(_)) {
+        if self.guard.holds_context() || !self.guard.is_idle() || matches!(*self.slot, Slot::Id(_))
+        {
             self.release();
         }
     }
@@ -86,10 +86,8 @@ impl Call {
         }
         drop(ManuallyDrop::into_inner(std::mem::take(&mut self.traced)));
         drop(ManuallyDrop::into_inner(std::mem::take(&mut self.held)));
-        drop(ManuallyDrop::into_inner(std::mem::replace(
-            &mut self.context,
-            ManuallyDrop::new(None),
-        )));
+        // A call never polled, or never started, still holds its context.
+        self.guard.free_context();
         drop(ManuallyDrop::into_inner(std::mem::replace(
             &mut self.slot,
             ManuallyDrop::new(Slot::Empty),
@@ -127,8 +125,7 @@ where
     Monitored {
         body,
         call: Call {
-            guard: Guard::new(callsite),
-            context: ManuallyDrop::new(context),
+            guard: Guard::new_async(callsite, context),
             slot: ManuallyDrop::new(Slot::Empty),
             held: ManuallyDrop::new(Parked::default()),
             traced: ManuallyDrop::new(interop::Parked::default()),
@@ -148,7 +145,7 @@ impl<F: Future, Fin: FnOnce(&F::Output, &mut Guard)> Future for Monitored<F, Fin
         if !call.started {
             call.started = true;
             // Started in place: the guard is timed from the first poll.
-            call.guard.enter_async(call.context.take());
+            call.guard.enter_async();
             if call.guard.wants_scope() {
                 *call.slot = correlation::join_slot();
                 // The outermost monitored call of the request, as far as
@@ -236,4 +233,40 @@ fn poll_cold<F: Future, Fin: FnOnce(&F::Output, &mut Guard)>(
         traced.close();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::alloc_count::counted;
+
+    crate::__callsite!(
+        CALLSITE,
+        "monitored.test",
+        INFO,
+        0u64,
+        file!(),
+        line!(),
+        0u64
+    );
+
+    fn call(context: Option<String>) -> impl Future<Output = u8> {
+        monitored(
+            Hint::new(),
+            &CALLSITE,
+            context,
+            async { 1u8 },
+            |_: &u8, guard: &mut Guard| guard.success(),
+        )
+    }
+
+    #[test]
+    fn a_call_dropped_before_its_first_poll_frees_its_context() {
+        // Made outside the count: only what dropping it does is counted.
+        let unpolled = call(Some(r#""entity":"s1""#.to_owned()));
+        let freed = counted(|| drop(unpolled));
+        assert_eq!((freed.allocs, freed.frees), (0, 1));
+        let bare = call(None);
+        assert_eq!(counted(|| drop(bare)).frees, 0);
+    }
 }
