@@ -22,7 +22,7 @@ mod visitor;
 mod writer;
 
 #[cfg(all(test, feature = "otlp"))]
-pub(crate) use writer::LineWriter;
+pub(crate) use writer::{CALL_FRAME_BYTES, LineWriter};
 
 use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 

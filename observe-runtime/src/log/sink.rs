@@ -34,7 +34,15 @@ pub trait Sink: Send + Sync + fmt::Debug + 'static {
     /// correlation ID, message, error type and context members) may take
     /// before its JSON line would be cut: a sink must refuse a call with
     /// more, so that the cut line is written as any over-long line is.
-    fn write_call(&self, call: &CallRecord<'_>, room: usize) -> bool {
+    ///
+    /// Only this crate's sinks can take calls (the last argument is a value
+    /// no other crate can name): a failed call's message is masked and
+    /// bounded as the line is written, which a sink elsewhere would have to
+    /// redo. It runs on the caller's thread, in the call's correlation
+    /// scope, and not while lines are held (held lines need their text); a
+    /// [`FanOut`] takes no calls.
+    #[doc(hidden)]
+    fn write_call(&self, call: &CallRecord<'_>, room: usize, _: Internal) -> bool {
         let _ = (call, room);
         false
     }
@@ -47,6 +55,18 @@ pub trait Sink: Send + Sync + fmt::Debug + 'static {
         true
     }
 }
+
+/// Keeps [`Sink::write_call`] to this crate's sinks.
+mod sealed {
+    /// A value only this crate can make.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Internal(());
+
+    /// The one value.
+    pub(crate) const INTERNAL: Internal = Internal(());
+}
+
+pub(crate) use sealed::{INTERNAL, Internal};
 
 /// Several sinks fed the same lines.
 #[derive(Debug, Clone, Default)]

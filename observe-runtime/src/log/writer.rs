@@ -304,7 +304,7 @@ impl LineWriter {
             let frame =
                 CALL_FRAME_BYTES + self.middle(call.level()).len() + 2 * call.operation().len();
             let room = self.max_line_bytes.saturating_sub(frame);
-            if self.sink.write_call(call, room) {
+            if self.sink.write_call(call, room, super::sink::INTERNAL) {
                 return;
             }
         }
@@ -458,8 +458,8 @@ fn level_name(level: Level) -> &'static str {
 /// `CallParts` (184 bytes), a timestamp (27), three IDs (64), a status
 /// (9), two durations in milliseconds (21 each) and a fixed message's
 /// other words and quotes (12), 338 in all, with room to spare.
-/// `a_form_that_fits_has_a_json_line_that_is_not_cut` holds it to that.
-const CALL_FRAME_BYTES: usize = 448;
+/// `the_frame_bound_holds_for_the_longest_members` holds it to that.
+pub(crate) const CALL_FRAME_BYTES: usize = 448;
 
 /// What a cut value keeps beyond the room left in its line: enough that
 /// the line is over its cap (its fixed members are longer than this), so it
@@ -754,5 +754,120 @@ mod tests {
             assert_eq!(s, text);
             assert!(serde_json::from_str::<f64>(&s).is_ok());
         }
+    }
+}
+
+#[cfg(test)]
+mod call_sinks {
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use tracing_core::Metadata;
+    use tracing_core::callsite::DefaultCallsite;
+
+    use super::super::sink::{FanOut, Internal};
+    use super::super::{JsonLine, Sink};
+    use super::{CALL_FRAME_BYTES, LineWriter};
+    use crate::base::Status;
+    use crate::record::{CallRecord, Message};
+
+    static META: Metadata<'static> = tracing_core::metadata!(
+        name: "call sinks test",
+        target: "app",
+        level: tracing_core::Level::INFO,
+        fields: &[],
+        callsite: &CALLSITE,
+        kind: tracing_core::metadata::Kind::EVENT,
+    );
+    static CALLSITE: DefaultCallsite = DefaultCallsite::new(&META);
+    #[cfg(feature = "otlp")]
+    static SITE: crate::record::SiteNumber = crate::record::SiteNumber::new();
+
+    fn call() -> CallRecord<'static> {
+        CallRecord {
+            meta: &META,
+            operation: "op",
+            #[cfg(feature = "otlp")]
+            site: &SITE,
+            #[cfg(feature = "otlp")]
+            messages: &["\"op completed\"", "", "", ""],
+            status: Status::Success,
+            message: Message::Fixed {
+                text: "op completed",
+                quoted: "\"op completed\"",
+            },
+            duration_ns: 1,
+            end_unix_nanos: 1_764_465_729_000_000_000,
+            error: None,
+            context: None,
+            slow_threshold_ns: None,
+            span: 7,
+            parent_span: 0,
+            logged: true,
+            trace: std::cell::Cell::new(None),
+        }
+    }
+
+    /// Takes calls as they are (or refuses them), keeping the room each
+    /// was offered, and keeps the JSON lines it is handed.
+    #[derive(Debug, Clone)]
+    struct Takes {
+        take: bool,
+        rooms: Arc<Mutex<Vec<usize>>>,
+        lines: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Takes {
+        fn new(take: bool) -> Self {
+            Self {
+                take,
+                rooms: Arc::default(),
+                lines: Arc::default(),
+            }
+        }
+
+        fn seen(&self) -> (Vec<usize>, usize) {
+            let rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+            let lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+            (rooms.clone(), lines.len())
+        }
+    }
+
+    impl Sink for Takes {
+        fn name(&self) -> &str {
+            "takes"
+        }
+
+        fn write_json_line(&self, line: JsonLine<'_>) {
+            self.lines
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(line.as_str().to_owned());
+        }
+
+        fn write_call(&self, _: &CallRecord<'_>, room: usize, _: Internal) -> bool {
+            self.rooms
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(room);
+            self.take
+        }
+    }
+
+    #[test]
+    fn a_sink_that_takes_calls_gets_them_instead_of_json_lines() {
+        let max = 4096;
+        let middle = r#"","level":"INFO","service":"svc","message":"#.len();
+        let room = max - CALL_FRAME_BYTES - middle - 2 * "op".len();
+        for (take, lines) in [(true, 0), (false, 1)] {
+            let sink = Takes::new(take);
+            let writer = LineWriter::new("svc", Arc::new(sink.clone()), max);
+            writer.write_call(&call());
+            assert_eq!(sink.seen(), (vec![room], lines), "take: {take}");
+        }
+        // A fan-out takes no calls: its sinks get the JSON line.
+        let sink = Takes::new(true);
+        let fan = FanOut::new(vec![Arc::new(sink.clone())]);
+        LineWriter::new("svc", Arc::new(fan), max).write_call(&call());
+        assert_eq!(sink.seen(), (vec![], 1));
     }
 }

@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock};
 use tracing_core::callsite::DefaultCallsite;
 use tracing_core::{Level, Metadata};
 
+use crate::base::Status;
 use crate::base::names::is_valid_operation;
 #[cfg(feature = "otlp")]
 use crate::record::SiteNumber;
@@ -33,6 +34,18 @@ pub(crate) enum Message {
 }
 
 impl Message {
+    /// The fixed message of a call that ended as `status` (`slow`: over
+    /// its threshold); `None` for an error, whose message is its own.
+    pub(crate) fn for_outcome(status: Status, slow: bool) -> Option<Self> {
+        match status {
+            Status::Success if slow => Some(Self::Slow),
+            Status::Success => Some(Self::Completed),
+            Status::Panic => Some(Self::Panicked),
+            Status::Cancelled => Some(Self::Cancelled),
+            Status::Error => None,
+        }
+    }
+
     /// This message among an operation's `messages`.
     pub(crate) fn in_messages(self, messages: &Messages) -> FixedMessage {
         let quoted = messages[self as usize];

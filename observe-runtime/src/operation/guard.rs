@@ -115,8 +115,10 @@ pub struct Guard {
     callsite: &'static Callsite,
     start: Start,
     metrics: Mode,
-    /// Only present on an active guard; dropped by [`Guard::close`], so
-    /// the inline drop of an idle guard has nothing to free.
+    /// Present on an active guard, freed by [`Guard::close`]; and on an
+    /// async call's guard before its first poll, freed by its future if it
+    /// never starts. So the inline drop of an idle guard has nothing to
+    /// free.
     context: ManuallyDrop<Option<String>>,
     /// The call's span id; 0 while no line or span can come of the call.
     span: u64,
@@ -392,14 +394,7 @@ impl Guard {
         if !logged && !record::unlogged_wanted() {
             return;
         }
-        let fixed = match status {
-            Status::Success if slow => Some(Message::Slow),
-            Status::Success => Some(Message::Completed),
-            Status::Panic => Some(Message::Panicked),
-            Status::Cancelled => Some(Message::Cancelled),
-            Status::Error => None,
-        };
-        let message = match fixed {
+        let message = match Message::for_outcome(status, slow) {
             Some(m) => {
                 let m = cs.message(m);
                 record::Message::Fixed {
@@ -444,6 +439,9 @@ impl Drop for Guard {
     fn drop(&mut self) {
         if self.flags != 0 {
             self.close();
+        } else {
+            // An idle guard's context is its future's to free.
+            debug_assert!(self.context.is_none(), "an idle guard dropped its context");
         }
     }
 }

@@ -33,9 +33,9 @@ pin_project_lite::pin_project! {
 
 /// The guard and the correlation slot it records in.
 ///
-/// The context and the slot are `ManuallyDrop` so that dropping the call
-/// of an idle guard, which holds neither, is one flag test with no drop
-/// glue per field.
+/// The slot and the parked parts are `ManuallyDrop`, as is the guard's
+/// context, so that dropping the call of an idle guard, which holds none
+/// of them, is a few flag tests with no drop glue per field.
 struct Call {
     /// Holds the context fields until the first poll starts it.
     guard: Guard,

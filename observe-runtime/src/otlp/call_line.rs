@@ -30,6 +30,9 @@ use crate::base::json;
 use crate::correlation::TraceContext;
 use crate::record::{CallRecord, SiteInfo};
 
+/// Most capacity the per-thread form keeps between calls.
+const MAX_KEPT_BYTES: usize = 64 * 1024;
+
 /// Bytes of the fixed-width part.
 pub(crate) const FIXED: usize = 32 + 4 * 16 + 8 + 3 + 16;
 
@@ -168,6 +171,16 @@ impl Kept {
         },
     };
 
+    /// Gives back the memory of an outlier form (a call with a huge
+    /// context), as the line writer's buffers do: forms of ordinary calls
+    /// stay far below this.
+    fn trim(&mut self) {
+        if self.form.capacity() > MAX_KEPT_BYTES {
+            self.form = String::new();
+            self.of = None;
+        }
+    }
+
     /// Writes `call`'s head over the form; returns its trace.
     fn restart(&mut self, call: &CallRecord<'_>) -> TraceContext {
         self.form.clear();
@@ -206,33 +219,46 @@ fn with_kept<R>(mut f: impl FnMut(&mut Kept) -> R) -> R {
 /// Writes `call`'s form with its message bounded to `room` bytes and hands
 /// it to `queue`, unless the message was cut or the form is longer than
 /// `room`: then nothing is queued and `false` returned. The form is kept
-/// for the span of the same call.
+/// for the span of the same call either way (a refused one is a complete
+/// form, and the error's `Display` then runs once more, for the JSON line,
+/// not twice).
+///
+/// A call without a span ID (one that started while nothing could log,
+/// and whose line a filter changed since let through) is refused too: a
+/// log record names its span, and its JSON line says it has none.
 pub(crate) fn queue_logged(
     call: &CallRecord<'_>,
     room: usize,
     mut queue: impl FnMut(&str),
 ) -> bool {
+    if call.span_id() == 0 || call.context_json().len() > room {
+        return false;
+    }
     with_kept(|k| {
         let trace = k.restart(call);
         let cut = write_rest(&mut k.form, call, &trace, MessageRoom::Bytes(room));
-        if cut > 0 || k.form.len() > room {
-            return false;
-        }
-        queue(&k.form);
         k.of = stamp(call);
-        true
+        let fits = cut == 0 && k.form.len() <= room;
+        if fits {
+            queue(&k.form);
+        }
+        k.trim();
+        fits
     })
 }
 
 /// Hands `call`'s form to `queue` if `wanted` says yes to its trace: the
 /// form kept by [`queue_logged`] when it is this call's, else one written
 /// now (the correlation ID first, so a trace `wanted` refuses costs no
-/// more).
+/// more). A call without a span ID has no span.
 pub(crate) fn queue_traced(
     call: &CallRecord<'_>,
     mut wanted: impl FnMut(&TraceContext) -> bool,
     mut queue: impl FnMut(&str),
 ) {
+    if call.span_id() == 0 {
+        return;
+    }
     with_kept(|k| {
         if k.of.is_some() && k.of == stamp(call) {
             if wanted(&k.trace) {
@@ -246,6 +272,7 @@ pub(crate) fn queue_traced(
             queue(&k.form);
             k.of = stamp(call);
         }
+        k.trim();
     });
 }
 

@@ -5,13 +5,13 @@
 //! form. Every other line is queued as its JSON text, behind its time.
 //!
 //! The mapping (the same record either way, as
-//! `a_call_s_form_becomes_the_record_of_its_json_line` checks): `time_unix_nano` and `observed_time_unix_nano` are the
-//! line's time; `severity_number` and `severity_text` come from `level`;
-//! the body is `message`; `trace_id` and `span_id` are the line's own
-//! (hex to bytes); `context` and `performance` are flattened into
-//! `context.<key>` and `performance.<key>` attributes, and every other
-//! field but `timestamp` and `service` (the resource says it) is an
-//! attribute of its own name.
+//! `a_call_s_form_becomes_the_record_of_its_json_line` checks):
+//! `time_unix_nano` and `observed_time_unix_nano` are the line's time;
+//! `severity_number` and `severity_text` come from `level`; the body is
+//! `message`; `trace_id` and `span_id` are the line's own (hex to bytes);
+//! `context` and `performance` are flattened into `context.<key>` and
+//! `performance.<key>` attributes, and every other field but `timestamp`
+//! and `service` (the resource says it) is an attribute of its own name.
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
@@ -27,7 +27,6 @@ use super::fill::{
 };
 use super::resource;
 use super::transport::Encode;
-use crate::base::Status;
 use crate::operation::Message;
 use crate::record::{CallRecord, SiteInfo};
 use crate::sink::JsonLine;
@@ -245,14 +244,10 @@ fn fill_call(r: &mut LogRecord, form: &[u8], sites: &mut Vec<SiteInfo>) -> bool 
         );
     }
     attrs.finish();
-    let fixed = match call.status {
-        Status::Success if call.threshold != 0 => Some(Message::Slow),
-        Status::Success => Some(Message::Completed),
-        Status::Cancelled => Some(Message::Cancelled),
-        Status::Panic => Some(Message::Panicked),
-        Status::Error => None,
-    };
-    match (message, fixed) {
+    match (
+        message,
+        Message::for_outcome(call.status, call.threshold != 0),
+    ) {
         (Some(m), _) => set_str(&mut r.body, &m),
         (None, Some(f)) => set_str(&mut r.body, f.in_messages(site.messages).text),
         // A failed call's message is always in its tail.
@@ -365,9 +360,10 @@ mod tests {
         use tracing_core::callsite::DefaultCallsite;
 
         use super::*;
+        use crate::base::Status;
         use crate::correlation::{self, CorrelationId};
         use crate::log::DEFAULT_MAX_LINE_BYTES;
-        use crate::log::LineWriter;
+        use crate::log::{CALL_FRAME_BYTES, LineWriter};
         use crate::operation::Messages;
         use crate::record::{CallError, SiteNumber};
         use crate::sink::CaptureSink;
@@ -388,6 +384,7 @@ mod tests {
         meta!(INFO, INFO_SITE, INFO);
         meta!(WARN, WARN_SITE, WARN);
         meta!(ERROR, ERROR_SITE, ERROR);
+        meta!(DEBUG, DEBUG_SITE, DEBUG);
         static SITE: SiteNumber = SiteNumber::new();
         static MESSAGES: Messages = [
             "\"db.query completed\"",
@@ -403,16 +400,11 @@ mod tests {
             error: Option<CallError<'a>>,
             context: Option<&'a str>,
         ) -> CallRecord<'a> {
-            let message = match status {
-                Status::Error => crate::record::Message::Failed,
-                _ => {
-                    let m = match status {
-                        Status::Panic => Message::Panicked,
-                        Status::Cancelled => Message::Cancelled,
-                        _ if meta == &WARN => Message::Slow,
-                        _ => Message::Completed,
-                    }
-                    .in_messages(&MESSAGES);
+            let slow = status == Status::Success && meta == &WARN;
+            let message = match Message::for_outcome(status, slow) {
+                None => crate::record::Message::Failed,
+                Some(m) => {
+                    let m = m.in_messages(&MESSAGES);
                     crate::record::Message::Fixed {
                         text: m.text,
                         quoted: m.quoted,
@@ -475,6 +467,14 @@ mod tests {
                 ("error", call(&ERROR, Status::Error, failure(), context)),
                 ("panic", call(&ERROR, Status::Panic, None, None)),
                 ("cancelled", call(&WARN, Status::Cancelled, None, context)),
+                (
+                    "a root at DEBUG, over 10 ms",
+                    CallRecord {
+                        parent_span: 0,
+                        duration_ns: 12_345_678_901,
+                        ..call(&DEBUG, Status::Success, None, None)
+                    },
+                ),
             ];
             correlation::scope(CorrelationId::generate(), || {
                 for (what, call) in &calls {
@@ -523,18 +523,22 @@ mod tests {
             call(meta, status, None, None)
         }
 
-        /// A form that fits its room has a JSON line within the line cap:
-        /// the writer's frame bound holds for the longest of every fixed
-        /// member.
+        /// The writer's frame bound holds: for the longest of every fixed
+        /// member, a call's JSON line less the call's own text is within
+        /// `CALL_FRAME_BYTES` (with the level's part and twice the
+        /// operation), and a form exactly as long as its room has a JSON
+        /// line that is not cut.
         #[test]
-        fn a_form_that_fits_has_a_json_line_that_is_not_cut() {
+        fn the_frame_bound_holds_for_the_longest_members() {
             let max = 1024;
             let capture = CaptureSink::new();
             let writer = LineWriter::new("svc", Arc::new(capture.clone()), max);
             let err = std::io::Error::other("e");
+            let middle = "\",\"level\":\"WARN\",\"service\":\"svc\",\"message\":";
+            let frame = CALL_FRAME_BYTES + middle.len() + 2 * "db.query".len();
             correlation::scope(CorrelationId::generate(), || {
-                // The longest members: a cancelled status, the largest
-                // durations, a parent, an error type.
+                // A cancelled status, the largest durations, a parent, an
+                // error type.
                 let base = CallRecord {
                     duration_ns: u64::MAX / 2,
                     slow_threshold_ns: Some(u64::MAX),
@@ -544,10 +548,16 @@ mod tests {
                     }),
                     ..call_with(&WARN, Status::Cancelled)
                 };
-                let room = max
-                    - 448
-                    - "\",\"level\":\"WARN\",\"service\":\"svc\",\"message\":".len()
-                    - 2 * "db.query".len();
+                writer.write_call(&base);
+                let line = capture.take().pop().expect("a JSON line");
+                let id = correlation::current().map(|id| id.to_string());
+                let own = id.map_or(0, |id| id.len()) + r#""Error""#.len();
+                let used = line.len() - own;
+                assert!(used <= frame, "{used} > {frame}: {line}");
+                // Not a loose bound: the fixed members are most of it.
+                assert!(used + 120 > frame, "{used} far below {frame}: {line}");
+
+                let room = max - frame;
                 let bare = form(&base, room).expect("a form").len() - 1;
                 let pad = room - bare - r#","c":{"k":""}"#.len();
                 let context = format!(r#""k":"{}""#, "x".repeat(pad));
@@ -557,10 +567,57 @@ mod tests {
                 };
                 let at_room = form(&full, room).expect("a form as long as its room");
                 assert_eq!(at_room.len() - 1, room);
+                assert!(form(&full, room - 1).is_none());
                 writer.write_call(&full);
                 let line = capture.take().pop().expect("a JSON line");
                 assert!(line.len() <= max, "{} bytes: {line}", line.len());
                 assert!(!line.contains("truncated"), "{line}");
+            });
+        }
+
+        /// The exporter takes a call as its form, queued as one line; with
+        /// log records off it takes it and queues nothing; a call whose
+        /// form does not fit is left to its JSON line.
+        #[test]
+        fn the_exporter_queues_a_call_as_its_form() {
+            use crate::log::sink::{INTERNAL, Sink as _};
+            use crate::otlp::{OtlpConfig, OtlpExporter};
+
+            // Nothing listens there: the lines stay queued.
+            let config = OtlpConfig::new("http://127.0.0.1:9")
+                .traces(false)
+                .metrics(false);
+            let queued = |e: &OtlpExporter| e.stats().map_or(0, |s| s.queued);
+            let call = call_with(&INFO, Status::Success);
+            correlation::scope(CorrelationId::generate(), || {
+                let exporter = OtlpExporter::start("svc", None, &config).expect("starts");
+                assert!(exporter.write_call(&call, 4096, INTERNAL));
+                assert_eq!(queued(&exporter), 1);
+                assert!(!exporter.write_call(&call, 10, INTERNAL));
+                assert_eq!(queued(&exporter), 1);
+                let quiet =
+                    OtlpExporter::start("svc", None, &config.clone().logs(false)).expect("starts");
+                assert!(quiet.write_call(&call, 4096, INTERNAL));
+                assert!(quiet.stats().is_none());
+            });
+        }
+
+        /// A call that started while nothing could log has no span ID: no
+        /// form for it (its JSON line says it has no span), and no span.
+        #[test]
+        fn a_call_without_a_span_id_has_no_form() {
+            let call = CallRecord {
+                span: 0,
+                parent_span: 0,
+                ..call_with(&INFO, Status::Success)
+            };
+            correlation::scope(CorrelationId::generate(), || {
+                assert!(form(&call, 4096).is_none());
+                let mut spans = 0;
+                call_line::queue_traced(&call, |_| true, |_| spans += 1);
+                assert_eq!(spans, 0);
+                let (r, line) = from_json_line(&call);
+                assert!(r.span_id.is_empty(), "{line}");
             });
         }
     }

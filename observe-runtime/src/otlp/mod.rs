@@ -37,6 +37,7 @@ pub(crate) use config::{OtlpEnv, Signal};
 use transport::{Client, Outcome};
 
 use crate::base::Background;
+use crate::log::sink::Internal;
 use crate::net::SinkError;
 use crate::net::deadline::Deadline;
 use crate::record::{CallConsumer, CallRecord};
@@ -237,7 +238,7 @@ impl Sink for OtlpExporter {
 
     /// A call's log record is queued in the call's short form, which its
     /// span then reuses: no JSON is formatted for it.
-    fn write_call(&self, call: &CallRecord<'_>, room: usize) -> bool {
+    fn write_call(&self, call: &CallRecord<'_>, room: usize, _: Internal) -> bool {
         match (self.logs, &self.pipe) {
             (true, Some(pipe)) => logs::push_call(pipe, call, room),
             // Lines go nowhere: nothing to format.

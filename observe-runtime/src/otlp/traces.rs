@@ -138,7 +138,7 @@ impl CallConsumer for SpanConsumer {
 }
 
 /// Whether a queued line is a span's; log records are queued behind their
-/// time, a number.
+/// time (a number) or, a call's, behind `L`.
 pub(crate) fn is_span_line(line: &[u8]) -> bool {
     line.first() == Some(&b'S')
 }
