@@ -423,3 +423,12 @@ impl<'de> serde::de::Visitor<'de> for TailSeed<'_, '_, 'de> {
         Ok(())
     }
 }
+
+/// The fixed messages of the `db.query` sites the tests number.
+#[cfg(test)]
+pub(crate) static TEST_MESSAGES: crate::operation::Messages = [
+    "\"db.query completed\"",
+    "\"db.query panicked\"",
+    "\"db.query cancelled\"",
+    "\"db.query slow\"",
+];

@@ -364,7 +364,7 @@ mod tests {
         use crate::correlation::{self, CorrelationId};
         use crate::log::DEFAULT_MAX_LINE_BYTES;
         use crate::log::{CALL_FRAME_BYTES, LineWriter};
-        use crate::operation::Messages;
+        use crate::otlp::call_line::TEST_MESSAGES as MESSAGES;
         use crate::record::{CallError, SiteNumber};
         use crate::sink::CaptureSink;
 
@@ -386,12 +386,6 @@ mod tests {
         meta!(ERROR, ERROR_SITE, ERROR);
         meta!(DEBUG, DEBUG_SITE, DEBUG);
         static SITE: SiteNumber = SiteNumber::new();
-        static MESSAGES: Messages = [
-            "\"db.query completed\"",
-            "\"db.query panicked\"",
-            "\"db.query cancelled\"",
-            "\"db.query slow\"",
-        ];
 
         /// A finished `db.query` call of `status`, on `meta`'s level.
         fn call<'a>(

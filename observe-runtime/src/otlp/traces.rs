@@ -265,7 +265,7 @@ mod tests {
     use tracing_core::Metadata;
 
     use super::*;
-    use crate::operation::Messages;
+    use crate::otlp::call_line::TEST_MESSAGES as MESSAGES;
     use crate::record::SiteNumber;
 
     #[test]
@@ -336,12 +336,6 @@ mod tests {
         tracing_core::callsite::DefaultCallsite::new(&META);
     static QUERY: SiteNumber = SiteNumber::new();
     static OP: SiteNumber = SiteNumber::new();
-    static MESSAGES: Messages = [
-        "\"db.query completed\"",
-        "\"db.query panicked\"",
-        "\"db.query cancelled\"",
-        "\"db.query slow\"",
-    ];
 
     /// The site `operation` at `META`.
     fn site(number: &'static SiteNumber, operation: &'static str) -> u32 {
