@@ -249,17 +249,10 @@ impl LineWriter {
     pub(crate) fn new(service: &str, sink: Arc<dyn Sink>, max_line_bytes: usize) -> Self {
         let mut service_json = String::new();
         json::write_escaped(&mut service_json, service);
-        let middles = [
-            Level::TRACE,
-            Level::DEBUG,
-            Level::INFO,
-            Level::WARN,
-            Level::ERROR,
-        ]
-        .map(|level| {
+        let middles = LEVELS.map(|level| {
             format!(
                 "\",\"level\":\"{}\",\"service\":{service_json},\"message\":",
-                level_name(level)
+                level.as_str()
             )
         });
         FIELD_LIMIT.fetch_max(max_line_bytes, Ordering::Relaxed);
@@ -272,14 +265,7 @@ impl LineWriter {
     }
 
     fn middle(&self, level: Level) -> &str {
-        let i = match level {
-            Level::TRACE => 0,
-            Level::DEBUG => 1,
-            Level::INFO => 2,
-            Level::WARN => 3,
-            Level::ERROR => 4,
-        };
-        &self.middles[i]
+        &self.middles[level_index(level)]
     }
 
     /// Writes an ordinary event's line.
@@ -441,13 +427,23 @@ fn write_line(
     }
 }
 
-fn level_name(level: Level) -> &'static str {
+/// The levels, least severe first: what a level's index names.
+pub(crate) const LEVELS: [Level; 5] = [
+    Level::TRACE,
+    Level::DEBUG,
+    Level::INFO,
+    Level::WARN,
+    Level::ERROR,
+];
+
+/// `level`'s place in [`LEVELS`].
+pub(crate) fn level_index(level: Level) -> usize {
     match level {
-        Level::TRACE => "TRACE",
-        Level::DEBUG => "DEBUG",
-        Level::INFO => "INFO",
-        Level::WARN => "WARN",
-        Level::ERROR => "ERROR",
+        Level::TRACE => 0,
+        Level::DEBUG => 1,
+        Level::INFO => 2,
+        Level::WARN => 3,
+        Level::ERROR => 4,
     }
 }
 

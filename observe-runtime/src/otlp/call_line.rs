@@ -28,6 +28,7 @@ use super::resource::{fixed_hex, hex_id};
 use crate::base::Status;
 use crate::base::json;
 use crate::correlation::TraceContext;
+use crate::log::{LEVELS, level_index};
 use crate::record::{CallRecord, SiteInfo};
 
 /// Most capacity the per-thread form keeps between calls.
@@ -36,31 +37,10 @@ const MAX_KEPT_BYTES: usize = 64 * 1024;
 /// Bytes of the fixed-width part.
 pub(crate) const FIXED: usize = 32 + 4 * 16 + 8 + 3 + 16;
 
-/// The levels, by their digit in the fixed part.
-const LEVELS: [Level; 5] = [
-    Level::TRACE,
-    Level::DEBUG,
-    Level::INFO,
-    Level::WARN,
-    Level::ERROR,
-];
-
-/// A status' digit in the fixed part: its index, as the worker reads it
-/// back through `Status::ALL`.
-const STATUS_DIGITS: [u8; Status::ALL.len()] = {
-    let mut d = [0u8; Status::ALL.len()];
-    let mut i = 0;
-    while i < d.len() {
-        assert!(i < 10, "one digit per status");
-        // Below 10, checked above.
-        #[allow(clippy::cast_possible_truncation)]
-        {
-            d[i] = b'0' + i as u8;
-        }
-        i += 1;
-    }
-    d
-};
+/// A status' or a level's digit in the fixed part: its index, as the
+/// worker reads it back through `Status::ALL` or `LEVELS`.
+const DIGITS: &[u8; 10] = b"0123456789";
+const _: () = assert!(Status::ALL.len() <= DIGITS.len() && LEVELS.len() <= DIGITS.len());
 
 /// How much of a failed call's message a form may hold.
 #[derive(Debug, Clone, Copy)]
@@ -101,9 +81,9 @@ pub(crate) fn write_rest(
     json::push_ascii(
         out,
         &[
-            STATUS_DIGITS[status.index()],
+            DIGITS[status.index()],
             b"01"[usize::from(remote)],
-            level_digit(call.level()),
+            DIGITS[level_index(call.level())],
         ],
     );
     json::write_hex16(out, call.slow_threshold_ns.unwrap_or(0));
@@ -140,16 +120,6 @@ pub(crate) fn write_rest(
     }
     out.push('}');
     cut
-}
-
-fn level_digit(level: Level) -> u8 {
-    match level {
-        Level::TRACE => b'0',
-        Level::DEBUG => b'1',
-        Level::INFO => b'2',
-        Level::WARN => b'3',
-        Level::ERROR => b'4',
-    }
 }
 
 /// This thread's last written form, and which call it is of.
