@@ -5,6 +5,7 @@ use std::time::Duration;
 use observe::log::JsonLayer;
 use observe::monitor_performance;
 use observe::sink::CaptureSink;
+use observe_runtime::otlp::{OtlpConfig, OtlpExporter};
 use opentelemetry_proto::tonic::common::v1::AnyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, SeverityNumber};
@@ -122,11 +123,7 @@ fn a_call_s_record_is_the_same_without_its_json_line() {
         let r = Receiver::start();
         let exporter = exporter(&config(&r));
         let dispatch = if alone {
-            let mut layer = JsonLayer::new("otlp-test").with_sink(exporter.clone());
-            if let Some(spans) = exporter.call_consumer() {
-                layer = layer.with_call_consumer(spans);
-            }
-            tracing::Dispatch::new(tracing_subscriber::registry().with(layer))
+            alone_dispatch(&exporter)
         } else {
             dispatch(&exporter, &CaptureSink::new())
         };
@@ -160,4 +157,46 @@ fn a_call_s_record_is_the_same_without_its_json_line() {
         );
         assert_eq!(record.time_unix_nano, span.end_time_unix_nano);
     }
+
+    // And the exporter alone took the call as its form, not as a JSON
+    // line: with no collector to send to, a failed call leaves one line
+    // in its queue, and it is much shorter than the one queued beside a
+    // capture sink, which is the call's JSON line behind its time.
+    let queued_by = |alone: bool| {
+        let config = OtlpConfig::new("http://127.0.0.1:9")
+            .traces(false)
+            .metrics(false);
+        let exporter = exporter(&config);
+        let capture = CaptureSink::new();
+        let dispatch = if alone {
+            alone_dispatch(&exporter)
+        } else {
+            dispatch(&exporter, &capture)
+        };
+        tracing::dispatcher::with_default(&dispatch, || {
+            fail().expect_err("fails");
+        });
+        let stats = exporter.stats().expect("log records are on");
+        let line = capture.take().pop().map_or(0, |l| l.len());
+        (stats.queued, stats.queued_bytes, line)
+    };
+    let (lines, json_bytes, json_line) = queued_by(false);
+    assert_eq!(lines, 1);
+    // `{19-digit time} {line}\n`.
+    assert_eq!(json_bytes, json_line as u64 + 21);
+    let (lines, form_bytes, _) = queued_by(true);
+    assert_eq!(lines, 1);
+    assert!(
+        form_bytes + 100 < json_bytes,
+        "{form_bytes} bytes queued alone, {json_bytes} beside a capture"
+    );
+}
+
+/// A dispatch whose only sink is `exporter`, which also makes its spans.
+fn alone_dispatch(exporter: &OtlpExporter) -> tracing::Dispatch {
+    let mut layer = JsonLayer::new("otlp-test").with_sink(exporter.clone());
+    if let Some(spans) = exporter.call_consumer() {
+        layer = layer.with_call_consumer(spans);
+    }
+    tracing::Dispatch::new(tracing_subscriber::registry().with(layer))
 }
