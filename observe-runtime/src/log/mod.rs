@@ -35,7 +35,9 @@ pub(crate) use stdout::DirectStdout;
 pub use validator::{LogValidator, ValidationError, ValidationErrorKind};
 #[cfg(feature = "otlp")]
 pub(crate) use writer::write_rendered;
-pub(crate) use writer::{LEVELS, level_index, write_context_str, write_context_value};
+#[cfg(feature = "otlp")]
+pub(crate) use writer::{LEVELS, level_index};
+pub(crate) use writer::{write_context_str, write_context_value};
 
 static REDACTOR: RwLock<Option<Redactor>> = RwLock::new(None);
 
