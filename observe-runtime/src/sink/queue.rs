@@ -477,15 +477,17 @@ impl Queue {
         st.in_flight = st.in_flight.saturating_sub(sent + dropped);
         let bytes = bytes.min(st.in_flight_bytes);
         st.in_flight_bytes -= bytes;
-        let wake = st.flushers > 0;
-        drop(st);
-        #[allow(clippy::cast_possible_truncation)]
-        self.release(bytes as usize);
+        // Counted before the lock goes: a flush that starts once the lines
+        // have left `in_flight` must find them in the counts too.
         let c = &self.counters;
         c.sent.fetch_add(sent, Ordering::Relaxed);
         c.unpublished_sent.fetch_add(sent, Ordering::Relaxed);
         c.rejected.fetch_add(rejected, Ordering::Relaxed);
         self.count_dropped(dropped);
+        let wake = st.flushers > 0;
+        drop(st);
+        #[allow(clippy::cast_possible_truncation)]
+        self.release(bytes as usize);
         if wake {
             self.drained.notify_all();
         }
@@ -499,11 +501,11 @@ impl Queue {
         let bytes = std::mem::take(&mut st.in_flight_bytes);
         // Lines a flush already counted left `in_flight` when it did.
         st.counted_early = 0;
+        self.count_dropped(lines);
         let wake = st.flushers > 0;
         drop(st);
         #[allow(clippy::cast_possible_truncation)]
         self.release(bytes as usize);
-        self.count_dropped(lines);
         if wake {
             self.drained.notify_all();
         }
