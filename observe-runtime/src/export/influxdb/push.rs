@@ -3,9 +3,9 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::aggregate::{AggregatingRecorder, Aggregator};
@@ -50,8 +50,10 @@ struct Stats {
     buffered: AtomicU64,
     /// A stop gave up waiting for the thread (stuck in an exchange past
     /// the deadline) and counted what it held as dropped: the thread's
-    /// counts from then on are not added again.
-    abandoned: std::sync::atomic::AtomicBool,
+    /// counts from then on are not added again. A lock, not a flag: the
+    /// thread's counts and what it holds change under it together, so no
+    /// point is counted both by the thread and by the stop.
+    abandoned: Mutex<bool>,
 }
 
 impl Stats {
@@ -69,21 +71,27 @@ impl Stats {
         }
     }
 
-    fn drop_points(&self, cell: &AtomicU64, reason: &'static str, n: u64) {
-        if n == 0 || self.is_abandoned() {
-            return;
-        }
-        self.count_dropped(cell, reason, n);
+    fn ledger(&self) -> MutexGuard<'_, bool> {
+        self.abandoned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn is_abandoned(&self) -> bool {
-        self.abandoned.load(Ordering::Relaxed)
+    /// The thread's counting: applies `count` and notes that it now holds
+    /// `held` points, unless a stop has abandoned it.
+    fn settle(&self, held: usize, count: impl FnOnce(&Self)) {
+        let abandoned = self.ledger();
+        if !*abandoned {
+            count(self);
+            self.buffered.store(held as u64, Ordering::Relaxed);
+        }
     }
 
     /// Counts the points the thread still holds as dropped at shutdown,
     /// once, and stops counting what the thread does afterwards.
     fn abandon(&self) {
-        if !self.abandoned.swap(true, Ordering::Relaxed) {
+        let mut abandoned = self.ledger();
+        if !std::mem::replace(&mut *abandoned, true) {
             let held = self.buffered.swap(0, Ordering::Relaxed);
             self.count_dropped(&self.shutdown, "shutdown", held);
         }
@@ -299,8 +307,7 @@ impl Worker {
         let held = self.buffer.len() as u64;
         self.buffer.clear();
         self.stats
-            .drop_points(&self.stats.rejected, "rejected", held);
-        self.note_buffered();
+            .settle(0, |s| s.count_dropped(&s.rejected, "rejected", held));
         self.retry_at = None;
         match rx.recv_timeout(supervise::restart_delay(restarts)) {
             Ok(Command::Stop(deadline)) => {
@@ -365,12 +372,7 @@ impl Worker {
                 "influxdb push: points not encodable as line protocol (NaN or infinite values, or tags InfluxDB cannot store) are dropped"
             );
         }
-        self.stats
-            .drop_points(&self.stats.invalid, "invalid", collected.invalid);
         let n = collected.lines.len() as u64;
-        if !self.stats.is_abandoned() {
-            self.stats.queued.fetch_add(n, Ordering::Relaxed);
-        }
         let mut overflow = 0;
         for line in collected.lines {
             if self.buffer.len() >= self.config.buffer_capacity {
@@ -379,18 +381,16 @@ impl Worker {
             }
             self.buffer.push_back(line);
         }
-        self.stats
-            .drop_points(&self.stats.buffer_full, "buffer_full", overflow);
-        self.note_buffered();
+        self.stats.settle(self.buffer.len(), |s| {
+            s.count_dropped(&s.invalid, "invalid", collected.invalid);
+            s.queued.fetch_add(n, Ordering::Relaxed);
+            s.count_dropped(&s.buffer_full, "buffer_full", overflow);
+        });
     }
 
+    /// Notes what the thread holds after a change that counts nothing.
     fn note_buffered(&self) {
-        let held = if self.stats.is_abandoned() {
-            0
-        } else {
-            self.buffer.len() as u64
-        };
-        self.stats.buffered.store(held, Ordering::Relaxed);
+        self.stats.settle(self.buffer.len(), |_| {});
     }
 
     /// Writes batches until the buffer is empty, a write fails (then a
@@ -416,11 +416,11 @@ impl Worker {
             match self.write(&body, timeout) {
                 Sent::Ok => {
                     self.buffer.drain(..n);
-                    if !self.stats.is_abandoned() {
-                        self.stats.written.fetch_add(n as u64, Ordering::Relaxed);
-                    }
-                    describe();
-                    metrics::counter!(names::INFLUXDB_POINTS_WRITTEN_TOTAL).increment(n as u64);
+                    self.stats.settle(self.buffer.len(), |s| {
+                        s.written.fetch_add(n as u64, Ordering::Relaxed);
+                        describe();
+                        metrics::counter!(names::INFLUXDB_POINTS_WRITTEN_TOTAL).increment(n as u64);
+                    });
                     self.backoff = self.config.retry_initial;
                     self.retry_at = None;
                     self.rejected_logged = false;
@@ -452,8 +452,9 @@ impl Worker {
                 }
                 Sent::Rejected(why) => {
                     self.buffer.drain(..n);
-                    self.stats
-                        .drop_points(&self.stats.rejected, "rejected", n as u64);
+                    self.stats.settle(self.buffer.len(), |s| {
+                        s.count_dropped(&s.rejected, "rejected", n as u64);
+                    });
                     if !self.rejected_logged {
                         self.rejected_logged = true;
                         tracing::warn!(
@@ -531,9 +532,39 @@ impl Worker {
             self.send_all(Some(deadline));
         }
         let left = self.buffer.len() as u64;
-        self.stats
-            .drop_points(&self.stats.shutdown, "shutdown", left);
         self.buffer.clear();
-        self.note_buffered();
+        self.stats
+            .settle(0, |s| s.count_dropped(&s.shutdown, "shutdown", left));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A write that ends just as a stop gives up on the thread: the point
+    /// is counted written or dropped at shutdown, never both or neither.
+    #[test]
+    fn a_stop_racing_the_thread_counts_each_point_once() {
+        for _ in 0..2_000 {
+            let stats = Stats::default();
+            stats.settle(1, |s| {
+                s.queued.fetch_add(1, Ordering::Relaxed);
+            });
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    stats.settle(0, |s| {
+                        s.written.fetch_add(1, Ordering::Relaxed);
+                    });
+                });
+                scope.spawn(|| stats.abandon());
+            });
+            let s = stats.snapshot();
+            assert_eq!(
+                (s.points_written + s.dropped_shutdown, s.buffered),
+                (1, 0),
+                "{s:?}"
+            );
+        }
     }
 }
