@@ -163,32 +163,35 @@ fn pipeline_with_all_flags_reaches_every_back_end() {
 
     // Prometheus scraped admin-api's merged exposition: every service.
     // The target is gone now (its series are stale), hence last_over_time.
-    let up = promql(&prometheus.url(), "max_over_time(up[10m])").expect("promql");
-    assert!(
-        up.iter().any(|(_, v)| *v == 1.0),
-        "admin-api was never scraped: {up:?}"
-    );
-    let scraped: BTreeSet<String> = promql(
-        &prometheus.url(),
-        "sum by (service) (last_over_time(operation_calls_total[10m]))",
-    )
-    .expect("promql")
-    .into_iter()
-    .filter_map(|(labels, v)| {
-        (v > 0.0)
-            .then(|| labels["service"].as_str().map(str::to_owned))
-            .flatten()
-    })
-    .collect();
-    for s in [
+    // Polled: the last scrape may still be on its way into the store.
+    let services = [
         "generator",
         "websocket-ingestion",
         "enrichment-pipeline",
         "weather-api",
         "data-retention",
-    ] {
-        assert!(scraped.contains(s), "{s} not in Prometheus: {scraped:?}");
-    }
+    ];
+    eventually("every service in Prometheus", || {
+        let up = promql(&prometheus.url(), "max_over_time(up[10m])")?;
+        if !up.iter().any(|(_, v)| *v == 1.0) {
+            return Err(format!("admin-api was never scraped: {up:?}"));
+        }
+        let scraped: BTreeSet<String> = promql(
+            &prometheus.url(),
+            "sum by (service) (last_over_time(operation_calls_total[10m]))",
+        )?
+        .into_iter()
+        .filter_map(|(labels, v)| {
+            (v > 0.0)
+                .then(|| labels["service"].as_str().map(str::to_owned))
+                .flatten()
+        })
+        .collect();
+        match services.iter().find(|s| !scraped.contains(**s)) {
+            Some(s) => Err(format!("{s} not in Prometheus: {scraped:?}")),
+            None => Ok(Some(())),
+        }
+    });
 
     // InfluxDB got every generator call (the push flushes when a service stops).
     let sent = report

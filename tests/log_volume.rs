@@ -182,10 +182,20 @@ fn sampling_keeps_whole_requests_and_the_rate_limit_counts_what_it_suppresses() 
     );
     assert_eq!(written + suppressed, calls, "every line written or counted");
     assert!((900..=1_300).contains(&written), "{written} lines written");
-    assert_eq!(summaries.len(), 1, "{summaries:?}");
-    assert!(
-        summaries[0].contains(&format!("volume.limited: {suppressed} lines suppressed")),
-        "{}",
-        summaries[0]
-    );
+    // One summary when the flood is over; one more mid-flood if this
+    // thread stalled for a second (the bucket filled up meanwhile). Either
+    // way the summaries account for every suppressed line.
+    assert!((1..=3).contains(&summaries.len()), "{summaries:?}");
+    let summarised: u64 = summaries
+        .iter()
+        .map(|l| {
+            let (_, after) = l
+                .split_once("volume.limited: ")
+                .unwrap_or_else(|| panic!("{l}"));
+            let n = after.split(' ').next().unwrap_or_default();
+            n.parse::<u64>()
+                .unwrap_or_else(|e| panic!("{n:?}: {e} in {l}"))
+        })
+        .sum();
+    assert_eq!(summarised, suppressed, "{summaries:?}");
 }

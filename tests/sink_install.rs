@@ -79,7 +79,6 @@ fn logstash_and_file_shortcuts_ship_count_and_flush_on_drop() {
     let received = wait_for_lines(
         &collector.dir().join("received.log"),
         500,
-        Duration::from_secs(5),
         Duration::from_secs(60),
     );
     assert_eq!(received.len(), 500);
@@ -103,7 +102,6 @@ fn logstash_and_file_shortcuts_ship_count_and_flush_on_drop() {
     let received = wait_for_lines(
         &collector.dir().join("received.log"),
         600,
-        Duration::from_secs(5),
         Duration::from_secs(60),
     );
     assert_eq!(received.len(), 600);

@@ -83,7 +83,7 @@ fn child() -> ! {
     let dropped_at = Instant::now();
     drop(guard);
     assert!(
-        dropped_at.elapsed() < Duration::from_secs(2),
+        dropped_at.elapsed() < Duration::from_secs(4),
         "the guard waits at most its flush timeout"
     );
     let s = stdout.stats();

@@ -20,14 +20,20 @@ use observe::sink::{ElasticsearchSink, Sink, SinkStats, TcpSink, UdpSink};
 /// Lines logged while the peer misbehaves, and once it is sane.
 const HOSTILE_LINES: u64 = 2000;
 const SANE_LINES: u64 = 100;
-/// The bound on logging 1000 lines: the calling thread never waits.
-const PER_THOUSAND: Duration = Duration::from_millis(500);
+/// The bound on logging 1000 lines: the calling thread never waits. A
+/// caller held by a peer would wait out write timeouts, batch after
+/// batch; the bound leaves room for a loaded machine's stalls.
+const PER_THOUSAND: Duration = Duration::from_millis(1500);
 /// The flush while the peer misbehaves, and the one once it is sane.
 const FLUSH: Duration = Duration::from_secs(1);
 const SANE_FLUSH: Duration = Duration::from_secs(15);
-const SLACK: Duration = Duration::from_secs(1);
-/// Cells run at once.
-const PARALLEL: usize = 6;
+/// Room past a deadline for a loaded machine's stalls.
+const SLACK: Duration = Duration::from_secs(3);
+/// Cells run at once (the machine may have two cores, and some peers
+/// spin).
+const PARALLEL: usize = 3;
+/// How long a client may take to reach its peer.
+const MEETING: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Path {
@@ -157,7 +163,7 @@ fn sink_course<S: Sink + Clone>(
     logging_never_waits(log(sink, 0..HOSTILE_LINES), HOSTILE_LINES)?;
     // The cell means nothing unless the sink met the misbehaviour (a
     // peer that never accepts, or a UDP port, is never met: `met` says so).
-    let met = wait_until(Duration::from_secs(5), met);
+    let met = wait_until(MEETING, met);
     ensure(met, || {
         format!("the sink never reached the peer: {:?}", stats(sink))
     })?;
@@ -190,7 +196,7 @@ fn sink_course<S: Sink + Clone>(
         format!("sent + dropped != {total}: {s:?}")
     })?;
     let want = HOSTILE_LINES..total;
-    let all_arrived = wait_until(Duration::from_secs(10), || {
+    let all_arrived = wait_until(Duration::from_secs(30), || {
         let got = arrived();
         want.clone().all(|seq| got.contains(&seq))
     });
@@ -396,7 +402,7 @@ fn influx_cell(b: Behaviour, v2: bool) -> Outcome {
     // A push that meets the misbehaviour, then the sane peer.
     let (push, rec) = start(&service)?;
     logging_never_waits(record(&rec, "hostile_before_total"), 1000)?;
-    let met = wait_until(Duration::from_secs(5), || {
+    let met = wait_until(MEETING, || {
         peer.contacts() > 0 || b == Behaviour::NeverAccept
     });
     ensure(met, || {

@@ -175,7 +175,7 @@ fn dripping_headers_cannot_stretch_a_write_or_the_stop() {
         .expect("stop returned");
     let took = start.elapsed();
     assert!(
-        took < timeout + Duration::from_secs(2),
+        took < timeout + Duration::from_secs(4),
         "stop took {took:?}"
     );
     assert_eq!(s.points_written, 0, "{s:?}");

@@ -110,7 +110,7 @@ fn with_the_collector_down_calls_never_wait_and_the_flush_counts_everything() {
     let start = Instant::now();
     assert!(!exporter.flush(Duration::from_millis(500)));
     assert!(
-        start.elapsed() < Duration::from_secs(2),
+        start.elapsed() < Duration::from_secs(4),
         "{:?}",
         start.elapsed()
     );

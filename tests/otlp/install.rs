@@ -106,7 +106,7 @@ fn dropping_the_guard_with_the_collector_down_returns_within_the_flush_timeout()
             let start = Instant::now();
             drop(guard);
             let took = start.elapsed();
-            assert!(took < Duration::from_millis(2_000), "{took:?}");
+            assert!(took < Duration::from_millis(4_000), "{took:?}");
             // One snapshot: taking one resets the counters.
             let counts = snapshotter.snapshot().into_vec();
             let count = |name: &str, sink: &str| {

@@ -22,7 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -38,6 +38,8 @@ use hyper_util::rt::TokioExecutor;
 use observe::correlation::tower::CorrelationLayer;
 use observe::metrics::MetricsHandle;
 use observe::{Observe, monitor_performance};
+
+use crate::pipeline::free_port;
 use observe_runtime::otlp::OtlpConfig;
 
 /// The services, upstream first, and the operation each one's request
@@ -366,7 +368,7 @@ impl Chain {
     /// service names are the roles with `suffix` appended, so each test's
     /// data is told apart in the shared topics.
     pub(crate) fn start(endpoint: &str, suffix: &str) -> Self {
-        let ports: Vec<u16> = SERVICES.iter().map(|_| unused_port()).collect();
+        let ports: Vec<u16> = SERVICES.iter().map(|_| free_port()).collect();
         let mut services = Vec::new();
         for (i, role) in SERVICES.iter().enumerate() {
             let service = format!("{role}-{suffix}");
@@ -447,14 +449,6 @@ impl Chain {
         }
         all
     }
-}
-
-/// A port nothing listens on now, for a service to bind a moment later.
-pub(crate) fn unused_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// An HTTP reply and how long it took.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use clap::Parser as _;
 use serde_json::{Value, json};
 
-use crate::chain::{self, Chain, ChildProcess, get, samples};
+use crate::chain::{Chain, ChildProcess, get, samples};
 use crate::pipeline::{LogRecord, MetricPoint, Pipeline, Span};
 use crate::{ha_ingestor, random_u64};
 
@@ -431,13 +431,13 @@ pub(crate) fn collector_down_killed_and_restarted_while_services_run(pipeline: &
     let up = phase(0..15);
     // Nothing is left in the collector when it is killed: every span and
     // log record sent so far has reached the topics.
-    let calls = calls_so_far(&chain);
-    let lines: usize = chain.line_counts().values().sum();
+    // The counts are read again on each look: a service's last lines may
+    // reach its stdout after their records reached the collector.
     pipeline.spans_until("the spans sent before the kill", |s| {
-        s.iter().filter(|s| ours(s)).count() as f64 >= calls
+        s.iter().filter(|s| ours(s)).count() as f64 >= calls_so_far(&chain)
     });
     pipeline.log_records_until("the log records sent before the kill", |r| {
-        r.iter().filter(|r| ours_record(r)).count() >= lines
+        r.iter().filter(|r| ours_record(r)).count() >= chain.line_counts().values().sum::<usize>()
     });
 
     pipeline.kill_collector();
@@ -518,15 +518,17 @@ pub(crate) fn collector_down_killed_and_restarted_while_services_run(pipeline: &
         assert_eq!(of_request, per_trace, "{cid} after the restart");
     }
 
-    // The calls did not wait for the collector.
+    // The calls did not wait for the collector. The bounds leave room for
+    // a loaded machine's stalls; a call waiting out an exchange would take
+    // its whole timeout (10 s), far past them.
     let (m_up, m_down, m_after) = (median(&up), median(&down), median(&after));
     let slowest_down = down.iter().max().copied().unwrap_or_default();
     assert!(
-        m_down <= m_up * 3 + Duration::from_millis(30),
+        m_down <= m_up * 3 + Duration::from_millis(200),
         "requests while the collector was down took {m_down:?} (median) against {m_up:?} before"
     );
     assert!(
-        slowest_down < Duration::from_secs(1),
+        slowest_down < Duration::from_secs(3),
         "a request while the collector was down took {slowest_down:?}"
     );
     chain.stop();
@@ -563,7 +565,7 @@ pub(crate) fn dropping_the_guard_with_the_collector_down_returns_within_the_flus
     let calls = 300;
     // Nothing listening; then a collector that takes connections and never
     // answers.
-    let refused = format!("http://127.0.0.1:{}", chain::unused_port());
+    let refused = format!("http://127.0.0.1:{}", crate::pipeline::free_port());
     let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
     let silent_url = format!("http://{}", silent.local_addr().expect("addr"));
     let stop = Arc::new(AtomicBool::new(false));
@@ -584,8 +586,10 @@ pub(crate) fn dropping_the_guard_with_the_collector_down_returns_within_the_flus
         let r = run_dropper(&endpoint, flush, calls);
         let took = Duration::from_millis(r["drop_ms"].as_u64().unwrap_or(u64::MAX));
         eprintln!("otlp_e2e: collector {what}: {r}");
+        // Slack for a loaded machine only: a drop that waited on the
+        // silent collector would take the exchange's timeout (10 s).
         assert!(
-            took <= flush + Duration::from_millis(250),
+            took <= flush + Duration::from_millis(1500),
             "collector {what}: dropping the guard took {took:?}, the flush timeout is {flush:?}"
         );
         let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
@@ -598,7 +602,7 @@ pub(crate) fn dropping_the_guard_with_the_collector_down_returns_within_the_flus
         );
         assert_eq!(f("sent"), 0.0, "{r}");
         assert!(
-            f("slowest_call_us") < 50_000.0,
+            f("slowest_call_us") < 500_000.0,
             "collector {what}: a call took {} µs",
             f("slowest_call_us")
         );

@@ -12,27 +12,26 @@ pub(crate) fn read_lines(path: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Waits until `path` has at least `expected` lines, or its count has not
-/// changed for `quiet` (or `limit` has passed), and returns them. Tests
-/// assert on what arrived, not on how long it took.
-pub(crate) fn wait_for_lines(
-    path: &Path,
-    expected: usize,
-    quiet: Duration,
-    limit: Duration,
-) -> Vec<String> {
+/// The lines of `path` up to its last newline: a line still being
+/// written is not counted, nor parsed, until it is whole.
+fn whole_lines(path: &Path) -> Vec<String> {
+    let mut bytes = std::fs::read(path).unwrap_or_default();
+    let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    bytes.truncate(end);
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits until `path` has at least `expected` whole lines (or `limit` has
+/// passed), and returns them. Tests assert on what arrived, not on how
+/// long it took: a collector that pauses is waited for.
+pub(crate) fn wait_for_lines(path: &Path, expected: usize, limit: Duration) -> Vec<String> {
     let start = Instant::now();
-    let mut last = usize::MAX;
-    let mut last_change = Instant::now();
     loop {
-        let lines = read_lines(path);
+        let lines = whole_lines(path);
         if lines.len() >= expected || start.elapsed() > limit {
-            return lines;
-        }
-        if lines.len() != last {
-            last = lines.len();
-            last_change = Instant::now();
-        } else if last_change.elapsed() > quiet {
             return lines;
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -13,7 +13,6 @@ use crate::support::{Service, free_port};
 use observe::metrics::names::LOG_LINES_SENT_TOTAL;
 use observe::sink::{JsonLine, Sink as _, TcpSink};
 
-const QUIET: Duration = Duration::from_secs(5);
 const LIMIT: Duration = Duration::from_secs(120);
 
 #[test]
@@ -41,7 +40,7 @@ fn hundred_thousand_lines_from_four_threads_arrive_once_and_in_order() {
     let flushed = start.elapsed();
 
     let total = (THREADS * PER_THREAD) as usize;
-    let received = wait_for_lines(&collector.dir().join("received.log"), total, QUIET, LIMIT);
+    let received = wait_for_lines(&collector.dir().join("received.log"), total, LIMIT);
     let arrived = start.elapsed();
     let stats = sink.stats();
     println!(
@@ -121,7 +120,6 @@ fn collector_absent_at_start_then_started() {
     let received = parse_all(&wait_for_lines(
         &collector.dir().join("received.log"),
         expected,
-        QUIET,
         LIMIT,
     ));
     let up: Vec<u64> = received
@@ -233,7 +231,7 @@ fn collector_killed_mid_stream_and_restarted() {
 
     let produced = produced.load(Ordering::Relaxed);
     let stats = sink.stats();
-    let lines = wait_for_lines(&received_log, stats.sent as usize, QUIET, LIMIT);
+    let lines = wait_for_lines(&received_log, stats.sent as usize, LIMIT);
     let received = parse_all(&lines);
     let seqs: Vec<u64> = received
         .iter()
