@@ -78,7 +78,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let _ = process_event(event).await;
     }
 
-    guard.flush(Duration::from_secs(1));
+    // The lines go out before the exposition: a reader splits them there.
+    if !guard.flush(Duration::from_secs(10)) {
+        return Err("log lines still queued after 10 s".into());
+    }
     print!("{}", guard.render().unwrap_or_default());
     Ok(())
 }

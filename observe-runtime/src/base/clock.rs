@@ -117,15 +117,16 @@ mod tests {
 
     #[test]
     fn derived_wall_time_stays_close_to_the_system_clock() {
+        // Bounds for the units, not the precision: a thread paused between
+        // two clock reads (a loaded machine) must not fail it.
+        let slack = Duration::from_millis(50);
         for _ in 0..50 {
+            let before = SystemTime::now();
             let derived = UNIX_EPOCH + Duration::from_nanos(unix_nanos());
-            let system = SystemTime::now();
-            let gap = system
-                .duration_since(derived)
-                .unwrap_or_else(|e| e.duration());
+            let after = SystemTime::now();
             assert!(
-                gap < Duration::from_millis(5),
-                "derived wall time is {gap:?} off"
+                derived + slack >= before && derived <= after + slack,
+                "derived wall time {derived:?} outside {before:?}..{after:?}"
             );
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -133,8 +134,9 @@ mod tests {
 
     #[test]
     fn elapsed_tracks_real_time() {
-        let start = now();
+        // The reference interval holds the measured one.
         let wall = std::time::Instant::now();
+        let start = now();
         std::thread::sleep(Duration::from_millis(20));
         let (measured, _) = start.elapsed();
         let reference = wall.elapsed();

@@ -820,6 +820,11 @@ mod tests {
         assert!(request(a, "GET / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
         assert!(request(a, "garbage\r\n\r\n").starts_with("HTTP/1.1 404"));
         l.stop();
+        // A late accept thread lets go of the socket once it runs.
+        let until = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(a).is_ok() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         assert!(
             TcpStream::connect(a).is_err(),
             "stopped listeners free the port"

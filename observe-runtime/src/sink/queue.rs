@@ -819,6 +819,10 @@ mod tests {
 
     #[test]
     fn threads_pushing_at_once_lose_no_line_and_never_pass_the_capacity() {
+        // Its threads take lanes' slots, which slot-counting tests count on.
+        let _slots = crate::base::thread_slot::TEST_SLOTS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         const THREADS: u64 = 6;
         const LINES: u64 = 20_000;
         let q = Queue::new("t", 64 * 1024);
@@ -849,6 +853,10 @@ mod tests {
 
     #[test]
     fn lines_pushed_while_the_queue_closes_are_taken_or_counted() {
+        // Its threads take lanes' slots, which slot-counting tests count on.
+        let _slots = crate::base::thread_slot::TEST_SLOTS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         for _ in 0..20 {
             let q = Queue::new("t", 1 << 20);
             let pushed = AtomicU64::new(0);
