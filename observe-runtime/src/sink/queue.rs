@@ -516,9 +516,10 @@ impl Queue {
     pub(crate) fn discard_queued(&self) {
         let st = self.lock();
         let lines = self.clear_lanes();
+        // Counted under the lock, as in `settle`.
+        self.count_dropped(lines);
         let wake = st.flushers > 0;
         drop(st);
-        self.count_dropped(lines);
         if wake {
             self.drained.notify_all();
         }
@@ -565,11 +566,12 @@ impl Queue {
             st.counted_early += in_write;
             self.clear_lanes() + in_write
         };
+        // Counted under the lock, as in `settle`.
+        self.count_dropped(left);
         drop(st);
         if !done {
             self.work.notify_all();
         }
-        self.count_dropped(left);
         self.publish();
         done
     }
@@ -675,19 +677,23 @@ impl Queue {
 
     pub(crate) fn stats(&self) -> SinkStats {
         let c = &self.counters;
-        let (queued, queued_bytes, dropped) = {
+        // One moment's counts: lines leave `in_flight` and join `sent`
+        // (or `dropped`) under the lock.
+        let (queued, queued_bytes, sent, dropped, rejected) = {
             let st = self.lock();
             let (lines, bytes, in_lanes) = self.in_lanes();
             (
                 lines + st.in_flight,
                 bytes as u64 + st.in_flight_bytes,
+                c.sent.load(Ordering::Relaxed),
                 c.dropped.load(Ordering::Relaxed) + in_lanes,
+                c.rejected.load(Ordering::Relaxed),
             )
         };
         SinkStats {
-            sent: c.sent.load(Ordering::Relaxed),
+            sent,
             dropped,
-            rejected: c.rejected.load(Ordering::Relaxed),
+            rejected,
             queued,
             queued_bytes,
             capacity_bytes: self.capacity as u64,
