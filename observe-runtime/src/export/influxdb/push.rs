@@ -58,6 +58,9 @@ struct Stats {
 
 impl Stats {
     fn snapshot(&self) -> InfluxStats {
+        // One moment's counts: the thread changes them together under the
+        // ledger's lock.
+        let _ledger = self.ledger();
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         InfluxStats {
             points_queued: l(&self.queued),
@@ -542,29 +545,57 @@ impl Worker {
 mod tests {
     use super::*;
 
-    /// A write that ends just as a stop gives up on the thread: the point
-    /// is counted written or dropped at shutdown, never both or neither.
+    /// A write that ends just as a stop gives up on the thread: the stop
+    /// waits for the thread's count in progress, so the point is counted
+    /// written, not also dropped at shutdown.
     #[test]
-    fn a_stop_racing_the_thread_counts_each_point_once() {
-        for _ in 0..2_000 {
-            let stats = Stats::default();
-            stats.settle(1, |s| {
-                s.queued.fetch_add(1, Ordering::Relaxed);
-            });
-            std::thread::scope(|scope| {
-                scope.spawn(|| {
-                    stats.settle(0, |s| {
-                        s.written.fetch_add(1, Ordering::Relaxed);
-                    });
+    fn a_stop_waits_for_the_thread_s_count_in_progress() {
+        let stats = Stats::default();
+        stats.settle(1, |s| {
+            s.queued.fetch_add(1, Ordering::Relaxed);
+        });
+        let (inside, entered) = mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                stats.settle(0, |s| {
+                    let _ = inside.send(());
+                    std::thread::sleep(Duration::from_millis(50));
+                    s.written.fetch_add(1, Ordering::Relaxed);
                 });
-                scope.spawn(|| stats.abandon());
             });
-            let s = stats.snapshot();
-            assert_eq!(
-                (s.points_written + s.dropped_shutdown, s.buffered),
-                (1, 0),
-                "{s:?}"
-            );
-        }
+            entered.recv().expect("the thread counts");
+            stats.abandon();
+        });
+        let s = stats.snapshot();
+        assert_eq!(
+            (s.points_written, s.dropped_shutdown, s.buffered),
+            (1, 0, 0),
+            "{s:?}"
+        );
+    }
+
+    /// Once a stop has counted what the thread held, the thread's counts
+    /// (a write that completed after all) are not added again.
+    #[test]
+    fn the_thread_counts_nothing_after_a_stop_counted_what_it_held() {
+        let stats = Stats::default();
+        stats.settle(2, |s| {
+            s.queued.fetch_add(2, Ordering::Relaxed);
+        });
+        stats.abandon();
+        stats.settle(0, |s| {
+            s.written.fetch_add(2, Ordering::Relaxed);
+        });
+        let s = stats.snapshot();
+        assert_eq!(
+            (
+                s.points_queued,
+                s.points_written,
+                s.dropped_shutdown,
+                s.buffered
+            ),
+            (2, 0, 2, 0),
+            "{s:?}"
+        );
     }
 }
