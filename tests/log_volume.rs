@@ -182,8 +182,8 @@ fn sampling_keeps_whole_requests_and_the_rate_limit_counts_what_it_suppresses() 
     );
     assert_eq!(written + suppressed, calls, "every line written or counted");
     assert!((900..=1_300).contains(&written), "{written} lines written");
-    // One summary when the flood is over; one more mid-flood if this
-    // thread stalled for a second (the bucket filled up meanwhile). Either
+    // One summary when the flood is over; more mid-flood if this thread
+    // stalled for a second (the bucket filled up meanwhile). Either
     // way the summaries account for every suppressed line.
     assert!((1..=3).contains(&summaries.len()), "{summaries:?}");
     let summarised: u64 = summaries

@@ -13,6 +13,12 @@ use std::time::{Duration, Instant};
 use observe::sink::CaptureSink;
 use observe::{Observe, monitor_performance};
 
+#[path = "support/harness.rs"]
+#[allow(dead_code)] // its recorder is not used here
+mod harness;
+
+use harness::wait_until;
+
 const TOKEN: &str = "reload-test-token";
 
 #[monitor_performance("reload.work")]
@@ -36,17 +42,8 @@ fn writes_a_line(capture: &CaptureSink) -> bool {
 
 /// Whether `check` comes to hold while polling. The patience is for a
 /// loaded machine: the signal thread applies a reload within milliseconds.
-fn soon(mut check: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() >= until {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+fn soon(check: impl FnMut() -> bool) -> bool {
+    wait_until(Duration::from_secs(10), check)
 }
 
 /// Lines whose message contains `text`.

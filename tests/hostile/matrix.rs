@@ -1,7 +1,7 @@
 //! The matrix: each network path against each behaviour that applies to
 //! it. Every cell checks that no observe thread panicked or restarted, that
 //! the logging thread never waited, that flushes and stops returned within
-//! their timeout plus a second, that every line or point is accounted for,
+//! their timeout plus a little slack, that every line or point is accounted for,
 //! and that what is logged once the peer is sane arrives.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,7 +23,7 @@ const SANE_LINES: u64 = 100;
 /// The bound on logging 1000 lines: the calling thread never waits. A
 /// caller held by a peer would wait out write timeouts, batch after
 /// batch; the bound leaves room for a loaded machine's stalls.
-const PER_THOUSAND: Duration = Duration::from_millis(1500);
+const PER_THOUSAND: Duration = Duration::from_millis(1000);
 /// The flush while the peer misbehaves, and the one once it is sane.
 const FLUSH: Duration = Duration::from_secs(1);
 const SANE_FLUSH: Duration = Duration::from_secs(15);
@@ -448,8 +448,11 @@ fn listener_cell(trick: Behaviour) -> Outcome {
     drop(clients);
     during?;
     check("after the attack")?;
+    // A stop gives its threads a second's grace, then a second to go
+    // idle; the bound stays under a dribbling client's request deadline
+    // (3 s), which a stop must not wait out.
     let (took, ()) = timed(|| server.stop());
-    ensure(took < Duration::from_secs(1) + SLACK, || {
+    ensure(took < Duration::from_millis(2_900), || {
         format!("stop took {took:?}")
     })?;
     unhurt("observe-metrics-listener", "metrics listener", since)?;

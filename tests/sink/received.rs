@@ -28,10 +28,20 @@ fn whole_lines(path: &Path) -> Vec<String> {
 /// passed), and returns them. Tests assert on what arrived, not on how
 /// long it took: a collector that pauses is waited for.
 pub(crate) fn wait_for_lines(path: &Path, expected: usize, limit: Duration) -> Vec<String> {
+    wait_for_whole_lines(path, limit, |lines| lines.len() >= expected)
+}
+
+/// Waits until the whole lines of `path` satisfy `done` (or `limit` has
+/// passed), and returns them.
+pub(crate) fn wait_for_whole_lines(
+    path: &Path,
+    limit: Duration,
+    done: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
     let start = Instant::now();
     loop {
         let lines = whole_lines(path);
-        if lines.len() >= expected || start.elapsed() > limit {
+        if done(&lines) || start.elapsed() > limit {
             return lines;
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::{assert_counters_match, counter_reaching, recorder, wait_until};
 use crate::logging::{dispatch, log_in_threads};
-use crate::received::{parse_all, read_lines, wait_for_lines};
+use crate::received::{parse_all, read_lines, wait_for_lines, wait_for_whole_lines};
 use crate::support::{Service, free_port};
 use observe::metrics::names::LOG_LINES_SENT_TOTAL;
 use observe::sink::{JsonLine, Sink as _, TcpSink};
@@ -231,7 +231,15 @@ fn collector_killed_mid_stream_and_restarted() {
 
     let produced = produced.load(Ordering::Relaxed);
     let stats = sink.stats();
-    let lines = wait_for_lines(&received_log, stats.sent as usize, LIMIT);
+    // Some lines may be lost in the kill, so the count may never reach
+    // `sent`; the order is kept, so the last line logged arrives last.
+    let last = produced.saturating_sub(1);
+    let lines = wait_for_whole_lines(&received_log, LIMIT, |lines| {
+        lines.last().is_some_and(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .is_ok_and(|v| v["context"]["seq"].as_u64() == Some(last))
+        })
+    });
     let received = parse_all(&lines);
     let seqs: Vec<u64> = received
         .iter()

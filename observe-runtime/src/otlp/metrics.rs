@@ -887,7 +887,7 @@ mod tests {
         let begun = Instant::now();
         let stats = exporter.stop(Duration::from_millis(100));
         let took = begun.elapsed();
-        assert!(took < Duration::from_secs(10), "stop took {took:?}");
+        assert!(took < Duration::from_secs(3), "stop took {took:?}");
         assert!(took >= Duration::from_millis(90), "stop waited: {took:?}");
         assert_eq!(stats.exported, 0);
         drop(release);
