@@ -14,6 +14,8 @@ pub(crate) mod setting;
 mod status;
 pub(crate) mod supervise;
 pub(crate) mod thread_slot;
+#[cfg(test)]
+pub(crate) mod wait;
 
 pub use component::Background;
 pub use status::Status;

@@ -793,6 +793,7 @@ fn write_all_by(stream: &mut TcpStream, mut bytes: &[u8], deadline: Instant) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::wait::wait_for;
 
     fn request(addr: SocketAddr, raw: &str) -> String {
         let mut c = TcpStream::connect(addr).expect("connect");
@@ -822,10 +823,9 @@ mod tests {
         l.stop();
         // A late accept thread lets go of the socket once it runs. Polled
         // by binding, not connecting: a connection would wake it itself.
-        let until = Instant::now() + Duration::from_secs(10);
-        while TcpListener::bind(a).is_err() && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for("the listening socket to close", || {
+            TcpListener::bind(a).is_ok()
+        });
         assert!(
             TcpStream::connect(a).is_err(),
             "stopped listeners free the port"
@@ -843,11 +843,9 @@ mod tests {
             .collect();
         // The accept thread may be late on a loaded machine: the places
         // are all taken before the wait that makes their holders idle.
-        let until = Instant::now() + Duration::from_secs(10);
-        while l.active.lock().waiting.len() < MAX_WAITING && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert_eq!(l.active.lock().waiting.len(), MAX_WAITING);
+        wait_for("every place taken", || {
+            l.active.lock().waiting.len() == MAX_WAITING
+        });
         std::thread::sleep(FRESH * 2);
         let ok = request(a, "GET /metrics HTTP/1.1\r\n\r\n");
         assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
@@ -901,14 +899,9 @@ mod tests {
             .map(|_| std::thread::spawn(move || request(a, "GET /metrics HTTP/1.1\r\n\r\n")))
             .collect();
         // Every slot is serving a request once its head has arrived.
-        let filled = Instant::now() + Duration::from_secs(10);
-        loop {
-            if l.active.lock().serving == MAX_CONNECTIONS {
-                break;
-            }
-            assert!(Instant::now() < filled, "slots never filled");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for("every slot serving", || {
+            l.active.lock().serving == MAX_CONNECTIONS
+        });
         let busy = request(a, "GET /metrics HTTP/1.1\r\n\r\n");
         assert!(busy.starts_with("HTTP/1.1 503 "), "{busy}");
         assert!(busy.contains("Retry-After: 1\r\n"), "{busy}");

@@ -466,6 +466,7 @@ fn describe() {
 mod tests {
     use super::*;
     use crate::base::Status;
+    use crate::base::wait::wait_for;
     use crate::recorder::Format;
     use std::collections::BTreeMap;
     use std::sync::Mutex;
@@ -813,14 +814,6 @@ mod tests {
             Ok(())
         };
         (post, seen)
-    }
-
-    fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !done() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(5));
-        }
     }
 
     #[test]
