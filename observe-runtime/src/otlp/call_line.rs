@@ -166,11 +166,10 @@ thread_local! {
     static KEPT: RefCell<Kept> = const { RefCell::new(Kept::EMPTY) };
 }
 
-/// What tells a call's form from another's: its span ID (random, never 0
-/// for a call in a scope) and end time. `None` for a call without a span
-/// ID, whose form is never reused.
-fn stamp(call: &CallRecord<'_>) -> Option<(u64, u64)> {
-    (call.span_id() != 0).then(|| (call.span_id(), call.end_unix_nanos()))
+/// What tells a call's form from another's: its span ID (random, and
+/// never 0 for a call that gets a form) and end time.
+fn stamp(call: &CallRecord<'_>) -> (u64, u64) {
+    (call.span_id(), call.end_unix_nanos())
 }
 
 /// Runs `f` on this thread's kept form, or on a fresh one when it is in
@@ -188,10 +187,11 @@ fn with_kept<R>(mut f: impl FnMut(&mut Kept) -> R) -> R {
 
 /// Writes `call`'s form with its message bounded to `room` bytes and hands
 /// it to `queue`, unless the message was cut or the form is longer than
-/// `room`: then nothing is queued and `false` returned. The form is kept
-/// for the span of the same call either way (a refused one is a complete
-/// form, and the error's `Display` then runs once more, for the JSON line,
-/// not twice).
+/// `room`: then nothing is queued and `false` returned. A form whose
+/// message is whole is kept for the span of the same call, even when it
+/// was refused for its length (the error's `Display` then runs once more,
+/// for the JSON line, not twice). One with its message cut is not: a span
+/// holds its message to a context field's limit, not to a log line's room.
 ///
 /// A call without a span ID (one that started while nothing could log,
 /// and whose line a filter changed since let through) is refused too: a
@@ -207,7 +207,7 @@ pub(crate) fn queue_logged(
     with_kept(|k| {
         let trace = k.restart(call);
         let cut = write_rest(&mut k.form, call, &trace, MessageRoom::Bytes(room));
-        k.of = stamp(call);
+        k.of = (cut == 0).then(|| stamp(call));
         let fits = cut == 0 && k.form.len() <= room;
         if fits {
             queue(&k.form);
@@ -230,7 +230,7 @@ pub(crate) fn queue_traced(
         return;
     }
     with_kept(|k| {
-        if k.of.is_some() && k.of == stamp(call) {
+        if k.of == Some(stamp(call)) {
             if wanted(&k.trace) {
                 queue(&k.form);
             }
@@ -240,7 +240,7 @@ pub(crate) fn queue_traced(
         if wanted(&trace) {
             write_rest(&mut k.form, call, &trace, MessageRoom::Field);
             queue(&k.form);
-            k.of = stamp(call);
+            k.of = Some(stamp(call));
         }
         k.trim();
     });

@@ -424,10 +424,9 @@ mod tests {
         assert_eq!(attr(&s, "observe.cancelled"), None);
     }
 
-    #[test]
-    fn a_call_s_line_reads_back_as_its_span() {
-        let err = std::io::Error::other("gone");
-        let call = || CallRecord {
+    /// A failed `db.query` call with `err`, its context and IDs.
+    fn failed_call(err: &dyn std::fmt::Display) -> CallRecord<'_> {
+        CallRecord {
             meta: &META,
             operation: "db.query",
             site: &QUERY,
@@ -438,7 +437,7 @@ mod tests {
             end_unix_nanos: 25,
             error: Some(crate::record::CallError {
                 type_name: "Error",
-                message: &err,
+                message: err,
             }),
             context: Some(r#""table":"users","rows":3"#),
             slow_threshold_ns: None,
@@ -446,7 +445,13 @@ mod tests {
             parent_span: 0x00f0_67aa_0ba9_02b7,
             logged: true,
             trace: std::cell::Cell::new(None),
-        };
+        }
+    }
+
+    #[test]
+    fn a_call_s_line_reads_back_as_its_span() {
+        let err = std::io::Error::other("gone");
+        let call = || failed_call(&err);
         let queued = |sampler| {
             let mut out = None;
             call_line::queue_traced(
@@ -481,6 +486,25 @@ mod tests {
         };
         let id: crate::correlation::CorrelationId = id.parse().expect("an ID");
         assert_eq!(s.trace_id, id.trace_id().to_be_bytes());
+    }
+
+    /// A log record's form whose message was cut to the record's room is
+    /// not the span's: the span writes its own, with the message whole to
+    /// a context field's limit.
+    #[test]
+    fn a_span_keeps_the_message_its_log_record_had_cut() {
+        let long = "x".repeat(600);
+        let err = std::io::Error::other(long.clone());
+        let call = failed_call(&err);
+        assert!(!call_line::queue_logged(&call, 400, |f| panic!(
+            "a form with its message cut was queued: {f}"
+        )));
+        let mut out = None;
+        call_line::queue_traced(&call, |_| true, |form| out = Some(format!("S{form}")));
+        let out = out.expect("a span");
+        let s = span(out.as_bytes()).unwrap_or_else(|| panic!("not a span: {out}"));
+        let status = s.status.expect("a status");
+        assert_eq!(status.message, format!("db.query failed: {long}"));
     }
 
     #[test]
