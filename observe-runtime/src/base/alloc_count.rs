@@ -8,8 +8,8 @@ use std::cell::Cell;
 /// The system allocator, counting for the threads that ask it to.
 struct Counting;
 
-/// What a thread counted: allocations (a growing `realloc` included) and
-/// frees.
+/// What a thread counted: allocations (every `realloc` included, growing
+/// or not) and frees.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Counts {
     pub(crate) allocs: u64,
